@@ -1,0 +1,50 @@
+"""tvault-git: a PyTorch model registry that lives in your git repository.
+
+    import tvault_git as tvault
+    tvault.log_all(model, tags={"lr": 1e-3}, result=acc, optimizer=optimizer)
+
+Heavy modules (torch) load on first use, so the CLI starts fast.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "log_all": "entry",
+    "load": "api",
+    "load_into": "api",
+    "load_tensor": "api",
+    "get": "api",
+    "entries": "api",
+    "export": "api",
+    "Entry": "registry",
+}
+
+from .errors import (  # noqa: E402  (torch-free)
+    AmbiguousRef,
+    CorruptEntry,
+    InvalidInput,
+    NoCommits,
+    NotARepository,
+    RefNotFound,
+    TvaultError,
+    UnsupportedFormat,
+)
+
+
+def __getattr__(name: str) -> Any:
+    mod = _LAZY.get(name)
+    if mod is None:
+        raise AttributeError(f"module 'tvault_git' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f".{mod}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+__all__ = ["log_all", "load", "load_into", "load_tensor", "get", "entries", "export", "Entry", "TvaultError",
+           "AmbiguousRef", "CorruptEntry", "InvalidInput", "NoCommits", "NotARepository", "RefNotFound", "UnsupportedFormat"]

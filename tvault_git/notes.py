@@ -1,0 +1,153 @@
+"""The per-commit index in ``refs/notes/tvault``: which entries were trained on a commit.
+
+A note holds one line per entry, ``model <seq> <entry-id> <name> result=<r>``.
+Lines are independent, so two people's notes for the same commit merge with
+git's ``cat_sort_uniq`` strategy without conflicts. The model index of an
+entry is its position when the lines are ordered by (seq, entry id): a new
+local entry takes ``max(seq) + 1``, and entries that two clones numbered the
+same way get a deterministic order after a merge.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator
+
+import pygit2
+
+from .format import NOTES_REF
+from .repo import Conflict, retry_locked, signature
+
+_HEX = set("0123456789abcdef")
+
+
+@dataclass(frozen=True)
+class NoteLine:
+    seq: int
+    entry: str
+    name: str | None
+    result: str | None
+
+    def render(self) -> str:
+        return f"model {self.seq} {self.entry} {self.name or '-'} result={self.result if self.result is not None else '-'}"
+
+
+def parse(text: str) -> list[NoteLine]:
+    """Entry lines of a note, in index order; unknown lines are ignored (forward compatible)."""
+    out: dict[str, NoteLine] = {}
+    for raw in text.splitlines():
+        parts = raw.split()
+        if len(parts) < 3 or parts[0] != "model":
+            continue
+        try:
+            seq = int(parts[1])
+        except ValueError:
+            continue
+        entry = parts[2]
+        if len(entry) != 40 or not set(entry) <= _HEX:
+            continue
+        name = parts[3] if len(parts) > 3 and parts[3] != "-" else None
+        result = None
+        if len(parts) > 4 and parts[4].startswith("result=") and parts[4] != "result=-":
+            result = parts[4][7:]
+        prev = out.get(entry)
+        if prev is None or seq < prev.seq:
+            out[entry] = NoteLine(seq, entry, name, result)
+    return sorted(out.values(), key=lambda n: (n.seq, n.entry))
+
+
+def _notes_tree(repo: pygit2.Repository, ref: str = NOTES_REF) -> tuple[pygit2.Oid | None, pygit2.Tree | None]:
+    try:
+        r = repo.references.get(ref)
+    except pygit2.GitError:
+        r = None
+    if r is None:
+        return None, None
+    commit = r.peel(pygit2.Commit)
+    return commit.id, commit.tree
+
+
+def _find(repo: pygit2.Repository, tree: pygit2.Tree, sha: str) -> tuple[list[str], pygit2.Object] | None:
+    """Locate a note under any fanout (flat, ab/cdef..., ab/cd/ef...)."""
+    path: list[str] = []
+    rest = sha
+    node = tree
+    while rest:
+        if rest in node:
+            return path + [rest], node[rest]
+        head = rest[:2]
+        if head in node and node[head].type == pygit2.enums.ObjectType.TREE:
+            path.append(head)
+            node = repo[node[head].id]
+            rest = rest[2:]
+        else:
+            return None
+    return None
+
+
+def read(repo: pygit2.Repository, commit: str, ref: str = NOTES_REF) -> list[NoteLine]:
+    _, tree = _notes_tree(repo, ref)
+    if tree is None:
+        return []
+    hit = _find(repo, tree, commit)
+    if hit is None:
+        return []
+    return parse(repo[hit[1].id].data.decode("utf-8", "replace"))
+
+
+def walk(repo: pygit2.Repository, ref: str = NOTES_REF) -> Iterator[tuple[str, list[NoteLine]]]:
+    """Every annotated commit with its entry lines."""
+    _, tree = _notes_tree(repo, ref)
+    if tree is None:
+        return
+    stack: list[tuple[str, pygit2.Tree]] = [("", tree)]
+    while stack:
+        prefix, node = stack.pop()
+        for e in node:
+            full = prefix + e.name
+            if e.type == pygit2.enums.ObjectType.TREE and len(full) < 40:
+                stack.append((full, repo[e.id]))
+            elif e.type == pygit2.enums.ObjectType.BLOB and len(full) == 40:
+                lines = parse(repo[e.id].data.decode("utf-8", "replace"))
+                if lines:
+                    yield full, lines
+
+
+def _write_path(repo: pygit2.Repository, tree: pygit2.Tree | None, path: list[str], blob: pygit2.Oid) -> pygit2.Oid:
+    tb = repo.TreeBuilder(tree) if tree is not None else repo.TreeBuilder()
+    if len(path) == 1:
+        tb.insert(path[0], blob, pygit2.enums.FileMode.BLOB)
+    else:
+        sub = None
+        if tree is not None and path[0] in tree:
+            sub = repo[tree[path[0]].id]
+        tb.insert(path[0], _write_path(repo, sub, path[1:], blob), pygit2.enums.FileMode.TREE)
+    return tb.write()
+
+
+def add(repo: pygit2.Repository, commit: str, entry: str, name: str | None, result: str | None, ref: str = NOTES_REF) -> int:
+    """Append an entry line to ``commit``'s note atomically; returns the entry's index."""
+    sig = signature(repo)
+
+    def step() -> int:
+        parent, tree = _notes_tree(repo, ref)
+        hit = _find(repo, tree, commit) if tree is not None else None
+        text = repo[hit[1].id].data.decode("utf-8", "replace") if hit else ""
+        lines = parse(text)
+        if any(n.entry == entry for n in lines):
+            return [n.entry for n in lines].index(entry)
+        seq = max((n.seq for n in lines), default=-1) + 1
+        new = NoteLine(seq, entry, name, result)
+        body = text if text.endswith("\n") or not text else text + "\n"
+        body += new.render() + "\n"
+        blob = repo.create_blob(body.encode())
+        path = hit[0] if hit else [commit[:2], commit[2:]]
+        new_tree = _write_path(repo, tree, path, blob)
+        msg = f"tvault: model {seq} on {commit[:12]}\n"
+        try:
+            repo.create_commit(ref, sig, sig, msg, new_tree, [parent] if parent else [])
+        except pygit2.GitError as e:
+            raise Conflict(str(e)) from None
+        return [n.entry for n in parse(body)].index(entry)
+
+    return retry_locked(step, ref)

@@ -1,0 +1,94 @@
+"""Opening the user's repository and the git config the registry relies on."""
+
+from __future__ import annotations
+
+import getpass
+import os
+import socket
+import time
+from typing import Callable, TypeVar
+
+import pygit2
+
+from .errors import NoCommits, NotARepository, TvaultError
+from .format import BLOB_DIR
+
+T = TypeVar("T")
+
+_ATTR_LINE = f"{BLOB_DIR}/** -delta -diff"
+_configured: set[str] = set()
+
+
+def open_repo(path: str | os.PathLike | None = None) -> pygit2.Repository:
+    """Discover the repository containing ``path`` (default: the current directory)."""
+    start = os.fspath(path) if path is not None else os.getcwd()
+    try:
+        found = pygit2.discover_repository(start)
+    except pygit2.GitError as e:
+        raise NotARepository(f"cannot open {start!r}: {e}") from None
+    if found is None:
+        raise NotARepository(f"not inside a git repository: {start} (run 'git init' first, or pass repo=PATH)")
+    return pygit2.Repository(found)
+
+
+def head_commit(repo: pygit2.Repository) -> pygit2.Commit:
+    if repo.head_is_unborn:
+        raise NoCommits("the repository has no commits yet; commit your training code first (git commit)")
+    return repo.head.peel(pygit2.Commit)
+
+
+def signature(repo: pygit2.Repository) -> pygit2.Signature:
+    """The git identity; falls back to user@host so that logging never fails on it."""
+    try:
+        return repo.default_signature
+    except (KeyError, pygit2.GitError):
+        user = getpass.getuser() if hasattr(os, "getuid") else "unknown"
+        return pygit2.Signature(user, f"{user}@{socket.gethostname()}")
+
+
+def ensure_config(repo: pygit2.Repository) -> None:
+    """Keep ``git gc`` and ``git push`` from delta-searching weight blobs.
+
+    Weight chunks live under ``tvault-blobs/`` in entry trees; ``-delta`` tells
+    pack-objects not to try deltas there (which on floats is slow and useless).
+    The packs we write carry ``.keep`` files, so repacking does not recompress.
+    """
+    if repo.path in _configured:
+        return
+    info = os.path.join(repo.path, "info")
+    attrs = os.path.join(info, "attributes")
+    try:
+        existing = open(attrs).read() if os.path.exists(attrs) else ""
+        if _ATTR_LINE not in existing.splitlines():
+            os.makedirs(info, exist_ok=True)
+            with open(attrs, "a") as f:
+                if existing and not existing.endswith("\n"):
+                    f.write("\n")
+                f.write(_ATTR_LINE + "\n")
+    except OSError:
+        pass  # read-only repo: reading still works, only gc speed suffers
+    _configured.add(repo.path)
+
+
+def retry_locked(fn: Callable[[], T], what: str, timeout: float = 60.0) -> T:
+    """Run a compare-and-swap step again while another process holds the lock or won the race."""
+    deadline = time.monotonic() + timeout
+    delay = 0.002
+    while True:
+        try:
+            return fn()
+        except (pygit2.GitError, _Conflict) as e:
+            msg = str(e)
+            if not isinstance(e, _Conflict) and "lock" not in msg and "tip is not the first parent" not in msg and "already exists" not in msg and "modified" not in msg:
+                raise
+            if time.monotonic() > deadline:
+                raise TvaultError(f"could not update {what}: another process keeps it locked ({msg})") from None
+            time.sleep(delay)
+            delay = min(delay * 1.7, 0.1)
+
+
+class _Conflict(Exception):
+    """Raised inside a retry_locked step to ask for another round."""
+
+
+Conflict = _Conflict
