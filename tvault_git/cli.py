@@ -182,6 +182,10 @@ def export_cmd(ctx: click.Context, ref: str, path: str) -> None:
     click.echo(f"wrote {path}")
 
 
+# Command modules register their commands on ``cli`` when imported; one line each.
+# They must not import torch at module level (start-up time of log/show/find).
+# --- command modules ---
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: user errors become one line on stderr and an exit code."""
     try:
