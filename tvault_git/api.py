@@ -9,8 +9,7 @@ import pygit2
 import torch
 
 from . import registry, tensors
-from .errors import CorruptEntry, InvalidInput
-from .format import WEIGHTS
+from .errors import InvalidInput
 from .registry import Entry
 from .repo import open_repo
 
@@ -34,10 +33,7 @@ def entries(repo: Any = None) -> list[Entry]:
 
 
 def weight_records(r: pygit2.Repository, e: Entry) -> dict[str, Any]:
-    doc = registry.read_json(r, e.id, WEIGHTS)
-    if not isinstance(doc, dict) or not isinstance(doc.get("tensors"), dict):
-        raise CorruptEntry(f"entry {e.short}: {WEIGHTS} is missing or malformed")
-    return doc["tensors"]
+    return registry.weight_records(r, e.id)
 
 
 def load(ref: str, repo: Any = None, names: Iterable[str] | None = None, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:

@@ -15,7 +15,7 @@ import click
 
 from . import __version__, registry
 from .errors import InvalidInput, TvaultError
-from .format import OPTIMIZER, SCHEDULER, SOURCE_INDEX, WEIGHTS, PATCH, ARCHITECTURE
+from .format import ARCHITECTURE, OPTIMIZER, PATCH, SCHEDULER, SOURCE_INDEX
 from .render import fmt_tags, fmt_value, heading, human_bytes, short_date
 from .repo import open_repo
 
@@ -104,7 +104,7 @@ def show_cmd(ctx: click.Context, ref: str, show_source: bool, show_patch: bool, 
     tree = e.tree()
     read = lambda p: registry.read_json(repo, e.id, p)  # noqa: E731
     src = read(SOURCE_INDEX) or {}
-    weights = (read(WEIGHTS) or {}).get("tensors", {})
+    weights = registry.weight_records(repo, e.id)
     opt = read(OPTIMIZER)
     sched = read(SCHEDULER)
     arch = (registry.read_blob(repo, tree, ARCHITECTURE) or b"").decode("utf-8", "replace")

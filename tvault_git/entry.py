@@ -285,14 +285,14 @@ def log_all(
     tb = r.TreeBuilder()
     tb.insert(MANIFEST, _blob(r, dumps(manifest)), pygit2.enums.FileMode.BLOB)
     tb.insert(ARCHITECTURE, _blob(r, repr(model) + "\n"), pygit2.enums.FileMode.BLOB)
-    tb.insert(WEIGHTS, _blob(r, dumps({"chunk_bytes": CHUNK_BYTES, "tensors": w_records})), pygit2.enums.FileMode.BLOB)
+    tb.insert(WEIGHTS, _blob(r, dumps({"chunk_bytes": CHUNK_BYTES, "tensors": w_records}, ordered=True)), pygit2.enums.FileMode.BLOB)
     tb.insert(SOURCE_INDEX, _blob(r, dumps({"objects": src_index, "external": cap.external, "missing": cap.missing})), pygit2.enums.FileMode.BLOB)
     if src_tree is not None:
         tb.insert(SOURCE_DIR, src_tree, pygit2.enums.FileMode.TREE)
     if opt_rec is not None:
         tb.insert(OPTIMIZER, _blob(r, dumps(opt_rec)), pygit2.enums.FileMode.BLOB)
     if opt_state_doc is not None:
-        tb.insert(OPTIMIZER_STATE, _blob(r, dumps(opt_state_doc)), pygit2.enums.FileMode.BLOB)
+        tb.insert(OPTIMIZER_STATE, _blob(r, dumps(opt_state_doc, ordered=True)), pygit2.enums.FileMode.BLOB)
     if sched_rec is not None:
         tb.insert(SCHEDULER, _blob(r, dumps(sched_rec)), pygit2.enums.FileMode.BLOB)
     if dirty:

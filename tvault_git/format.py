@@ -81,9 +81,10 @@ def parse_json(data: bytes, what: str) -> Any:
         raise CorruptEntry(f"{what} is not valid JSON ({e}); the entry is damaged") from None
 
 
-def dumps(obj: Any) -> bytes:
-    """Stable, diffable JSON: sorted keys, one key per line."""
-    return (json.dumps(obj, indent=1, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n").encode()
+def dumps(obj: Any, ordered: bool = False) -> bytes:
+    """Stable, diffable JSON, one key per line; keys sorted unless their order means something
+    (weights.json keeps state_dict order)."""
+    return (json.dumps(obj, indent=1, sort_keys=not ordered, ensure_ascii=False, allow_nan=False) + "\n").encode()
 
 
 def validate_tensor_record(name: str, rec: Any, where: str) -> tuple[str, list[int], int, list[str]]:

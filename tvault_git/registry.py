@@ -13,7 +13,7 @@ import pygit2
 
 from . import notes
 from .errors import AmbiguousRef, CorruptEntry, RefNotFound
-from .format import MANIFEST, REF_PREFIX, check_version, parse_json
+from .format import MANIFEST, REF_PREFIX, WEIGHTS, check_version, parse_json
 
 
 @dataclass
@@ -85,6 +85,17 @@ def read_manifest(repo: pygit2.Repository, entry_id: str) -> dict[str, Any]:
         raise CorruptEntry(f"{where}: {MANIFEST} is not an object")
     check_version(m, where)
     return m
+
+
+def weight_records(repo: pygit2.Repository, entry_id: str, path: str = WEIGHTS) -> dict[str, dict[str, Any]]:
+    """Tensor records in state_dict order: name -> {dtype, shape, nbytes, chunks}."""
+    where = f"entry {entry_id[:10]}: {path}"
+    doc = read_json(repo, entry_id, path)
+    if doc is None:
+        return {}
+    if not isinstance(doc, dict) or not isinstance(doc.get("tensors"), dict):
+        raise CorruptEntry(f"{where} is malformed")
+    return doc["tensors"]
 
 
 def entries(repo: pygit2.Repository) -> list[Entry]:

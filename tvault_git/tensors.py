@@ -50,7 +50,7 @@ def _as_bytes(t: torch.Tensor, name: str) -> tuple[torch.Tensor, memoryview]:
 
 
 def store_tensors(repo: pygit2.Repository, tensors: Mapping[str, Any], what: str = "state_dict") -> tuple[dict[str, dict], list[str], int]:
-    """Write every tensor as chunked blobs; returns (records, all blob ids, new bytes).
+    """Write every tensor as chunked blobs; returns (records in order, all blob ids, new bytes).
 
     Tensors that share memory (tied weights) are hashed once.
     """
