@@ -146,7 +146,7 @@ def add(repo: pygit2.Repository, commit: str, entry: str, name: str | None, resu
         msg = f"tvault: model {seq} on {commit[:12]}\n"
         try:
             repo.create_commit(ref, sig, sig, msg, new_tree, [parent] if parent else [])
-        except pygit2.GitError as e:
+        except (pygit2.GitError, OSError) as e:  # lost the race, or the ref is locked
             raise Conflict(str(e)) from None
         return [n.entry for n in parse(body)].index(entry)
 

@@ -82,7 +82,9 @@ def retry_locked(fn: Callable[[], T], what: str, timeout: float = 60.0) -> T:
             if not isinstance(e, _Conflict) and "lock" not in msg and "tip is not the first parent" not in msg and "already exists" not in msg and "modified" not in msg:
                 raise
             if time.monotonic() > deadline:
-                raise TvaultError(f"could not update {what}: another process keeps it locked ({msg})") from None
+                raise TvaultError(
+                    f"could not update {what} for {timeout:.0f}s: {msg}; if no other git process is running, delete the .lock file it names"
+                ) from None
             time.sleep(delay)
             delay = min(delay * 1.7, 0.1)
 
