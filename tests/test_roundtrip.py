@@ -155,3 +155,15 @@ def test_git_sees_a_valid_registry(repo):
     assert set(back) == {"fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"}
     keep = subprocess.run(["sh", "-c", "ls .git/objects/pack/*.keep | wc -l"], cwd=repo, capture_output=True, text=True).stdout
     assert int(keep) >= 1
+
+
+def test_changes_behind_torchs_version_counter_are_still_stored(repo):
+    model = import_fresh("model")
+    m = model.Net()
+    tvault.log_all(m)
+    v = m.fc1.weight._version
+    m.fc1.weight.data.copy_(torch.randn(16, 4))  # .data bypasses the version counter
+    assert m.fc1.weight._version == v
+    e2 = tvault.log_all(m)
+    assert e2.new_bytes == 16 * 4 * 4
+    assert torch.equal(tvault.load(e2.id)["fc1.weight"], m.fc1.weight)

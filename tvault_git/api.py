@@ -42,7 +42,8 @@ def load(ref: str, repo: Any = None, names: Iterable[str] | None = None, device:
     e = registry.resolve(r, ref)
     recs = weight_records(r, e)
     where = f"entry {e.short}"
-    return {n: t.to(device) if str(device) != "cpu" else t for n, t in tensors.iter_tensors(r, recs, where, names)}
+    sd = tensors.read_tensors(r, recs, where, names)
+    return sd if str(device) == "cpu" else {n: t.to(device) for n, t in sd.items()}
 
 
 def load_tensor(ref: str, name: str, repo: Any = None) -> torch.Tensor:

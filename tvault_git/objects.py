@@ -9,18 +9,19 @@ into one pack file per entry (one sequential write) with a v2 ``.idx`` and a
 recompressing and delta-searching weights; ``git push`` reuses the stored
 representation as it is.
 
-Work per byte: SHA-1 (object id) and Adler-32 (zlib trailer), run for all
-chunks first in a thread pool so that the object count is known before the
-pack header is written; then CRC-32 (index) and the pack's SHA-1 trailer while
-writing, the trailer hash in a second thread.
+Work per byte: SHA-1 (object id) and Adler-32 (zlib trailer) in a thread
+pool, the write itself, and CRC-32 (index) plus the pack's SHA-1 trailer in
+a checksum thread (see ``write_blobs`` for how they overlap).
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+import queue
 import struct
 import tempfile
+import threading
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from typing import Sequence
@@ -69,7 +70,31 @@ def _stored_pieces(data: memoryview, adler: int) -> list:
     return pieces
 
 
-def write_blobs(repo: pygit2.Repository, chunks: Sequence[memoryview], threads: int = 2) -> tuple[list[str], int]:
+# Process-local memo of object ids: (identity key) -> (adler32, oid). A hit still
+# recomputes Adler-32 over the bytes (cheap) and must match, so a tensor changed
+# behind torch's version counter (``p.data.copy_``) is hashed again.
+_ID_MEMO: dict[tuple, tuple[int, str]] = {}
+_MEMO_MAX = 200_000
+
+
+def _blob_id_memo(data: memoryview, key: tuple | None) -> tuple[str, int]:
+    if key is not None:
+        hit = _ID_MEMO.get(key)
+        if hit is not None:
+            adler = zlib.adler32(data)
+            if adler == hit[0]:
+                return hit[1], adler
+    oid, adler = blob_id(data)
+    if key is not None:
+        if len(_ID_MEMO) > _MEMO_MAX:
+            _ID_MEMO.clear()
+        _ID_MEMO[key] = (adler, oid)
+    return oid, adler
+
+
+def write_blobs(
+    repo: pygit2.Repository, chunks: Sequence[memoryview], threads: int = 2, keys: Sequence[tuple | None] | None = None
+) -> tuple[list[str], int]:
     """Store every buffer as a git blob; returns (ids in order, bytes newly written).
 
     Blobs the repository already has are not written again (content
@@ -77,84 +102,168 @@ def write_blobs(repo: pygit2.Repository, chunks: Sequence[memoryview], threads: 
     installed atomically: ``.pack``, then ``.keep``, then ``.idx`` (git only
     sees a pack once its index exists), so an interrupted call leaves at most
     a ``tmp_*`` file that nothing reads.
+
+    ``keys`` (optional, one per chunk) identify unchanged memory between calls,
+    e.g. (storage pointer, offset, length, torch version counter).
+
+    Pipeline: object ids are hashed in a thread pool; the main thread writes
+    each chunk as soon as its id is known; once every id is known (so the
+    object count for the pack header is too) a second thread computes CRC-32s
+    and the pack's trailing SHA-1 from the in-memory buffers.
     """
-    chunks = [memoryview(c).cast("B") if memoryview(c).format != "B" else memoryview(c) for c in chunks]
-    if len(chunks) > 1 and threads > 1:
-        with ThreadPoolExecutor(max_workers=threads) as pool:
-            ids = list(pool.map(blob_id, chunks))
-    else:
-        ids = [blob_id(c) for c in chunks]
-    new: dict[str, tuple[memoryview, int]] = {}
+    views = [memoryview(c).cast("B") for c in chunks]
     odb = repo.odb
-    for c, (oid, adler) in zip(chunks, ids):
-        if oid not in new and not odb.exists(oid):
-            new[oid] = (c, adler)
-    if new:
-        _write_pack(repo, new)
-    return [oid for oid, _ in ids], sum(c.nbytes for c, _ in new.values())
+    ids: list[str] = []
+    writer: _PackWriter | None = None
+    decided: dict[str, bool] = {}  # oid -> must be written
 
+    def is_new(oid: str) -> bool:
+        if oid not in decided:
+            decided[oid] = not odb.exists(oid)
+        return decided[oid]
 
-def _write_pack(repo: pygit2.Repository, new: dict[str, tuple[memoryview, int]]) -> str:
-    pack_dir = os.path.join(repo.path, "objects", "pack")
-    os.makedirs(pack_dir, exist_ok=True)
-    fd, tmp_pack = tempfile.mkstemp(prefix="tmp_tvault_", suffix=".pack", dir=pack_dir)
-    idx_tmp = None
     try:
-        sha = hashlib.sha1()
-        entries: list[tuple[str, int, int]] = []  # oid, offset, crc
-        offset = 0
-        with ThreadPoolExecutor(max_workers=1) as hasher:
-            pending = []
-
-            def emit(pieces: list) -> None:
-                nonlocal offset
-                pending.append(hasher.submit(_update_all, sha, pieces))
-                os.writev(fd, pieces) if _total(pieces) < (1 << 31) else [os.write(fd, p) for p in pieces]
-                offset += _total(pieces)
-
-            emit([b"PACK" + struct.pack(">II", 2, len(new))])
-            for oid, (data, adler) in new.items():
-                start = offset
-                pieces = _stored_pieces(data, adler)
-                crc = 0
-                for i in range(0, len(pieces), _BATCH):
-                    batch = pieces[i : i + _BATCH]
-                    for p in batch:
-                        crc = zlib.crc32(p, crc)
-                    emit(batch)
-                entries.append((oid, start, crc & 0xFFFFFFFF))
-            for f in pending:
-                f.result()
-        trailer = sha.digest()
-        os.write(fd, trailer)
-
-        os.close(fd)
-        fd = -1
-        name = trailer.hex()
-        base = os.path.join(pack_dir, "pack-" + name)
-        ifd, idx_tmp = tempfile.mkstemp(prefix="tmp_tvault_", suffix=".idx", dir=pack_dir)
-        with os.fdopen(ifd, "wb") as f:
-            f.write(_idx_v2(entries, trailer))
-            f.flush()
-
-        os.chmod(tmp_pack, 0o444)
-        os.chmod(idx_tmp, 0o444)
-        os.replace(tmp_pack, base + ".pack")
-        with open(base + ".keep", "w") as f:
-            f.write("tvault-git: weights, stored uncompressed on purpose\n")
-        os.replace(idx_tmp, base + ".idx")
-        return name
+        with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
+            keys = list(keys) if keys is not None else [None] * len(views)
+            futs = [pool.submit(_blob_id_memo, v, k) for v, k in zip(views, keys)]
+            written: set[str] = set()
+            new_bytes = 0
+            ready = 0  # futs[:ready] are known to be done
+            for i, (v, f) in enumerate(zip(views, futs)):
+                oid, adler = f.result()
+                ids.append(oid)
+                if oid in written or not is_new(oid):
+                    continue
+                if writer is None:
+                    writer = _PackWriter(repo)
+                writer.add(oid, v, adler)
+                written.add(oid)
+                new_bytes += v.nbytes
+                while ready < len(futs) and futs[ready].done():
+                    ready += 1
+                if not writer.counting and ready == len(futs):
+                    rest = {x.result()[0] for x in futs[i + 1 :]}
+                    writer.start_trailer(len(written) + sum(1 for o in rest if o not in written and is_new(o)))
+        if writer is not None:
+            if not writer.counting:
+                writer.start_trailer(len(written))
+            writer.finish()
+            writer = None
+        return ids, new_bytes
     finally:
-        if fd != -1:
-            os.close(fd)
-        for p in (tmp_pack, idx_tmp):
-            if p and os.path.exists(p):
-                os.unlink(p)
+        if writer is not None:
+            writer.abort()
 
 
-def _update_all(h, pieces: list) -> None:
-    for p in pieces:
-        h.update(p)
+class _PackWriter:
+    """One pack being written: data goes to disk at once, checksums follow in a thread."""
+
+    def __init__(self, repo: pygit2.Repository) -> None:
+        self.pack_dir = os.path.join(repo.path, "objects", "pack")
+        os.makedirs(self.pack_dir, exist_ok=True)
+        self.fd, self.tmp = tempfile.mkstemp(prefix="tmp_tvault_", suffix=".pack", dir=self.pack_dir)
+        self.offset = 0
+        self.objects: list[tuple[str, int, list]] = []  # oid, offset, pieces
+        self.counting = False
+        self._q: "queue.Queue[tuple[int, list] | None]" = queue.Queue()
+        self._thread: threading.Thread | None = None
+        self._crcs: dict[int, int] = {}
+        self._sha = hashlib.sha1()
+        self._error: BaseException | None = None
+        self._write([b"PACK" + struct.pack(">II", 2, 0)])  # count set in start_trailer
+
+    def _write(self, pieces: list) -> None:
+        for i in range(0, len(pieces), _BATCH):
+            batch = pieces[i : i + _BATCH]
+            n = os.writev(self.fd, batch)
+            want = _total(batch)
+            if n != want:  # short write (disk full?): finish it piece by piece
+                done = n
+                for p in batch:
+                    ln = p.nbytes if isinstance(p, memoryview) else len(p)
+                    if done >= ln:
+                        done -= ln
+                        continue
+                    mv = memoryview(p)[done:]
+                    while mv.nbytes:
+                        k = os.write(self.fd, mv)
+                        mv = mv[k:]
+                    done = 0
+            self.offset += want
+
+    def add(self, oid: str, data: memoryview, adler: int) -> None:
+        pieces = _stored_pieces(data, adler)
+        k = len(self.objects)
+        self.objects.append((oid, self.offset, pieces))
+        self._write(pieces)
+        if self.counting:
+            self._q.put((k, pieces))
+
+    def start_trailer(self, count: int) -> None:
+        """The object count is known: hash the header and everything written so far."""
+        self.counting = True
+        self.count = count
+        self._sha.update(b"PACK" + struct.pack(">II", 2, count))
+        for k, (_, _, pieces) in enumerate(self.objects):
+            self._q.put((k, pieces))
+        self._thread = threading.Thread(target=self._checksums, daemon=True)
+        self._thread.start()
+
+    def _checksums(self) -> None:
+        try:
+            while True:
+                item = self._q.get()
+                if item is None:
+                    return
+                k, pieces = item
+                crc = 0
+                for p in pieces:
+                    crc = zlib.crc32(p, crc)
+                    self._sha.update(p)
+                self._crcs[k] = crc & 0xFFFFFFFF
+        except BaseException as e:  # surfaced in finish()
+            self._error = e
+
+    def finish(self) -> str:
+        self._q.put(None)
+        assert self._thread is not None
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        if self.count != len(self.objects):
+            raise RuntimeError(f"pack object count mismatch ({self.count} != {len(self.objects)})")
+        os.pwrite(self.fd, struct.pack(">I", self.count), 8)
+        trailer = self._sha.digest()
+        os.write(self.fd, trailer)
+        os.close(self.fd)
+        self.fd = -1
+        name = trailer.hex()
+        base = os.path.join(self.pack_dir, "pack-" + name)
+        entries = [(oid, off, self._crcs[k]) for k, (oid, off, _) in enumerate(self.objects)]
+        ifd, idx_tmp = tempfile.mkstemp(prefix="tmp_tvault_", suffix=".idx", dir=self.pack_dir)
+        try:
+            with os.fdopen(ifd, "wb") as f:
+                f.write(_idx_v2(entries, trailer))
+            os.chmod(self.tmp, 0o444)
+            os.chmod(idx_tmp, 0o444)
+            os.replace(self.tmp, base + ".pack")
+            with open(base + ".keep", "w") as f:
+                f.write("tvault-git: weights, stored uncompressed on purpose\n")
+            os.replace(idx_tmp, base + ".idx")
+        finally:
+            if os.path.exists(idx_tmp):
+                os.unlink(idx_tmp)
+        return name
+
+    def abort(self) -> None:
+        if self._thread is not None and self._thread.is_alive():
+            self._q.put(None)
+            self._thread.join()
+        if self.fd != -1:
+            os.close(self.fd)
+            self.fd = -1
+        if os.path.exists(self.tmp):
+            os.unlink(self.tmp)
 
 
 def _total(pieces: list) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Iterable, Mapping
 
 import pygit2
@@ -59,6 +60,7 @@ def store_tensors(repo: pygit2.Repository, tensors: Mapping[str, Any], what: str
     keep: list[torch.Tensor] = []  # keep CPU copies alive until written
     layout: list[tuple[str, int, int]] = []  # name, first chunk index, chunk count
     seen: dict[tuple, tuple[int, int]] = {}
+    keys: list[tuple | None] = []
     for name, t in tensors.items():
         if not isinstance(name, str):
             raise InvalidInput(f"{what} key {name!r} is not a string")
@@ -75,45 +77,69 @@ def store_tensors(repo: pygit2.Repository, tensors: Mapping[str, Any], what: str
         cpu, mv = _as_bytes(t, name)
         keep.append(cpu)
         first = len(chunks)
+        # Memo key only when the bytes are the tensor's own memory (not a temporary copy).
+        own = cpu.device == t.device and cpu.untyped_storage().data_ptr() == t.untyped_storage().data_ptr() if t.numel() else False
+        base = (cpu.untyped_storage().data_ptr(), cpu.storage_offset(), t._version, cpu.dtype) if own else None
         if mv.nbytes == 0:
             chunks.append(mv)
+            keys.append(None)
         else:
             for off in range(0, mv.nbytes, CHUNK_BYTES):
                 chunks.append(mv[off : off + CHUNK_BYTES])
+                keys.append(None if base is None else base + (off, min(CHUNK_BYTES, mv.nbytes - off)))
         span = (first, len(chunks) - first)
         if key is not None:
             seen[key] = span
         layout.append((name, *span))
-    ids, new_bytes = objects.write_blobs(repo, chunks)
+    ids, new_bytes = objects.write_blobs(repo, chunks, keys=keys)
     for name, first, count in layout:
         records[name]["chunks"] = ids[first : first + count]
     return records, sorted(set(ids)), new_bytes
 
 
-def read_tensor(repo: pygit2.Repository, name: str, rec: Any, where: str, device: str | torch.device = "cpu") -> torch.Tensor:
-    """Read one tensor, validating shape, size and checksums; never returns garbage."""
+def _alloc(name: str, rec: Any, where: str) -> tuple[torch.Tensor, list[tuple[str, memoryview, int]]]:
+    """Validate a record and allocate its tensor; returns the tensor and its chunk reads."""
     dtype, shape, nbytes, chunks = validate_tensor_record(name, rec, where)
     tdtype = _TORCH_DTYPES.get(dtype)
     if tdtype is None:
         raise CorruptEntry(f"{where}: tensor {name!r} has dtype {dtype}, which this torch build lacks")
     out = torch.empty(shape, dtype=tdtype)
+    reads = []
     if nbytes:
         buf = memoryview(out.reshape(-1).view(torch.uint8).numpy()).cast("B")
-        pos = 0
         for i, oid in enumerate(chunks):
-            ln = min(CHUNK_BYTES, nbytes - pos)
-            try:
-                packread.read_blob_into(repo, oid, buf[pos : pos + ln])
-            except CorruptEntry as e:
-                raise CorruptEntry(f"{where}: tensor {name!r} chunk {i} ({oid[:12]}) is damaged: {e}; refusing to load it") from None
-            pos += ln
-    if str(device) != "cpu":
-        out = out.to(device)
-    return out
+            reads.append((oid, buf[i * CHUNK_BYTES : min(nbytes, (i + 1) * CHUNK_BYTES)], i))
+    return out, reads
 
 
-def iter_tensors(repo: pygit2.Repository, records: Mapping[str, Any], where: str, names: Iterable[str] | None = None):
-    for name in names if names is not None else records:
+def read_tensors(repo: pygit2.Repository, records: Mapping[str, Any], where: str, names: Iterable[str] | None = None, threads: int = 2) -> dict[str, torch.Tensor]:
+    """Read tensors, validating shape, size and checksums; never returns garbage.
+
+    Chunks are read in a small thread pool: ``preadv`` and Adler-32 both
+    release the GIL, so copying one chunk overlaps checking another.
+    """
+    wanted = list(records) if names is None else list(names)
+    out: dict[str, torch.Tensor] = {}
+    tasks: list[tuple[str, str, memoryview, int]] = []
+    for name in wanted:
         if name not in records:
             raise InvalidInput(f"{where} has no tensor named {name!r}")
-        yield name, read_tensor(repo, name, records[name], where)
+        t, reads = _alloc(name, records[name], where)
+        out[name] = t
+        tasks += [(name, oid, mv, i) for oid, mv, i in reads]
+
+    def run(task: tuple[str, str, memoryview, int]) -> None:
+        name, oid, mv, i = task
+        try:
+            packread.read_blob_into(repo, oid, mv)
+        except CorruptEntry as e:
+            raise CorruptEntry(f"{where}: tensor {name!r} chunk {i} ({oid[:12]}) is damaged: {e}; refusing to load it") from None
+
+    if len(tasks) > 1 and threads > 1:
+        with ThreadPoolExecutor(max_workers=threads) as pool:
+            for _ in pool.map(run, tasks):
+                pass
+    else:
+        for task in tasks:
+            run(task)
+    return out
