@@ -138,7 +138,7 @@ def show_cmd(ctx: click.Context, ref: str, show_source: bool, show_patch: bool, 
     lines += ["", heading("Architecture")] + ["    " + ln for ln in arch.rstrip("\n").splitlines()]
     objs = src.get("objects") or []
     files = sorted({o.get("file") for o in objs})
-    lines += ["", heading(f"Source ({len(objs)} objects in {len(files)} files)")]
+    lines += ["", heading(f"Source ({len(objs)} object{'s' * (len(objs) != 1)} in {len(files)} file{'s' * (len(files) != 1)})")]
     for o in objs:
         label = f"{o.get('module')}.{o.get('qualname')}"
         lines.append(f"    {o.get('kind', '?'):<9}{label:<36} {o.get('file')}:{o.get('line')}")

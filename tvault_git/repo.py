@@ -38,12 +38,16 @@ def head_commit(repo: pygit2.Repository) -> pygit2.Commit:
 
 
 def signature(repo: pygit2.Repository) -> pygit2.Signature:
-    """The git identity; falls back to user@host so that logging never fails on it."""
+    """The git identity as git resolves it (GIT_AUTHOR_* first, then config);
+    falls back to user@host so that logging never fails on it."""
+    env_name, env_email = os.environ.get("GIT_AUTHOR_NAME"), os.environ.get("GIT_AUTHOR_EMAIL")
     try:
-        return repo.default_signature
+        sig = repo.default_signature
+        name, email = sig.name, sig.email
     except (KeyError, pygit2.GitError):
-        user = getpass.getuser() if hasattr(os, "getuid") else "unknown"
-        return pygit2.Signature(user, f"{user}@{socket.gethostname()}")
+        name = getpass.getuser() if hasattr(os, "getuid") else "unknown"
+        email = f"{name}@{socket.gethostname()}"
+    return pygit2.Signature(env_name or name, env_email or email)
 
 
 def ensure_config(repo: pygit2.Repository) -> None:
