@@ -20,6 +20,7 @@ _LAZY = {
     "get": "api",
     "entries": "api",
     "export": "api",
+    "load_optimizer_into": "api",
     "Entry": "registry",
 }
 
@@ -36,15 +37,19 @@ from .errors import (  # noqa: E402  (torch-free)
 
 
 def __getattr__(name: str) -> Any:
+    import importlib
+
     mod = _LAZY.get(name)
     if mod is None:
-        raise AttributeError(f"module 'tvault_git' has no attribute {name!r}")
-    import importlib
+        try:  # submodules on first use: tvault_git.api, tvault_git.registry, ...
+            return importlib.import_module(f".{name}", __name__)
+        except ModuleNotFoundError:
+            raise AttributeError(f"module 'tvault_git' has no attribute {name!r}") from None
 
     value = getattr(importlib.import_module(f".{mod}", __name__), name)
     globals()[name] = value
     return value
 
 
-__all__ = ["log_all", "load", "load_into", "load_tensor", "get", "entries", "export", "Entry", "TvaultError",
+__all__ = ["log_all", "load", "load_into", "load_tensor", "load_optimizer_into", "get", "entries", "export", "Entry", "TvaultError",
            "AmbiguousRef", "CorruptEntry", "InvalidInput", "NoCommits", "NotARepository", "RefNotFound", "UnsupportedFormat"]

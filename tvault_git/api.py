@@ -75,3 +75,50 @@ def export(ref: str, path: str | os.PathLike, repo: Any = None) -> str:
     else:
         raise InvalidInput(f"unknown export format for {path!r}: use a .safetensors or .pt file name")
     return path
+
+
+def load_optimizer_into(optimizer: torch.optim.Optimizer, ref: str, repo: Any = None) -> None:
+    """Restore an optimizer logged with ``save_optimizer_state=True``.
+
+    State is stored per parameter *name*, so it maps back onto the current
+    optimizer's parameters by position in the same param groups.
+    """
+    from .format import OPTIMIZER, OPTIMIZER_STATE
+
+    r = _repo(repo)
+    e = registry.resolve(r, ref)
+    rec = registry.read_json(r, e.id, OPTIMIZER)
+    doc = registry.read_json(r, e.id, OPTIMIZER_STATE)
+    if rec is None or doc is None:
+        raise InvalidInput(f"entry {e.short} has no optimizer state; log with save_optimizer_state=True")
+    cls = f"{type(optimizer).__module__}.{type(optimizer).__qualname__}"
+    if rec.get("class") != cls:
+        raise InvalidInput(f"entry {e.short} holds {rec.get('class')} state, not {cls}")
+    cur = optimizer.state_dict()
+    if [len(g["params"]) for g in rec["param_groups"]] != [len(g["params"]) for g in cur["param_groups"]]:
+        raise InvalidInput(f"entry {e.short}: the optimizer's param groups have a different layout than the logged one")
+    names = [n for g in rec["param_groups"] for n in g["params"]]
+    tens = tensors.read_tensors(r, registry.weight_records(r, e.id, OPTIMIZER_STATE), f"entry {e.short} optimizer state")
+    values = doc.get("values") or {}
+    state: dict[int, dict[str, Any]] = {}
+    for idx, pname in enumerate(names):
+        st: dict[str, Any] = dict(values.get(pname, {}))
+        prefix = pname + "."
+        for tname, t in tens.items():
+            if tname.startswith(prefix):
+                st[tname[len(prefix):]] = t
+        if st:
+            state[idx] = st
+    groups = []
+    for g_rec, g_cur in zip(rec["param_groups"], cur["param_groups"]):
+        g = dict(g_cur)
+        for k, v in g_rec.items():
+            if k == "params":
+                continue
+            if isinstance(v, str) and isinstance(g_cur.get(k), float):
+                v = float(v)  # "inf"/"nan" were stored as strings
+            elif isinstance(v, list) and isinstance(g_cur.get(k), tuple):
+                v = tuple(v)
+            g[k] = v
+        groups.append(g)
+    optimizer.load_state_dict({"state": state, "param_groups": groups})
