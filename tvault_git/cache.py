@@ -28,7 +28,7 @@ from .errors import RefNotFound
 from .format import NOTES_REF
 from .registry import read_manifest
 
-SCHEMA = "1"
+SCHEMA = "2"
 FILE_NAME = "index.sqlite"
 
 _DDL = """
@@ -44,6 +44,7 @@ CREATE INDEX IF NOT EXISTS entries_ts ON entries(ts);
 CREATE TABLE IF NOT EXISTS kv(id TEXT NOT NULL, kind TEXT NOT NULL, key TEXT NOT NULL, num REAL, str TEXT, js TEXT);
 CREATE INDEX IF NOT EXISTS kv_num ON kv(kind, key, num);
 CREATE INDEX IF NOT EXISTS kv_str ON kv(kind, key, str);
+CREATE INDEX IF NOT EXISTS kv_js ON kv(kind, key, js);
 CREATE INDEX IF NOT EXISTS kv_id ON kv(id);
 """
 

@@ -56,22 +56,28 @@ def parse_tag_value(text: str) -> Any:
     return v
 
 
-def _value_match(raw: Any) -> tuple[str, list[Any]]:
-    """SQL (over kv columns num/str/js) that is true when the stored value equals ``raw``."""
-    conds, args = ["js = ?"], [cache.canonical(raw)]
+def _value_match(raw: Any) -> list[tuple[str, Any]]:
+    """(kv column, value) pairs; the stored value equals ``raw`` when any pair matches."""
+    out: list[tuple[str, Any]] = [("js", cache.canonical(raw))]
     if isinstance(raw, str):
         v = parse_tag_value(raw)
-        conds.append("str = ?")
-        args.append(raw)
+        out.append(("str", raw))
         if v is not raw:
-            conds.append("js = ?")
-            args.append(cache.canonical(v))
+            out.append(("js", cache.canonical(v)))
     else:
         v = raw
     if not isinstance(v, bool) and isinstance(v, (int, float)):
-        conds.append("num = ?")
-        args.append(float(v))
-    return "(" + " OR ".join(conds) + ")", args
+        out.append(("num", float(v)))
+    return out
+
+
+def _ids_equal(kinds: str, key: str, raw: Any) -> tuple[str, list[Any]]:
+    """SQL for the ids whose ``key`` equals ``raw``: one indexed lookup per reading of the value."""
+    parts, args = [], []
+    for col, val in _value_match(raw):
+        parts.append(f"SELECT id FROM kv WHERE kind IN ({kinds}) AND key = ? AND {col} = ?")
+        args += [key, val]
+    return " UNION ".join(parts), args
 
 
 def parse_where(expr: str) -> tuple[str, str, Any]:
@@ -161,10 +167,9 @@ def find(
     for pair in tags:
         if not isinstance(pair, (tuple, list)) or len(pair) != 2:
             raise InvalidInput(f"a tag condition is a (key, value) pair, got {pair!r}")
-        key, val = pair
-        match, margs = _value_match(val)
-        conds.append(f"EXISTS (SELECT 1 FROM kv WHERE kv.id = e.id AND kv.kind = 'tag' AND kv.key = ? AND {match})")
-        args += [str(key), *margs]
+        sub, sargs = _ids_equal("'tag'", str(pair[0]), pair[1])
+        conds.append(f"e.id IN ({sub})")
+        args += sargs
     for expr in where:
         key, op, val = parse_where(expr)
         if key == "result":
@@ -174,12 +179,15 @@ def find(
             args.append(val)
             continue
         if op in ("=", "==", "!="):
-            match, margs = _value_match(val)
-            neg = "NOT " if op == "!=" else ""
-            conds.append(f"EXISTS (SELECT 1 FROM kv WHERE kv.id = e.id AND kv.kind IN ('metric','tag') AND kv.key = ? AND {neg}{match})")
-            args += [key, *margs]
+            sub, sargs = _ids_equal("'metric','tag'", key, val)
+            if op == "!=":
+                conds.append(f"e.id IN (SELECT id FROM kv WHERE kind IN ('metric','tag') AND key = ?) AND e.id NOT IN ({sub})")
+                args += [key, *sargs]
+            else:
+                conds.append(f"e.id IN ({sub})")
+                args += sargs
         else:
-            conds.append(f"EXISTS (SELECT 1 FROM kv WHERE kv.id = e.id AND kv.kind IN ('metric','tag') AND kv.key = ? AND kv.num {op} ?)")
+            conds.append(f"e.id IN (SELECT id FROM kv WHERE kind IN ('metric','tag') AND key = ? AND num {op} ?)")
             args += [key, val]
     if name is not None:
         conds.append("e.name GLOB ?" if any(c in name for c in "*?[") else "e.name = ?")
