@@ -76,10 +76,9 @@ def log_cmd(ctx: click.Context, limit: int | None, as_json: bool) -> None:
     """List entries, newest first."""
     if limit is not None and limit < 0:
         raise InvalidInput("-n must be zero or more")
-    es = registry.entries(_repo(ctx))
-    if limit is not None:
-        es = es[:limit]
-    rows = [entry_summary(e) for e in es]
+    from . import query  # the derived cache answers this without reading every manifest
+
+    rows = query.find(_repo(ctx), limit=limit)
     if as_json:
         click.echo(json.dumps(rows, indent=1))
         return
@@ -185,6 +184,8 @@ def export_cmd(ctx: click.Context, ref: str, path: str) -> None:
 # Command modules register their commands on ``cli`` when imported; one line each.
 # They must not import torch at module level (start-up time of log/show/find).
 # --- command modules ---
+from . import cli_find  # noqa: E402,F401
+from . import cli_diff  # noqa: E402,F401
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: user errors become one line on stderr and an exit code."""

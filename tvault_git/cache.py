@@ -1,0 +1,283 @@
+"""A derived, rebuildable SQLite index of entry metadata in ``.git/tvault/``.
+
+Why: ``find`` on 100,000 entries cannot read 100,000 manifests per run. The
+git objects stay the single source of truth; this file only remembers what
+they said, keyed on the tip of ``refs/notes/tvault``. Each run compares the
+tip: when it moved (a local log, a fetch, a notes merge), the notes trees of
+the old and new tips are diffed and only the changed commits' notes are
+re-read, so the first run after new entries arrive is never stale. Entries
+indexed before their objects arrived are retried on every run. Deleting the
+file is always safe; a damaged or foreign file is rebuilt.
+
+Torch-free.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import os
+import sqlite3
+from typing import Any, Iterable
+
+import pygit2
+
+from . import notes
+from .errors import RefNotFound
+from .format import NOTES_REF
+from .registry import read_manifest
+
+SCHEMA = "2"
+FILE_NAME = "index.sqlite"
+
+_DDL = """
+CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS entries(
+    id TEXT PRIMARY KEY, commit_id TEXT NOT NULL, seq INTEGER, idx INTEGER,
+    missing INTEGER NOT NULL DEFAULT 0,
+    name TEXT, result REAL, res_js TEXT, created TEXT, ts REAL, author TEXT, email TEXT,
+    branch TEXT, dirty INTEGER, message TEXT, tags TEXT, metrics TEXT);
+CREATE INDEX IF NOT EXISTS entries_commit ON entries(commit_id);
+CREATE INDEX IF NOT EXISTS entries_result ON entries(result);
+CREATE INDEX IF NOT EXISTS entries_ts ON entries(ts);
+CREATE TABLE IF NOT EXISTS kv(id TEXT NOT NULL, kind TEXT NOT NULL, key TEXT NOT NULL, num REAL, str TEXT, js TEXT);
+CREATE INDEX IF NOT EXISTS kv_num ON kv(kind, key, num);
+CREATE INDEX IF NOT EXISTS kv_str ON kv(kind, key, str);
+CREATE INDEX IF NOT EXISTS kv_js ON kv(kind, key, js);
+CREATE INDEX IF NOT EXISTS kv_id ON kv(id);
+"""
+
+
+def common_dir(repo: pygit2.Repository) -> str:
+    """The shared git dir (linked worktrees share refs, so they share the cache)."""
+    path = repo.path
+    try:
+        with open(os.path.join(path, "commondir")) as f:
+            rel = f.read().strip()
+        return os.path.normpath(os.path.join(path, rel))
+    except OSError:
+        return os.path.normpath(path)
+
+
+def cache_path(repo: pygit2.Repository) -> str:
+    return os.path.join(common_dir(repo), "tvault", FILE_NAME)
+
+
+def _notes_tip(repo: pygit2.Repository) -> pygit2.Commit | None:
+    try:
+        r = repo.references.get(NOTES_REF)
+    except pygit2.GitError:
+        return None
+    return None if r is None else r.peel(pygit2.Commit)
+
+
+def _connect(path: str | None) -> sqlite3.Connection:
+    con = sqlite3.connect(path or ":memory:", timeout=60, isolation_level=None)
+    con.execute("PRAGMA journal_mode=WAL" if path else "PRAGMA journal_mode=MEMORY")
+    con.execute("PRAGMA synchronous=NORMAL")
+    con.executescript(_DDL)
+    return con
+
+
+def _open(repo: pygit2.Repository) -> sqlite3.Connection:
+    """The on-disk cache, rebuilt when damaged; in memory where .git is read-only."""
+    path = cache_path(repo)
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        con = _connect(path)
+        row = con.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
+        if row is not None and row[0] != SCHEMA:
+            con.close()
+            raise sqlite3.DatabaseError("schema changed")
+        return con
+    except sqlite3.DatabaseError:
+        for suffix in ("", "-wal", "-shm"):
+            try:
+                os.unlink(path + suffix)
+            except OSError:
+                pass
+        try:
+            return _connect(path)
+        except (sqlite3.Error, OSError):
+            return _connect(None)
+    except (sqlite3.Error, OSError):
+        return _connect(None)
+
+
+def _ts(created: Any) -> float | None:
+    if not isinstance(created, str):
+        return None
+    try:
+        d = _dt.datetime.fromisoformat(created)
+    except ValueError:
+        return None
+    if d.tzinfo is None:
+        d = d.replace(tzinfo=_dt.timezone.utc)
+    return d.timestamp()
+
+
+def _num(v: Any) -> float | None:
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return None
+    f = float(v)
+    return f if math.isfinite(f) else None
+
+
+def canonical(v: Any) -> str:
+    return json.dumps(v, sort_keys=True, separators=(",", ":"))
+
+
+def _row(repo: pygit2.Repository, entry_id: str) -> tuple[dict[str, Any] | None, list[tuple]]:
+    """Manifest fields and kv rows of one entry; (None, []) when its objects are not here."""
+    try:
+        m = read_manifest(repo, entry_id)
+    except RefNotFound:
+        return None, []
+    author = m.get("author") or {}
+    tags = m.get("tags") if isinstance(m.get("tags"), dict) else {}
+    metrics = m.get("metrics") if isinstance(m.get("metrics"), dict) else {}
+    kv = [(entry_id, "tag", k, _num(v), v if isinstance(v, str) else None, canonical(v)) for k, v in tags.items()]
+    kv += [(entry_id, "metric", k, _num(v), None, canonical(v)) for k, v in metrics.items()]
+    res = m.get("result")
+    fields = {
+        "name": m.get("name"),
+        "result": _num(res),
+        "res_js": None if res is None else canonical(res),
+        "created": m.get("created"),
+        "ts": _ts(m.get("created")),
+        "author": author.get("name"),
+        "email": author.get("email"),
+        "branch": m.get("branch"),
+        "dirty": 1 if m.get("dirty") else 0,
+        "message": m.get("message"),
+        "tags": canonical(tags),
+        "metrics": canonical(metrics),
+    }
+    return fields, kv
+
+
+_FIELDS = ("name", "result", "res_js", "created", "ts", "author", "email", "branch", "dirty", "message", "tags", "metrics")
+
+
+def _store(con: sqlite3.Connection, repo: pygit2.Repository, commit: str, lines: list[notes.NoteLine]) -> None:
+    """Make the rows for ``commit`` match its note: indexes, new and dropped entries."""
+    have = {r[0]: r[1] for r in con.execute("SELECT id, missing FROM entries WHERE commit_id=?", (commit,))}
+    wanted = {n.entry for n in lines}
+    gone = [i for i in have if i not in wanted]
+    if gone:
+        con.executemany("DELETE FROM entries WHERE id=?", [(i,) for i in gone])
+        con.executemany("DELETE FROM kv WHERE id=?", [(i,) for i in gone])
+    for idx, n in enumerate(lines):
+        if n.entry in have and not have[n.entry]:
+            con.execute("UPDATE entries SET seq=?, idx=? WHERE id=?", (n.seq, idx, n.entry))
+            continue
+        _insert(con, repo, commit, n.seq, idx, n.entry)
+
+
+def _insert(con: sqlite3.Connection, repo: pygit2.Repository, commit: str, seq: int, idx: int, entry_id: str) -> None:
+    fields, kv = _row(repo, entry_id)
+    con.execute("DELETE FROM kv WHERE id=?", (entry_id,))
+    if fields is None:
+        con.execute(
+            "INSERT OR REPLACE INTO entries(id, commit_id, seq, idx, missing) VALUES (?,?,?,?,1)", (entry_id, commit, seq, idx)
+        )
+        return
+    con.execute(
+        f"INSERT OR REPLACE INTO entries(id, commit_id, seq, idx, missing, {', '.join(_FIELDS)}) "
+        f"VALUES (?,?,?,?,0,{','.join('?' * len(_FIELDS))})",
+        (entry_id, commit, seq, idx, *(fields[f] for f in _FIELDS)),
+    )
+    con.executemany("INSERT INTO kv VALUES (?,?,?,?,?,?)", kv)
+
+
+def _changed_commits(repo: pygit2.Repository, old: pygit2.Tree, new: pygit2.Tree) -> set[str]:
+    out: set[str] = set()
+    for d in repo.diff(old, new):
+        for p in (d.delta.old_file.path, d.delta.new_file.path):
+            sha = p.replace("/", "")
+            if len(sha) == 40:
+                out.add(sha)
+    return out
+
+
+def _walk_commits(repo: pygit2.Repository, tree: pygit2.Tree) -> Iterable[tuple[str, list[notes.NoteLine]]]:
+    stack: list[tuple[str, pygit2.Tree]] = [("", tree)]
+    while stack:
+        prefix, node = stack.pop()
+        for e in node:
+            full = prefix + e.name
+            if e.type == pygit2.enums.ObjectType.TREE and len(full) < 40:
+                stack.append((full, repo[e.id]))
+            elif e.type == pygit2.enums.ObjectType.BLOB and len(full) == 40:
+                yield full, notes.parse(repo[e.id].data.decode("utf-8", "replace"))
+
+
+def _note_at(repo: pygit2.Repository, tree: pygit2.Tree, commit: str) -> list[notes.NoteLine]:
+    hit = notes._find(repo, tree, commit)
+    return [] if hit is None else notes.parse(repo[hit[1].id].data.decode("utf-8", "replace"))
+
+
+def refresh(repo: pygit2.Repository) -> sqlite3.Connection:
+    """An up-to-date connection: catch up with the notes tip, retry missing entries."""
+    con = _open(repo)
+    tip = _notes_tip(repo)
+    tip_id = str(tip.id) if tip is not None else ""
+    row = con.execute("SELECT value FROM meta WHERE key='notes_tip'").fetchone()
+    missing = con.execute("SELECT 1 FROM entries WHERE missing=1 LIMIT 1").fetchone()
+    if row is not None and row[0] == tip_id and not missing:
+        return con
+    con.execute("BEGIN IMMEDIATE")
+    try:
+        row = con.execute("SELECT value FROM meta WHERE key='notes_tip'").fetchone()
+        cached = row[0] if row is not None else None
+        if cached != tip_id:
+            _catch_up(con, repo, cached, tip)
+            con.execute("INSERT OR REPLACE INTO meta VALUES ('notes_tip', ?)", (tip_id,))
+            con.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (SCHEMA,))
+        for entry_id, commit, seq, idx in con.execute("SELECT id, commit_id, seq, idx FROM entries WHERE missing=1").fetchall():
+            if repo.get(entry_id) is not None:
+                _insert(con, repo, commit, seq, idx, entry_id)
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return con
+
+
+def _catch_up(con: sqlite3.Connection, repo: pygit2.Repository, cached: str | None, tip: pygit2.Commit | None) -> None:
+    old = None
+    if cached:
+        try:
+            obj = repo.get(cached)
+            old = obj.peel(pygit2.Commit).tree if obj is not None else None
+        except (ValueError, pygit2.GitError):
+            old = None
+    if tip is None:
+        con.execute("DELETE FROM entries")
+        con.execute("DELETE FROM kv")
+        return
+    if old is None:  # first run, or history rewritten: rebuild from scratch
+        con.execute("DELETE FROM entries")
+        con.execute("DELETE FROM kv")
+        for commit, lines in _walk_commits(repo, tip.tree):
+            for idx, n in enumerate(lines):
+                _insert(con, repo, commit, n.seq, idx, n.entry)
+        return
+    for commit in _changed_commits(repo, old, tip.tree):
+        _store(con, repo, commit, _note_at(repo, tip.tree, commit))
+
+
+def rebuild(repo: pygit2.Repository) -> int:
+    """Drop the cache and build it again; returns the number of entries."""
+    path = cache_path(repo)
+    for suffix in ("", "-wal", "-shm"):
+        try:
+            os.unlink(path + suffix)
+        except OSError:
+            pass
+    con = refresh(repo)
+    n = con.execute("SELECT COUNT(*) FROM entries WHERE missing=0").fetchone()[0]
+    con.close()
+    return int(n)
+

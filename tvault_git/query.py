@@ -1,0 +1,266 @@
+"""``find``: entries matching conditions, answered from the derived cache.
+
+Every condition is translated to SQL over the cache (see cache.py), so a
+query over 100,000 entries touches only the rows it returns. Conditions
+combine with AND. Torch-free.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import re
+from typing import Any, Sequence
+
+import pygit2
+
+from . import cache
+from .errors import InvalidInput
+from .registry import resolve_commit
+from .repo import open_repo
+
+# Metrics where a smaller value is better, for ``best`` without an explicit direction.
+_LOWER_IS_BETTER = re.compile(r"(loss|err|error|mse|mae|rmse|perplexity|ppl|wer|cer|latency|time|nll|fid|bpd)", re.I)
+_OPS = {"==": "=", "=": "=", "!=": "!=", ">=": ">=", "<=": "<=", ">": ">", "<": "<"}
+_WHERE_RE = re.compile(r"^\s*([^<>=!\s](?:[^<>=!]*[^<>=!\s])?)\s*(>=|<=|==|!=|=|>|<)\s*(\S(?:.*\S)?)\s*$")
+_AGO_RE = re.compile(r"^(\d+(?:\.\d+)?)[ .]*(second|sec|minute|min|hour|day|week|month|year)s?[ .]*ago$", re.I)
+_UNIT_S = {"second": 1, "sec": 1, "minute": 60, "min": 60, "hour": 3600, "day": 86400, "week": 7 * 86400, "month": 30 * 86400, "year": 365 * 86400}
+_COLUMNS = "e.id, e.commit_id, e.idx, e.name, e.res_js, e.metrics, e.tags, e.author, e.email, e.created, e.branch, e.dirty, e.message"
+_BUILTIN_SORT = {"date": "e.ts", "created": "e.ts", "time": "e.ts", "result": "e.result", "name": "e.name", "id": "e.id", "author": "e.author", "index": "e.idx"}
+
+
+def _number(text: Any, what: str) -> float:
+    try:
+        f = float(text)
+    except (TypeError, ValueError):
+        raise InvalidInput(f"{what} must be a number, got {text!r}") from None
+    if not math.isfinite(f):
+        raise InvalidInput(f"{what} must be a finite number, got {text!r}")
+    return f
+
+
+def parse_tag_value(text: str) -> Any:
+    """Read a command-line tag value as the JSON value it spells, else keep the string."""
+    if not isinstance(text, str):
+        return text
+    alias = {"True": True, "False": False, "None": None}
+    if text in alias:
+        return alias[text]
+    try:
+        v = json.loads(text)
+    except ValueError:
+        return text
+    if isinstance(v, float) and not math.isfinite(v):
+        return text
+    return v
+
+
+def _value_match(raw: Any) -> list[tuple[str, Any]]:
+    """(kv column, value) pairs; the stored value equals ``raw`` when any pair matches."""
+    out: list[tuple[str, Any]] = [("js", cache.canonical(raw))]
+    if isinstance(raw, str):
+        v = parse_tag_value(raw)
+        out.append(("str", raw))
+        if v is not raw:
+            out.append(("js", cache.canonical(v)))
+    else:
+        v = raw
+    if not isinstance(v, bool) and isinstance(v, (int, float)):
+        out.append(("num", float(v)))
+    return out
+
+
+def _ids_equal(kinds: str, key: str, raw: Any) -> tuple[str, list[Any]]:
+    """SQL for the ids whose ``key`` equals ``raw``: one indexed lookup per reading of the value."""
+    parts, args = [], []
+    for col, val in _value_match(raw):
+        parts.append(f"SELECT id FROM kv WHERE kind IN ({kinds}) AND key = ? AND {col} = ?")
+        args += [key, val]
+    return " UNION ".join(parts), args
+
+
+def parse_where(expr: str) -> tuple[str, str, Any]:
+    """``'acc>=0.9'`` -> ("acc", ">=", 0.9); raises InvalidInput with an example."""
+    m = _WHERE_RE.match(expr or "")
+    if not m:
+        raise InvalidInput(f"bad condition {expr!r}: write KEY OP VALUE, e.g. 'acc>=0.9' or 'loss<0.2' (OP is one of < <= > >= == !=)")
+    key, op, val = m.group(1), m.group(2), m.group(3)
+    if op in (">", "<", ">=", "<="):
+        return key, op, _number(val, f"the value in {expr!r}")
+    return key, op, val
+
+
+def parse_date(text: str | _dt.datetime | _dt.date, what: str = "date") -> float:
+    """ISO dates/times, or relative forms like '2 days ago', 'yesterday', 'now' (git's style)."""
+    if isinstance(text, _dt.datetime):
+        d = text if text.tzinfo else text.astimezone()
+        return d.timestamp()
+    if isinstance(text, _dt.date):
+        return _dt.datetime(text.year, text.month, text.day).astimezone().timestamp()
+    s = str(text).strip()
+    now = _dt.datetime.now().astimezone()
+    low = s.lower()
+    if low == "now":
+        return now.timestamp()
+    if low in ("today", "yesterday"):
+        day = now.replace(hour=0, minute=0, second=0, microsecond=0)
+        return (day - _dt.timedelta(days=1 if low == "yesterday" else 0)).timestamp()
+    m = _AGO_RE.match(low)
+    if m:
+        return now.timestamp() - float(m.group(1)) * _UNIT_S[m.group(2)]
+    try:
+        d = _dt.datetime.fromisoformat(s.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidInput(f"bad {what} {s!r}: use an ISO date like 2024-05-01 or 2024-05-01T12:00, or '3 days ago'") from None
+    if d.tzinfo is None:
+        d = d.astimezone()
+    return d.timestamp()
+
+
+def _metric_expr(key: str) -> tuple[str, list[Any]]:
+    """Numeric value of a metric (preferred) or tag named ``key`` for one entry row."""
+    return ("(SELECT num FROM kv WHERE kv.id = e.id AND kv.key = ? AND kv.kind IN ('metric','tag') "
+            "ORDER BY kv.kind = 'metric' DESC LIMIT 1)"), [key]
+
+
+def _regex(pattern: str, text: str | None) -> int:
+    return 1 if text is not None and re.search(pattern, text, re.I) else 0
+
+
+def find(
+    repo: Any,
+    *,
+    commit: str | None = None,
+    min_result: float | None = None,
+    max_result: float | None = None,
+    tags: Sequence[tuple[str, Any]] = (),
+    where: Sequence[str] = (),
+    name: str | None = None,
+    author: str | None = None,
+    branch: str | None = None,
+    since: Any = None,
+    until: Any = None,
+    sort: str | None = None,
+    ascending: bool = False,
+    limit: int | None = None,
+    best: str | None = None,
+) -> list[dict[str, Any]]:
+    """Entries matching every given condition, newest first unless ``sort``/``best`` say otherwise.
+
+    ``best='acc'`` (or 'loss:min', 'acc:max') returns the top entry by that
+    metric; without a direction, names like loss/error/perplexity count as
+    lower-is-better. Rows have the shape of ``cli.entry_summary``.
+    """
+    r = repo if isinstance(repo, pygit2.Repository) else open_repo(repo)
+    conds: list[str] = ["e.missing = 0"]
+    args: list[Any] = []
+    if commit is not None:
+        conds.append("e.commit_id = ?")
+        args.append(resolve_commit(r, commit))
+    if min_result is not None:
+        conds.append("e.result >= ?")
+        args.append(_number(min_result, "the minimum result"))
+    if max_result is not None:
+        conds.append("e.result <= ?")
+        args.append(_number(max_result, "the maximum result"))
+    for pair in tags:
+        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+            raise InvalidInput(f"a tag condition is a (key, value) pair, got {pair!r}")
+        sub, sargs = _ids_equal("'tag'", str(pair[0]), pair[1])
+        conds.append(f"e.id IN ({sub})")
+        args += sargs
+    for expr in where:
+        key, op, val = parse_where(expr)
+        if key == "result":
+            if op in ("=", "==", "!="):
+                val = _number(val, f"the value in {expr!r}")
+            conds.append(f"e.result {_OPS[op]} ?")
+            args.append(val)
+            continue
+        if op in ("=", "==", "!="):
+            sub, sargs = _ids_equal("'metric','tag'", key, val)
+            if op == "!=":
+                conds.append(f"e.id IN (SELECT id FROM kv WHERE kind IN ('metric','tag') AND key = ?) AND e.id NOT IN ({sub})")
+                args += [key, *sargs]
+            else:
+                conds.append(f"e.id IN ({sub})")
+                args += sargs
+        else:
+            conds.append(f"e.id IN (SELECT id FROM kv WHERE kind IN ('metric','tag') AND key = ? AND num {op} ?)")
+            args += [key, val]
+    if name is not None:
+        conds.append("e.name GLOB ?" if any(c in name for c in "*?[") else "e.name = ?")
+        args.append(name)
+    if author is not None:
+        try:
+            re.compile(author)
+        except re.error as e:
+            raise InvalidInput(f"bad --author pattern {author!r}: {e}") from None
+        conds.append("tv_re(?, coalesce(e.author, '') || ' <' || coalesce(e.email, '') || '>')")
+        args.append(author)
+    if branch is not None:
+        conds.append("e.branch GLOB ?" if any(c in branch for c in "*?[") else "e.branch = ?")
+        args.append(branch)
+    if since is not None:
+        conds.append("e.ts >= ?")
+        args.append(parse_date(since, "--since date"))
+    if until is not None:
+        conds.append("e.ts <= ?")
+        args.append(parse_date(until, "--until date"))
+
+    desc = not ascending
+    order_key, order_args = "e.ts", []
+    if best is not None:
+        key, _, direction = best.partition(":")
+        if not key or direction not in ("", "min", "max"):
+            raise InvalidInput(f"bad --best {best!r}: give a metric name, optionally with :min or :max (e.g. loss:min)")
+        sort = key
+        desc = direction == "max" or (direction == "" and not _LOWER_IS_BETTER.search(key))
+        if limit is None:
+            limit = 1
+    if sort is not None:
+        if sort in _BUILTIN_SORT:
+            order_key = _BUILTIN_SORT[sort]
+        else:
+            order_key, order_args = _metric_expr(sort)
+        if best is not None:
+            conds.append(f"{order_key} IS NOT NULL")
+            args += order_args
+    if limit is not None:
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+            raise InvalidInput(f"limit must be zero or more, got {limit!r}")
+    direction = "DESC" if desc else "ASC"
+    sql = (f"SELECT {_COLUMNS} FROM entries e WHERE {' AND '.join(conds)} "
+           f"ORDER BY ({order_key}) IS NULL, ({order_key}) {direction}, e.ts {direction}, e.id {direction}")
+    args += order_args * 2
+    if limit is not None:
+        sql += " LIMIT ?"
+        args.append(limit)
+    con = cache.refresh(r)
+    try:
+        con.create_function("tv_re", 2, _regex, deterministic=True)
+        rows = con.execute(sql, args).fetchall()
+    finally:
+        con.close()
+    return [_summary(row) for row in rows]
+
+
+def _summary(row: tuple) -> dict[str, Any]:
+    eid, commit, idx, name, result, metrics, tags, author, email, created, branch, dirty, message = row
+    return {
+        "id": eid,
+        "ref": f"{commit[:7]}:{idx}",
+        "commit": commit,
+        "index": idx,
+        "name": name,
+        "result": json.loads(result) if result is not None else None,
+        "metrics": json.loads(metrics) if metrics else {},
+        "tags": json.loads(tags) if tags else {},
+        "author": author,
+        "email": email,
+        "created": created,
+        "branch": branch,
+        "dirty": bool(dirty),
+        "message": message,
+    }
