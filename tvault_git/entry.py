@@ -313,5 +313,5 @@ def log_all(
     # 4. Publish: the ref keeps the objects alive, the note line makes it visible.
     r.references.create(REF_PREFIX + entry_id, pygit2.Oid(hex=entry_id), force=True)
     res_txt = None if clean_result is None else repr(clean_result)
-    index = notes.add(r, str(head.id), entry_id, name, res_txt)
+    index = notes.add(r, str(head.id), entry_id, name, res_txt, created=manifest["created"])
     return Entry(entry_id, str(head.id), index, name, res_txt, new_bytes, _repo=r, _manifest=manifest)

@@ -13,6 +13,8 @@ FORMAT_MAJOR = 1
 
 REF_PREFIX = "refs/tvault/entries/"
 NOTES_REF = "refs/notes/tvault"
+ALIASES_REF = "refs/tvault/aliases"  # commit chain of alias records (models.py)
+ALIASES_FILE = "aliases"
 
 MANIFEST = "tvault.json"
 ARCHITECTURE = "architecture.txt"

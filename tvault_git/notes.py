@@ -27,9 +27,11 @@ class NoteLine:
     entry: str
     name: str | None
     result: str | None
+    created: str | None = None  # the manifest's timestamp, so versions can be numbered from notes alone
 
     def render(self) -> str:
-        return f"model {self.seq} {self.entry} {self.name or '-'} result={self.result if self.result is not None else '-'}"
+        line = f"model {self.seq} {self.entry} {self.name or '-'} result={self.result if self.result is not None else '-'}"
+        return line + (f" created={self.created}" if self.created else "")
 
 
 def parse(text: str) -> list[NoteLine]:
@@ -50,9 +52,12 @@ def parse(text: str) -> list[NoteLine]:
         result = None
         if len(parts) > 4 and parts[4].startswith("result=") and parts[4] != "result=-":
             result = parts[4][7:]
+        created = next((p[8:] for p in parts[5:] if p.startswith("created=") and len(p) > 8), None)
         prev = out.get(entry)
         if prev is None or seq < prev.seq:
-            out[entry] = NoteLine(seq, entry, name, result)
+            out[entry] = NoteLine(seq, entry, name, result, created or (prev.created if prev else None))
+        elif prev.created is None and created:
+            out[entry] = NoteLine(prev.seq, entry, prev.name, prev.result, created)
     return sorted(out.values(), key=lambda n: (n.seq, n.entry))
 
 
@@ -125,7 +130,8 @@ def _write_path(repo: pygit2.Repository, tree: pygit2.Tree | None, path: list[st
     return tb.write()
 
 
-def add(repo: pygit2.Repository, commit: str, entry: str, name: str | None, result: str | None, ref: str = NOTES_REF) -> int:
+def add(repo: pygit2.Repository, commit: str, entry: str, name: str | None, result: str | None, ref: str = NOTES_REF,
+        created: str | None = None) -> int:
     """Append an entry line to ``commit``'s note atomically; returns the entry's index."""
     sig = signature(repo)
 
@@ -137,7 +143,7 @@ def add(repo: pygit2.Repository, commit: str, entry: str, name: str | None, resu
         if any(n.entry == entry for n in lines):
             return [n.entry for n in lines].index(entry)
         seq = max((n.seq for n in lines), default=-1) + 1
-        new = NoteLine(seq, entry, name, result)
+        new = NoteLine(seq, entry, name, result, created)
         body = text if text.endswith("\n") or not text else text + "\n"
         body += new.render() + "\n"
         blob = repo.create_blob(body.encode())

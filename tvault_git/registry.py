@@ -13,7 +13,7 @@ import pygit2
 
 from . import notes
 from .errors import AmbiguousRef, CorruptEntry, RefNotFound
-from .format import MANIFEST, REF_PREFIX, WEIGHTS, check_version, parse_json
+from .format import MANIFEST, NAME_RE, REF_PREFIX, WEIGHTS, check_version, parse_json
 
 
 @dataclass
@@ -124,8 +124,14 @@ _ID_RE = re.compile(r"^[0-9a-fA-F]{4,40}$")
 
 
 def resolve(repo: pygit2.Repository, ref: str) -> Entry:
-    """``<id-prefix>`` or ``<commit-ish>:<index>`` -> Entry."""
+    """``<id-prefix>``, ``<commit-ish>:<index>`` or ``NAME@<version|alias|latest|best>`` -> Entry."""
     ref = ref.strip()
+    if ":" not in ref and "@" in ref:
+        name, _, sel = ref.rpartition("@")
+        if NAME_RE.match(name) and sel:
+            from . import models  # models builds on this module
+
+            return models.resolve(repo, name, sel)
     if ":" in ref:
         rev, _, idx = ref.rpartition(":")
         if not idx.isdigit():
@@ -145,7 +151,7 @@ def resolve(repo: pygit2.Repository, ref: str) -> Entry:
         if len(matches) > 1:
             cands = ", ".join(f"{e.short} ({e.ref})" for e in matches[:10])
             raise AmbiguousRef(f"entry ref {ref!r} is ambiguous; candidates: {cands}")
-    raise RefNotFound(f"no entry {ref!r}; use an entry id or COMMIT:INDEX (see 'git tvault log')")
+    raise RefNotFound(f"no entry {ref!r}; use an entry id, COMMIT:INDEX or NAME@VERSION (see 'git tvault log')")
 
 
 def _by_prefix(repo: pygit2.Repository, prefix: str) -> list[Entry]:
