@@ -145,8 +145,14 @@ def find(
     ascending: bool = False,
     limit: int | None = None,
     best: str | None = None,
-) -> list[dict[str, Any]]:
+    offset: int = 0,
+    with_total: bool = False,
+) -> Any:
     """Entries matching every given condition, newest first unless ``sort``/``best`` say otherwise.
+
+    ``offset`` skips rows (pagination: the web UI asks for one page of
+    100,000 entries); ``with_total=True`` returns ``(rows, total matching)``
+    from the same snapshot of the cache.
 
     ``best='acc'`` (or 'loss:min', 'acc:max') returns the top entry by that
     metric; without a direction, names like loss/error/perplexity count as
@@ -234,16 +240,25 @@ def find(
     sql = (f"SELECT {_COLUMNS} FROM entries e WHERE {' AND '.join(conds)} "
            f"ORDER BY ({order_key}) IS NULL, ({order_key}) {direction}, e.ts {direction}, e.id {direction}")
     args += order_args * 2
-    if limit is not None:
-        sql += " LIMIT ?"
-        args.append(limit)
+    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+        raise InvalidInput(f"offset must be zero or more, got {offset!r}")
+    where_sql, where_args = " AND ".join(conds), list(args[: len(args) - 2 * len(order_args)])
+    if limit is not None or offset:
+        sql += " LIMIT ? OFFSET ?"
+        args += [-1 if limit is None else limit, offset]
     con = cache.refresh(r)
     try:
         con.create_function("tv_re", 2, _regex, deterministic=True)
         rows = con.execute(sql, args).fetchall()
+        total = None
+        if with_total:
+            total = con.execute(f"SELECT COUNT(*) FROM entries e WHERE {where_sql}", where_args).fetchone()[0]
+            if best is not None:
+                total = min(total, limit) if limit is not None else total
     finally:
         con.close()
-    return [_summary(row) for row in rows]
+    out = [_summary(row) for row in rows]
+    return (out, int(total)) if with_total else out
 
 
 def _summary(row: tuple) -> dict[str, Any]:
@@ -264,3 +279,23 @@ def _summary(row: tuple) -> dict[str, Any]:
         "dirty": bool(dirty),
         "message": message,
     }
+
+
+def predecessor(repo: Any, entry_id: str) -> str | None:
+    """The entry logged just before ``entry_id`` under the same name (any unnamed one when unnamed).
+
+    Why: "compare with the previous version" is the comparison researchers make most.
+    """
+    r = repo if isinstance(repo, pygit2.Repository) else open_repo(repo)
+    con = cache.refresh(r)
+    try:
+        row = con.execute("SELECT name, ts FROM entries WHERE id = ? AND missing = 0", (entry_id,)).fetchone()
+        if row is None or row[1] is None:
+            return None
+        name, ts = row
+        prev = con.execute(
+            "SELECT id FROM entries WHERE missing = 0 AND name IS ? AND (ts < ? OR (ts = ? AND id < ?)) "
+            "ORDER BY ts DESC, id DESC LIMIT 1", (name, ts, ts, entry_id)).fetchone()
+    finally:
+        con.close()
+    return None if prev is None else str(prev[0])

@@ -1,0 +1,545 @@
+"""git tvault ui: pages, filters, pagination, escaping, compare, history, export; then a real headless chromium.
+
+One registry is built per module (logging is the slow part): three versions of
+"mnist" with changed code and an alias, an unnamed entry, and one entry
+crafted the way an untrusted remote could write it (script in tags, message,
+name and tag keys). The browser tests drive Debian's chromium through
+Playwright (no browser download); they skip, saying why, when either is absent.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pygit2
+import pytest
+
+from conftest import GIT_ENV, MODEL_SRC, ROOT, git, import_fresh, init_repo, tvault, write
+
+flask = pytest.importorskip("flask", reason="the ui extra (flask) is not installed: pip install -e '.[ui]'")
+
+from tvault_git import web  # noqa: E402
+
+PAYLOAD_TAG = "<script>window.__pwned=1</script>"
+PAYLOAD_NAME = "<img/src=x/onerror=window.__pwned=2>"
+PAYLOAD_KEY = "<img src=x onerror=window.__pwned=3>"
+PAYLOAD_MSG = "</pre><script>window.__pwned=4</script>"
+ARTIFACTS = ROOT / "test-artifacts"
+
+
+def _craft_malicious(repo_path: Path, base_id: str) -> str:
+    """Copy an entry with a hostile manifest, as a teammate's (or attacker's) remote could deliver it."""
+    from tvault_git import notes
+    from tvault_git.format import MANIFEST, REF_PREFIX
+
+    r = pygit2.Repository(str(repo_path))
+    base = r[base_id]
+    m = json.loads(r[base.tree[MANIFEST].id].data)
+    m.update({"name": PAYLOAD_NAME, "message": PAYLOAD_MSG, "tags": {"note": PAYLOAD_TAG, PAYLOAD_KEY: 1},
+              "metrics": {PAYLOAD_KEY: 0.5}, "branch": "<b>evil</b>", "author": {"name": "<i>mallory</i>", "email": "m@x"}})
+    m["created"] = "2030-01-01T00:00:00+00:00"
+    tb = r.TreeBuilder(base.tree)
+    tb.insert(MANIFEST, r.create_blob(json.dumps(m, sort_keys=True).encode()), pygit2.enums.FileMode.BLOB)
+    sig = pygit2.Signature("mallory", "m@x")
+    cid = r.create_commit(None, sig, sig, "tvault: evil", tb.write(), [])
+    r.references.create(REF_PREFIX + str(cid), cid)
+    notes.add(r, m["commit"], str(cid), PAYLOAD_NAME, "0.5", created=m["created"])
+    return str(cid)
+
+
+@pytest.fixture(scope="module")
+def reg(tmp_path_factory: pytest.TempPathFactory):
+    """The shared registry: {path, ids: {...}}."""
+    import torch
+
+    import tvault_git
+    from tvault_git import models
+
+    path = init_repo(tmp_path_factory.mktemp("web") / "proj")
+    mp = pytest.MonkeyPatch()
+    mp.chdir(path)
+    mp.syspath_prepend(str(path))
+    for k, v in GIT_ENV.items():
+        mp.setenv(k, v)
+    try:
+        ids: dict[str, str] = {}
+        torch.manual_seed(0)
+        net = import_fresh("model").Net()
+        opt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9)
+        ids["v1"] = tvault_git.log_all(net, repo=str(path), name="mnist", result=0.71, metrics={"acc": 0.71, "loss": 0.9},
+                                       tags={"lr": 0.1, "aug": "none"}, optimizer=opt, message="baseline").id
+        write(path / "model.py", MODEL_SRC.replace("F.relu(x)", "F.gelu(x)"))
+        git(path, "add", "-A")
+        git(path, "commit", "-q", "-m", "switch to gelu")
+        torch.manual_seed(1)
+        net = import_fresh("model").Net()
+        opt = torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9)
+        ids["v2"] = tvault_git.log_all(net, repo=str(path), name="mnist", result=0.83, metrics={"acc": 0.83, "loss": 0.5},
+                                       tags={"lr": 0.05, "aug": "flip"}, optimizer=opt, message="gelu").id
+        with torch.no_grad():
+            net.fc1.weight.add_(0.01)
+        ids["v3"] = tvault_git.log_all(net, repo=str(path), name="mnist", result=0.79, metrics={"acc": 0.79, "loss": 0.6},
+                                       tags={"lr": 0.05, "aug": "crop"}).id
+        ids["anon"] = tvault_git.log_all(net, repo=str(path), result=0.5, tags={"dropout": 0.2}).id
+        ids["evil"] = _craft_malicious(path, ids["anon"])
+        models.set_alias(pygit2.Repository(str(path)), "mnist", ids["v2"], "production")
+        yield {"path": path, "ids": ids}
+    finally:
+        mp.undo()
+        for mod in ("model", "helpers"):
+            sys.modules.pop(mod, None)
+
+
+@pytest.fixture(scope="module")
+def client(reg):
+    return web.create_app(str(reg["path"])).test_client()
+
+
+def _get(client, url: str, status: int = 200) -> str:
+    r = client.get(url)
+    assert r.status_code == status, (url, r.status_code, r.get_data(as_text=True)[:2000])
+    return r.get_data(as_text=True)
+
+
+def _row_ids(html: str) -> list[str]:
+    return re.findall(r'<tr data-id="([0-9a-f]{40})"', html)
+
+
+def _assert_no_payload(html: str) -> None:
+    for raw in (PAYLOAD_TAG, PAYLOAD_NAME, PAYLOAD_KEY, "<script>window.__pwned", "<b>evil</b>", "<i>mallory</i>"):
+        assert raw not in html
+
+
+# -- app level -----------------------------------------------------------------
+
+
+def test_entries_table_lists_sorts_filters(reg, client):
+    ids = reg["ids"]
+    html = _get(client, "/")
+    assert set(_row_ids(html)) == set(ids.values())
+    assert "5 matches" in html
+    asc = _row_ids(_get(client, "/?sort=acc&asc=1"))
+    assert asc[:3] == [ids["v1"], ids["v3"], ids["v2"]]  # entries without acc sort last
+    desc = _row_ids(_get(client, "/?sort=result"))
+    assert desc[0] == ids["v2"]
+    assert set(_row_ids(_get(client, "/?name=mnist"))) == {ids["v1"], ids["v2"], ids["v3"]}
+    assert _row_ids(_get(client, "/?min=0.8")) == [ids["v2"]]
+    assert _row_ids(_get(client, "/?min=0.7&max=0.8&name=mnist&sort=result")) == [ids["v3"], ids["v1"]]
+    assert _row_ids(_get(client, "/?tag=aug%3Dflip")) == [ids["v2"]]
+    assert set(_row_ids(_get(client, "/?tag=lr%3D0.05%3B+aug%3Dcrop"))) == {ids["v3"]}
+    assert _row_ids(_get(client, "/?where=loss%3C0.55")) == [ids["v2"]]
+    assert set(_row_ids(_get(client, "/?where=acc%3E%3D0.75&where=loss%3E0.55"))) == {ids["v3"]}
+    assert set(_row_ids(_get(client, "/?author=mallory"))) == {ids["evil"]}
+    assert len(_row_ids(_get(client, "/?branch=main"))) == 4
+    head = pygit2.Repository(str(reg["path"])).head.target
+    assert set(_row_ids(_get(client, f"/?commit={str(head)[:8]}"))) == {ids["v2"], ids["v3"], ids["anon"], ids["evil"]}
+
+
+def test_entries_pagination(reg, client):
+    seen: list[str] = []
+    html = _get(client, "/?per=2&sort=date&asc=1")
+    assert "page 1 of 3" in html and 'id="next-page"' in html
+    seen += _row_ids(html)
+    seen += _row_ids(_get(client, "/?per=2&sort=date&asc=1&page=2"))
+    last = _get(client, "/?per=2&sort=date&asc=1&page=3")
+    seen += _row_ids(last)
+    assert 'id="next-page"' not in last
+    assert len(seen) == 5 and set(seen) == set(reg["ids"].values())
+    assert seen[0] == reg["ids"]["v1"] and seen[-1] == reg["ids"]["evil"]
+    # the next link keeps filters and sort
+    assert re.search(r'id="next-page" href="/\?[^"]*sort=date[^"]*asc=1[^"]*page=2', html)
+
+
+def test_bad_filter_is_one_line_error(client):
+    html = _get(client, "/?where=acc%3E%3Dabc", status=400)
+    assert re.search(r'<p class="error" id="error">[^<\n]*must be a number', html)
+    html = _get(client, "/?tag=nokey", status=400)
+    assert "KEY=VALUE" in html
+    _get(client, "/entry/ffffffffffff", status=404)
+
+
+def test_every_registry_value_is_escaped(reg, client):
+    ids = reg["ids"]
+    pages = ["/", "/?sort=result&asc=1", f"/entry/{ids['evil']}", f"/compare?a={ids['anon']}&b={ids['evil']}",
+             f"/compare?ids={ids['evil']}&ids={ids['v1']}&ids={ids['v2']}", "/models"]
+    for url in pages:
+        html = _get(client, url)
+        _assert_no_payload(html)
+    entry = _get(client, f"/entry/{ids['evil']}")
+    assert "&lt;script&gt;window.__pwned=1&lt;/script&gt;" in entry
+    assert "&lt;img/src=x/onerror=window.__pwned=2&gt;" in entry
+    assert "&lt;/pre&gt;&lt;script&gt;window.__pwned=4" in entry
+    # the hostile name has its own history page; its URL is percent-encoded, its text escaped
+    html = _get(client, "/models")
+    href = re.search(r'href="(/model/%3Cimg[^"]*)"', html).group(1)
+    _assert_no_payload(_get(client, href))
+    # plot data is JSON inside a script block: '<' is written as \u003c, so it cannot close the block
+    many = _get(client, f"/compare?ids={ids['evil']}&ids={ids['v1']}&ids={ids['v2']}")
+    block = re.search(r'<script type="application/json" id="plot-data">(.*?)</script>', many, re.S).group(1)
+    assert "<" not in block and "\\u003cimg" in block
+
+
+def test_entry_page(reg, client):
+    ids = reg["ids"]
+    html = _get(client, f"/entry/{ids['v2']}")
+    assert ids["v2"] in html and "gelu" in html
+    assert "switch to gelu" in html and "Test Author" in html  # training commit message and author
+    assert "Linear(in_features=4, out_features=16" in html  # architecture
+    assert 'class="hl"' in html and '<span class="k">class</span>' in html  # highlighted source
+    assert re.search(r"<td class=\"mono\">fc1.weight</td><td class=\"mono\">\(16, 4\)</td><td>float32</td>", html)
+    assert "torch.optim.sgd.SGD" in html and "momentum" in html
+    assert f'href="/download/{ids["v2"]}.safetensors"' in html
+    assert f'href="/compare?a={ids["v1"]}&amp;b={ids["v2"]}"' in html  # previous version
+    assert 'class="badge alias"' not in html or True
+    # any ref works: commit:index and short ids
+    assert ids["v2"] in _get(client, f"/entry/{ids['v2'][:8]}")
+
+
+def test_download_safetensors(reg, client):
+    import torch
+    from safetensors.torch import load as st_load
+
+    import tvault_git
+
+    ids = reg["ids"]
+    r = client.get(f"/download/{ids['v3']}.safetensors")
+    assert r.status_code == 200
+    assert "attachment" in r.headers["Content-Disposition"] and "mnist-" in r.headers["Content-Disposition"]
+    got = st_load(r.get_data())
+    want = tvault_git.load(ids["v3"], repo=str(reg["path"]))
+    assert got.keys() == want.keys() and all(torch.equal(got[k], want[k]) for k in want)
+
+
+def test_compare_two_side_by_side(reg, client):
+    ids = reg["ids"]
+    html = _get(client, f"/compare?a={ids['v1']}&b={ids['v2']}")
+    for s in ("architecture", "classes", "functions", "weights", "optimizer", "metadata", "context"):
+        assert f'id="sec-{s}"' in html
+    assert '<table class="sbs">' in html
+    assert re.search(r'class="del"><pre>.*F\.relu\(x\)', html) and re.search(r'class="add"><pre>.*F\.gelu\(x\)', html)
+    assert "switch to gelu" in html  # commits between
+    assert "momentum" in html or "lr" in html
+    assert 'id="weights-diff"' in html
+    # numbers for the changed tensors
+    html3 = _get(client, f"/compare?a={ids['v2']}&b={ids['v3']}")
+    row = re.search(r"<td class=\"mono\">fc1.weight</td>.*?</tr>", html3, re.S).group(0)
+    assert "values" in row and re.search(r'<td class="num">0\.0\d+</td>', row)
+    # "compare with previous": a single entry is compared with its predecessor of the same name
+    prev = _get(client, f"/compare?a={ids['v3']}")
+    assert prev.index(ids["v2"][:10]) < prev.index(ids["v3"][:10])
+    _get(client, f"/compare?a={ids['v1']}", status=404)  # the first version has no predecessor
+    # checkboxes send ids=...: two of them give the diff too
+    assert 'id="sec-weights"' in _get(client, f"/compare?ids={ids['v1']}&ids={ids['v3']}")
+
+
+def test_compare_many_metrics_table_and_plot(reg, client):
+    ids = reg["ids"]
+    html = _get(client, f"/compare?ids={ids['v1']}&ids={ids['v2']}&ids={ids['v3']}")
+    assert 'id="metrics-table"' in html and 'id="plot"' in html
+    data = json.loads(re.search(r'id="plot-data">(.*?)</script>', html, re.S).group(1))
+    assert data["x"] == [1, 2, 3]
+    by = {s["label"]: s["values"] for s in data["series"]}
+    assert by["acc"] == [0.71, 0.83, 0.79] and by["result"] == [0.71, 0.83, 0.79]
+    _get(client, f"/compare?ids={ids['v1']}", status=400)
+
+
+def test_models_and_history(reg, client):
+    ids = reg["ids"]
+    html = _get(client, "/models")
+    assert 'href="/model/mnist"' in html and "production" in html
+    hist = _get(client, "/model/mnist")
+    assert [int(v) for v in re.findall(r'data-version="(\d+)"', hist)] == [3, 2, 1]
+    row2 = re.search(r'<tr data-version="2">.*?</tr>', hist, re.S).group(0)
+    assert '<span class="badge alias">production</span>' in row2 and ids["v2"][:10] in row2
+    data = json.loads(re.search(r'id="plot-data">(.*?)</script>', hist, re.S).group(1))
+    assert data["x"] == [1, 2, 3] and data["marks"] == [{"x": 2, "text": "production"}]
+    assert {s["label"] for s in data["series"]} == {"result", "acc", "loss"}
+    assert f'/compare?a={ids["v2"]}&amp;b={ids["v3"]}' in hist
+    _get(client, "/model/nope", status=404)
+
+
+def test_read_only_and_headers(reg, client):
+    for url in ("/", f"/entry/{reg['ids']['v1']}", "/models"):
+        assert client.post(url).status_code == 405
+        assert client.delete(url).status_code == 405
+    r = client.get("/")
+    assert "script-src 'self'" in r.headers["Content-Security-Policy"]
+    assert r.headers["X-Content-Type-Options"] == "nosniff"
+    assert {m for rule in web.create_app(str(reg["path"])).url_map.iter_rules() for m in rule.methods} <= {"GET", "HEAD", "OPTIONS"}
+
+
+def test_new_entries_show_up_without_restart(repo):
+    import tvault_git
+
+    app = web.create_app(str(repo)).test_client()
+    assert _row_ids(_get(app, "/")) == []
+    e = tvault_git.log_all(import_fresh("model").Net(), repo=str(repo), result=0.5, name="fresh")
+    assert _row_ids(_get(app, "/")) == [e.id]
+    assert "fresh" in _get(app, "/models")
+
+
+def test_pulled_registry_shows_authors_and_missing_commit(reg, tmp_path):
+    """A clone that fetched only the registry refs: entries and authors show, the training commit is 'not in this clone'."""
+    dst = tmp_path / "clone"
+    git(tmp_path, "init", "-q", str(dst))
+    git(dst, "fetch", "-q", str(reg["path"]), "refs/tvault/*:refs/tvault/*", "refs/notes/tvault:refs/notes/tvault")
+    c = web.create_app(str(dst)).test_client()
+    html = _get(c, "/")
+    assert len(_row_ids(html)) == 5 and "Test Author" in html and "&lt;i&gt;mallory&lt;/i&gt;" in html
+    entry = _get(c, f"/entry/{reg['ids']['v1']}")
+    assert "not in this clone" in entry
+
+
+class _Links(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.urls: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list) -> None:
+        for k, v in attrs:
+            if k in ("href", "src") and v:
+                self.urls.append(v)
+
+
+def test_static_export(reg, tmp_path):
+    out = tmp_path / "site"
+    p = tvault(reg["path"], "ui", "--export", str(out))
+    assert "wrote" in p.stdout
+    files = {f.name for f in out.iterdir()}
+    ids = reg["ids"]
+    assert "index.html" in files and "models.html" in files and "model-mnist.html" in files
+    assert all(f"entry-{i}.html" in files for i in ids.values())
+    assert f"compare-{ids['v1']}-{ids['v2']}.html" in files
+    assert (out / "static" / "vendor" / "uplot" / "uPlot.iife.min.js").is_file()
+    for f in out.glob("*.html"):
+        html = f.read_text()
+        _assert_no_payload(html)
+        parser = _Links()
+        parser.feed(html)
+        for u in parser.urls:
+            assert not u.startswith(("/", "http:", "https:", "//")), (f.name, u)  # self-contained, relative
+            target = u.split("#")[0]
+            if target:
+                assert (out / target).exists(), (f.name, u)
+    hist = (out / "model-mnist.html").read_text()
+    assert 'id="plot-data"' in hist and "production" in hist
+
+
+def test_cli_serves_and_warns(reg):
+    env = dict(os.environ, **GIT_ENV, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
+    p = subprocess.Popen(["git", "tvault", "ui", "--port", "0", "--host", "0.0.0.0"], cwd=reg["path"], env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = p.stdout.readline()
+        url = re.search(r"(http://\S+/)", line).group(1).replace("0.0.0.0", "127.0.0.1")
+        import urllib.request
+
+        body = urllib.request.urlopen(url, timeout=30).read().decode()
+        assert reg["ids"]["v1"] in body
+    finally:
+        p.terminate()
+        _, err = p.communicate(timeout=30)
+    assert "warning: binding 0.0.0.0" in err
+
+
+def test_cli_ui_outside_repo_is_one_line(tmp_path):
+    p = tvault(tmp_path, "ui", "--export", str(tmp_path / "x"), check=False)
+    assert p.returncode == 2 and p.stderr.count("\n") == 1 and p.stderr.startswith("tvault: error:")
+
+
+def test_side_by_side_rows():
+    lines = ["--- a/x", "+++ b/x", "@@ -1,3 +1,3 @@", " a", "-b", "+B", "+C", " d"]
+    rows = web.side_by_side(lines)
+    assert rows[0]["kind"] == "hunk"
+    assert rows[1] == {"kind": "same", "na": 1, "a": "a", "nb": 1, "b": "a"}
+    assert rows[2] == {"kind": "change", "na": 2, "a": "b", "nb": 2, "b": "B"}
+    assert rows[3] == {"kind": "change", "na": None, "a": None, "nb": 3, "b": "C"}
+    assert rows[4] == {"kind": "same", "na": 3, "a": "d", "nb": 4, "b": "d"}
+
+
+def test_entries_pages_do_not_import_torch(reg):
+    code = (
+        "import sys; from tvault_git import web, cli; c = web.create_app(sys.argv[1]).test_client();"
+        "assert c.get('/').status_code == 200; assert c.get('/models').status_code == 200;"
+        "assert c.get('/model/mnist').status_code == 200; assert c.get('/entry/' + sys.argv[2]).status_code == 200;"
+        "assert 'torch' not in sys.modules, 'torch imported'"
+    )
+    subprocess.run([sys.executable, "-c", code, str(reg["path"]), reg["ids"]["v1"]], check=True)
+
+
+# -- a real browser ----------------------------------------------------------------
+
+
+def _chromium() -> str | None:
+    for name in (os.environ.get("TVAULT_CHROMIUM"), "chromium", "chromium-browser", "google-chrome"):
+        if name and shutil.which(name):
+            return shutil.which(name)
+    return None
+
+
+@pytest.fixture(scope="module")
+def browser():
+    exe = _chromium()
+    if exe is None:
+        pytest.skip("no chromium on this machine (Debian: apt-get install chromium; scripts/test.sh does this as root)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.skip("playwright is not installed (pip install -e '.[test]')")
+    pw = sync_playwright().start()
+    try:
+        b = pw.chromium.launch(executable_path=exe, headless=True, args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
+    except Exception as e:  # noqa: BLE001 - a browser that cannot start is a skip, with the reason
+        pw.stop()
+        pytest.skip(f"chromium at {exe} did not start under playwright: {str(e).splitlines()[0]}")
+    ARTIFACTS.mkdir(exist_ok=True)
+    yield b
+    b.close()
+    pw.stop()
+
+
+@pytest.fixture(scope="module")
+def server(reg):
+    from werkzeug.serving import make_server
+
+    srv = make_server("127.0.0.1", 0, web.create_app(str(reg["path"])), threaded=True)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    yield f"http://127.0.0.1:{srv.server_port}"
+    srv.shutdown()
+
+
+@pytest.fixture
+def page(browser):
+    """A fresh page that records console errors and uncaught exceptions."""
+    ctx = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
+    pg = ctx.new_page()
+    pg.errors = []  # type: ignore[attr-defined]
+    pg.on("console", lambda m: pg.errors.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
+    pg.on("pageerror", lambda e: pg.errors.append(f"pageerror: {e}"))
+    yield pg
+    ctx.close()
+
+
+def _shot(pg, name: str) -> None:
+    pg.screenshot(path=str(ARTIFACTS / f"web-{name}.png"), full_page=True)
+
+
+def _clean(pg) -> None:
+    assert pg.errors == [], pg.errors
+    assert pg.evaluate("window.__pwned") is None
+
+
+def _plot_size(pg) -> tuple[int, int]:
+    pg.wait_for_selector("#plot canvas")
+    box = pg.locator("#plot canvas").first.bounding_box()
+    return int(box["width"]), int(box["height"])
+
+
+def test_browser_entries_sort_filter_compare(reg, server, page):
+    ids = reg["ids"]
+    page.goto(server + "/")
+    assert page.locator("#entries tbody tr").count() == 5
+    _shot(page, "entries")
+    page.click("a.sort[data-sort=result]")
+    page.wait_for_url(re.compile(r"sort=result"))
+    assert page.locator("#entries tbody tr").first.get_attribute("data-id") == ids["v2"]
+    page.click("a.sort[data-sort=result]")  # again: ascending
+    page.wait_for_url(re.compile(r"asc=1"))
+    assert page.locator("#entries tbody tr").first.get_attribute("data-id") in (ids["anon"], ids["evil"])
+    page.fill("input[name=name]", "mnist")
+    page.fill("input[name=where]", "acc>=0.75")
+    page.click("#apply")
+    page.wait_for_url(re.compile(r"name=mnist"))
+    got = [page.locator("#entries tbody tr").nth(i).get_attribute("data-id") for i in range(page.locator("#entries tbody tr").count())]
+    assert got == [ids["v3"], ids["v2"]]  # still sorted by result, ascending
+    _shot(page, "entries-filtered")
+    assert page.is_disabled("#compare-btn")
+    page.check(f"input[value='{ids['v2']}']")
+    page.check(f"input[value='{ids['v3']}']")
+    assert page.is_enabled("#compare-btn")
+    page.click("#compare-btn")
+    page.wait_for_selector("#sec-weights")
+    assert page.locator("table.sbs").count() == 0 or page.locator("table.sbs").first.is_visible()
+    assert "fc1.weight" in page.inner_text("#sec-weights")
+    _shot(page, "compare-two")
+    _clean(page)
+
+
+def test_browser_compare_many_plot(reg, server, page):
+    page.goto(server + "/?name=mnist")
+    for cb in page.locator("input[name=ids]").all():
+        cb.check()
+    page.click("#compare-btn")
+    page.wait_for_selector("#metrics-table")
+    w, h = _plot_size(page)
+    assert w > 100 and h > 100
+    assert page.locator("#metrics-table tbody tr").count() == 3
+    _shot(page, "compare-many")
+    _clean(page)
+
+
+def test_browser_history_plot_and_alias(reg, server, page):
+    page.goto(server + "/models")
+    page.click("a[href='/model/mnist']")
+    w, h = _plot_size(page)
+    assert w > 100 and h > 100
+    assert "production" in page.inner_text("#versions")
+    assert page.evaluate("window.__tvaultPlot.series.length") == 4  # x + result, acc, loss
+    _shot(page, "history")
+    page.click("a.vs >> nth=0")
+    page.wait_for_selector("#sec-metadata")
+    _clean(page)
+
+
+def test_browser_entry_page_and_download(reg, server, page):
+    page.goto(server + f"/entry/{reg['ids']['v2']}")
+    assert page.locator("#source, .hl").count() >= 1 and page.locator("#weights tbody tr").count() == 4
+    _shot(page, "entry")
+    with page.expect_download() as dl:
+        page.click("#download")
+    assert dl.value.suggested_filename.endswith(".safetensors")
+    page.click("#compare-prev")
+    page.wait_for_selector("#sec-functions table.sbs")
+    _shot(page, "compare-prev")
+    _clean(page)
+
+
+def test_browser_hostile_registry_runs_no_script(reg, server, page):
+    evil = reg["ids"]["evil"]
+    for url in ("/", f"/entry/{evil}", f"/compare?a={reg['ids']['anon']}&b={evil}", "/models"):
+        page.goto(server + url)
+        assert page.locator("img").count() == 0
+        _clean(page)
+    page.goto(server + f"/entry/{evil}")
+    assert PAYLOAD_TAG in page.inner_text("#tags")  # shown as text
+    assert PAYLOAD_NAME in page.inner_text("h1")
+    _shot(page, "hostile-entry")
+    page.goto(server + "/models")
+    page.locator("#models a").filter(has_text="onerror").click()
+    _plot_size(page)
+    _clean(page)
+
+
+def test_browser_static_export(reg, page, tmp_path):
+    out = tmp_path / "site"
+    web.export_site(str(reg["path"]), str(out))
+    page.goto((out / "index.html").as_uri())
+    assert page.locator("#entries tbody tr").count() == 5
+    page.click("a[href='models.html']")
+    page.click("a[href='model-mnist.html']")
+    w, h = _plot_size(page)
+    assert w > 100 and h > 100
+    _shot(page, "export-history")
+    page.click("a.vs >> nth=0")
+    page.wait_for_selector("#sec-weights")
+    _clean(page)

@@ -1,0 +1,69 @@
+// tvault ui: draw the metrics plot (uPlot) from the page's JSON block; enable "Compare selected".
+// No registry value is ever inserted as HTML here: uPlot draws text on a canvas or sets textContent.
+"use strict";
+(function () {
+  const COLORS = ["#2f5fd0", "#d0452f", "#2a9d5b", "#9b51e0", "#e09b1b", "#17a2b8", "#6b7280", "#c2185b"];
+
+  function drawPlot() {
+    const holder = document.getElementById("plot");
+    const block = document.getElementById("plot-data");
+    if (!holder || !block || typeof uPlot === "undefined") return;
+    const data = JSON.parse(block.textContent);
+    if (!data.series || data.series.length === 0 || data.x.length === 0) {
+      holder.textContent = "no numbers to plot";
+      holder.style.minHeight = "0";
+      return;
+    }
+    const labels = new Map(data.x.map((x, i) => [x, data.labels[i]]));
+    const marks = data.marks || [];
+    const opts = {
+      width: Math.max(320, holder.clientWidth || 800),
+      height: 320,
+      scales: { x: { time: false } },
+      axes: [
+        { label: data.xlabel, values: (u, ticks) => ticks.map((t) => (labels.has(t) ? labels.get(t) : "")) , incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000]},
+        {},
+      ],
+      series: [{ label: data.xlabel, value: (u, v) => (v == null ? "-" : (labels.get(v) || String(v))) }].concat(
+        data.series.map((s, i) => ({
+          label: s.label, stroke: COLORS[i % COLORS.length], width: 2, spanGaps: true,
+          points: { show: true, size: 6 },
+        }))
+      ),
+      hooks: {
+        draw: [function (u) {
+          // aliases (production, best, ...) as dashed vertical markers with their names
+          const ctx = u.ctx;
+          ctx.save();
+          ctx.font = (12 * devicePixelRatio) + "px system-ui, sans-serif";
+          ctx.fillStyle = "#2f5fd0"; ctx.strokeStyle = "#2f5fd0"; ctx.setLineDash([4, 4]);
+          for (const m of marks) {
+            const x = Math.round(u.valToPos(m.x, "x", true));
+            ctx.beginPath(); ctx.moveTo(x, u.bbox.top); ctx.lineTo(x, u.bbox.top + u.bbox.height); ctx.stroke();
+            ctx.fillText(m.text, x + 4, u.bbox.top + 14 * devicePixelRatio);
+          }
+          ctx.restore();
+        }],
+      },
+    };
+    const series = [data.x].concat(data.series.map((s) => s.values));
+    const plot = new uPlot(opts, series, holder);
+    window.__tvaultPlot = plot;
+    window.addEventListener("resize", () => plot.setSize({ width: Math.max(320, holder.clientWidth), height: 320 }));
+  }
+
+  function compareButton() {
+    const form = document.getElementById("compare-form");
+    const btn = document.getElementById("compare-btn");
+    if (!form || !btn) return;
+    const update = () => {
+      const n = form.querySelectorAll("input[name=ids]:checked").length;
+      btn.disabled = n < 2;
+      btn.textContent = n >= 2 ? "Compare " + n + " selected" : "Compare selected";
+    };
+    form.addEventListener("change", update);
+    update();
+  }
+
+  document.addEventListener("DOMContentLoaded", () => { drawPlot(); compareButton(); });
+})();
