@@ -68,6 +68,7 @@ def build(repo: str, n_entries: int, n_commits: int, start: int = 0, seed: int =
                       + b"M 100644 :%d train.txt\n\n" % f)
         commit_marks.append(cm)
     entry_marks = []  # (entry mark, commit mark)
+    note_meta = []  # (name, result, created) for each entry's note line, as log_all writes it
     lrs, sizes = [0.1, 0.01, 0.001, 0.0001], ["0.5x", "1x", "2x", "4x"]
     for i in range(n_entries):
         k = start + i
@@ -85,6 +86,7 @@ def build(repo: str, n_entries: int, n_commits: int, start: int = 0, seed: int =
                       + _data(b"tvault: entry %d" % k)
                       + b"M 100644 :%d tvault.json\nM 100644 :%d architecture.txt\nM 100644 :%d weights.json\nM 100644 :%d source.json\n\n" % (mb, arch, weights, source))
         entry_marks.append((em, cm))
+        note_meta.append((man["name"], man["result"], created))
     marks_file = os.path.join(repo, ".git", "bench-marks")
     run(repo, "git", "fast-import", "--quiet", f"--export-marks={marks_file}", input=b"".join(stream))
     sha = {}
@@ -100,14 +102,14 @@ def build(repo: str, n_entries: int, n_commits: int, start: int = 0, seed: int =
             f.write(f"{eid} refs/tvault/entries/{eid}\n")
     # notes: one line per entry on its training commit, as notes.add writes them
     per_commit: dict[str, list[str]] = {}
-    for (em, cm), eid in zip(entry_marks, ids):
-        per_commit.setdefault(sha[cm], []).append(eid)
+    for (em, cm), eid, (nm, res, created) in zip(entry_marks, ids, note_meta):
+        per_commit.setdefault(sha[cm], []).append(f"{eid} {nm} result={res} created={created}")
     have_notes = run(repo, "git", "rev-parse", "-q", "--verify", "refs/notes/tvault").returncode == 0
     notes = [b"commit refs/notes/tvault\ncommitter Bench <bench@example.com> %d +0000\n" % (ts0 + n_entries) + _data(b"tvault: bench notes")]
     if have_notes:
         notes.append(b"from refs/notes/tvault^0\n")
     for commit, es in per_commit.items():
-        body = "".join(f"model {j} {e} - result=-\n" for j, e in enumerate(es)).encode()
+        body = "".join(f"model {j} {e}\n" for j, e in enumerate(es)).encode()
         notes.append(b"N inline %s\n" % commit.encode() + _data(body))
     run(repo, "git", "fast-import", "--quiet", input=b"".join(notes) + b"\n")
     return ids

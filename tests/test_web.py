@@ -16,7 +16,6 @@ import shutil
 import subprocess
 import sys
 import threading
-import time
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -199,7 +198,6 @@ def test_entry_page(reg, client):
     assert "torch.optim.sgd.SGD" in html and "momentum" in html
     assert f'href="/download/{ids["v2"]}.safetensors"' in html
     assert f'href="/compare?a={ids["v1"]}&amp;b={ids["v2"]}"' in html  # previous version
-    assert 'class="badge alias"' not in html or True
     # any ref works: commit:index and short ids
     assert ids["v2"] in _get(client, f"/entry/{ids['v2'][:8]}")
 
@@ -326,6 +324,8 @@ def test_static_export(reg, tmp_path):
         parser = _Links()
         parser.feed(html)
         for u in parser.urls:
+            if u.startswith("data:"):
+                continue  # inline (the empty favicon)
             assert not u.startswith(("/", "http:", "https:", "//")), (f.name, u)  # self-contained, relative
             target = u.split("#")[0]
             if target:

@@ -12,7 +12,7 @@ from typing import Any
 import pygit2
 
 from . import notes
-from .errors import AmbiguousRef, CorruptEntry, RefNotFound
+from .errors import AmbiguousRef, CorruptEntry, RefNotFound, TvaultError
 from .format import MANIFEST, NAME_RE, REF_PREFIX, WEIGHTS, check_version, parse_json
 
 
@@ -154,7 +154,24 @@ def resolve(repo: pygit2.Repository, ref: str) -> Entry:
     raise RefNotFound(f"no entry {ref!r}; use an entry id, COMMIT:INDEX or NAME@VERSION (see 'git tvault log')")
 
 
+def _by_full_id(repo: pygit2.Repository, entry_id: str) -> Entry | None:
+    """A full entry id without walking every note: its manifest names the training commit."""
+    try:
+        if repo.references.get(REF_PREFIX + entry_id) is None:
+            return None
+        commit = read_manifest(repo, entry_id).get("commit")
+    except (TvaultError, pygit2.GitError, ValueError):
+        return None
+    if not isinstance(commit, str) or len(commit) != 40:
+        return None
+    return next((e for e in entries_on(repo, commit) if e.id == entry_id), None)
+
+
 def _by_prefix(repo: pygit2.Repository, prefix: str) -> list[Entry]:
+    if len(prefix) == 40:
+        hit = _by_full_id(repo, prefix)
+        if hit is not None:
+            return [hit]
     ids = [r[len(REF_PREFIX):] for r in repo.references if r.startswith(REF_PREFIX) and r[len(REF_PREFIX):].startswith(prefix)]
     if not ids:
         return []

@@ -25,7 +25,7 @@ from typing import Any, Callable, Iterable
 from urllib.parse import quote, urlencode
 
 import pygit2
-from flask import Flask, Response, abort, render_template, request, send_file
+from flask import Flask, Response, render_template, request, send_file
 from markupsafe import Markup
 
 from . import cache, query, registry
@@ -380,8 +380,13 @@ def history_page(repo: pygit2.Repository, name: str) -> dict[str, Any]:
     """Versions of one model, oldest first, with each metric across versions and aliases marked."""
     from . import models
 
-    vs = models.versions(repo, name)
     by_id = {r["id"]: r for r in query.find(repo, name=name)} if not any(c in name for c in "*?[") else {}
+    try:
+        vs = models.versions(repo, name)
+    except RefNotFound:
+        if not by_id:
+            raise
+        vs = _versions_from_manifests(repo, name, list(by_id.values()))
     rows = []
     for v in vs:
         r = by_id.get(v.entry.id)
@@ -401,6 +406,18 @@ def history_page(repo: pygit2.Repository, name: str) -> dict[str, Any]:
             "marks": [{"x": r["v"].number, "text": ", ".join(r["aliases"])} for r in rows if r["aliases"]],
             "series": series, "xlabel": "version"}
     return {"name": name, "rows": rows, "keys": keys, "plot": plot}
+
+
+def _versions_from_manifests(repo: pygit2.Repository, name: str, rows: list[dict[str, Any]]) -> list[Any]:
+    """Versions for entries whose manifests carry ``name`` but whose note lines do not (older writers).
+
+    Same numbering rule as models.versions: oldest first by (created, entry id).
+    """
+    from . import models
+
+    rows = sorted(rows, key=lambda r: (models._ts(r["created"] or ""), r["id"]))
+    return [models.Version(k + 1, registry.Entry(r["id"], r["commit"], r["index"], name, _repo=repo), r["created"] or "", [])
+            for k, r in enumerate(rows)]
 
 
 # -- the app --------------------------------------------------------------------
