@@ -1,0 +1,290 @@
+"""Sharing a registry over ordinary git remotes: fetch, pull, push, and fetching one entry.
+
+Transport is the real ``git`` CLI, so ssh keys, credential helpers, proxies,
+``insteadOf`` and progress behave exactly as for ``git fetch``/``git push``;
+tvault-git stores no secrets. What git cannot do for us is merge our two
+mutable refs, so:
+
+- entry refs (``refs/tvault/entries/<id>``) are immutable and copied with
+  non-forced refspecs;
+- the remote's notes and aliases land in private tracking refs
+  ``refs/tvault-remote/<remote>/{notes,aliases}`` (forced: they only mirror the
+  remote) and are merged into ours by union (notes.merge, models.merge_alias_ref);
+- push first pulls, then pushes non-forced; a push that loses a race is
+  retried after another pull. Nothing is ever discarded on either side.
+
+Torch-free.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import subprocess
+import sys
+from dataclasses import dataclass, field
+
+import pygit2
+
+from . import models, notes, registry
+from .errors import InvalidInput, RefNotFound, RemoteError
+from .format import ALIASES_REF, NAME_RE, NOTES_REF, REF_PREFIX
+
+TRACK_PREFIX = "refs/tvault-remote/"
+ENTRY_SPEC = f"{REF_PREFIX}*:{REF_PREFIX}*"
+_PUSH_RETRIES = 5
+
+
+@dataclass
+class Transfer:
+    """What one command did (for messages, tests and the bench)."""
+
+    remote: str
+    new_entries: list[str] = field(default_factory=list)
+    notes_merged: bool = False
+    aliases_merged: bool = False
+    pushed: bool = False
+    stderr: str = ""
+
+
+def git_dir_cwd(repo: pygit2.Repository) -> str:
+    return repo.workdir or repo.path
+
+
+def default_remote(repo: pygit2.Repository) -> str:
+    """The current branch's remote, else ``origin`` (what ``git push`` would pick)."""
+    try:
+        if not repo.head_is_detached and not repo.head_is_unborn:
+            name = repo.config[f"branch.{repo.head.shorthand}.remote"]
+            if name and name != ".":
+                return name
+    except (KeyError, pygit2.GitError):
+        pass
+    return "origin"
+
+
+def track_key(repo: pygit2.Repository, remote: str) -> str:
+    """A ref-safe name for the remote: its name when configured, else a digest of the URL or path."""
+    try:
+        if re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", remote) and repo.config[f"remote.{remote}.url"]:
+            return remote
+    except (KeyError, pygit2.GitError):
+        pass
+    return "url-" + hashlib.sha1(remote.encode()).hexdigest()[:12]
+
+
+def tracking_refs(repo: pygit2.Repository, remote: str) -> tuple[str, str]:
+    key = track_key(repo, remote)
+    return f"{TRACK_PREFIX}{key}/notes", f"{TRACK_PREFIX}{key}/aliases"
+
+
+def _classify(remote: str, op: str, err: str) -> RemoteError:
+    """One clear line for what went wrong, from git's own messages."""
+    low = err.lower()
+    lines = [ln.strip() for ln in err.splitlines() if ln.strip()]
+    detail = next((ln for ln in lines if ln.startswith(("fatal:", "error:", "! ["))), lines[-1] if lines else "no message")
+    if any(s in low for s in ("does not appear to be a git repository", "not a git repository", "repository not found",
+                              "not found: did you run git update-server-info", "not exported", "is this a git repository")) or re.search(r"repository '.*' not found", low):
+        return RemoteError(f"{remote} is not a git repository (or not shared there): {detail}")
+    if any(s in low for s in ("could not resolve host", "connection refused", "unable to connect", "failed to connect",
+                              "could not read from remote repository", "connection timed out", "network is unreachable",
+                              "no route to host", "unable to access", "couldn't connect")):
+        return RemoteError(f"cannot reach {remote}: {detail}")
+    if any(s in low for s in ("permission denied", "hook declined", "remote rejected", "denied", "403", "401", "authentication failed", "read-only")):
+        return RemoteError(f"{remote} rejected the {op} (permissions or a server-side rule): {detail}")
+    return RemoteError(f"git {op} {remote} failed: {detail}")
+
+
+def run_git(repo: pygit2.Repository, args: list[str], remote: str, op: str, progress: bool | None = None) -> str:
+    """Run ``git <args>`` in the repo; stream its progress to a terminal; return stderr; RemoteError on failure."""
+    if progress is None:
+        progress = sys.stderr.isatty()
+    cmd = ["git", *args]
+    if progress and args and args[0] in ("fetch", "push"):
+        cmd.insert(2, "--progress")
+    env = dict(os.environ)
+    env.setdefault("GIT_TERMINAL_PROMPT", "0") if not sys.stdin.isatty() else None
+    try:
+        p = subprocess.Popen(cmd, cwd=git_dir_cwd(repo), stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    except OSError as e:
+        raise RemoteError(f"cannot run git: {e}") from None
+    chunks: list[bytes] = []
+    assert p.stderr is not None
+    while True:
+        b = p.stderr.read1(65536) if hasattr(p.stderr, "read1") else p.stderr.read(65536)
+        if not b:
+            break
+        chunks.append(b)
+        if progress:
+            sys.stderr.buffer.write(b)
+            sys.stderr.buffer.flush()
+    p.wait()
+    if p.stdout is not None:
+        p.stdout.close()
+    err = b"".join(chunks).decode("utf-8", "replace")
+    if p.returncode != 0:
+        raise _classify(remote, op, err)
+    return err
+
+
+def ls_remote(repo: pygit2.Repository, remote: str, patterns: list[str]) -> dict[str, str]:
+    """ref -> object id on the remote, for refs matching ``patterns``; checks that it is reachable."""
+    p = subprocess.run(["git", "ls-remote", remote, *patterns], cwd=git_dir_cwd(repo), capture_output=True, text=True,
+                       env={**os.environ, "GIT_TERMINAL_PROMPT": "0"})
+    if p.returncode != 0:
+        if re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", remote) and track_key(repo, remote) != remote and not os.path.exists(remote):
+            raise RemoteError(f"no remote named {remote!r} (see 'git remote -v'; add one with 'git remote add {remote} URL')")
+        raise _classify(remote, "fetch", p.stderr)
+    out: dict[str, str] = {}
+    for line in p.stdout.splitlines():
+        sha, _, ref = line.partition("\t")
+        if ref:
+            out[ref] = sha
+    return out
+
+
+def _local_entry_ids(repo: pygit2.Repository) -> set[str]:
+    return {r[len(REF_PREFIX):] for r in repo.references if r.startswith(REF_PREFIX)}
+
+
+def fetch(repo: pygit2.Repository, remote: str | None = None, progress: bool | None = None) -> Transfer:
+    """Download the remote's entries and its index into tracking refs; our own index is untouched."""
+    remote = remote or default_remote(repo)
+    have = ls_remote(repo, remote, [REF_PREFIX + "*", NOTES_REF, ALIASES_REF])
+    t_notes, t_aliases = tracking_refs(repo, remote)
+    specs = [ENTRY_SPEC]
+    if NOTES_REF in have:
+        specs.append(f"+{NOTES_REF}:{t_notes}")
+    if ALIASES_REF in have:
+        specs.append(f"+{ALIASES_REF}:{t_aliases}")
+    before = _local_entry_ids(repo)
+    t = Transfer(remote)
+    if any(r.startswith(REF_PREFIX) and r[len(REF_PREFIX):] not in before for r in have) or len(specs) > 1:
+        t.stderr = run_git(repo, ["fetch", "--no-tags", "--no-write-fetch-head", remote, *specs], remote, "fetch", progress)
+    t.new_entries = sorted(_local_entry_ids(repo) - before)
+    return t
+
+
+def merge_tracking(repo: pygit2.Repository, remote: str, t: Transfer) -> None:
+    """Fold the fetched remote index and aliases into ours (union; never drops a line)."""
+    t_notes, t_aliases = tracking_refs(repo, remote)
+    for ref, fn, attr in ((t_notes, notes.merge, "notes_merged"), (t_aliases, models.merge_alias_ref, "aliases_merged")):
+        r = repo.references.get(ref)
+        if r is not None:
+            setattr(t, attr, fn(repo, r.target))
+
+
+def pull(repo: pygit2.Repository, remote: str | None = None, progress: bool | None = None) -> Transfer:
+    """fetch, then merge the remote's index and aliases into ours."""
+    remote = remote or default_remote(repo)
+    t = fetch(repo, remote, progress)
+    merge_tracking(repo, remote, t)
+    return t
+
+
+def _race_lost(err: RemoteError) -> bool:
+    s = str(err).lower()
+    return any(k in s for k in ("fetch first", "non-fast-forward", "stale info", "failed to update ref", "cannot lock ref", "reference already exists"))
+
+
+def push(repo: pygit2.Repository, remote: str | None = None, progress: bool | None = None) -> Transfer:
+    """pull, then push entries, index and aliases without force; retried when someone pushed in between."""
+    remote = remote or default_remote(repo)
+    for attempt in range(_PUSH_RETRIES):
+        t = pull(repo, remote, progress)
+        specs = [ENTRY_SPEC]
+        for ref in (NOTES_REF, ALIASES_REF):
+            if repo.references.get(ref) is not None:
+                specs.append(f"{ref}:{ref}")
+        try:
+            t.stderr += run_git(repo, ["push", remote, *specs], remote, "push", progress)
+        except RemoteError as e:
+            if _race_lost(e) and "hook declined" not in str(e).lower() and attempt + 1 < _PUSH_RETRIES:
+                continue
+            raise
+        t.pushed = True
+        # the remote now has our tips: mirror them so the next fetch transfers nothing new
+        t_notes, t_aliases = tracking_refs(repo, remote)
+        for ref, track in ((NOTES_REF, t_notes), (ALIASES_REF, t_aliases)):
+            r = repo.references.get(ref)
+            if r is not None:
+                repo.references.create(track, r.target, force=True)
+        return t
+    raise RemoteError(f"could not push to {remote}: it kept changing ({_PUSH_RETRIES} tries)")  # pragma: no cover
+
+
+def _remote_index(repo: pygit2.Repository, remote: str, progress: bool | None) -> tuple[dict[str, str], str, str]:
+    """Fetch only the remote's notes and aliases (small text) into tracking refs."""
+    have = ls_remote(repo, remote, [REF_PREFIX + "*", NOTES_REF, ALIASES_REF])
+    t_notes, t_aliases = tracking_refs(repo, remote)
+    specs = []
+    if NOTES_REF in have:
+        specs.append(f"+{NOTES_REF}:{t_notes}")
+    if ALIASES_REF in have:
+        specs.append(f"+{ALIASES_REF}:{t_aliases}")
+    if not specs:
+        raise RefNotFound(f"{remote} has no tvault registry (no {NOTES_REF})")
+    run_git(repo, ["fetch", "--no-tags", "--no-write-fetch-head", remote, *specs], remote, "fetch", progress)
+    return have, t_notes, t_aliases
+
+
+def _resolve_remote(repo: pygit2.Repository, remote: str, ref: str, have: dict[str, str], t_notes: str, t_aliases: str) -> tuple[str, str, notes.NoteLine]:
+    """(entry id, training commit, its note line) for ``ref`` as the remote's index reads it."""
+    ref = ref.strip()
+    entry_id = None
+    if ":" not in ref and "@" in ref:
+        name, _, sel = ref.rpartition("@")
+        if NAME_RE.match(name) and sel:
+            entry_id = models.resolve(repo, name, sel, notes_ref=t_notes, aliases_ref=t_aliases).id
+    elif ":" in ref:
+        rev, _, idx = ref.rpartition(":")
+        if not idx.isdigit():
+            raise RefNotFound(f"bad entry ref {ref!r}: the part after ':' must be a model index (e.g. HEAD:0)")
+        commit = registry.resolve_commit(repo, rev or "HEAD")
+        lines = notes.read(repo, commit, t_notes)
+        if int(idx) >= len(lines):
+            raise RefNotFound(f"on {remote}, commit {commit[:7]} has {len(lines)} entries; there is no model {idx}")
+        entry_id = lines[int(idx)].entry
+    elif re.fullmatch(r"[0-9a-fA-F]{4,40}", ref):
+        ids = [r[len(REF_PREFIX):] for r in have if r.startswith(REF_PREFIX) and r[len(REF_PREFIX):].startswith(ref.lower())]
+        if len(ids) > 1:
+            raise RefNotFound(f"entry ref {ref!r} is ambiguous on {remote}: {', '.join(i[:10] for i in ids[:10])}")
+        entry_id = ids[0] if ids else None
+    if entry_id is None:
+        raise RefNotFound(f"no entry {ref!r} on {remote}; use an entry id, COMMIT:INDEX or NAME@VERSION")
+    for commit, lines in notes.walk(repo, t_notes):
+        for n in lines:
+            if n.entry == entry_id:
+                return entry_id, commit, n
+    raise RefNotFound(f"entry {entry_id[:12]} is not in {remote}'s index")
+
+
+def fetch_one(repo: pygit2.Repository, remote: str | None, ref: str, progress: bool | None = None) -> registry.Entry:
+    """Bring exactly one entry (its objects only) and index it here with the remote's own note line.
+
+    ``ref`` is read the way the remote reads it: an id prefix, ``COMMIT:N``, or
+    ``NAME@N``/``NAME@alias``/``NAME@latest``/``NAME@best`` by the remote's
+    index and aliases. The remote's aliases are merged into ours.
+    """
+    remote = remote or default_remote(repo)
+    have, t_notes, t_aliases = _remote_index(repo, remote, progress)
+    entry_id, commit, line = _resolve_remote(repo, remote, ref, have, t_notes, t_aliases)
+    if REF_PREFIX + entry_id not in have:
+        raise RefNotFound(f"{remote} indexes entry {entry_id[:12]} but does not have its objects (refs/tvault/entries/{entry_id[:12]}...)")
+    if repo.get(entry_id) is None or repo.references.get(REF_PREFIX + entry_id) is None:
+        spec = f"{REF_PREFIX}{entry_id}:{REF_PREFIX}{entry_id}"
+        run_git(repo, ["fetch", "--no-tags", "--no-write-fetch-head", remote, spec], remote, "fetch", progress)
+    if repo.get(entry_id) is None:
+        raise RemoteError(f"fetched {entry_id[:12]} from {remote} but its objects did not arrive")
+    notes.add(repo, commit, entry_id, line.name, line.result, created=line.created, seq=line.seq)
+    r = repo.references.get(t_aliases)
+    if r is not None:
+        models.merge_alias_ref(repo, r.target)
+    return next(e for e in registry.entries_on(repo, commit) if e.id == entry_id)
+
+
+def check_remote_name(remote: str) -> str:
+    if not remote or remote.startswith("-"):
+        raise InvalidInput(f"bad remote {remote!r}: give a remote name (origin) or a URL/path")
+    return remote
