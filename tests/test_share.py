@@ -359,3 +359,36 @@ def test_plain_git_push_and_documented_fetch(tmp_path: Path) -> None:
     remotes.pull(R(fresh))
     assert all_ids(fresh) == {e, e2, e3}
     fsck(fresh)
+
+
+# --- Python API ----------------------------------------------------------------
+
+
+def test_download_load_into_update_publish(tmp_path: Path) -> None:
+    bare = make_bare(tmp_path)
+    a, b = make_team(tmp_path, str(bare), bare, n=2)
+    sys.path.insert(0, str(a))
+    try:
+        sys.modules.pop("helpers", None)
+        Net = import_fresh("model").Net
+        m1 = Net()
+        e1 = tvault.update("mnist", m1, result=0.8, repo=str(a))
+        e2 = tvault.update("mnist", Net(), result=0.7, repo=str(a))
+        assert [v.entry.id for v in models.versions(R(a), "mnist")] == [e1.id, e2.id]
+        models.set_alias(R(a), "mnist", "mnist@1", "production")
+        assert tvault.publish("origin", repo=str(a)).pushed
+        sd = tvault.download("mnist@production", remote="origin", repo=str(b))
+        assert all((sd[k] == v).all() for k, v in m1.state_dict().items())
+        assert R(b).get(e2.id) is None  # only the requested version travelled
+        m = Net()
+        tvault.load_into(m, "mnist@best", repo=str(b), remote="origin")
+        assert all((m.state_dict()[k] == v).all() for k, v in m1.state_dict().items())
+        # offline: what is already here still loads
+        git(b, "remote", "set-url", "origin", str(tmp_path / "gone"))
+        assert set(tvault.download("mnist@production", remote="origin", repo=str(b))) == set(sd)
+        with pytest.raises(RemoteError):
+            tvault.download("mnist@2", remote="origin", repo=str(b))
+    finally:
+        sys.path.remove(str(a))
+        sys.modules.pop("model", None)
+        sys.modules.pop("helpers", None)

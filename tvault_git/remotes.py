@@ -284,6 +284,14 @@ def fetch_one(repo: pygit2.Repository, remote: str | None, ref: str, progress: b
     return next(e for e in registry.entries_on(repo, commit) if e.id == entry_id)
 
 
+def publish(remote: str | None = None, repo: str | os.PathLike | pygit2.Repository | None = None) -> Transfer:
+    """Push this repository's registry (entries, index, aliases) to ``remote`` (default: origin)."""
+    from .repo import open_repo
+
+    r = repo if isinstance(repo, pygit2.Repository) else open_repo(repo)
+    return push(r, remote)
+
+
 def check_remote_name(remote: str) -> str:
     if not remote or remote.startswith("-"):
         raise InvalidInput(f"bad remote {remote!r}: give a remote name (origin) or a URL/path")
