@@ -28,16 +28,17 @@ from .errors import RefNotFound
 from .format import NOTES_REF
 from .registry import read_manifest
 
-SCHEMA = "2"
+SCHEMA = "3"  # 3: an entry may be listed on several commits (hooks, rewrites): key (id, commit_id)
 FILE_NAME = "index.sqlite"
 
 _DDL = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);
 CREATE TABLE IF NOT EXISTS entries(
-    id TEXT PRIMARY KEY, commit_id TEXT NOT NULL, seq INTEGER, idx INTEGER,
-    missing INTEGER NOT NULL DEFAULT 0,
+    id TEXT NOT NULL, commit_id TEXT NOT NULL, seq INTEGER, idx INTEGER,
+    missing INTEGER NOT NULL DEFAULT 0, base TEXT,
     name TEXT, result REAL, res_js TEXT, created TEXT, ts REAL, author TEXT, email TEXT,
-    branch TEXT, dirty INTEGER, message TEXT, tags TEXT, metrics TEXT);
+    branch TEXT, dirty INTEGER, message TEXT, tags TEXT, metrics TEXT,
+    PRIMARY KEY (id, commit_id));
 CREATE INDEX IF NOT EXISTS entries_commit ON entries(commit_id);
 CREATE INDEX IF NOT EXISTS entries_result ON entries(result);
 CREATE INDEX IF NOT EXISTS entries_ts ON entries(ts);
@@ -153,11 +154,12 @@ def _row(repo: pygit2.Repository, entry_id: str) -> tuple[dict[str, Any] | None,
         "message": m.get("message"),
         "tags": canonical(tags),
         "metrics": canonical(metrics),
+        "base": m.get("commit") if isinstance(m.get("commit"), str) else None,
     }
     return fields, kv
 
 
-_FIELDS = ("name", "result", "res_js", "created", "ts", "author", "email", "branch", "dirty", "message", "tags", "metrics")
+_FIELDS = ("name", "result", "res_js", "created", "ts", "author", "email", "branch", "dirty", "message", "tags", "metrics", "base")
 
 
 def _store(con: sqlite3.Connection, repo: pygit2.Repository, commit: str, lines: list[notes.NoteLine]) -> None:
@@ -166,11 +168,11 @@ def _store(con: sqlite3.Connection, repo: pygit2.Repository, commit: str, lines:
     wanted = {n.entry for n in lines}
     gone = [i for i in have if i not in wanted]
     if gone:
-        con.executemany("DELETE FROM entries WHERE id=?", [(i,) for i in gone])
-        con.executemany("DELETE FROM kv WHERE id=?", [(i,) for i in gone])
+        con.executemany("DELETE FROM entries WHERE id=? AND commit_id=?", [(i, commit) for i in gone])
+        con.executemany("DELETE FROM kv WHERE id=? AND NOT EXISTS (SELECT 1 FROM entries WHERE entries.id=kv.id)", [(i,) for i in gone])
     for idx, n in enumerate(lines):
         if n.entry in have and not have[n.entry]:
-            con.execute("UPDATE entries SET seq=?, idx=? WHERE id=?", (n.seq, idx, n.entry))
+            con.execute("UPDATE entries SET seq=?, idx=? WHERE id=? AND commit_id=?", (n.seq, idx, n.entry, commit))
             continue
         _insert(con, repo, commit, n.seq, idx, n.entry)
 

@@ -188,6 +188,7 @@ from . import cli_find  # noqa: E402,F401
 from . import cli_diff  # noqa: E402,F401
 from . import cli_models  # noqa: E402,F401
 from . import cli_share  # noqa: E402,F401
+from . import cli_hooks  # noqa: E402,F401
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: user errors become one line on stderr and an exit code."""

@@ -94,9 +94,15 @@ def versions(repo: pygit2.Repository, name: str, *, notes_ref: str = NOTES_REF, 
     ``notes_ref``/``aliases_ref`` let remotes.py number a remote's versions from its fetched index.
     """
     found: list[tuple[float, str, str, registry.Entry]] = []
+    lines = {}
     for commit, i, n in _named_lines(repo, notes_ref):
-        if n.name != name:
-            continue
+        if n.name == name:
+            lines.setdefault(n.entry, []).append((commit, i, n))
+    for group in lines.values():
+        commit, i, n = group[0]
+        if len(group) > 1:  # listed on several commits: the same choice as everywhere else
+            pick = registry.preferred([registry.Entry(n.entry, c, k, n.name, n.result, _repo=repo) for c, k, _ in group])[0]
+            commit, i = pick.commit, pick.index
         created = _created(repo, n)
         if created is None:
             continue  # indexed, but neither the note nor local objects say when: cannot be numbered

@@ -236,3 +236,55 @@ def merge(repo: pygit2.Repository, other: pygit2.Oid | str, ref: str = NOTES_REF
 
     retry_locked(step, ref)
     return moved[0]
+
+
+def _remove_path(repo: pygit2.Repository, tree: pygit2.Tree, path: list[str]) -> pygit2.Oid | None:
+    """``tree`` without the note at ``path``; None when nothing is left in it."""
+    tb = repo.TreeBuilder(tree)
+    if len(path) == 1:
+        tb.remove(path[0])
+    else:
+        sub = _remove_path(repo, repo[tree[path[0]].id], path[1:])
+        if sub is None:
+            tb.remove(path[0])
+        else:
+            tb.insert(path[0], sub, pygit2.enums.FileMode.TREE)
+    return tb.write() if len(tb) else None
+
+
+def move(repo: pygit2.Repository, pairs: list[tuple[str, str]], ref: str = NOTES_REF) -> int:
+    """Move notes from rewritten commits to their new commits (``git commit --amend``, ``git rebase``).
+
+    One atomic update for all pairs; the old note's lines are added to the new
+    commit's note (a union, so notes git itself copied are not doubled).
+    Returns how many notes moved.
+    """
+    sig = signature(repo)
+
+    def step() -> int:
+        parent, tree = _notes_tree(repo, ref)
+        if tree is None:
+            return 0
+        cur, moved = tree, 0
+        for old, new in pairs:
+            if old == new:
+                continue
+            hit = _find(repo, cur, old)
+            if hit is None:
+                continue
+            text = repo[hit[1].id].data.decode("utf-8", "replace")
+            dest = _find(repo, cur, new)
+            mine = repo[dest[1].id].data.decode("utf-8", "replace") if dest else ""
+            blob = repo.create_blob(union_text(mine, text).encode())
+            cur = repo[_write_path(repo, cur, dest[0] if dest else [new[:2], new[2:]], blob)]
+            left = _remove_path(repo, cur, _find(repo, cur, old)[0])  # type: ignore[index]
+            cur = repo[left] if left is not None else repo[repo.TreeBuilder().write()]
+            moved += 1
+        if moved:
+            try:
+                repo.create_commit(ref, sig, sig, f"tvault: move notes of {moved} rewritten commit(s)\n", cur.id, [parent] if parent else [])
+            except (pygit2.GitError, OSError) as e:
+                raise Conflict(str(e)) from None
+        return moved
+
+    return retry_locked(step, ref)
