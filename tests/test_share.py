@@ -392,3 +392,48 @@ def test_download_load_into_update_publish(tmp_path: Path) -> None:
         sys.path.remove(str(a))
         sys.modules.pop("model", None)
         sys.modules.pop("helpers", None)
+
+
+def _pack_objects(repo: Path) -> set[str]:
+    out = set()
+    gd = repo / ".git" if (repo / ".git").exists() else repo
+    for idx in (gd / "objects" / "pack").glob("*.idx"):
+        p = subprocess.run(["git", "show-index"], stdin=open(idx, "rb"), capture_output=True, text=True, cwd=repo)
+        out |= {line.split()[1] for line in p.stdout.splitlines()}
+    return out
+
+
+def test_new_version_transfers_only_changed_tensors(tmp_path: Path) -> None:
+    """Pull and push of a version that changed one layer send that layer's tensors, not the unchanged ones."""
+    import torch
+
+    bare = make_bare(tmp_path)
+    a, b = make_team(tmp_path, str(bare), bare, n=2)
+    for r in (a, b, bare):
+        git(r, "config", "transfer.unpackLimit", "1")  # keep received packs as they came
+    sys.path.insert(0, str(a))
+    try:
+        sys.modules.pop("helpers", None)
+        net = import_fresh("model").Net()
+        v1 = tvault.update("mnist", net, result=0.1, repo=str(a))
+        remotes.push(R(a))
+        remotes.pull(R(b))
+        with torch.no_grad():
+            net.fc2.weight.add_(1.0)
+        v2 = tvault.update("mnist", net, result=0.2, repo=str(a))
+    finally:
+        sys.path.remove(str(a))
+        sys.modules.pop("model", None)
+    recs = {k: r["chunks"][0] for k, r in registry.weight_records(R(a), v2.id).items()}
+    before = _pack_objects(bare)
+    remotes.push(R(a))
+    sent = _pack_objects(bare) - before
+    assert recs["fc2.weight"] in sent and recs["fc1.weight"] not in sent and recs["fc1.bias"] not in sent
+    before = _pack_objects(b)
+    remotes.pull(R(b))
+    got = _pack_objects(b) - before
+    assert recs["fc2.weight"] in got and recs["fc1.weight"] not in got and recs["fc1.bias"] not in got
+    assert not (b / ".git" / "shallow").exists() and not (a / ".git" / "shallow").exists()
+    assert tvault.load("mnist@2", repo=str(b))["fc2.weight"].equal(net.fc2.weight)
+    for r in (a, b, bare):
+        fsck(r)

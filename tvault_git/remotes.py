@@ -18,12 +18,14 @@ Torch-free.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
 import subprocess
 import sys
 from dataclasses import dataclass, field
+from typing import Iterable, Iterator
 
 import pygit2
 
@@ -46,6 +48,7 @@ class Transfer:
     aliases_merged: bool = False
     pushed: bool = False
     stderr: str = ""
+    remote_ids: set[str] = field(default_factory=set, repr=False)  # entry ids the remote had
 
 
 def git_dir_cwd(repo: pygit2.Repository) -> str:
@@ -148,6 +151,50 @@ def _local_entry_ids(repo: pygit2.Repository) -> set[str]:
     return {r[len(REF_PREFIX):] for r in repo.references if r.startswith(REF_PREFIX)}
 
 
+@contextlib.contextmanager
+def edge_hint(repo: pygit2.Repository, common: Iterable[str]) -> Iterator[None]:
+    """Make git send only the tensors the other side lacks, for the length of one transfer.
+
+    Entries are parentless commits, so git's pack negotiation marks as
+    uninteresting only the trees of *edge* commits (parents of what is sent):
+    a new version that shares 3 of 4 layers with one the other side has would
+    resend all 4. When the client is shallow, git instead marks the whole tree
+    of every common commit (``--objects-edge-aggressive``), and the shared
+    tensors are skipped. A shallow graft on a commit that has no parents
+    changes nothing else, so we list one common parentless entry commit in
+    ``.git/shallow`` during the transfer and remove it after. A repository
+    that is already shallow is left alone (it gets this behaviour anyway).
+    ``TVAULT_NO_EDGE_HINT=1`` turns this off (to measure what it saves: bench/bench_share.py).
+    """
+    from .cache import common_dir
+
+    path = os.path.join(common_dir(repo), "shallow")
+    marker = next((c for c in sorted(common) if (o := repo.get(c)) is not None and o.type == pygit2.enums.ObjectType.COMMIT and not o.parent_ids), None)
+    if marker is None or os.path.exists(path) or os.environ.get("TVAULT_NO_EDGE_HINT"):
+        yield
+        return
+    tmp = f"{path}.tvault-{os.getpid()}"
+    with open(tmp, "w") as f:
+        f.write(marker + "\n")
+    try:
+        os.link(tmp, path)  # fails if git created one meanwhile: then leave it alone
+    except OSError:
+        os.unlink(tmp)
+        yield
+        return
+    os.unlink(tmp)
+    try:
+        yield
+    finally:
+        try:
+            with open(path) as f:
+                mine = f.read() == marker + "\n"
+            if mine:
+                os.unlink(path)
+        except OSError:
+            pass
+
+
 def fetch(repo: pygit2.Repository, remote: str | None = None, progress: bool | None = None) -> Transfer:
     """Download the remote's entries and its index into tracking refs; our own index is untouched."""
     remote = remote or default_remote(repo)
@@ -160,8 +207,11 @@ def fetch(repo: pygit2.Repository, remote: str | None = None, progress: bool | N
         specs.append(f"+{ALIASES_REF}:{t_aliases}")
     before = _local_entry_ids(repo)
     t = Transfer(remote)
+    t.remote_ids = {r[len(REF_PREFIX):] for r in have if r.startswith(REF_PREFIX)}
     if any(r.startswith(REF_PREFIX) and r[len(REF_PREFIX):] not in before for r in have) or len(specs) > 1:
-        t.stderr = run_git(repo, ["fetch", "--no-tags", "--no-write-fetch-head", remote, *specs], remote, "fetch", progress)
+        remote_ids = {r[len(REF_PREFIX):] for r in have if r.startswith(REF_PREFIX)}
+        with edge_hint(repo, remote_ids & before):
+            t.stderr = run_git(repo, ["fetch", "--no-tags", "--no-write-fetch-head", remote, *specs], remote, "fetch", progress)
     t.new_entries = sorted(_local_entry_ids(repo) - before)
     return t
 
@@ -198,7 +248,8 @@ def push(repo: pygit2.Repository, remote: str | None = None, progress: bool | No
             if repo.references.get(ref) is not None:
                 specs.append(f"{ref}:{ref}")
         try:
-            t.stderr += run_git(repo, ["push", remote, *specs], remote, "push", progress)
+            with edge_hint(repo, t.remote_ids):  # send only tensors the remote lacks
+                t.stderr += run_git(repo, ["push", remote, *specs], remote, "push", progress)
         except RemoteError as e:
             if _race_lost(e) and "hook declined" not in str(e).lower() and attempt + 1 < _PUSH_RETRIES:
                 continue
@@ -274,7 +325,9 @@ def fetch_one(repo: pygit2.Repository, remote: str | None, ref: str, progress: b
         raise RefNotFound(f"{remote} indexes entry {entry_id[:12]} but does not have its objects (refs/tvault/entries/{entry_id[:12]}...)")
     if repo.get(entry_id) is None or repo.references.get(REF_PREFIX + entry_id) is None:
         spec = f"{REF_PREFIX}{entry_id}:{REF_PREFIX}{entry_id}"
-        run_git(repo, ["fetch", "--no-tags", "--no-write-fetch-head", remote, spec], remote, "fetch", progress)
+        remote_ids = {r[len(REF_PREFIX):] for r in have if r.startswith(REF_PREFIX)}
+        with edge_hint(repo, remote_ids & _local_entry_ids(repo)):
+            run_git(repo, ["fetch", "--no-tags", "--no-write-fetch-head", remote, spec], remote, "fetch", progress)
     if repo.get(entry_id) is None:
         raise RemoteError(f"fetched {entry_id[:12]} from {remote} but its objects did not arrive")
     notes.add(repo, commit, entry_id, line.name, line.result, created=line.created, seq=line.seq)
