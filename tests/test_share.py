@@ -437,3 +437,20 @@ def test_new_version_transfers_only_changed_tensors(tmp_path: Path) -> None:
     assert tvault.load("mnist@2", repo=str(b))["fc2.weight"].equal(net.fc2.weight)
     for r in (a, b, bare):
         fsck(r)
+
+
+def test_stale_transfer_marker_is_cleaned(tmp_path: Path) -> None:
+    """A pull killed mid-transfer leaves its .git/shallow marker; the next transfer removes it."""
+    bare = make_bare(tmp_path)
+    a, b = make_team(tmp_path, str(bare), bare, n=2)
+    e = log_in(a, 0.3)
+    remotes.push(R(a))
+    remotes.pull(R(b))
+    (b / ".git" / "shallow").write_text(e + "\n")
+    log_in(a, 0.4)
+    remotes.push(R(a))
+    remotes.pull(R(b))
+    assert not (b / ".git" / "shallow").exists()
+    (b / ".git" / "shallow").write_text(git(b, "rev-parse", "HEAD").stdout)  # a real shallow clone's file is left alone
+    remotes.pull(R(b))
+    assert (b / ".git" / "shallow").exists()

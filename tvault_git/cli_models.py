@@ -9,7 +9,7 @@ import click
 
 from . import models
 from .cli import _repo, cli
-from .errors import InvalidInput
+from .errors import InvalidInput, TvaultError
 from .render import fmt_value, heading, short_date
 
 
@@ -22,7 +22,10 @@ def version_rows(repo: Any, name: str) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     prev: dict[str, Any] | None = None
     for v in models.versions(repo, name):
-        m = v.entry.manifest
+        try:
+            m = v.entry.manifest
+        except TvaultError:  # indexed (e.g. from a remote's notes) but objects not fetched
+            m = {"result": None, "metrics": {}, "message": "(objects not here: git tvault fetch REMOTE " + v.entry.id[:12] + ")"}
         metrics = dict(m.get("metrics") or {})
         result = m.get("result")
         delta: dict[str, float] = {}

@@ -169,6 +169,7 @@ def edge_hint(repo: pygit2.Repository, common: Iterable[str]) -> Iterator[None]:
     from .cache import common_dir
 
     path = os.path.join(common_dir(repo), "shallow")
+    _drop_stale_marker(repo, path)
     marker = next((c for c in sorted(common) if (o := repo.get(c)) is not None and o.type == pygit2.enums.ObjectType.COMMIT and not o.parent_ids), None)
     if marker is None or os.path.exists(path) or os.environ.get("TVAULT_NO_EDGE_HINT"):
         yield
@@ -191,6 +192,24 @@ def edge_hint(repo: pygit2.Repository, common: Iterable[str]) -> Iterator[None]:
                 mine = f.read() == marker + "\n"
             if mine:
                 os.unlink(path)
+        except OSError:
+            pass
+
+
+def _drop_stale_marker(repo: pygit2.Repository, path: str) -> None:
+    """Remove a marker left by a transfer that was killed: one line naming a parentless entry commit."""
+    try:
+        with open(path) as f:
+            text = f.read()
+    except OSError:
+        return
+    line = text.strip()
+    if text != line + "\n" or REF_PREFIX + line not in repo.references:
+        return
+    o = repo.get(line)
+    if o is not None and o.type == pygit2.enums.ObjectType.COMMIT and not o.parent_ids:
+        try:
+            os.unlink(path)
         except OSError:
             pass
 
