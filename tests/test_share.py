@@ -454,3 +454,39 @@ def test_stale_transfer_marker_is_cleaned(tmp_path: Path) -> None:
     (b / ".git" / "shallow").write_text(git(b, "rev-parse", "HEAD").stdout)  # a real shallow clone's file is left alone
     remotes.pull(R(b))
     assert (b / ".git" / "shallow").exists()
+
+
+def test_missing_repository_on_servers_is_clear(tmp_path: Path, daemon, http_server) -> None:
+    (a,) = make_team(tmp_path, str(make_bare(tmp_path)), tmp_path / "shared.git", n=1)
+    for url in (f"{daemon[1]}/nope.git", f"{http_server[1]}/nope.git"):
+        p = run_tvault(a, "pull", url, check=False)
+        assert p.returncode == 6 and "not a git repository" in p.stderr and len(p.stderr.strip().splitlines()) == 1, p.stderr
+
+
+def test_progress_is_shown_on_a_terminal(tmp_path: Path) -> None:
+    """Like git: progress (objects) on a terminal, nothing when piped."""
+    import pty
+
+    bare = make_bare(tmp_path)
+    a, b = make_team(tmp_path, str(bare), bare, n=2)
+    log_in(a, 0.5)
+    remotes.push(R(a))
+    env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"], NO_COLOR="1")
+    pid, fd = pty.fork()
+    if pid == 0:  # child: run the real CLI on the terminal
+        os.chdir(b)
+        os.execvpe("git", ["git", "tvault", "pull", f"file://{bare}"], env)
+    out = b""
+    while True:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        out += chunk
+    _, status = os.waitpid(pid, 0)
+    text = out.decode("utf-8", "replace")
+    assert os.waitstatus_to_exitcode(status) == 0, text
+    assert "objects" in text and "1 new entry" in text
+    assert "objects" not in run_tvault(a, "pull").stderr
