@@ -107,7 +107,8 @@ def run_git(repo: pygit2.Repository, args: list[str], remote: str, op: str, prog
     if progress and args and args[0] in ("fetch", "push"):
         cmd.insert(2, "--progress")
     env = dict(os.environ)
-    env.setdefault("GIT_TERMINAL_PROMPT", "0") if not sys.stdin.isatty() else None
+    if not sys.stdin.isatty():  # no one to answer a password prompt: fail instead of hanging
+        env.setdefault("GIT_TERMINAL_PROMPT", "0")
     try:
         p = subprocess.Popen(cmd, cwd=git_dir_cwd(repo), stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     except OSError as e:
@@ -227,9 +228,8 @@ def fetch(repo: pygit2.Repository, remote: str | None = None, progress: bool | N
     before = _local_entry_ids(repo)
     t = Transfer(remote)
     t.remote_ids = {r[len(REF_PREFIX):] for r in have if r.startswith(REF_PREFIX)}
-    if any(r.startswith(REF_PREFIX) and r[len(REF_PREFIX):] not in before for r in have) or len(specs) > 1:
-        remote_ids = {r[len(REF_PREFIX):] for r in have if r.startswith(REF_PREFIX)}
-        with edge_hint(repo, remote_ids & before):
+    if len(specs) > 1 or t.remote_ids - before:  # an empty remote needs no fetch at all
+        with edge_hint(repo, t.remote_ids & before):
             t.stderr = run_git(repo, ["fetch", "--no-tags", "--no-write-fetch-head", remote, *specs], remote, "fetch", progress)
     t.new_entries = sorted(_local_entry_ids(repo) - before)
     return t
