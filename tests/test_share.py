@@ -8,6 +8,7 @@ indexes and a clean ``git fsck``.
 from __future__ import annotations
 
 import http.server
+import itertools
 import os
 import shutil
 import socket
@@ -352,6 +353,7 @@ def test_plain_git_push_and_documented_fetch(tmp_path: Path) -> None:
     assert "fc1.weight" in sd
     # a diverged clone: the documented non-forced fetch refuses the notes (nothing lost), pull merges
     e2 = log_in(fresh, 0.5)
+    assert run_tvault(fresh, "diff", e, e2, "--no-weights").returncode == 0
     e3 = log_in(a, 0.6)
     git(a, "push", "-q", "origin", "refs/tvault/*", "refs/notes/tvault")
     p = git(fresh, "fetch", "origin", "refs/tvault/*:refs/tvault/*", "refs/notes/tvault:refs/notes/tvault", check=False)
@@ -490,3 +492,47 @@ def test_progress_is_shown_on_a_terminal(tmp_path: Path) -> None:
     assert os.waitstatus_to_exitcode(status) == 0, text
     assert "objects" in text and "1 new entry" in text
     assert "objects" not in run_tvault(a, "pull").stderr
+
+
+@pytest.mark.parametrize("order", list(itertools.permutations(range(3))))
+def test_any_push_order_converges(tmp_path: Path, order: tuple[int, ...]) -> None:
+    """Three teammates log on the same commit and push in every order, then pull: all hold the union."""
+    bare = make_bare(tmp_path)
+    team = make_team(tmp_path, str(bare), bare)
+    ids = {log_in(m, 0.1 * (i + 1)) for i, m in enumerate(team)}
+    for i in order:
+        remotes.push(R(team[i]))
+    for m in team:
+        remotes.pull(R(m))
+    views = [index_of(m) for m in team]
+    assert views[0] == views[1] == views[2] and all_ids(team[0]) == ids
+    assert [v.entry.id for v in models.versions(R(team[0]), "mnist")] == [v.entry.id for v in models.versions(R(team[2]), "mnist")]
+    fsck(bare)
+
+
+def test_push_that_loses_a_race_merges_and_retries(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Someone pushes between our pull and our push: the rejected push is merged and retried, nothing dropped."""
+    bare = make_bare(tmp_path)
+    a, b = make_team(tmp_path, str(bare), bare, n=2)
+    ea, eb = log_in(a, 0.1), log_in(b, 0.2)
+    real_pull, calls = remotes.pull, []
+
+    def racing_pull(repo, remote=None, progress=None):
+        t = real_pull(repo, remote, progress)
+        calls.append(repo.workdir)
+        if len(calls) == 1:
+            real_push(R(b))  # b wins the race
+        return t
+
+    real_push = remotes.push
+    monkeypatch.setattr(remotes, "pull", racing_pull)
+    t = remotes.push(R(a))
+    assert t.pushed and [c.rstrip("/") for c in calls] == [str(a), str(b), str(a)]  # a pulled twice: rejected once, retried
+    monkeypatch.setattr(remotes, "pull", real_pull)
+    remotes.pull(R(b))
+    assert all_ids(a) == all_ids(b) == {ea, eb}
+    fresh = tmp_path / "fresh"
+    git(tmp_path, "clone", "-q", str(bare), str(fresh))
+    remotes.pull(R(fresh))
+    assert index_of(fresh) == index_of(a)
+    fsck(bare)
