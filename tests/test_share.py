@@ -536,3 +536,17 @@ def test_push_that_loses_a_race_merges_and_retries(tmp_path: Path, monkeypatch: 
     remotes.pull(R(fresh))
     assert index_of(fresh) == index_of(a)
     fsck(bare)
+
+
+def test_fetch_one_into_a_repo_without_the_project_history(tmp_path: Path) -> None:
+    bare = make_bare(tmp_path)
+    (a,) = make_team(tmp_path, str(bare), bare, n=1)
+    ids = [log_in(a, 0.1), log_in(a, 0.2)]
+    remotes.push(R(a))
+    commit = registry.resolve(R(a), ids[1]).commit
+    empty = tmp_path / "empty"
+    git(tmp_path, "init", "-q", str(empty))
+    e = remotes.fetch_one(R(empty), str(bare), f"{commit[:10]}:1")
+    assert e.id == ids[1] and R(empty).get(commit) is None and R(empty).get(ids[0]) is None  # no project history
+    assert set(tvault.load(ids[1], repo=str(empty))) == {"fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"}
+    fsck(empty)

@@ -311,7 +311,13 @@ def _resolve_remote(repo: pygit2.Repository, remote: str, ref: str, have: dict[s
         rev, _, idx = ref.rpartition(":")
         if not idx.isdigit():
             raise RefNotFound(f"bad entry ref {ref!r}: the part after ':' must be a model index (e.g. HEAD:0)")
-        commit = registry.resolve_commit(repo, rev or "HEAD")
+        try:
+            commit = registry.resolve_commit(repo, rev or "HEAD")
+        except RefNotFound:  # a training commit we do not have: the remote's index still names it
+            hits = [c for c, _ in notes.walk(repo, t_notes) if re.fullmatch(r"[0-9a-fA-F]{4,40}", rev) and c.startswith(rev.lower())]
+            if len(hits) != 1:
+                raise
+            commit = hits[0]
         lines = notes.read(repo, commit, t_notes)
         if int(idx) >= len(lines):
             raise RefNotFound(f"on {remote}, commit {commit[:7]} has {len(lines)} entries; there is no model {idx}")
