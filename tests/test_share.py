@@ -10,7 +10,6 @@ from __future__ import annotations
 import http.server
 import itertools
 import os
-import shutil
 import socket
 import subprocess
 import sys

@@ -33,8 +33,9 @@ def fetch_cmd(ctx: click.Context, remote: str | None, ref: str | None, quiet: bo
     repo = _repo(ctx)
     progress = False if quiet else None
     if ref is not None:
-        e = remotes.fetch_one(repo, remotes.check_remote_name(remote or remotes.default_remote(repo)), ref, progress)
-        click.echo(f"fetched {e.id[:10]} ({e.ref}{', ' + e.name if e.name else ''}) from {remote or remotes.default_remote(repo)}")
+        where = remotes.check_remote_name(remote or remotes.default_remote(repo))
+        e = remotes.fetch_one(repo, where, ref, progress)
+        click.echo(f"fetched {e.id[:10]} ({e.ref}{', ' + e.name if e.name else ''}) from {where}")
         return
     t = remotes.fetch(repo, remote and remotes.check_remote_name(remote), progress)
     click.echo(_summary(t, "fetched from") + ("; run 'git tvault pull' to index them" if t.new_entries else ""))

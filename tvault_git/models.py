@@ -282,8 +282,9 @@ def resolve(repo: pygit2.Repository, name: str, selector: str, *, notes_ref: str
         scored = []
         for v in vs:
             try:
-                scored.append((float(v.entry.result), v.number, v)) if v.entry.result is not None else None
-            except ValueError:
+                if v.entry.result is not None:
+                    scored.append((float(v.entry.result), v.number, v))
+            except ValueError:  # a note written by something else: not a number, not a candidate
                 pass
         if not scored:
             raise RefNotFound(f"no version of {name} has a result; {name}@best needs log_all(..., result=...)")
