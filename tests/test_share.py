@@ -287,6 +287,9 @@ def test_fetch_one_entry_transfers_only_that_entry(tmp_path: Path) -> None:
         assert rb.get(other) is None  # neither the other entries' commits ...
         blobs = registry.weight_records(R(a), other)
         assert all(rb.get(c) is None for rec in blobs.values() for c in rec["chunks"])  # ... nor their weights
+    # the remote's index was read from its notes tip in a scratch repository: no notes history here, no leftovers
+    assert rb.references.get("refs/tvault-remote/origin/notes") is None
+    assert not list((b / ".git" / "tvault").glob("remote-index-*")) and not (b / ".git" / "shallow").exists()
     # indexed here with the remote's own note line (same seq, so indexes agree once the rest arrives)
     line = lambda p: next(n for _, ls in notes.walk(R(p)) for n in ls if n.entry == ids[2])  # noqa: E731
     assert line(b) == line(a)

@@ -22,8 +22,10 @@ import contextlib
 import hashlib
 import os
 import re
+import shutil
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator
 
@@ -284,29 +286,73 @@ def push(repo: pygit2.Repository, remote: str | None = None, progress: bool | No
     raise RemoteError(f"could not push to {remote}: it kept changing ({_PUSH_RETRIES} tries)")  # pragma: no cover
 
 
-def _remote_index(repo: pygit2.Repository, remote: str, progress: bool | None) -> tuple[dict[str, str], str, str]:
-    """Fetch only the remote's notes and aliases (small text) into tracking refs."""
+def _remote_url(repo: pygit2.Repository, remote: str) -> str:
+    """What git would connect to for ``remote``, usable from another directory."""
+    cwd = git_dir_cwd(repo)
+    p = subprocess.run(["git", "remote", "get-url", remote], cwd=cwd, capture_output=True, text=True)
+    url = p.stdout.strip() if p.returncode == 0 and p.stdout.strip() else remote
+    if "://" not in url and not re.match(r"^[^/]+@[^/]+:", url):  # a path (scp-like ssh stays as is)
+        full = os.path.join(cwd, url)
+        if os.path.exists(full):
+            return os.path.abspath(full)
+    return url
+
+
+@contextlib.contextmanager
+def _remote_index(repo: pygit2.Repository, remote: str, progress: bool | None) -> Iterator[tuple[dict[str, str], pygit2.Repository, str, str]]:
+    """The remote's index, cheaply: (its refs, a repository that sees it, notes ref, aliases ref there).
+
+    Only the tip of the remote's notes is needed to resolve a ref, not their
+    history (one commit per logged entry). It is fetched with ``--depth=1``
+    into a scratch repository that borrows our objects (alternates), so this
+    repository never becomes shallow; the scratch is deleted afterwards. The
+    aliases (a short history) are fetched into our tracking ref as usual.
+    Where a shallow fetch is refused, the full notes go to our tracking ref.
+    """
+    from .cache import common_dir
+
     have = ls_remote(repo, remote, [REF_PREFIX + "*", NOTES_REF, ALIASES_REF])
-    t_notes, t_aliases = tracking_refs(repo, remote)
-    specs = []
-    if NOTES_REF in have:
-        specs.append(f"+{NOTES_REF}:{t_notes}")
-    if ALIASES_REF in have:
-        specs.append(f"+{ALIASES_REF}:{t_aliases}")
-    if not specs:
+    if NOTES_REF not in have:
         raise RefNotFound(f"{remote} has no tvault registry (no {NOTES_REF})")
-    run_git(repo, ["fetch", "--no-tags", "--no-write-fetch-head", remote, *specs], remote, "fetch", progress)
-    return have, t_notes, t_aliases
+    t_notes, t_aliases = tracking_refs(repo, remote)
+    if ALIASES_REF in have:
+        run_git(repo, ["fetch", "--no-tags", "--no-write-fetch-head", remote, f"+{ALIASES_REF}:{t_aliases}"], remote, "fetch", progress)
+    base = os.path.join(common_dir(repo), "tvault")
+    os.makedirs(base, exist_ok=True)
+    scratch = tempfile.mkdtemp(prefix="remote-index-", dir=base)
+    try:
+        view = None
+        try:
+            subprocess.run(["git", "init", "-q", "--bare", scratch], check=True, capture_output=True)
+            with open(os.path.join(scratch, "objects", "info", "alternates"), "w") as f:
+                f.write(os.path.join(common_dir(repo), "objects") + "\n")
+            p = subprocess.run(["git", "fetch", "-q", "--no-tags", "--depth=1", _remote_url(repo, remote), f"+{NOTES_REF}:refs/index/notes"],
+                               cwd=scratch, capture_output=True, env={**os.environ, "GIT_TERMINAL_PROMPT": "0"})
+            if p.returncode == 0:
+                view = pygit2.Repository(scratch)
+                a = repo.references.get(t_aliases)
+                if a is not None:
+                    view.references.create("refs/index/aliases", a.target, force=True)
+        except (OSError, subprocess.CalledProcessError, pygit2.GitError):
+            view = None
+        if view is not None:
+            yield have, view, "refs/index/notes", "refs/index/aliases"
+        else:
+            run_git(repo, ["fetch", "--no-tags", "--no-write-fetch-head", remote, f"+{NOTES_REF}:{t_notes}"], remote, "fetch", progress)
+            yield have, repo, t_notes, t_aliases
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _resolve_remote(repo: pygit2.Repository, remote: str, ref: str, have: dict[str, str], t_notes: str, t_aliases: str) -> tuple[str, str, notes.NoteLine]:
-    """(entry id, training commit, its note line) for ``ref`` as the remote's index reads it."""
+def _resolve_remote(repo: pygit2.Repository, view: pygit2.Repository, remote: str, ref: str, have: dict[str, str],
+                    t_notes: str, t_aliases: str) -> tuple[str, str, notes.NoteLine]:
+    """(entry id, training commit, its note line) for ``ref`` as the remote's index (seen in ``view``) reads it."""
     ref = ref.strip()
     entry_id = None
     if ":" not in ref and "@" in ref:
         name, _, sel = ref.rpartition("@")
         if NAME_RE.match(name) and sel:
-            entry_id = models.resolve(repo, name, sel, notes_ref=t_notes, aliases_ref=t_aliases).id
+            entry_id = models.resolve(view, name, sel, notes_ref=t_notes, aliases_ref=t_aliases).id
     elif ":" in ref:
         rev, _, idx = ref.rpartition(":")
         if not idx.isdigit():
@@ -314,11 +360,11 @@ def _resolve_remote(repo: pygit2.Repository, remote: str, ref: str, have: dict[s
         try:
             commit = registry.resolve_commit(repo, rev or "HEAD")
         except RefNotFound:  # a training commit we do not have: the remote's index still names it
-            hits = [c for c, _ in notes.walk(repo, t_notes) if re.fullmatch(r"[0-9a-fA-F]{4,40}", rev) and c.startswith(rev.lower())]
+            hits = [c for c, _ in notes.walk(view, t_notes) if re.fullmatch(r"[0-9a-fA-F]{4,40}", rev) and c.startswith(rev.lower())]
             if len(hits) != 1:
                 raise
             commit = hits[0]
-        lines = notes.read(repo, commit, t_notes)
+        lines = notes.read(view, commit, t_notes)
         if int(idx) >= len(lines):
             raise RefNotFound(f"on {remote}, commit {commit[:7]} has {len(lines)} entries; there is no model {idx}")
         entry_id = lines[int(idx)].entry
@@ -329,7 +375,7 @@ def _resolve_remote(repo: pygit2.Repository, remote: str, ref: str, have: dict[s
         entry_id = ids[0] if ids else None
     if entry_id is None:
         raise RefNotFound(f"no entry {ref!r} on {remote}; use an entry id, COMMIT:INDEX or NAME@VERSION")
-    for commit, lines in notes.walk(repo, t_notes):
+    for commit, lines in notes.walk(view, t_notes):
         for n in lines:
             if n.entry == entry_id:
                 return entry_id, commit, n
@@ -344,8 +390,9 @@ def fetch_one(repo: pygit2.Repository, remote: str | None, ref: str, progress: b
     index and aliases. The remote's aliases are merged into ours.
     """
     remote = remote or default_remote(repo)
-    have, t_notes, t_aliases = _remote_index(repo, remote, progress)
-    entry_id, commit, line = _resolve_remote(repo, remote, ref, have, t_notes, t_aliases)
+    with _remote_index(repo, remote, progress) as (have, view, n_ref, a_ref):
+        entry_id, commit, line = _resolve_remote(repo, view, remote, ref, have, n_ref, a_ref)
+    t_aliases = tracking_refs(repo, remote)[1]
     if REF_PREFIX + entry_id not in have:
         raise RefNotFound(f"{remote} indexes entry {entry_id[:12]} but does not have its objects (refs/tvault/entries/{entry_id[:12]}...)")
     if repo.get(entry_id) is None or repo.references.get(REF_PREFIX + entry_id) is None:
