@@ -552,3 +552,15 @@ def test_fetch_one_into_a_repo_without_the_project_history(tmp_path: Path) -> No
     assert e.id == ids[1] and R(empty).get(commit) is None and R(empty).get(ids[0]) is None  # no project history
     assert set(tvault.load(ids[1], repo=str(empty))) == {"fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"}
     fsck(empty)
+
+
+def test_fetch_one_falls_back_to_the_full_index(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Where a shallow fetch of the index is refused, the whole index is fetched instead."""
+    bare = make_bare(tmp_path)
+    a, b = make_team(tmp_path, str(bare), bare, n=2)
+    e = log_in(a, 0.5)
+    remotes.push(R(a))
+    monkeypatch.setattr(remotes, "_remote_url", lambda repo, remote: str(tmp_path / "no-such-remote"))
+    assert remotes.fetch_one(R(b), "origin", "mnist@latest").id == e
+    assert R(b).references.get("refs/tvault-remote/origin/notes") is not None
+    fsck(b)
