@@ -28,14 +28,14 @@ from .errors import RefNotFound
 from .format import NOTES_REF
 from .registry import read_manifest
 
-SCHEMA = "3"  # 3: an entry may be listed on several commits (hooks, rewrites): key (id, commit_id)
+SCHEMA = "4"  # 4: an entry may be listed on several commits (hooks, rewrites): key (id, commit_id), shadowed
 FILE_NAME = "index.sqlite"
 
 _DDL = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);
 CREATE TABLE IF NOT EXISTS entries(
     id TEXT NOT NULL, commit_id TEXT NOT NULL, seq INTEGER, idx INTEGER,
-    missing INTEGER NOT NULL DEFAULT 0, base TEXT,
+    missing INTEGER NOT NULL DEFAULT 0, base TEXT, shadowed INTEGER NOT NULL DEFAULT 0,
     name TEXT, result REAL, res_js TEXT, created TEXT, ts REAL, author TEXT, email TEXT,
     branch TEXT, dirty INTEGER, message TEXT, tags TEXT, metrics TEXT,
     PRIMARY KEY (id, commit_id));
@@ -240,11 +240,31 @@ def refresh(repo: pygit2.Repository) -> sqlite3.Connection:
         for entry_id, commit, seq, idx in con.execute("SELECT id, commit_id, seq, idx FROM entries WHERE missing=1").fetchall():
             if repo.get(entry_id) is not None:
                 _insert(con, repo, commit, seq, idx, entry_id)
+        _mark_shadowed(con)
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
         raise
     return con
+
+
+# A row ranks first on a commit other than its manifest's base commit, then on the smallest commit id
+# (registry.preferred applies the same rule).
+_RANK = "(({t}.commit_id = coalesce({t}.base, '')) * 1)"
+
+
+def _mark_shadowed(con: sqlite3.Connection) -> None:
+    """An entry listed on several commits (hooks, rewrites) is shown once: flag its other rows.
+
+    Kept as a column so that queries pay nothing for it; recomputed only when the notes moved.
+    """
+    con.execute("UPDATE entries SET shadowed = 0 WHERE shadowed = 1")
+    con.execute(
+        "UPDATE entries SET shadowed = 1 WHERE id IN (SELECT id FROM entries WHERE missing = 0 GROUP BY id HAVING count(*) > 1) "
+        "AND EXISTS (SELECT 1 FROM entries e2 WHERE e2.id = entries.id AND e2.missing = 0 AND e2.commit_id != entries.commit_id AND "
+        f"({_RANK.format(t='e2')} < {_RANK.format(t='entries')} OR "
+        f"({_RANK.format(t='e2')} = {_RANK.format(t='entries')} AND e2.commit_id < entries.commit_id)))"
+    )
 
 
 def _catch_up(con: sqlite3.Connection, repo: pygit2.Repository, cached: str | None, tip: pygit2.Commit | None) -> None:

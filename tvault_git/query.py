@@ -124,15 +124,6 @@ def _metric_expr(key: str) -> tuple[str, list[Any]]:
             "ORDER BY kv.kind = 'metric' DESC LIMIT 1)"), [key]
 
 
-# The row kept: on a commit other than the manifest's base commit if any (the commit holding exactly
-# the code), then the smallest commit id. registry.preferred applies the same rule.
-_RANK = "(({t}.commit_id = coalesce({t}.base, '')) * 1)"
-_ONE_ROW_PER_ENTRY = (
-    "NOT EXISTS (SELECT 1 FROM entries e2 WHERE e2.id = e.id AND e2.missing = 0 AND e2.commit_id != e.commit_id AND "
-    f"({_RANK.format(t='e2')} < {_RANK.format(t='e')} OR ({_RANK.format(t='e2')} = {_RANK.format(t='e')} AND e2.commit_id < e.commit_id)))"
-)
-
-
 def _regex(pattern: str, text: str | None) -> int:
     return 1 if text is not None and re.search(pattern, text, re.I) else 0
 
@@ -168,7 +159,7 @@ def find(
         conds.append("e.commit_id = ?")
         args.append(resolve_commit(r, commit))
     else:  # an entry listed on several commits (attached by a hook, copied by a rewrite) shows once
-        conds.append(_ONE_ROW_PER_ENTRY)
+        conds.append("e.shadowed = 0")
     if min_result is not None:
         conds.append("e.result >= ?")
         args.append(_number(min_result, "the minimum result"))
