@@ -321,6 +321,8 @@ def test_remote_errors_are_one_line_exit_6(tmp_path: Path) -> None:
         (("fetch", f"http://127.0.0.1:{port}/x.git"), "cannot reach"),
         (("fetch", f"git://127.0.0.1:{port}/x.git", "mnist@1"), "cannot reach"),
     ]
+    empty = make_bare(tmp_path, "empty.git")
+    assert "nothing to push" in run_tvault(tmp_path / "seed", "push", str(empty)).stdout  # no entries: not an error
     for args, words in cases:
         p = run_tvault(a, *args, check=False)
         assert p.returncode == 6, (args, p.stderr)

@@ -58,4 +58,7 @@ def pull_cmd(ctx: click.Context, remote: str | None, quiet: bool) -> None:
 def push_cmd(ctx: click.Context, remote: str | None, quiet: bool) -> None:
     """Pull, then publish your entries, index and aliases (never forced; retried if someone pushed meanwhile)."""
     t = remotes.push(_repo(ctx), remote and remotes.check_remote_name(remote), False if quiet else None)
+    if not t.pushed:
+        click.echo("nothing to push: no entries yet (log one with tvault_git.log_all)")
+        return
     click.echo(f"pushed to {t.remote}" + (f" (after merging {len(t.new_entries)} new entries from it)" if t.new_entries else ""))

@@ -264,10 +264,12 @@ def push(repo: pygit2.Repository, remote: str | None = None, progress: bool | No
     remote = remote or default_remote(repo)
     for attempt in range(_PUSH_RETRIES):
         t = pull(repo, remote, progress)
-        specs = [ENTRY_SPEC]
+        specs = [ENTRY_SPEC] if _local_entry_ids(repo) else []
         for ref in (NOTES_REF, ALIASES_REF):
             if repo.references.get(ref) is not None:
                 specs.append(f"{ref}:{ref}")
+        if not specs:
+            return t  # an empty registry: nothing to publish
         try:
             with edge_hint(repo, t.remote_ids):  # send only tensors the remote lacks
                 t.stderr += run_git(repo, ["push", remote, *specs], remote, "push", progress)
