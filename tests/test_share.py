@@ -97,9 +97,16 @@ def wait_port(port: int) -> None:
     raise RuntimeError(f"server on port {port} did not start")
 
 
+def _git_tool(name: str) -> bool:
+    exec_path = subprocess.run(["git", "--exec-path"], capture_output=True, text=True).stdout.strip()
+    return os.access(os.path.join(exec_path, f"git-{name}"), os.X_OK)
+
+
 @pytest.fixture
 def daemon(tmp_path: Path):
     """``git daemon`` serving tmp_path/srv on 127.0.0.1 with push enabled; yields (base dir, url prefix)."""
+    if not _git_tool("daemon"):
+        pytest.skip("git daemon is not installed (Debian/Ubuntu: it ships with git; elsewhere: git-daemon)")
     base = tmp_path / "srv"
     base.mkdir()
     port = free_port()
@@ -166,6 +173,8 @@ class _GitHTTP(http.server.BaseHTTPRequestHandler):
 @pytest.fixture
 def http_server(tmp_path: Path):
     """A smart-HTTP git server on 127.0.0.1 for repos under tmp_path/www; yields (base dir, url prefix)."""
+    if not _git_tool("http-backend"):
+        pytest.skip("git http-backend is not installed")
     base = tmp_path / "www"
     base.mkdir()
     handler = type("H", (_GitHTTP,), {"root": str(base)})
