@@ -22,6 +22,9 @@ _LAZY = {
     "export": "api",
     "load_optimizer_into": "api",
     "Entry": "registry",
+    "download": "api",
+    "update": "api",
+    "publish": "remotes",
 }
 
 from .errors import (  # noqa: E402  (torch-free)
@@ -31,6 +34,7 @@ from .errors import (  # noqa: E402  (torch-free)
     NoCommits,
     NotARepository,
     RefNotFound,
+    RemoteError,
     TvaultError,
     UnsupportedFormat,
 )
@@ -51,5 +55,5 @@ def __getattr__(name: str) -> Any:
     return value
 
 
-__all__ = ["log_all", "load", "load_into", "load_tensor", "load_optimizer_into", "get", "entries", "export", "Entry", "TvaultError",
-           "AmbiguousRef", "CorruptEntry", "InvalidInput", "NoCommits", "NotARepository", "RefNotFound", "UnsupportedFormat"]
+__all__ = ["log_all", "download", "update", "publish", "load", "load_into", "load_tensor", "load_optimizer_into", "get", "entries", "export", "Entry", "TvaultError",
+           "AmbiguousRef", "CorruptEntry", "InvalidInput", "NoCommits", "NotARepository", "RefNotFound", "RemoteError", "UnsupportedFormat"]

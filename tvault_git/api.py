@@ -9,7 +9,7 @@ import pygit2
 import torch
 
 from . import registry, tensors
-from .errors import InvalidInput
+from .errors import InvalidInput, TvaultError
 from .registry import Entry
 from .repo import open_repo
 
@@ -51,13 +51,49 @@ def load_tensor(ref: str, name: str, repo: Any = None) -> torch.Tensor:
     return load(ref, repo, names=[name])[name]
 
 
-def load_into(model: torch.nn.Module, ref: str, repo: Any = None, strict: bool = True) -> Any:
-    """``model.load_state_dict`` from an entry; returns torch's missing/unexpected keys."""
+def load_into(model: torch.nn.Module, ref: str, repo: Any = None, strict: bool = True, *, remote: str | None = None) -> Any:
+    """``model.load_state_dict`` from an entry; returns torch's missing/unexpected keys.
+
+    With ``remote``, ``ref`` is read as the remote reads it and the entry is fetched first if missing.
+    """
     from .entry import unwrap_model
 
     m = unwrap_model(model)
     device = next((p.device for p in m.parameters()), torch.device("cpu"))
+    if remote is not None:
+        ref = _fetched(_repo(repo), ref, remote)
     return m.load_state_dict(load(ref, repo, device=device), strict=strict)
+
+
+def _fetched(r: pygit2.Repository, ref: str, remote: str) -> str:
+    """The entry id ``ref`` names on ``remote``, fetched (that entry only) if not here.
+
+    Offline, a ref that already resolves locally still works: training boxes lose network.
+    """
+    from . import remotes
+    from .errors import RefNotFound, RemoteError
+
+    try:
+        return remotes.fetch_one(r, remote, ref, progress=None).id
+    except (RemoteError, RefNotFound):
+        try:
+            return registry.resolve(r, ref).id
+        except TvaultError:
+            pass
+        raise
+
+
+def download(ref: str, remote: str | None = None, repo: Any = None, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
+    """The state_dict of ``ref`` (e.g. ``"mnist-resnet@production"``), fetching just that entry from ``remote`` if needed."""
+    r = _repo(repo)
+    return load(_fetched(r, ref, remote) if remote is not None else ref, r, device=device)
+
+
+def update(name: str, model: torch.nn.Module, result: Any = None, **kwargs: Any) -> Entry:
+    """Log ``model`` as the next version of the named model (``log_all(model, name=name, ...)``)."""
+    from .entry import log_all
+
+    return log_all(model, result=result, name=name, **kwargs)
 
 
 def export(ref: str, path: str | os.PathLike, repo: Any = None) -> str:

@@ -28,16 +28,17 @@ from .errors import RefNotFound
 from .format import NOTES_REF
 from .registry import read_manifest
 
-SCHEMA = "2"
+SCHEMA = "4"  # 4: an entry may be listed on several commits (hooks, rewrites): key (id, commit_id), shadowed
 FILE_NAME = "index.sqlite"
 
 _DDL = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);
 CREATE TABLE IF NOT EXISTS entries(
-    id TEXT PRIMARY KEY, commit_id TEXT NOT NULL, seq INTEGER, idx INTEGER,
-    missing INTEGER NOT NULL DEFAULT 0,
+    id TEXT NOT NULL, commit_id TEXT NOT NULL, seq INTEGER, idx INTEGER,
+    missing INTEGER NOT NULL DEFAULT 0, base TEXT, shadowed INTEGER NOT NULL DEFAULT 0,
     name TEXT, result REAL, res_js TEXT, created TEXT, ts REAL, author TEXT, email TEXT,
-    branch TEXT, dirty INTEGER, message TEXT, tags TEXT, metrics TEXT);
+    branch TEXT, dirty INTEGER, message TEXT, tags TEXT, metrics TEXT,
+    PRIMARY KEY (id, commit_id));
 CREATE INDEX IF NOT EXISTS entries_commit ON entries(commit_id);
 CREATE INDEX IF NOT EXISTS entries_result ON entries(result);
 CREATE INDEX IF NOT EXISTS entries_ts ON entries(ts);
@@ -153,11 +154,12 @@ def _row(repo: pygit2.Repository, entry_id: str) -> tuple[dict[str, Any] | None,
         "message": m.get("message"),
         "tags": canonical(tags),
         "metrics": canonical(metrics),
+        "base": m.get("commit") if isinstance(m.get("commit"), str) else None,
     }
     return fields, kv
 
 
-_FIELDS = ("name", "result", "res_js", "created", "ts", "author", "email", "branch", "dirty", "message", "tags", "metrics")
+_FIELDS = ("name", "result", "res_js", "created", "ts", "author", "email", "branch", "dirty", "message", "tags", "metrics", "base")
 
 
 def _store(con: sqlite3.Connection, repo: pygit2.Repository, commit: str, lines: list[notes.NoteLine]) -> None:
@@ -166,11 +168,11 @@ def _store(con: sqlite3.Connection, repo: pygit2.Repository, commit: str, lines:
     wanted = {n.entry for n in lines}
     gone = [i for i in have if i not in wanted]
     if gone:
-        con.executemany("DELETE FROM entries WHERE id=?", [(i,) for i in gone])
-        con.executemany("DELETE FROM kv WHERE id=?", [(i,) for i in gone])
+        con.executemany("DELETE FROM entries WHERE id=? AND commit_id=?", [(i, commit) for i in gone])
+        con.executemany("DELETE FROM kv WHERE id=? AND NOT EXISTS (SELECT 1 FROM entries WHERE entries.id=kv.id)", [(i,) for i in gone])
     for idx, n in enumerate(lines):
         if n.entry in have and not have[n.entry]:
-            con.execute("UPDATE entries SET seq=?, idx=? WHERE id=?", (n.seq, idx, n.entry))
+            con.execute("UPDATE entries SET seq=?, idx=? WHERE id=? AND commit_id=?", (n.seq, idx, n.entry, commit))
             continue
         _insert(con, repo, commit, n.seq, idx, n.entry)
 
@@ -238,11 +240,31 @@ def refresh(repo: pygit2.Repository) -> sqlite3.Connection:
         for entry_id, commit, seq, idx in con.execute("SELECT id, commit_id, seq, idx FROM entries WHERE missing=1").fetchall():
             if repo.get(entry_id) is not None:
                 _insert(con, repo, commit, seq, idx, entry_id)
+        _mark_shadowed(con)
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
         raise
     return con
+
+
+# A row ranks first on a commit other than its manifest's base commit, then on the smallest commit id
+# (registry.preferred applies the same rule).
+_RANK = "(({t}.commit_id = coalesce({t}.base, '')) * 1)"
+
+
+def _mark_shadowed(con: sqlite3.Connection) -> None:
+    """An entry listed on several commits (hooks, rewrites) is shown once: flag its other rows.
+
+    Kept as a column so that queries pay nothing for it; recomputed only when the notes moved.
+    """
+    con.execute("UPDATE entries SET shadowed = 0 WHERE shadowed = 1")
+    con.execute(
+        "UPDATE entries SET shadowed = 1 WHERE id IN (SELECT id FROM entries WHERE missing = 0 GROUP BY id HAVING count(*) > 1) "
+        "AND EXISTS (SELECT 1 FROM entries e2 WHERE e2.id = entries.id AND e2.missing = 0 AND e2.commit_id != entries.commit_id AND "
+        f"({_RANK.format(t='e2')} < {_RANK.format(t='entries')} OR "
+        f"({_RANK.format(t='e2')} = {_RANK.format(t='entries')} AND e2.commit_id < entries.commit_id)))"
+    )
 
 
 def _catch_up(con: sqlite3.Connection, repo: pygit2.Repository, cached: str | None, tip: pygit2.Commit | None) -> None:

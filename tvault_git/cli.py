@@ -187,6 +187,8 @@ def export_cmd(ctx: click.Context, ref: str, path: str) -> None:
 from . import cli_find  # noqa: E402,F401
 from . import cli_diff  # noqa: E402,F401
 from . import cli_models  # noqa: E402,F401
+from . import cli_share  # noqa: E402,F401
+from . import cli_hooks  # noqa: E402,F401
 from . import cli_web  # noqa: E402,F401
 
 def main(argv: list[str] | None = None) -> None:

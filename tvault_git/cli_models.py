@@ -9,7 +9,8 @@ import click
 
 from . import models
 from .cli import _repo, cli
-from .errors import InvalidInput
+from .errors import InvalidInput, TvaultError
+from .query import _LOWER_IS_BETTER
 from .render import fmt_value, heading, short_date
 
 
@@ -22,7 +23,10 @@ def version_rows(repo: Any, name: str) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     prev: dict[str, Any] | None = None
     for v in models.versions(repo, name):
-        m = v.entry.manifest
+        try:
+            m = v.entry.manifest
+        except TvaultError:  # indexed (e.g. from a remote's notes) but objects not fetched
+            m = {"result": None, "metrics": {}, "message": "(objects not here: git tvault fetch REMOTE " + v.entry.id[:12] + ")"}
         metrics = dict(m.get("metrics") or {})
         result = m.get("result")
         delta: dict[str, float] = {}
@@ -42,12 +46,14 @@ def version_rows(repo: Any, name: str) -> list[dict[str, Any]]:
     return rows
 
 
-def _moved(d: float | None) -> str:
+def _moved(key: str, d: float | None) -> str:
+    """The change from the previous version; green when it improved (loss-like names: when it fell)."""
     if d is None:
         return ""
     if d == 0:
         return click.style(" (=)", dim=True)
-    return click.style(f" ({'+' if d > 0 else ''}{d:.4g})", fg="green" if d > 0 else "red")
+    better = (d < 0) if _LOWER_IS_BETTER.search(key) else (d > 0)
+    return click.style(f" ({'+' if d > 0 else ''}{d:.4g})", fg="green" if better else "red")
 
 
 @cli.command("history")
@@ -67,9 +73,9 @@ def history_cmd(ctx: click.Context, name: str, as_json: bool) -> None:
                    f"  {r['author'] or '-'}  {short_date(r['created'])}  commit {r['commit'][:10]}{' (dirty)' if r['dirty'] else ''}")
         parts = []
         if r["result"] is not None:
-            parts.append(f"result={fmt_value(r['result'])}{_moved(r['delta'].get('result'))}")
+            parts.append(f"result={fmt_value(r['result'])}{_moved('result', r['delta'].get('result'))}")
         for k, val in sorted(r["metrics"].items()):
-            parts.append(f"{k}={fmt_value(val)}{_moved(r['delta'].get(k))}")
+            parts.append(f"{k}={fmt_value(val)}{_moved(k, r['delta'].get(k))}")
         if parts:
             click.echo("    " + "  ".join(parts))
         if r["message"]:

@@ -28,7 +28,7 @@ import pygit2
 
 from . import notes, registry
 from .errors import InvalidInput, RefNotFound
-from .format import NAME_RE, ALIASES_FILE, ALIASES_REF
+from .format import ALIASES_FILE, ALIASES_REF, NAME_RE, NOTES_REF
 from .repo import Conflict, retry_locked, signature
 
 RESERVED = ("latest", "best")
@@ -65,8 +65,8 @@ def _ts(created: str) -> float:
     return d.timestamp()
 
 
-def _named_lines(repo: pygit2.Repository) -> Iterable[tuple[str, int, notes.NoteLine]]:
-    for commit, lines in notes.walk(repo):
+def _named_lines(repo: pygit2.Repository, notes_ref: str = NOTES_REF) -> Iterable[tuple[str, int, notes.NoteLine]]:
+    for commit, lines in notes.walk(repo, notes_ref):
         for i, n in enumerate(lines):
             if n.name:
                 yield commit, i, n
@@ -88,12 +88,21 @@ def _created(repo: pygit2.Repository, n: notes.NoteLine) -> str | None:
     return c if isinstance(c, str) else None
 
 
-def versions(repo: pygit2.Repository, name: str) -> list[Version]:
-    """Versions of ``name``, oldest first, numbered from 1 identically in every clone."""
+def versions(repo: pygit2.Repository, name: str, *, notes_ref: str = NOTES_REF, aliases_ref: str = ALIASES_REF) -> list[Version]:
+    """Versions of ``name``, oldest first, numbered from 1 identically in every clone.
+
+    ``notes_ref``/``aliases_ref`` let remotes.py number a remote's versions from its fetched index.
+    """
     found: list[tuple[float, str, str, registry.Entry]] = []
-    for commit, i, n in _named_lines(repo):
-        if n.name != name:
-            continue
+    lines = {}
+    for commit, i, n in _named_lines(repo, notes_ref):
+        if n.name == name:
+            lines.setdefault(n.entry, []).append((commit, i, n))
+    for group in lines.values():
+        commit, i, n = group[0]
+        if len(group) > 1:  # listed on several commits: the same choice as everywhere else
+            pick = registry.preferred([registry.Entry(n.entry, c, k, n.name, n.result, _repo=repo) for c, k, _ in group])[0]
+            commit, i = pick.commit, pick.index
         created = _created(repo, n)
         if created is None:
             continue  # indexed, but neither the note nor local objects say when: cannot be numbered
@@ -102,7 +111,7 @@ def versions(repo: pygit2.Repository, name: str) -> list[Version]:
         raise RefNotFound(f"no model named {name!r}; names: {', '.join(names(repo)) or 'none yet'} (log one with log_all(..., name=...))")
     found.sort(key=lambda t: (t[0], t[1]))
     by_entry: dict[str, list[str]] = {}
-    for alias, eid in aliases(repo, name).items():
+    for alias, eid in aliases(repo, name, ref=aliases_ref).items():
         by_entry.setdefault(eid, []).append(alias)
     return [Version(k + 1, e, c, sorted(by_entry.get(eid, []))) for k, (_, eid, c, e) in enumerate(found)]
 
@@ -155,9 +164,9 @@ def _text(repo: pygit2.Repository, commit: pygit2.Commit) -> str:
     return repo[e.id].data.decode("utf-8", "replace")
 
 
-def aliases(repo: pygit2.Repository, name: str) -> dict[str, str]:
+def aliases(repo: pygit2.Repository, name: str, *, ref: str = ALIASES_REF) -> dict[str, str]:
     """Explicit aliases of ``name``: alias -> entry id (removed aliases left out)."""
-    return {a: r.entry for (n, a), r in sorted(read_records(repo).items()) if n == name and r.entry}
+    return {a: r.entry for (n, a), r in sorted(read_records(repo, ref).items()) if n == name and r.entry}
 
 
 def check_alias(alias: str) -> None:
@@ -259,9 +268,9 @@ def merge_alias_ref(repo: pygit2.Repository, other: pygit2.Oid | str, ref: str =
 # --- resolving NAME@selector ---------------------------------------------------
 
 
-def resolve(repo: pygit2.Repository, name: str, selector: str) -> registry.Entry:
+def resolve(repo: pygit2.Repository, name: str, selector: str, *, notes_ref: str = NOTES_REF, aliases_ref: str = ALIASES_REF) -> registry.Entry:
     """``NAME@N``, ``NAME@alias``, ``NAME@latest``, ``NAME@best`` (highest result) -> Entry."""
-    vs = versions(repo, name)
+    vs = versions(repo, name, notes_ref=notes_ref, aliases_ref=aliases_ref)
     if selector.isdigit():
         k = int(selector)
         if not 1 <= k <= len(vs):
@@ -273,13 +282,14 @@ def resolve(repo: pygit2.Repository, name: str, selector: str) -> registry.Entry
         scored = []
         for v in vs:
             try:
-                scored.append((float(v.entry.result), v.number, v)) if v.entry.result is not None else None
-            except ValueError:
+                if v.entry.result is not None:
+                    scored.append((float(v.entry.result), v.number, v))
+            except ValueError:  # a note written by something else: not a number, not a candidate
                 pass
         if not scored:
             raise RefNotFound(f"no version of {name} has a result; {name}@best needs log_all(..., result=...)")
         return max(scored, key=lambda t: (t[0], t[1]))[2].entry
-    al = aliases(repo, name)
+    al = aliases(repo, name, ref=aliases_ref)
     if selector in al:
         hit = next((v for v in vs if v.entry.id == al[selector]), None)
         if hit is None:

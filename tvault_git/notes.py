@@ -131,8 +131,11 @@ def _write_path(repo: pygit2.Repository, tree: pygit2.Tree | None, path: list[st
 
 
 def add(repo: pygit2.Repository, commit: str, entry: str, name: str | None, result: str | None, ref: str = NOTES_REF,
-        created: str | None = None) -> int:
-    """Append an entry line to ``commit``'s note atomically; returns the entry's index."""
+        created: str | None = None, seq: int | None = None) -> int:
+    """Append an entry line to ``commit``'s note atomically; returns the entry's index.
+
+    ``seq`` copies another clone's line exactly (a single-entry fetch), so the index matches theirs.
+    """
     sig = signature(repo)
 
     def step() -> int:
@@ -142,18 +145,146 @@ def add(repo: pygit2.Repository, commit: str, entry: str, name: str | None, resu
         lines = parse(text)
         if any(n.entry == entry for n in lines):
             return [n.entry for n in lines].index(entry)
-        seq = max((n.seq for n in lines), default=-1) + 1
-        new = NoteLine(seq, entry, name, result, created)
+        new_seq = max((n.seq for n in lines), default=-1) + 1 if seq is None else seq
+        new = NoteLine(new_seq, entry, name, result, created)
         body = text if text.endswith("\n") or not text else text + "\n"
         body += new.render() + "\n"
         blob = repo.create_blob(body.encode())
         path = hit[0] if hit else [commit[:2], commit[2:]]
         new_tree = _write_path(repo, tree, path, blob)
-        msg = f"tvault: model {seq} on {commit[:12]}\n"
+        msg = f"tvault: model {new_seq} on {commit[:12]}\n"
         try:
             repo.create_commit(ref, sig, sig, msg, new_tree, [parent] if parent else [])
         except (pygit2.GitError, OSError) as e:  # lost the race, or the ref is locked
             raise Conflict(str(e)) from None
         return [n.entry for n in parse(body)].index(entry)
+
+    return retry_locked(step, ref)
+
+
+def _flatten(repo: pygit2.Repository, tree: pygit2.Tree) -> dict[str, tuple[list[str], pygit2.Oid]]:
+    """commit id -> (path in the notes tree, note blob id), whatever the fanout."""
+    out: dict[str, tuple[list[str], pygit2.Oid]] = {}
+    stack: list[tuple[list[str], pygit2.Tree]] = [([], tree)]
+    while stack:
+        path, node = stack.pop()
+        for e in node:
+            full = "".join(path) + e.name
+            if e.type == pygit2.enums.ObjectType.TREE and len(full) < 40:
+                stack.append((path + [e.name], repo[e.id]))
+            elif e.type == pygit2.enums.ObjectType.BLOB and len(full) == 40:
+                out[full] = (path + [e.name], e.id)
+    return out
+
+
+def union_text(ours: str, theirs: str) -> str:
+    """Our lines, then their lines we lack: a note merge that never drops an entry."""
+    have = set(ours.splitlines())
+    body = ours if ours.endswith("\n") or not ours else ours + "\n"
+    for line in theirs.splitlines():
+        if line not in have:
+            have.add(line)
+            body += line + "\n"
+    return body
+
+
+def merge(repo: pygit2.Repository, other: pygit2.Oid | str, ref: str = NOTES_REF) -> bool:
+    """Merge another notes history (a remote's) into ``ref`` line by line; True when ``ref`` moved.
+
+    Fast-forwards when possible; otherwise a merge commit (parents: ours, theirs)
+    whose notes are the union of both sides' lines per commit. Nothing is ever
+    dropped, and the model index stays the (seq, entry id) order, so every
+    clone computes the same indexes from the same lines.
+    """
+    theirs = repo.get(str(other))
+    if theirs is None:
+        raise KeyError(f"notes commit {other} is not in the repository")
+    theirs = theirs.peel(pygit2.Commit)
+    sig = signature(repo)
+    moved = [False]
+
+    def step() -> None:
+        tip_id, tree = _notes_tree(repo, ref)
+        try:
+            if tip_id is None:
+                repo.references.create(ref, theirs.id, force=False)
+                moved[0] = True
+                return
+            if tip_id == theirs.id or repo.descendant_of(tip_id, theirs.id):
+                return
+            if repo.descendant_of(theirs.id, tip_id):
+                repo.references.get(ref).set_target(theirs.id, message="tvault: fast-forward notes")
+                moved[0] = True
+                return
+            ours_map = _flatten(repo, tree)
+            new_tree = tree
+            for sha, (path, blob) in sorted(_flatten(repo, theirs.tree).items()):
+                mine = ours_map.get(sha)
+                if mine is not None and mine[1] == blob:
+                    continue
+                if mine is None:
+                    new_blob, where = blob, [sha[:2], sha[2:]]
+                else:
+                    a = repo[mine[1]].data.decode("utf-8", "replace")
+                    b = repo[blob].data.decode("utf-8", "replace")
+                    new_blob, where = repo.create_blob(union_text(a, b).encode()), mine[0]
+                new_tree = repo[_write_path(repo, new_tree, where, new_blob)]
+            repo.create_commit(ref, sig, sig, "tvault: merge notes\n", new_tree.id, [tip_id, theirs.id])
+            moved[0] = True
+        except (pygit2.GitError, OSError) as e:  # another writer moved the ref: start over
+            raise Conflict(str(e)) from None
+
+    retry_locked(step, ref)
+    return moved[0]
+
+
+def _remove_path(repo: pygit2.Repository, tree: pygit2.Tree, path: list[str]) -> pygit2.Oid | None:
+    """``tree`` without the note at ``path``; None when nothing is left in it."""
+    tb = repo.TreeBuilder(tree)
+    if len(path) == 1:
+        tb.remove(path[0])
+    else:
+        sub = _remove_path(repo, repo[tree[path[0]].id], path[1:])
+        if sub is None:
+            tb.remove(path[0])
+        else:
+            tb.insert(path[0], sub, pygit2.enums.FileMode.TREE)
+    return tb.write() if len(tb) else None
+
+
+def move(repo: pygit2.Repository, pairs: list[tuple[str, str]], ref: str = NOTES_REF) -> int:
+    """Move notes from rewritten commits to their new commits (``git commit --amend``, ``git rebase``).
+
+    One atomic update for all pairs; the old note's lines are added to the new
+    commit's note (a union, so notes git itself copied are not doubled).
+    Returns how many notes moved.
+    """
+    sig = signature(repo)
+
+    def step() -> int:
+        parent, tree = _notes_tree(repo, ref)
+        if tree is None:
+            return 0
+        cur, moved = tree, 0
+        for old, new in pairs:
+            if old == new:
+                continue
+            hit = _find(repo, cur, old)
+            if hit is None:
+                continue
+            text = repo[hit[1].id].data.decode("utf-8", "replace")
+            dest = _find(repo, cur, new)
+            mine = repo[dest[1].id].data.decode("utf-8", "replace") if dest else ""
+            blob = repo.create_blob(union_text(mine, text).encode())
+            cur = repo[_write_path(repo, cur, dest[0] if dest else [new[:2], new[2:]], blob)]
+            left = _remove_path(repo, cur, _find(repo, cur, old)[0])  # type: ignore[index]
+            cur = repo[left] if left is not None else repo[repo.TreeBuilder().write()]
+            moved += 1
+        if moved:
+            try:
+                repo.create_commit(ref, sig, sig, f"tvault: move notes of {moved} rewritten commit(s)\n", cur.id, [parent] if parent else [])
+            except (pygit2.GitError, OSError) as e:
+                raise Conflict(str(e)) from None
+        return moved
 
     return retry_locked(step, ref)

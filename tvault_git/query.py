@@ -164,6 +164,8 @@ def find(
     if commit is not None:
         conds.append("e.commit_id = ?")
         args.append(resolve_commit(r, commit))
+    else:  # an entry listed on several commits (attached by a hook, copied by a rewrite) shows once
+        conds.append("e.shadowed = 0")
     if min_result is not None:
         conds.append("e.result >= ?")
         args.append(_number(min_result, "the minimum result"))
@@ -289,12 +291,12 @@ def predecessor(repo: Any, entry_id: str) -> str | None:
     r = repo if isinstance(repo, pygit2.Repository) else open_repo(repo)
     con = cache.refresh(r)
     try:
-        row = con.execute("SELECT name, ts FROM entries WHERE id = ? AND missing = 0", (entry_id,)).fetchone()
+        row = con.execute("SELECT name, ts FROM entries WHERE id = ? AND missing = 0 AND shadowed = 0", (entry_id,)).fetchone()
         if row is None or row[1] is None:
             return None
         name, ts = row
         prev = con.execute(
-            "SELECT id FROM entries WHERE missing = 0 AND name IS ? AND (ts < ? OR (ts = ? AND id < ?)) "
+            "SELECT id FROM entries WHERE missing = 0 AND shadowed = 0 AND name IS ? AND (ts < ? OR (ts = ? AND id < ?)) "
             "ORDER BY ts DESC, id DESC LIMIT 1", (name, ts, ts, entry_id)).fetchone()
     finally:
         con.close()

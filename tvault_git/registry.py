@@ -12,7 +12,7 @@ from typing import Any
 import pygit2
 
 from . import notes
-from .errors import AmbiguousRef, CorruptEntry, RefNotFound, TvaultError
+from .errors import AmbiguousRef, CorruptEntry, RefNotFound
 from .format import MANIFEST, NAME_RE, REF_PREFIX, WEIGHTS, check_version, parse_json
 
 
@@ -104,6 +104,7 @@ def entries(repo: pygit2.Repository) -> list[Entry]:
     for commit, lines in notes.walk(repo):
         for i, n in enumerate(lines):
             out.append(Entry(n.entry, commit, i, n.name, n.result, _repo=repo))
+    out = preferred(out)
     out.sort(key=lambda e: (e.manifest.get("created", ""), e.id), reverse=True)
     return out
 
@@ -154,24 +155,27 @@ def resolve(repo: pygit2.Repository, ref: str) -> Entry:
     raise RefNotFound(f"no entry {ref!r}; use an entry id, COMMIT:INDEX or NAME@VERSION (see 'git tvault log')")
 
 
-def _by_full_id(repo: pygit2.Repository, entry_id: str) -> Entry | None:
-    """A full entry id without walking every note: its manifest names the training commit."""
-    try:
-        if repo.references.get(REF_PREFIX + entry_id) is None:
-            return None
-        commit = read_manifest(repo, entry_id).get("commit")
-    except (TvaultError, pygit2.GitError, ValueError):
-        return None
-    if not isinstance(commit, str) or len(commit) != 40:
-        return None
-    return next((e for e in entries_on(repo, commit) if e.id == entry_id), None)
+def preferred(found: list[Entry]) -> list[Entry]:
+    """One Entry per id. An entry can be listed on several commits (the post-commit hook attaches
+    dirty-tree entries to the commit holding their code; rewrites copy notes): keep the one on a
+    commit other than its base commit, then the smallest commit id, the rule query.find uses too."""
+    by_id: dict[str, list[Entry]] = {}
+    for e in found:
+        by_id.setdefault(e.id, []).append(e)
+    out = []
+    for group in by_id.values():
+        if len(group) == 1:
+            out.append(group[0])
+            continue
+        try:
+            base = group[0].manifest.get("commit")
+        except (RefNotFound, CorruptEntry):
+            base = None
+        out.append(min(group, key=lambda e: (e.commit == base, e.commit)))
+    return out
 
 
 def _by_prefix(repo: pygit2.Repository, prefix: str) -> list[Entry]:
-    if len(prefix) == 40:
-        hit = _by_full_id(repo, prefix)
-        if hit is not None:
-            return [hit]
     ids = [r[len(REF_PREFIX):] for r in repo.references if r.startswith(REF_PREFIX) and r[len(REF_PREFIX):].startswith(prefix)]
     if not ids:
         return []
@@ -181,4 +185,4 @@ def _by_prefix(repo: pygit2.Repository, prefix: str) -> list[Entry]:
         for i, n in enumerate(lines):
             if n.entry in wanted:
                 found.append(Entry(n.entry, commit, i, n.name, n.result, _repo=repo))
-    return found
+    return preferred(found)

@@ -190,7 +190,7 @@ def lookup(repo: pygit2.Repository, ref: str) -> registry.Entry:
     if _HEX40.match(ref):
         con = cache.refresh(repo)
         try:
-            row = con.execute("SELECT commit_id, idx, name FROM entries WHERE id=? AND missing=0", (ref,)).fetchone()
+            row = con.execute("SELECT commit_id, idx, name FROM entries WHERE id=? AND missing=0 AND shadowed=0", (ref,)).fetchone()
         finally:
             con.close()
         if row is not None:
@@ -362,7 +362,7 @@ def models_page(repo: pygit2.Repository) -> dict[str, Any]:
 
     con = cache.refresh(repo)
     try:
-        rows = con.execute("SELECT name, COUNT(*), MAX(created), MAX(result) FROM entries WHERE missing=0 AND name IS NOT NULL "
+        rows = con.execute("SELECT name, COUNT(*), MAX(created), MAX(result) FROM entries WHERE missing=0 AND shadowed=0 AND name IS NOT NULL "
                            "GROUP BY name ORDER BY name").fetchall()
     finally:
         con.close()
