@@ -259,7 +259,8 @@ def test_models_and_history(reg, client):
     row2 = re.search(r'<tr data-version="2">.*?</tr>', hist, re.S).group(0)
     assert '<span class="badge alias">production</span>' in row2 and ids["v2"][:10] in row2
     data = json.loads(re.search(r'id="plot-data">(.*?)</script>', hist, re.S).group(1))
-    assert data["x"] == [1, 2, 3] and data["marks"] == [{"x": 2, "text": "production"}]
+    assert data["x"] == [1, 2, 3] and data["marks"] == [{"x": 2, "text": "production, best"}, {"x": 3, "text": "latest"}]
+    assert '<span class="badge computed" title="mnist@best">@best</span>' in row2
     assert {s["label"] for s in data["series"]} == {"result", "acc", "loss"}
     assert f'/compare?a={ids["v2"]}&amp;b={ids["v3"]}' in hist
     _get(client, "/model/nope", status=404)
@@ -295,6 +296,24 @@ def test_pulled_registry_shows_authors_and_missing_commit(reg, tmp_path):
     assert len(_row_ids(html)) == 5 and "Test Author" in html and "&lt;i&gt;mallory&lt;/i&gt;" in html
     entry = _get(c, f"/entry/{reg['ids']['v1']}")
     assert "not in this clone" in entry
+
+
+def test_history_marks_moves_and_unfetched_versions(reg, client, tmp_path):
+    hist = _get(client, "/model/mnist")
+    row3 = re.search(r'<tr data-version="3">.*?</tr>', hist, re.S).group(0)
+    assert '<span class="move worse">-0.04</span>' in row3  # acc 0.83 -> 0.79
+    assert '<span class="move worse">+0.1</span>' in row3  # loss 0.5 -> 0.6: up is worse
+    # a clone with the index but not every entry's objects: the version is listed, marked, not linked
+    ids = reg["ids"]
+    dst = tmp_path / "partial"
+    git(tmp_path, "init", "-q", str(dst))
+    git(dst, "fetch", "-q", str(reg["path"]), "refs/notes/tvault:refs/notes/tvault",
+        f"refs/tvault/entries/{ids['v1']}:refs/tvault/entries/{ids['v1']}", f"refs/tvault/entries/{ids['v2']}:refs/tvault/entries/{ids['v2']}")
+    c = web.create_app(str(dst)).test_client()
+    part = _get(c, "/model/mnist")
+    row3 = re.search(r'<tr data-version="3">.*?</tr>', part, re.S).group(0)
+    assert "not fetched" in row3 and "/entry/" not in row3
+    assert len(_row_ids(_get(c, "/?name=mnist"))) == 2
 
 
 class _Links(HTMLParser):

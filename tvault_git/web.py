@@ -390,22 +390,48 @@ def history_page(repo: pygit2.Repository, name: str) -> dict[str, Any]:
     rows = []
     for v in vs:
         r = by_id.get(v.entry.id)
+        fetched = True
         if r is None:
-            m = v.entry.manifest
+            try:
+                m = v.entry.manifest
+            except TvaultError:  # indexed (pulled notes) but its objects are not fetched yet
+                m, fetched = {}, False
             r = {"result": m.get("result"), "metrics": m.get("metrics") or {}, "tags": m.get("tags") or {},
                  "author": (m.get("author") or {}).get("name"), "message": m.get("message")}
-        rows.append({"v": v, "e": v.entry, "created": v.created, "aliases": v.aliases, "result": r.get("result"),
+        rows.append({"v": v, "e": v.entry, "created": v.created, "aliases": v.aliases, "result": r.get("result"), "fetched": fetched,
                      "metrics": r.get("metrics") or {}, "tags": r.get("tags") or {}, "author": r.get("author"), "message": r.get("message")})
     for prev, r in zip(rows, rows[1:]):
-        r["prev"] = prev
+        if prev["fetched"] and r["fetched"]:
+            r["prev"] = prev
+    computed: dict[str, str] = {}  # NAME@latest and NAME@best, by models' own rule
+    if rows:
+        computed["latest"] = rows[-1]["e"].id
+        try:
+            computed["best"] = models.resolve(repo, name, "best").id
+        except TvaultError:
+            pass
+    for r in rows:
+        r["computed"] = [k for k, eid in computed.items() if eid == r["e"].id]
     keys = sorted({k for r in rows for k in r["metrics"]})
+    for prev, r in zip(rows, rows[1:]):  # how each number moved since the previous version
+        r["moves"] = {k: _move(k, prev["metrics"].get(k), r["metrics"].get(k)) for k in keys}
+        r["moves"]["result"] = _move("result", prev["result"], r["result"])
     series = ([{"label": "result", "values": [_plot_num(r["result"]) for r in rows]}] if any(r["result"] is not None for r in rows) else [])
     series += [{"label": k, "values": [_plot_num(r["metrics"].get(k)) for r in rows]} for k in keys]
     plot = {"x": [r["v"].number for r in rows],
             "labels": [f"v{r['v'].number}" + (" [" + ", ".join(r["aliases"]) + "]" if r["aliases"] else "") for r in rows],
-            "marks": [{"x": r["v"].number, "text": ", ".join(r["aliases"])} for r in rows if r["aliases"]],
+            "marks": [{"x": r["v"].number, "text": ", ".join(r["aliases"] + r["computed"])} for r in rows if r["aliases"] or r["computed"]],
             "series": series, "xlabel": "version"}
     return {"name": name, "rows": rows, "keys": keys, "plot": plot}
+
+
+def _move(key: str, a: Any, b: Any) -> dict[str, Any] | None:
+    """Change from the previous version; 'better' follows find's rule (loss-like names improve downwards)."""
+    x, y = _plot_num(a), _plot_num(b)
+    if x is None or y is None or x == y:
+        return None
+    d = y - x
+    return {"text": f"{d:+.3g}", "better": (d < 0) if query._LOWER_IS_BETTER.search(key) else (d > 0)}
 
 
 def _versions_from_manifests(repo: pygit2.Repository, name: str, rows: list[dict[str, Any]]) -> list[Any]:
