@@ -321,11 +321,24 @@ def side_by_side(lines: list[str]) -> list[dict[str, Any]]:
     return rows
 
 
+def _fast_ref(repo: pygit2.Repository, e: registry.Entry) -> str:
+    """``COMMIT:INDEX`` (one note read) when the training commit is here, else the id (a walk over all notes).
+
+    Why: diff resolves refs itself; a full id costs a walk over every note, which
+    made exporting comparisons quadratic in the number of entries.
+    """
+    try:
+        here = repo.get(e.commit) is not None
+    except (ValueError, pygit2.GitError):
+        here = False
+    return f"{e.commit}:{e.index}" if here else e.id
+
+
 def compare_page(repo: pygit2.Repository, a: str, b: str) -> dict[str, Any]:
     from . import diff
 
     ea, eb = lookup(repo, a), lookup(repo, b)
-    d = diff.diff_entries(repo, ea.id, eb.id)
+    d = diff.diff_entries(repo, _fast_ref(repo, ea), _fast_ref(repo, eb))
     for s in ("classes", "functions"):
         for it in d[s].get("items", []):
             it["rows"] = side_by_side(it.get("diff") or [])

@@ -40,7 +40,9 @@
           for (const m of marks) {
             const x = Math.round(u.valToPos(m.x, "x", true));
             ctx.beginPath(); ctx.moveTo(x, u.bbox.top); ctx.lineTo(x, u.bbox.top + u.bbox.height); ctx.stroke();
-            ctx.fillText(m.text, x + 4, u.bbox.top + 14 * devicePixelRatio);
+            const w = ctx.measureText(m.text).width;
+            const right = x + 4 + w > u.bbox.left + u.bbox.width;  // keep the label inside the plot
+            ctx.fillText(m.text, right ? x - 4 - w : x + 4, u.bbox.top + 14 * devicePixelRatio);
           }
           ctx.restore();
         }],
