@@ -128,6 +128,7 @@ def test_entries_table_lists_sorts_filters(reg, client):
     assert "5 matches" in html
     asc = _row_ids(_get(client, "/?sort=acc&asc=1"))
     assert asc[:3] == [ids["v1"], ids["v3"], ids["v2"]]  # entries without acc sort last
+    assert _row_ids(_get(client, "/?sort=aug&asc=1"))[:3] == [ids["v3"], ids["v2"], ids["v1"]]  # crop, flip, none
     desc = _row_ids(_get(client, "/?sort=result"))
     assert desc[0] == ids["v2"]
     assert set(_row_ids(_get(client, "/?name=mnist"))) == {ids["v1"], ids["v2"], ids["v3"]}

@@ -119,8 +119,11 @@ def parse_date(text: str | _dt.datetime | _dt.date, what: str = "date") -> float
 
 
 def _metric_expr(key: str) -> tuple[str, list[Any]]:
-    """Numeric value of a metric (preferred) or tag named ``key`` for one entry row."""
-    return ("(SELECT num FROM kv WHERE kv.id = e.id AND kv.key = ? AND kv.kind IN ('metric','tag') "
+    """Value of a metric (preferred) or tag named ``key`` for one entry row: the number, else the string.
+
+    Strings sort after numbers (SQLite's rule), so string tags (``aug=flip``) sort too.
+    """
+    return ("(SELECT coalesce(num, str) FROM kv WHERE kv.id = e.id AND kv.key = ? AND kv.kind IN ('metric','tag') "
             "ORDER BY kv.kind = 'metric' DESC LIMIT 1)"), [key]
 
 
