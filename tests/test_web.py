@@ -555,6 +555,16 @@ def test_browser_static_export(reg, page, tmp_path):
     web.export_site(str(reg["path"]), str(out))
     page.goto((out / "index.html").as_uri())
     assert page.locator("#entries tbody tr").count() == 5
+    ids = reg["ids"]
+    first = lambda: page.locator("#entries tbody tr").first.get_attribute("data-id")  # noqa: E731
+    page.click("span.sort[data-sort=result]")  # no server: the page sorts itself
+    assert first() == ids["v2"]
+    page.click("span.sort[data-sort=result]")
+    assert first() in (ids["anon"], ids["evil"])
+    page.fill("#quick-filter", "crop")
+    assert page.locator("#entries tbody tr:visible").count() == 1 and page.locator("#entries tbody tr:visible").get_attribute("data-id") == ids["v3"]
+    _shot(page, "export-entries")
+    page.fill("#quick-filter", "")
     page.click("a[href='models.html']")
     page.click("a[href='model-mnist.html']")
     w, h = _plot_size(page)

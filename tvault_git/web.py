@@ -200,7 +200,7 @@ def lookup(repo: pygit2.Repository, ref: str) -> registry.Entry:
 
 def entries_page(repo: pygit2.Repository, f: Filters, page: int, per: int, L: Links, error: str | None = None) -> dict[str, Any]:
     """One page of the entries table; the sort, filters, LIMIT and OFFSET all run in SQLite."""
-    per = max(1, min(per, MAX_PER_PAGE))
+    per = max(1, per)
     page = max(1, page)
     rows: list[dict[str, Any]] = []
     total = 0
@@ -506,7 +506,7 @@ def create_app(repo_path: str = ".") -> Flask:
     def entries() -> Response:
         f = Filters.from_args(request.args)
         pg = _int(request.args.get("page"), 1)
-        per = _int(request.args.get("per"), PER_PAGE)
+        per = min(_int(request.args.get("per"), PER_PAGE), MAX_PER_PAGE)
         ctx = entries_page(repo(), f, pg, per, L)
         return page("entries.html", status=400 if ctx["error"] else 200, **ctx)
 
@@ -575,12 +575,16 @@ def _int(v: Any, default: int) -> int:
 # -- static export ----------------------------------------------------------------
 
 
+EXPORT_PER_PAGE = 1000  # the export sorts and filters a page in the browser: make pages big
+
+
 def export_site(repo_path: str, out_dir: str, weights: bool = False, compare: bool = True,
-                per: int = PER_PAGE, progress: Callable[[str], None] | None = None) -> dict[str, int]:
+                per: int = EXPORT_PER_PAGE, progress: Callable[[str], None] | None = None) -> dict[str, int]:
     """Write every page as files with relative links: entries (paginated), entries, compare-with-previous, models.
 
     Why static: a team can publish its model history on any static host. The
-    entries table is paginated into files in the default order (newest first).
+    entries table is paginated into files of 1,000 rows, newest first; each page sorts
+    and filters itself in the browser (app.js), since there is no server to ask.
     """
     repo = open_repo_at(repo_path)
     app = Flask("tvault_git.web_export", template_folder=TEMPLATES, static_folder=None)

@@ -67,5 +67,40 @@
     update();
   }
 
-  document.addEventListener("DOMContentLoaded", () => { drawPlot(); compareButton(); });
+  // Static export (no server): sort and filter the rows of the current page in the browser.
+  function staticTable() {
+    const table = document.getElementById("entries");
+    if (!table || document.body.dataset.static !== "1") return;
+    const body = table.tBodies[0];
+    const heads = Array.from(table.tHead.rows[0].cells);
+    const num = (s) => (s === "-" || s === "" ? null : (isFinite(Number(s)) ? Number(s) : null));
+    let state = { col: -1, asc: false };
+    heads.forEach((th, col) => {
+      const handle = th.querySelector(".sort");
+      if (!handle) return;
+      handle.addEventListener("click", () => {
+        state = { col: col, asc: state.col === col ? !state.asc : false };
+        heads.forEach((h) => h.classList.remove("active"));
+        th.classList.add("active");
+        const rows = Array.from(body.rows);
+        const key = (r) => r.cells[col].textContent.trim();
+        rows.sort((a, b) => {
+          const x = key(a), y = key(b);
+          const nx = num(x), ny = num(y);
+          const ex = x === "-", ey = y === "-";
+          if (ex !== ey) return ex ? 1 : -1;  // missing values last, like the live table
+          const c = nx !== null && ny !== null ? nx - ny : x.localeCompare(y);
+          return state.asc ? c : -c;
+        });
+        rows.forEach((r) => body.appendChild(r));
+      });
+    });
+    const box = document.getElementById("quick-filter");
+    if (box) box.addEventListener("input", () => {
+      const q = box.value.trim().toLowerCase();
+      for (const r of body.rows) r.hidden = q !== "" && !r.textContent.toLowerCase().includes(q);
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", () => { drawPlot(); compareButton(); staticTable(); });
 })();
