@@ -46,7 +46,7 @@ def _need_flask() -> None:
 @click.option("--export-weights", is_flag=True, help="With --export: also write each entry's weights as .safetensors (large).")
 @click.pass_context
 def ui_cmd(ctx: click.Context, port: int, host: str, open_browser: bool, export_dir: str | None, export_weights: bool) -> None:
-    """Browse entries, model histories, entries and diffs in a web browser (read-only)."""
+    """Browse entries, model histories and side-by-side diffs in a web browser (read-only)."""
     _need_flask()
     from . import web
 
