@@ -143,3 +143,8 @@ def read_tensors(repo: pygit2.Repository, records: Mapping[str, Any], where: str
         for task in tasks:
             run(task)
     return out
+
+
+def read_tensor(repo: pygit2.Repository, name: str, record: Any, where: str) -> torch.Tensor:
+    """One tensor by its record: diff streams models through this one tensor at a time."""
+    return read_tensors(repo, {name: record}, where)[name]
