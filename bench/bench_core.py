@@ -113,12 +113,8 @@ def run_size(mb: int, repeat: int) -> dict:
     return out
 
 
-PEAK = r"""
-import json, sys, torch
-sys.path.insert(0, {root!r})
-import tvault_git as tvault
-from bench.bench_core import make_model
-op = {op!r}
+# Shared with bench_diff.py: RSS and peak RSS (MiB) of this process, and a peak reset.
+PEAK_HELPERS = r"""
 def status(key):
     for line in open("/proc/self/status"):
         if line.startswith(key):
@@ -126,6 +122,15 @@ def status(key):
 def reset_peak():
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")  # resets VmHWM (peak RSS) to the current RSS
+"""
+
+PEAK = r"""
+import json, sys, torch
+sys.path.insert(0, {root!r})
+import tvault_git as tvault
+from bench.bench_core import make_model, PEAK_HELPERS
+exec(PEAK_HELPERS)
+op = {op!r}
 if op == "log":
     m = make_model({mb})
     with torch.no_grad():
