@@ -50,6 +50,22 @@ def best(fn, repeat: int = 3) -> float:
     return min(times)
 
 
+def log_changed(model, repo: str, repeat: int):
+    """Best time of ``log_all`` for a model whose every tensor changed since the last log; the last entry."""
+    import torch
+    import tvault_git as tvault
+
+    times, e = [], None
+    for _ in range(repeat):
+        with torch.no_grad():
+            for p in model.parameters():
+                p.add_(1.0)
+        t = time.perf_counter()
+        e = tvault.log_all(model, repo=repo, result=1.0)
+        times.append(time.perf_counter() - t)
+    return min(times), e
+
+
 def run_size(mb: int, repeat: int) -> dict:
     import torch
     import tvault_git as tvault
@@ -76,15 +92,7 @@ def run_size(mb: int, repeat: int) -> dict:
                 p.add_(1.0)
         return tvault.log_all(model, repo=repo, result=1.0)
 
-    times = []
-    for _ in range(repeat):
-        with torch.no_grad():
-            for p in model.parameters():
-                p.add_(1.0)
-        t = time.perf_counter()
-        e = tvault.log_all(model, repo=repo, result=1.0)
-        times.append(time.perf_counter() - t)
-    t_log = min(times)
+    t_log, e = log_changed(model, repo, repeat)
     before = repo_bytes(repo)
     t_again = best(lambda: tvault.log_all(model, repo=repo, result=1.0), repeat)
     grown = (repo_bytes(repo) - before) / repeat
@@ -99,26 +107,15 @@ def run_size(mb: int, repeat: int) -> dict:
     git(repo, "gc", "--quiet")
     out["git_gc_s"] = time.perf_counter() - t
     t_tload_gc = best(lambda: tvault.load(e.id, repo=repo), repeat)
-    times = []
-    for _ in range(repeat):
-        with torch.no_grad():
-            for p in model.parameters():
-                p.add_(1.0)
-        t = time.perf_counter()
-        tvault.log_all(model, repo=repo, result=1.0)
-        times.append(time.perf_counter() - t)
-    out.update(load_after_gc_ratio=t_tload_gc / t_load, log_after_gc_ratio=min(times) / t_save)
+    t_log_gc, _ = log_changed(model, repo, repeat)
+    out.update(load_after_gc_ratio=t_tload_gc / t_load, log_after_gc_ratio=t_log_gc / t_save)
     out["peak_log_mb_over_model"], out["peak_load_mb_over_model"] = peak_memory(repo, e.id, mb, size)
     subprocess.run(["rm", "-rf", tmp])
     return out
 
 
-PEAK = r"""
-import json, sys, torch
-sys.path.insert(0, {root!r})
-import tvault_git as tvault
-from bench.bench_core import make_model
-op = {op!r}
+# Shared with bench_diff.py: RSS and peak RSS (MiB) of this process, and a peak reset.
+PEAK_HELPERS = r"""
 def status(key):
     for line in open("/proc/self/status"):
         if line.startswith(key):
@@ -126,6 +123,15 @@ def status(key):
 def reset_peak():
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")  # resets VmHWM (peak RSS) to the current RSS
+"""
+
+PEAK = r"""
+import json, sys, torch
+sys.path.insert(0, {root!r})
+import tvault_git as tvault
+from bench.bench_core import make_model, PEAK_HELPERS
+exec(PEAK_HELPERS)
+op = {op!r}
 if op == "log":
     m = make_model({mb})
     with torch.no_grad():

@@ -137,13 +137,17 @@ def test_fine_tuning_changes_only_last_layer(repo, monkeypatch):
         net.fc2.weight.mul_(1.1).add_(0.01)
         net.fc2.bias.zero_()
     b = _log(repo, model=net)
-    from tvault_git import diff, tensors
+    from tvault_git import diff, packread, registry
+    from tvault_git.repo import open_repo
 
     reads = []
-    real = tensors.read_tensor
-    monkeypatch.setattr(tensors, "read_tensor", lambda r, name, *x, **k: reads.append(name) or real(r, name, *x, **k))
+    real = packread.read_blob_into
+    monkeypatch.setattr(packread, "read_blob_into", lambda r, oid, out: reads.append(oid) or real(r, oid, out))
     d = diff.diff_entries(str(repo), a.id, b.id)
-    assert sorted(reads) == ["fc2.bias", "fc2.bias", "fc2.weight", "fc2.weight"]  # fc1 never read
+    r = open_repo(str(repo))
+    chunks = {e.id: {n: rec["chunks"][0] for n, rec in registry.weight_records(r, e.id).items()} for e in (a, b)}
+    # fc1 (same blobs) is never read; fc2 is read once per side
+    assert sorted(reads) == sorted(chunks[e.id][n] for e in (a, b) for n in ("fc2.weight", "fc2.bias"))
     w = d["weights"]
     assert w["unchanged"] == 2 and w["counts"] == {"values": 2}
     it = next(i for i in w["items"] if i["name"] == "fc2.weight")
@@ -227,3 +231,47 @@ def test_diff_without_weights_does_not_import_torch(repo):
     for argv in (["diff", a.id, b.id, "--no-weights"], ["diff", a.id, b.id, "--section", "architecture", "--section", "classes"], ["diff", a.id, "--stat"]):
         assert "torch" not in _modules_after(repo, argv), argv
     assert "torch" in _modules_after(repo, ["diff", a.id, b.id])
+
+
+def test_weights_stream_chunk_by_chunk(repo, monkeypatch):
+    """Multi-chunk tensors: statistics over chunks equal the whole-tensor figures; shared chunks read once."""
+    import tvault_git
+    from tvault_git import diff, format as fmt, packread, registry, tensors
+    from tvault_git.repo import open_repo
+
+    monkeypatch.setattr(fmt, "CHUNK_BYTES", 1000)
+    monkeypatch.setattr(tensors, "CHUNK_BYTES", 1000)
+    torch.manual_seed(0)
+    x = torch.randn(3000)  # 12,000 bytes: 12 chunks
+    y = x.clone()
+    y[100:200] += 0.5  # touches chunk 0 only
+    y[2500] = -7.0  # and chunk 10
+    z = torch.arange(1000, dtype=torch.int64)  # integer tensor, changed everywhere
+    m = torch.nn.Module()
+    m.register_buffer("x", x)
+    m.register_buffer("z", z)
+    a = tvault_git.log_all(m, repo=str(repo))
+    m2 = torch.nn.Module()
+    m2.register_buffer("x", y)
+    m2.register_buffer("z", z * 2)
+    b = tvault_git.log_all(m2, repo=str(repo))
+    r = open_repo(str(repo))
+    ca = registry.weight_records(r, a.id)["x"]["chunks"]
+    cb = registry.weight_records(r, b.id)["x"]["chunks"]
+    assert len(ca) == 12 and sum(p != q for p, q in zip(ca, cb)) == 2
+    reads: list[str] = []
+    real = packread.read_blob_into
+    monkeypatch.setattr(packread, "read_blob_into", lambda rr, oid, out: reads.append(oid) or real(rr, oid, out))
+    w = diff.diff_entries(str(repo), a.id, b.id, sections=["weights"])["weights"]
+    xs = sorted(reads)
+    assert xs.count(ca[1]) == 1 and xs.count(ca[0]) == 1 and xs.count(cb[0]) == 1  # shared chunk: once
+    it = next(i for i in w["items"] if i["name"] == "x")
+    d = (x - y).double()
+    assert it["status"] == "values" and it["changed_values"] == 101 and it["numel"] == 3000
+    assert it["l2"] == pytest.approx(float(d.norm()), rel=1e-5)
+    assert it["max_abs"] == pytest.approx(7.0 + abs(float(x[2500])), rel=1e-6)
+    assert it["relative"] == pytest.approx(float(d.norm() / x.double().norm()), rel=1e-5)
+    cos = float((x.double() * y.double()).sum() / (x.double().norm() * y.double().norm()))
+    assert it["cosine"] == pytest.approx(cos, rel=1e-6)
+    iz = next(i for i in w["items"] if i["name"] == "z")
+    assert iz["changed_values"] == 999 and iz["l2"] == pytest.approx(float(z.double().norm()), rel=1e-9)

@@ -43,10 +43,10 @@ CREATE INDEX IF NOT EXISTS entries_commit ON entries(commit_id);
 CREATE INDEX IF NOT EXISTS entries_result ON entries(result);
 CREATE INDEX IF NOT EXISTS entries_ts ON entries(ts);
 CREATE TABLE IF NOT EXISTS kv(id TEXT NOT NULL, kind TEXT NOT NULL, key TEXT NOT NULL, num REAL, str TEXT, js TEXT);
-CREATE INDEX IF NOT EXISTS kv_num ON kv(kind, key, num);
-CREATE INDEX IF NOT EXISTS kv_str ON kv(kind, key, str);
-CREATE INDEX IF NOT EXISTS kv_js ON kv(kind, key, js);
-CREATE INDEX IF NOT EXISTS kv_id ON kv(id);
+CREATE INDEX IF NOT EXISTS kv_num ON kv(kind, key, num, id);
+CREATE INDEX IF NOT EXISTS kv_str ON kv(kind, key, str, id);
+CREATE INDEX IF NOT EXISTS kv_js ON kv(kind, key, js, id);
+CREATE INDEX IF NOT EXISTS kv_id ON kv(id, kind, key, num);
 """
 
 

@@ -192,30 +192,57 @@ def _finite(v: float | None) -> float | None:
     return v if v is not None and math.isfinite(v) else None
 
 
-def _tensor_stats(ta: Any, tb: Any) -> dict[str, Any]:
-    """L2 of the difference, ||a-b||/||a||, max |a-b|, cosine; float32 math for float32 and narrower."""
-    import torch
+class _Stats:
+    """Streaming L2 of the difference, ||a-b||/||a||, max |a-b|, cosine, over chunk blocks.
 
-    a, b = ta.reshape(-1), tb.reshape(-1)
-    if a.is_complex():
-        a, b = torch.view_as_real(a).reshape(-1), torch.view_as_real(b).reshape(-1)
-    if a.dtype == torch.float64 or not a.is_floating_point():
-        a, b = a.to(torch.float64), b.to(torch.float64)
-    elif a.dtype != torch.float32:
-        a, b = a.to(torch.float32), b.to(torch.float32)
-    d = a - b
-    l2 = float(torch.linalg.vector_norm(d))
-    max_abs = float(torch.linalg.vector_norm(d, ord=math.inf)) if d.numel() else 0.0
-    n_changed = int(torch.count_nonzero(d))
-    del d
-    na = float(torch.linalg.vector_norm(a))
-    nb = float(torch.linalg.vector_norm(b))
-    dot = float(torch.dot(a, b)) if a.numel() else 0.0
-    rel = l2 / na if na > 0 else (0.0 if l2 == 0 else None)
-    cos = dot / (na * nb) if na > 0 and nb > 0 else None
-    if cos is not None:
-        cos = max(-1.0, min(1.0, cos))
-    return {"l2": _finite(l2), "relative": _finite(rel), "max_abs": _finite(max_abs), "cosine": _finite(cos), "changed_values": n_changed, "numel": a.numel()}
+    float32 math for float32 and narrower dtypes, float64 for float64 and
+    integers; sums are carried in Python floats (double) across blocks.
+    """
+
+    def __init__(self, scratch: Any = None) -> None:
+        self.l2sq = self.na2 = self.nb2 = self.ab = self.max_abs = 0.0
+        self.changed = self.numel = 0
+        self.scratch = scratch  # reused for a - b: no fresh 32 MB allocation per chunk
+
+    def add(self, a: Any, b: Any | None) -> None:
+        import torch
+
+        if a.is_complex():
+            a = torch.view_as_real(a).reshape(-1)
+            b = None if b is None else torch.view_as_real(b).reshape(-1)
+        wide = a.dtype == torch.float64 or not a.is_floating_point()
+        if wide or a.dtype != torch.float32:
+            a = a.to(torch.float64 if wide else torch.float32)
+            b = None if b is None else b.to(a.dtype)
+        self.numel += a.numel()
+        na = float(torch.linalg.vector_norm(a)) if a.numel() else 0.0
+        self.na2 += na * na
+        if b is None:  # same blob on both sides: no difference, |b| = |a|, a.b = |a|^2
+            self.nb2 += na * na
+            self.ab += na * na
+            return
+        nb = float(torch.linalg.vector_norm(b)) if b.numel() else 0.0
+        self.nb2 += nb * nb
+        if not a.numel():
+            return
+        self.ab += float(torch.dot(a, b))
+        if self.scratch is None or self.scratch.dtype != a.dtype or self.scratch.numel() < a.numel():
+            self.scratch = torch.empty(a.numel(), dtype=a.dtype)
+        d = torch.sub(a, b, out=self.scratch[: a.numel()])
+        l2 = float(torch.linalg.vector_norm(d))
+        self.l2sq += l2 * l2
+        lo, hi = torch.aminmax(d)  # one pass; a max-norm of d is several times slower
+        self.max_abs = max(self.max_abs, -float(lo), float(hi))
+        self.changed += int(torch.count_nonzero(d))
+
+    def result(self) -> dict[str, Any]:
+        l2, na, nb = math.sqrt(self.l2sq), math.sqrt(self.na2), math.sqrt(self.nb2)
+        rel = l2 / na if na > 0 else (0.0 if l2 == 0 else None)
+        cos = self.ab / (na * nb) if na > 0 and nb > 0 else None
+        if cos is not None:
+            cos = max(-1.0, min(1.0, cos))
+        return {"l2": _finite(l2), "relative": _finite(rel), "max_abs": _finite(self.max_abs), "cosine": _finite(cos),
+                "changed_values": self.changed, "numel": self.numel}
 
 
 def _weights(repo: pygit2.Repository, a: Side, b: Side) -> dict[str, Any]:
@@ -223,6 +250,7 @@ def _weights(repo: pygit2.Repository, a: Side, b: Side) -> dict[str, Any]:
         return {"summary": "not available for the work tree (no trained weights)", "changed": False, "available": False}
     wa, wb = a.weights, b.weights
     items: list[dict[str, Any]] = []
+    to_read: list[tuple[str, Any, Any]] = []
     unchanged = 0
     for name, ra in wa.items():
         rb = wb.get(name)
@@ -238,16 +266,20 @@ def _weights(repo: pygit2.Repository, a: Side, b: Side) -> dict[str, Any]:
         elif ra.get("dtype") != rb.get("dtype"):
             items.append({**base, "status": "dtype"})
         else:
-            from . import tensors
+            to_read.append((name, ra, rb))
+            items.append(base)
+    if to_read:  # values of every changed tensor, streamed chunk by chunk in one pipeline
+        from . import tensors
 
-            ta = tensors.read_tensor(repo, name, ra, f"entry {a.entry.short}")  # type: ignore[union-attr]
-            tb = tensors.read_tensor(repo, name, rb, f"entry {b.entry.short}")  # type: ignore[union-attr]
-            stats = _tensor_stats(ta, tb)
-            del ta, tb
-            if stats["changed_values"] == 0:  # e.g. -0.0 vs 0.0: different bytes, equal values
-                items.append({**base, "status": "bits", **stats})
-            else:
-                items.append({**base, "status": "values", **stats})
+        pos = {it["name"]: it for it in items if "status" not in it}
+        acc = _Stats()
+        for name, ta, tb, last in tensors.stream_pairs(repo, to_read, f"entry {a.entry.short}", f"entry {b.entry.short}"):  # type: ignore[union-attr]
+            acc.add(ta, tb)
+            if last:
+                stats = acc.result()
+                # e.g. -0.0 vs 0.0: different bytes, equal values
+                pos[name].update(status="bits" if stats["changed_values"] == 0 else "values", **stats)
+                acc = _Stats(acc.scratch)
     for name, rb in wb.items():
         if name not in wa:
             items.append({"name": name, "status": "added", "shape_b": rb.get("shape"), "dtype_b": rb.get("dtype")})

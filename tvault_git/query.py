@@ -118,13 +118,9 @@ def parse_date(text: str | _dt.datetime | _dt.date, what: str = "date") -> float
     return d.timestamp()
 
 
-def _metric_expr(key: str) -> tuple[str, list[Any]]:
-    """Value of a metric (preferred) or tag named ``key`` for one entry row: the number, else the string.
-
-    Strings sort after numbers (SQLite's rule), so string tags (``aug=flip``) sort too.
-    """
-    return ("(SELECT coalesce(num, str) FROM kv WHERE kv.id = e.id AND kv.key = ? AND kv.kind IN ('metric','tag') "
-            "ORDER BY kv.kind = 'metric' DESC LIMIT 1)"), [key]
+def _metric_kind(con: Any, key: str) -> str:
+    """Sort by the metric ``key`` when one has that name, else by the tag."""
+    return "metric" if con.execute("SELECT 1 FROM kv WHERE kind = 'metric' AND key = ? LIMIT 1", (key,)).fetchone() else "tag"
 
 
 def _regex(pattern: str, text: str | None) -> int:
@@ -164,6 +160,7 @@ def find(
     r = repo if isinstance(repo, pygit2.Repository) else open_repo(repo)
     conds: list[str] = ["e.missing = 0"]
     args: list[Any] = []
+    id_sets: list[tuple[str, list[Any]]] = []  # id subqueries, intersected once (cheaper than one IN each)
     if commit is not None:
         conds.append("e.commit_id = ?")
         args.append(resolve_commit(r, commit))
@@ -178,9 +175,7 @@ def find(
     for pair in tags:
         if not isinstance(pair, (tuple, list)) or len(pair) != 2:
             raise InvalidInput(f"a tag condition is a (key, value) pair, got {pair!r}")
-        sub, sargs = _ids_equal("'tag'", str(pair[0]), pair[1])
-        conds.append(f"e.id IN ({sub})")
-        args += sargs
+        id_sets.append(_ids_equal("'tag'", str(pair[0]), pair[1]))
     for expr in where:
         key, op, val = parse_where(expr)
         if key == "result":
@@ -192,14 +187,13 @@ def find(
         if op in ("=", "==", "!="):
             sub, sargs = _ids_equal("'metric','tag'", key, val)
             if op == "!=":
-                conds.append(f"e.id IN (SELECT id FROM kv WHERE kind IN ('metric','tag') AND key = ?) AND e.id NOT IN ({sub})")
-                args += [key, *sargs]
-            else:
-                conds.append(f"e.id IN ({sub})")
+                id_sets.append(("SELECT id FROM kv WHERE kind IN ('metric','tag') AND key = ?", [key]))
+                conds.append(f"e.id NOT IN ({sub})")
                 args += sargs
+            else:
+                id_sets.append((sub, sargs))
         else:
-            conds.append(f"e.id IN (SELECT id FROM kv WHERE kind IN ('metric','tag') AND key = ? AND num {op} ?)")
-            args += [key, val]
+            id_sets.append((f"SELECT id FROM kv WHERE kind IN ('metric','tag') AND key = ? AND num {op} ?", [key, val]))
     if name is not None:
         conds.append("e.name GLOB ?" if any(c in name for c in "*?[") else "e.name = ?")
         args.append(name)
@@ -221,7 +215,6 @@ def find(
         args.append(parse_date(until, "--until date"))
 
     desc = not ascending
-    order_key, order_args = "e.ts", []
     if best is not None:
         key, _, direction = best.partition(":")
         if not key or direction not in ("", "min", "max"):
@@ -230,40 +223,56 @@ def find(
         desc = direction == "max" or (direction == "" and not _LOWER_IS_BETTER.search(key))
         if limit is None:
             limit = 1
-    if sort is not None:
-        if sort in _BUILTIN_SORT:
-            order_key = _BUILTIN_SORT[sort]
-        else:
-            order_key, order_args = _metric_expr(sort)
-        if best is not None:
-            conds.append(f"{order_key} IS NOT NULL")
-            args += order_args
+    if id_sets:
+        conds.append("e.id IN (" + " INTERSECT ".join(f"SELECT id FROM ({sub})" for sub, _ in id_sets) + ")")
+        for _, sargs in id_sets:
+            args += sargs
     if limit is not None:
         if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
             raise InvalidInput(f"limit must be zero or more, got {limit!r}")
     direction = "DESC" if desc else "ASC"
-    sql = (f"SELECT {_COLUMNS} FROM entries e WHERE {' AND '.join(conds)} "
-           f"ORDER BY ({order_key}) IS NULL, ({order_key}) {direction}, e.ts {direction}, e.id {direction}")
-    args += order_args * 2
+    where_sql = " AND ".join(conds)
     if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
         raise InvalidInput(f"offset must be zero or more, got {offset!r}")
-    where_sql, where_args = " AND ".join(conds), list(args[: len(args) - 2 * len(order_args)])
-    if limit is not None or offset:
-        sql += " LIMIT ? OFFSET ?"
-        args += [-1 if limit is None else limit, offset]
     con = cache.refresh(r)
     try:
         con.create_function("tv_re", 2, _regex, deterministic=True)
-        rows = con.execute(sql, args).fetchall()
+        if sort is not None and sort not in _BUILTIN_SORT:
+            # Entries that have the metric, in the covering index's order; then,
+            # unless asking for the best, the ones without it (newest first).
+            has = "SELECT id FROM kv WHERE kind = ? AND key = ? AND num IS NOT NULL"
+            kv_args = [_metric_kind(con, sort), sort]
+            joined = (f"FROM entries e JOIN (SELECT id, num AS v FROM kv WHERE kind = ? AND key = ? "
+                      f"AND num IS NOT NULL) s ON s.id = e.id WHERE {where_sql}")
+            sql = f"SELECT {_COLUMNS} {joined} ORDER BY s.v {direction}, e.ts {direction}, e.id {direction}"
+            rows = _fetch(con, sql, kv_args + args, limit, offset)
+            if best is None and (limit is None or len(rows) < limit):
+                n_has = con.execute(f"SELECT COUNT(*) {joined}", kv_args + args).fetchone()[0] if offset else 0
+                sql = f"SELECT {_COLUMNS} FROM entries e WHERE {where_sql} AND e.id NOT IN ({has}) ORDER BY e.ts DESC, e.id DESC"
+                rows += _fetch(con, sql, args + kv_args, None if limit is None else limit - len(rows), max(0, offset - n_has))
+        else:
+            key = _BUILTIN_SORT[sort] if sort is not None else "e.ts"
+            sql = (f"SELECT {_COLUMNS} FROM entries e WHERE {where_sql} "
+                   f"ORDER BY ({key}) IS NULL, ({key}) {direction}, e.ts {direction}, e.id {direction}")
+            rows = _fetch(con, sql, args, limit, offset)
         total = None
         if with_total:
-            total = con.execute(f"SELECT COUNT(*) FROM entries e WHERE {where_sql}", where_args).fetchone()[0]
-            if best is not None:
-                total = min(total, limit) if limit is not None else total
+            if best is not None and sort is not None and sort not in _BUILTIN_SORT:
+                total = len(rows) if offset == 0 else None
+            if total is None:
+                total = con.execute(f"SELECT COUNT(*) FROM entries e WHERE {where_sql}", args).fetchone()[0]
+                if best is not None and limit is not None:
+                    total = min(total, limit)
     finally:
         con.close()
     out = [_summary(row) for row in rows]
     return (out, int(total)) if with_total else out
+
+
+def _fetch(con: Any, sql: str, args: list[Any], limit: int | None, offset: int = 0) -> list[tuple]:
+    if limit is not None or offset:
+        sql, args = sql + " LIMIT ? OFFSET ?", [*args, -1 if limit is None else limit, offset]
+    return con.execute(sql, args).fetchall()
 
 
 def _summary(row: tuple) -> dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Iterator, Mapping
 
 import pygit2
 import torch
@@ -145,6 +145,53 @@ def read_tensors(repo: pygit2.Repository, records: Mapping[str, Any], where: str
     return out
 
 
-def read_tensor(repo: pygit2.Repository, name: str, record: Any, where: str) -> torch.Tensor:
-    """One tensor from its record (diff reads two at a time, never a whole state_dict)."""
-    return read_tensors(repo, {name: record}, where)[name]
+def stream_pairs(
+    repo: pygit2.Repository, items: Iterable[tuple[str, Any, Any]], where_a: str, where_b: str
+) -> Iterator[tuple[str, torch.Tensor, torch.Tensor | None, bool]]:
+    """Values of tensor pairs of equal dtype and shape, chunk by chunk: ``(name, a, b, last)``.
+
+    ``a`` and ``b`` are flat tensors over one chunk; ``b`` is None where both
+    sides share the chunk's blob (same bytes, read once). A reader thread
+    fetches the next pair while the caller works on this one, into two
+    reusable buffer pairs: diffing two 1 GB models holds a few chunks, never
+    whole models. A yielded block is valid until the next iteration.
+    """
+    plan: list[tuple[str, torch.dtype, int, str, str, bool]] = []
+    biggest = 0
+    for name, ra, rb in items:
+        dt, _, nbytes, ca = validate_tensor_record(name, ra, where_a)
+        _, _, _, cb = validate_tensor_record(name, rb, where_b)
+        tdtype = _TORCH_DTYPES.get(dt)
+        if tdtype is None:
+            raise CorruptEntry(f"{where_a}: tensor {name!r} has dtype {dt}, which this torch build lacks")
+        for i, (x, y) in enumerate(zip(ca, cb)):
+            size = max(0, min(CHUNK_BYTES, nbytes - i * CHUNK_BYTES))
+            biggest = max(biggest, size)
+            plan.append((name, tdtype, size, x, y, i == len(ca) - 1))
+    slots = [(torch.empty(biggest, dtype=torch.uint8), torch.empty(biggest, dtype=torch.uint8)) for _ in range(2)]
+
+    def fetch(k: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        name, tdtype, size, x, y, _ = plan[k]
+        bufs = slots[k % 2]
+        out: list[torch.Tensor | None] = []
+        for buf, oid, where in ((bufs[0], x, where_a), (bufs[1], y, where_b)):
+            if oid == x and buf is bufs[1]:
+                out.append(None)
+                continue
+            view = buf[:size]
+            try:
+                packread.read_blob_into(repo, oid, memoryview(view.numpy()).cast("B"))
+            except CorruptEntry as e:
+                raise CorruptEntry(f"{where}: tensor {name!r} chunk {oid[:12]} is damaged: {e}; refusing to use it") from None
+            out.append(view.view(tdtype))
+        return out[0], out[1]  # type: ignore[return-value]
+
+    if not plan:
+        return
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(fetch, 0)
+        for k in range(len(plan)):
+            a, b = pending.result()
+            if k + 1 < len(plan):
+                pending = pool.submit(fetch, k + 1)
+            yield plan[k][0], a, b, plan[k][5]
