@@ -360,7 +360,8 @@ def metrics_table(repo: pygit2.Repository, ids: list[str]) -> dict[str, Any]:
     tag_keys = sorted({k for r in rows for k in r["tags"]})
     series = ([{"label": "result", "values": [_plot_num(r["result"]) for r in rows]}] if any(r["result"] is not None for r in rows) else [])
     series += [{"label": k, "values": [_plot_num(r["metrics"].get(k)) for r in rows]} for k in keys]
-    plot = {"x": [r["n"] for r in rows], "labels": [f"{r['e'].short}" + (f" {r['name']}" if r["name"] else "") for r in rows],
+    plot = {"x": [r["n"] for r in rows], "ticks": [f"#{r['n']}" for r in rows],
+            "labels": [f"#{r['n']} {r['e'].short}" + (f" {r['name']}" if r["name"] else "") for r in rows],
             "series": series, "xlabel": "entry"}
     return {"rows": rows, "metric_keys": keys, "tag_keys": tag_keys, "plot": plot}
 

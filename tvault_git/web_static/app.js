@@ -15,13 +15,15 @@
       return;
     }
     const labels = new Map(data.x.map((x, i) => [x, data.labels[i]]));
+    const ticks = new Map(data.x.map((x, i) => [x, (data.ticks || data.labels)[i]]));
     const marks = data.marks || [];
     const opts = {
       width: Math.max(320, holder.clientWidth || 800),
       height: 320,
       scales: { x: { time: false } },
+      padding: [12, 28, 0, 12],  // room for the first and last x labels
       axes: [
-        { label: data.xlabel, values: (u, ticks) => ticks.map((t) => (labels.has(t) ? labels.get(t) : "")) , incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000]},
+        { label: data.xlabel, values: (u, vals) => vals.map((t) => (ticks.has(t) ? ticks.get(t) : "")), incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000]},
         {},
       ],
       series: [{ label: data.xlabel, value: (u, v) => (v == null ? "-" : (labels.get(v) || String(v))) }].concat(
