@@ -19,7 +19,7 @@ import json
 import math
 import os
 import sqlite3
-from typing import Any, Iterable
+from typing import Any
 
 import pygit2
 
@@ -203,23 +203,6 @@ def _changed_commits(repo: pygit2.Repository, old: pygit2.Tree, new: pygit2.Tree
     return out
 
 
-def _walk_commits(repo: pygit2.Repository, tree: pygit2.Tree) -> Iterable[tuple[str, list[notes.NoteLine]]]:
-    stack: list[tuple[str, pygit2.Tree]] = [("", tree)]
-    while stack:
-        prefix, node = stack.pop()
-        for e in node:
-            full = prefix + e.name
-            if e.type == pygit2.enums.ObjectType.TREE and len(full) < 40:
-                stack.append((full, repo[e.id]))
-            elif e.type == pygit2.enums.ObjectType.BLOB and len(full) == 40:
-                yield full, notes.parse(repo[e.id].data.decode("utf-8", "replace"))
-
-
-def _note_at(repo: pygit2.Repository, tree: pygit2.Tree, commit: str) -> list[notes.NoteLine]:
-    hit = notes._find(repo, tree, commit)
-    return [] if hit is None else notes.parse(repo[hit[1].id].data.decode("utf-8", "replace"))
-
-
 def refresh(repo: pygit2.Repository) -> sqlite3.Connection:
     """An up-to-date connection: catch up with the notes tip, retry missing entries."""
     con = _open(repo)
@@ -282,12 +265,12 @@ def _catch_up(con: sqlite3.Connection, repo: pygit2.Repository, cached: str | No
     if old is None:  # first run, or history rewritten: rebuild from scratch
         con.execute("DELETE FROM entries")
         con.execute("DELETE FROM kv")
-        for commit, lines in _walk_commits(repo, tip.tree):
+        for commit, lines in notes.walk_tree(repo, tip.tree):
             for idx, n in enumerate(lines):
                 _insert(con, repo, commit, n.seq, idx, n.entry)
         return
     for commit in _changed_commits(repo, old, tip.tree):
-        _store(con, repo, commit, _note_at(repo, tip.tree, commit))
+        _store(con, repo, commit, notes.read_at(repo, tip.tree, commit))
 
 
 def rebuild(repo: pygit2.Repository) -> int:

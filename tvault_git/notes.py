@@ -90,32 +90,30 @@ def _find(repo: pygit2.Repository, tree: pygit2.Tree, sha: str) -> tuple[list[st
     return None
 
 
+def read_at(repo: pygit2.Repository, tree: pygit2.Tree, commit: str) -> list[NoteLine]:
+    """The entry lines of ``commit`` in one notes tree (a tip, or an older one being compared)."""
+    hit = _find(repo, tree, commit)
+    return [] if hit is None else parse(repo[hit[1].id].data.decode("utf-8", "replace"))
+
+
 def read(repo: pygit2.Repository, commit: str, ref: str = NOTES_REF) -> list[NoteLine]:
     _, tree = _notes_tree(repo, ref)
-    if tree is None:
-        return []
-    hit = _find(repo, tree, commit)
-    if hit is None:
-        return []
-    return parse(repo[hit[1].id].data.decode("utf-8", "replace"))
+    return [] if tree is None else read_at(repo, tree, commit)
+
+
+def walk_tree(repo: pygit2.Repository, tree: pygit2.Tree) -> Iterator[tuple[str, list[NoteLine]]]:
+    """Every annotated commit of one notes tree with its entry lines."""
+    for sha, (_, blob) in _flatten(repo, tree).items():
+        lines = parse(repo[blob].data.decode("utf-8", "replace"))
+        if lines:
+            yield sha, lines
 
 
 def walk(repo: pygit2.Repository, ref: str = NOTES_REF) -> Iterator[tuple[str, list[NoteLine]]]:
     """Every annotated commit with its entry lines."""
     _, tree = _notes_tree(repo, ref)
-    if tree is None:
-        return
-    stack: list[tuple[str, pygit2.Tree]] = [("", tree)]
-    while stack:
-        prefix, node = stack.pop()
-        for e in node:
-            full = prefix + e.name
-            if e.type == pygit2.enums.ObjectType.TREE and len(full) < 40:
-                stack.append((full, repo[e.id]))
-            elif e.type == pygit2.enums.ObjectType.BLOB and len(full) == 40:
-                lines = parse(repo[e.id].data.decode("utf-8", "replace"))
-                if lines:
-                    yield full, lines
+    if tree is not None:
+        yield from walk_tree(repo, tree)
 
 
 def _write_path(repo: pygit2.Repository, tree: pygit2.Tree | None, path: list[str], blob: pygit2.Oid) -> pygit2.Oid:
