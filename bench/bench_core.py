@@ -41,29 +41,35 @@ def repo_bytes(repo: str) -> int:
     return total
 
 
+def side_by_side(fns: dict, repeat: int = 3) -> dict:
+    """Best time of each function over ``repeat`` rounds that run them in turn.
+
+    Interleaved, each run after a ``sync`` (untimed), so that both sides of a
+    ratio see the same machine: on this VM a 1 GB write costs 0.7 s or 2 s
+    depending on the state of the page cache and of the disk's writeback, and
+    running all of one side first would hand it the lucky stretch.
+    """
+    times: dict = {k: [] for k in fns}
+    for _ in range(repeat):
+        for k, fn in fns.items():
+            os.sync()
+            t = time.perf_counter()
+            fn()
+            times[k].append(time.perf_counter() - t)
+    return {k: min(v) for k, v in times.items()}
+
+
 def best(fn, repeat: int = 3) -> float:
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
+    return side_by_side({"x": fn}, repeat)["x"]
 
 
-def log_changed(model, repo: str, repeat: int):
-    """Best time of ``log_all`` for a model whose every tensor changed since the last log; the last entry."""
+def changed(model) -> None:
+    """Perturb every tensor, so that the next log_all stores a new model (nothing dedups)."""
     import torch
-    import tvault_git as tvault
 
-    times, e = [], None
-    for _ in range(repeat):
-        with torch.no_grad():
-            for p in model.parameters():
-                p.add_(1.0)
-        t = time.perf_counter()
-        e = tvault.log_all(model, repo=repo, result=1.0)
-        times.append(time.perf_counter() - t)
-    return min(times), e
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(1.0)
 
 
 def run_size(mb: int, repeat: int) -> dict:
@@ -80,35 +86,36 @@ def run_size(mb: int, repeat: int) -> dict:
     size = sum(t.numel() * t.element_size() for t in sd.values())
     pt = os.path.join(tmp, "model.pt")
     out: dict = {"mb": round(size / 2**20)}
-
     counter = iter(range(10**6))
-    t_save = best(lambda: torch.save(sd, f"{pt}.{next(counter)}"), repeat)  # a new file each time, like log_all
-    t_load = best(lambda: torch.load(f"{pt}.0", weights_only=True), repeat)
+    last: dict = {}
 
-    # new model each time: perturb every tensor so nothing dedups
-    def log_new():
-        with torch.no_grad():
-            for p in model.parameters():
-                p.add_(1.0)
-        return tvault.log_all(model, repo=repo, result=1.0)
+    def save() -> None:  # a new file each time, like log_all
+        torch.save(sd, f"{pt}.{next(counter)}")
 
-    t_log, e = log_changed(model, repo, repeat)
+    def log() -> None:
+        changed(model)  # in the timing, but a few ms against the log itself
+        last["e"] = tvault.log_all(model, repo=repo, result=1.0)
+
+    t = side_by_side({"save": save, "log": log}, repeat)
+    e = last["e"]
     before = repo_bytes(repo)
-    t_again = best(lambda: tvault.log_all(model, repo=repo, result=1.0), repeat)
+    t.update(side_by_side({"save2": save, "again": lambda: tvault.log_all(model, repo=repo, result=1.0)}, repeat))
     grown = (repo_bytes(repo) - before) / repeat
-    t_tload = best(lambda: tvault.load(e.id, repo=repo), repeat)
+    t.update(side_by_side({"tload": lambda: torch.load(f"{pt}.0", weights_only=True),
+                           "load": lambda: tvault.load(e.id, repo=repo)}, repeat))
     out.update(
-        torch_save_s=t_save, log_all_s=t_log, log_ratio=t_log / t_save,
-        log_again_s=t_again, log_again_ratio=t_again / t_save, log_again_growth_bytes=grown,
-        torch_load_s=t_load, load_s=t_tload, load_ratio=t_tload / t_load,
+        torch_save_s=t["save"], log_all_s=t["log"], log_ratio=t["log"] / t["save"],
+        log_again_s=t["again"], log_again_ratio=t["again"] / t["save2"], log_again_growth_bytes=grown,
+        torch_load_s=t["tload"], load_s=t["load"], load_ratio=t["load"] / t["tload"],
     )
     # after git gc
-    t = time.perf_counter()
+    t0 = time.perf_counter()
     git(repo, "gc", "--quiet")
-    out["git_gc_s"] = time.perf_counter() - t
-    t_tload_gc = best(lambda: tvault.load(e.id, repo=repo), repeat)
-    t_log_gc, _ = log_changed(model, repo, repeat)
-    out.update(load_after_gc_ratio=t_tload_gc / t_load, log_after_gc_ratio=t_log_gc / t_save)
+    out["git_gc_s"] = time.perf_counter() - t0
+    g = side_by_side({"tload": lambda: torch.load(f"{pt}.0", weights_only=True),
+                      "load": lambda: tvault.load(e.id, repo=repo), "save": save, "log": log}, repeat)
+    out.update(load_after_gc_s=g["load"], torch_load_after_gc_s=g["tload"], load_after_gc_ratio=g["load"] / g["tload"],
+               log_after_gc_s=g["log"], torch_save_after_gc_s=g["save"], log_after_gc_ratio=g["log"] / g["save"])
     out["peak_log_mb_over_model"], out["peak_load_mb_over_model"] = peak_memory(repo, e.id, mb, size)
     subprocess.run(["rm", "-rf", tmp])
     return out

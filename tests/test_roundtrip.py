@@ -167,3 +167,32 @@ def test_changes_behind_torchs_version_counter_are_still_stored(repo):
     e2 = tvault.log_all(m)
     assert e2.new_bytes == 16 * 4 * 4
     assert torch.equal(tvault.load(e2.id)["fc1.weight"], m.fc1.weight)
+
+
+def test_pack_object_count_speculation_falls_back_to_a_valid_pack(repo):
+    """The pack writer assumes every chunk from the first new one on is new; duplicates inside an entry
+    and known chunks after a new one break that guess, and the pack must still be exact."""
+    torch.manual_seed(0)
+    m = torch.nn.Sequential(torch.nn.Linear(8, 8), torch.nn.LayerNorm(8), torch.nn.LayerNorm(8), torch.nn.Linear(8, 8))
+    snaps = []
+
+    def log():
+        snaps.append({k: v.clone() for k, v in m.state_dict().items()})
+        return tvault.log_all(m)
+
+    e1 = log()  # the two LayerNorms hold identical tensors: a duplicate after new chunks
+    with torch.no_grad():
+        m[0].weight.add_(1.0)  # new first, then known chunks
+    e2 = log()
+    assert e2.new_bytes == 8 * 8 * 4
+    with torch.no_grad():
+        m[3].bias.add_(1.0)  # known chunks first, then one new at the end
+    e3 = log()
+    assert e3.new_bytes == 8 * 4
+    for e, snap in zip((e1, e2, e3), snaps):
+        sd = tvault.load(e.id)
+        assert set(sd) == set(snap) and all(torch.equal(sd[k], v) for k, v in snap.items())
+    git(repo, "fsck", "--full", "--strict")
+    packs = subprocess.run(["sh", "-c", "ls .git/objects/pack/*.pack"], cwd=repo, capture_output=True, text=True).stdout.split()
+    for p in packs:
+        git(repo, "verify-pack", p)

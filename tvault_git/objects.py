@@ -10,8 +10,9 @@ recompressing and delta-searching weights; ``git push`` reuses the stored
 representation as it is.
 
 Work per byte: SHA-1 (object id) and Adler-32 (zlib trailer) in a thread
-pool, the write itself, and CRC-32 (index) plus the pack's SHA-1 trailer in
-a checksum thread (see ``write_blobs`` for how they overlap).
+pool, the write itself, CRC-32 (index) in a thread from the first object on,
+and the pack's SHA-1 trailer in another once the object count is known (see
+``write_blobs`` for how they overlap).
 """
 
 from __future__ import annotations
@@ -106,47 +107,38 @@ def write_blobs(
     ``keys`` (optional, one per chunk) identify unchanged memory between calls,
     e.g. (storage pointer, offset, length, torch version counter).
 
-    Pipeline: object ids are hashed in a thread pool; the main thread writes
-    each chunk as soon as its id is known; once every id is known (so the
-    object count for the pack header is too) a second thread computes CRC-32s
-    and the pack's trailing SHA-1 from the in-memory buffers.
+    One pass: object ids (SHA-1) and Adler-32s are computed in a thread pool
+    while the main thread writes each new chunk as soon as its id is known; a
+    CRC-32 thread (for the index) and a SHA-1 thread (the pack's trailer) read
+    the same in-memory buffers beside the write. The pack header holds the
+    object count, and the trailer's SHA-1 covers the header first, so the
+    writer *speculates* that every chunk from the first new one on is new too
+    (true for a newly trained model). When a later chunk turns out to be
+    known, the count is fixed and the trailer hashed again at the end.
     """
     views = [memoryview(c).cast("B") for c in chunks]
+    keys = list(keys) if keys is not None else [None] * len(views)
     odb = repo.odb
     ids: list[str] = []
     writer: _PackWriter | None = None
-    decided: dict[str, bool] = {}  # oid -> must be written
-
-    def is_new(oid: str) -> bool:
-        if oid not in decided:
-            decided[oid] = not odb.exists(oid)
-        return decided[oid]
-
+    written: set[str] = set()
+    new_bytes = 0
     try:
         with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:
-            keys = list(keys) if keys is not None else [None] * len(views)
             futs = [pool.submit(_blob_id_memo, v, k) for v, k in zip(views, keys)]
-            written: set[str] = set()
-            new_bytes = 0
-            ready = 0  # futs[:ready] are known to be done
             for i, (v, f) in enumerate(zip(views, futs)):
                 oid, adler = f.result()
                 ids.append(oid)
-                if oid in written or not is_new(oid):
+                if oid in written or odb.exists(oid):
+                    if writer is not None:
+                        writer.miscounted()
                     continue
                 if writer is None:
-                    writer = _PackWriter(repo)
+                    writer = _PackWriter(repo, len(views) - i)
                 writer.add(oid, v, adler)
                 written.add(oid)
                 new_bytes += v.nbytes
-                while ready < len(futs) and futs[ready].done():
-                    ready += 1
-                if not writer.counting and ready == len(futs):
-                    rest = {x.result()[0] for x in futs[i + 1 :]}
-                    writer.start_trailer(len(written) + sum(1 for o in rest if o not in written and is_new(o)))
         if writer is not None:
-            if not writer.counting:
-                writer.start_trailer(len(written))
             writer.finish()
             writer = None
         return ids, new_bytes
@@ -156,21 +148,33 @@ def write_blobs(
 
 
 class _PackWriter:
-    """One pack being written: data goes to disk at once, checksums follow in a thread."""
+    """One pack being written; its checksums run in two threads beside the write.
 
-    def __init__(self, repo: pygit2.Repository) -> None:
+    ``count`` is the expected object count (see ``write_blobs``); ``miscounted``
+    drops the running trailer SHA-1 and ``finish`` then fixes the header and
+    hashes the pack again.
+    """
+
+    def __init__(self, repo: pygit2.Repository, count: int) -> None:
         self.pack_dir = os.path.join(repo.path, "objects", "pack")
         os.makedirs(self.pack_dir, exist_ok=True)
         self.fd, self.tmp = tempfile.mkstemp(prefix="tmp_tvault_", suffix=".pack", dir=self.pack_dir)
         self.offset = 0
+        self.count = count
         self.objects: list[tuple[str, int, list]] = []  # oid, offset, pieces
-        self.counting = False
-        self._q: "queue.Queue[tuple[int, list] | None]" = queue.Queue()
-        self._thread: threading.Thread | None = None
+        self._q: "queue.Queue[tuple[int, list] | None]" = queue.Queue()  # for the pack SHA-1, in order
+        self._crc_q: "queue.Queue[tuple[int, list] | None]" = queue.Queue()
         self._crcs: dict[int, int] = {}
         self._sha = hashlib.sha1()
+        self._sha_live = True
         self._error: BaseException | None = None
-        self._write([b"PACK" + struct.pack(">II", 2, 0)])  # count set in start_trailer
+        self._thread = threading.Thread(target=self._sha_loop, daemon=True)
+        self._crc_thread = threading.Thread(target=self._crc_loop, daemon=True)
+        self._thread.start()
+        self._crc_thread.start()
+        header = b"PACK" + struct.pack(">II", 2, count)
+        self._q.put((-1, [header]))
+        self._write([header])
 
     def _write(self, pieces: list) -> None:
         for i in range(0, len(pieces), _BATCH):
@@ -195,44 +199,59 @@ class _PackWriter:
         pieces = _stored_pieces(data, adler)
         k = len(self.objects)
         self.objects.append((oid, self.offset, pieces))
+        if self._sha_live:  # checksums read memory, not the file: they run beside the write
+            self._q.put((k, pieces))
+        self._crc_q.put((k, pieces))
         self._write(pieces)
-        if self.counting:
-            self._q.put((k, pieces))
 
-    def start_trailer(self, count: int) -> None:
-        """The object count is known: hash the header and everything written so far."""
-        self.counting = True
-        self.count = count
-        self._sha.update(b"PACK" + struct.pack(">II", 2, count))
-        for k, (_, _, pieces) in enumerate(self.objects):
-            self._q.put((k, pieces))
-        self._thread = threading.Thread(target=self._checksums, daemon=True)
-        self._thread.start()
-
-    def _checksums(self) -> None:
+    def _sha_loop(self) -> None:
         try:
             while True:
                 item = self._q.get()
+                if item is None:
+                    return
+                if not self._sha_live:
+                    continue
+                for p in item[1]:
+                    self._sha.update(p)
+        except BaseException as e:  # surfaced in finish()
+            self._error = e
+
+    def _crc_loop(self) -> None:
+        try:
+            while True:
+                item = self._crc_q.get()
                 if item is None:
                     return
                 k, pieces = item
                 crc = 0
                 for p in pieces:
                     crc = zlib.crc32(p, crc)
-                    self._sha.update(p)
                 self._crcs[k] = crc & 0xFFFFFFFF
         except BaseException as e:  # surfaced in finish()
             self._error = e
 
+    def miscounted(self) -> None:
+        """A chunk the count included is not new after all: the trailer will be hashed again."""
+        self._sha_live = False
+
+    def _stop(self) -> None:
+        for q, t in ((self._q, self._thread), (self._crc_q, self._crc_thread)):
+            if t is not None and t.is_alive():
+                q.put(None)
+                t.join()
+
     def finish(self) -> str:
-        self._q.put(None)
-        assert self._thread is not None
-        self._thread.join()
+        self._stop()
         if self._error is not None:
             raise self._error
-        if self.count != len(self.objects):
-            raise RuntimeError(f"pack object count mismatch ({self.count} != {len(self.objects)})")
-        os.pwrite(self.fd, struct.pack(">I", self.count), 8)
+        if not self._sha_live or self.count != len(self.objects):
+            header = b"PACK" + struct.pack(">II", 2, len(self.objects))
+            os.pwrite(self.fd, header, 0)
+            self._sha = hashlib.sha1(header)
+            for _, _, pieces in self.objects:
+                for p in pieces:
+                    self._sha.update(p)
         trailer = self._sha.digest()
         os.write(self.fd, trailer)
         os.close(self.fd)
@@ -256,9 +275,7 @@ class _PackWriter:
         return name
 
     def abort(self) -> None:
-        if self._thread is not None and self._thread.is_alive():
-            self._q.put(None)
-            self._thread.join()
+        self._stop()
         if self.fd != -1:
             os.close(self.fd)
             self.fd = -1

@@ -97,13 +97,47 @@ def store_tensors(repo: pygit2.Repository, tensors: Mapping[str, Any], what: str
     return records, sorted(set(ids)), new_bytes
 
 
+_HUGE = 1 << 21
+_madvise: Any = None
+
+
+def _empty(shape: Any, dtype: torch.dtype) -> torch.Tensor:
+    """``torch.empty``, backed by transparent huge pages where Linux offers them (``madvise`` mode).
+
+    A fresh 1 GB state_dict costs 262,144 page faults with 4 KiB pages: about a
+    third of a second here, as long as the copy itself. With 2 MiB pages the
+    first touch is three times cheaper. Elsewhere (or if anything fails) it is
+    a plain ``torch.empty``.
+    """
+    global _madvise
+    out = torch.empty(shape, dtype=dtype)
+    n = out.numel() * out.element_size()
+    if n < 2 * _HUGE or not sys.platform.startswith("linux"):
+        return out
+    if _madvise is None:
+        try:
+            import ctypes
+
+            fn = ctypes.CDLL(None, use_errno=True).madvise
+            fn.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+            _madvise = fn
+        except (OSError, AttributeError):
+            _madvise = False
+    if _madvise:
+        p = out.data_ptr()
+        lo, hi = (p + _HUGE - 1) & ~(_HUGE - 1), (p + n) & ~(_HUGE - 1)
+        if hi > lo:
+            _madvise(lo, hi - lo, 14)  # MADV_HUGEPAGE; an error only means 4 KiB pages
+    return out
+
+
 def _alloc(name: str, rec: Any, where: str) -> tuple[torch.Tensor, list[tuple[str, memoryview, int]]]:
     """Validate a record and allocate its tensor; returns the tensor and its chunk reads."""
     dtype, shape, nbytes, chunks = validate_tensor_record(name, rec, where)
     tdtype = _TORCH_DTYPES.get(dtype)
     if tdtype is None:
         raise CorruptEntry(f"{where}: tensor {name!r} has dtype {dtype}, which this torch build lacks")
-    out = torch.empty(shape, dtype=tdtype)
+    out = _empty(shape, tdtype)
     reads = []
     if nbytes:
         buf = memoryview(out.reshape(-1).view(torch.uint8).numpy()).cast("B")
