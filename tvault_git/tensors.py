@@ -186,7 +186,7 @@ def stream_pairs(
 
     ``a`` and ``b`` are flat tensors over one chunk; ``b`` is None where both
     sides share the chunk's blob (same bytes, read once). A reader thread
-    fetches the next pair while the caller works on this one, into two
+    fetches the next pair (both sides at once) while the caller works on this one, into two
     reusable buffer pairs: diffing two 1 GB models holds a few chunks, never
     whole models. A yielded block is valid until the next iteration.
     """
@@ -204,28 +204,24 @@ def stream_pairs(
             plan.append((name, tdtype, size, x, y, i == len(ca) - 1))
     slots = [(torch.empty(biggest, dtype=torch.uint8), torch.empty(biggest, dtype=torch.uint8)) for _ in range(2)]
 
-    def fetch(k: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def fetch(k: int, side: int) -> torch.Tensor | None:
         name, tdtype, size, x, y, _ = plan[k]
-        bufs = slots[k % 2]
-        out: list[torch.Tensor | None] = []
-        for buf, oid, where in ((bufs[0], x, where_a), (bufs[1], y, where_b)):
-            if oid == x and buf is bufs[1]:
-                out.append(None)
-                continue
-            view = buf[:size]
-            try:
-                packread.read_blob_into(repo, oid, memoryview(view.numpy()).cast("B"))
-            except CorruptEntry as e:
-                raise CorruptEntry(f"{where}: tensor {name!r} chunk {oid[:12]} is damaged: {e}; refusing to use it") from None
-            out.append(view.view(tdtype))
-        return out[0], out[1]  # type: ignore[return-value]
+        if side == 1 and y == x:
+            return None
+        oid, where = (x, where_a) if side == 0 else (y, where_b)
+        view = slots[k % 2][side][:size]
+        try:
+            packread.read_blob_into(repo, oid, memoryview(view.numpy()).cast("B"))
+        except CorruptEntry as e:
+            raise CorruptEntry(f"{where}: tensor {name!r} chunk {oid[:12]} is damaged: {e}; refusing to use it") from None
+        return view.view(tdtype)
 
     if not plan:
         return
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        pending = pool.submit(fetch, 0)
+    with ThreadPoolExecutor(max_workers=2) as pool:  # both sides of the next pair at once
+        pending = (pool.submit(fetch, 0, 0), pool.submit(fetch, 0, 1))
         for k in range(len(plan)):
-            a, b = pending.result()
+            a, b = pending[0].result(), pending[1].result()
             if k + 1 < len(plan):
-                pending = pool.submit(fetch, k + 1)
+                pending = (pool.submit(fetch, k + 1, 0), pool.submit(fetch, k + 1, 1))
             yield plan[k][0], a, b, plan[k][5]
