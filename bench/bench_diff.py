@@ -18,12 +18,11 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
-from bench.bench_core import best, git, make_model  # noqa: E402
+from bench.bench_core import git, make_model, side_by_side  # noqa: E402
 
 PEAK = r"""
 import json, sys
@@ -72,8 +71,8 @@ def run_size(mb: int, repeat: int) -> dict:
         d = diff.diff_entries(repo, a.id, b.id, sections=["weights"])
         assert d["weights"]["counts"].get("values"), d["weights"]["summary"]
 
-    t_load = best(load_both, repeat)
-    t_diff = best(run_diff, repeat)
+    t = side_by_side({"load": load_both, "diff": run_diff}, repeat)
+    t_load, t_diff = t["load"], t["diff"]
     code = PEAK.format(root=os.path.dirname(HERE), repo=repo, a=a.id, b=b.id)
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     peak = json.loads(p.stdout.strip().splitlines()[-1])
