@@ -29,7 +29,7 @@ import pygit2
 from . import notes, registry
 from .errors import InvalidInput, RefNotFound
 from .format import ALIASES_FILE, ALIASES_REF, NAME_RE, NOTES_REF
-from .repo import Conflict, retry_locked, signature
+from .repo import Conflict, merge_history, retry_locked, signature
 
 RESERVED = ("latest", "best")
 _ALIAS_RE = re.compile(r"^[A-Za-z][A-Za-z0-9._-]{0,63}$")
@@ -233,36 +233,17 @@ def merge_alias_ref(repo: pygit2.Repository, other: pygit2.Oid | str, ref: str =
     if other_c is None:
         raise RefNotFound(f"alias history {str(other)[:12]} is not in this repository")
     other_c = other_c.peel(pygit2.Commit)
-    sig = signature(repo)
-    changed = [False]
 
-    def step() -> None:
-        tip = _tip(repo, ref)
-        if tip is None:
-            repo.references.create(ref, other_c.id, force=False)
-            changed[0] = True
-            return
-        if tip.id == other_c.id or repo.descendant_of(tip.id, other_c.id):
-            return
-        try:
-            if repo.descendant_of(other_c.id, tip.id):
-                repo.references.get(ref).set_target(other_c.id, message="tvault: fast-forward aliases")
-                changed[0] = True
-                return
-            recs = parse_records(_text(repo, tip))
-            for k, r in parse_records(_text(repo, other_c)).items():
-                if k not in recs or (r.time, r.render()) > (recs[k].time, recs[k].render()):
-                    recs[k] = r
-            blob = repo.create_blob(render_records(recs).encode())
-            tb = repo.TreeBuilder()
-            tb.insert(ALIASES_FILE, blob, pygit2.enums.FileMode.BLOB)
-            repo.create_commit(ref, sig, sig, "tvault: merge aliases\n", tb.write(), [tip.id, other_c.id])
-            changed[0] = True
-        except (pygit2.GitError, OSError) as e:
-            raise Conflict(str(e)) from None
+    def union(ours: pygit2.Commit) -> pygit2.Oid:
+        recs = parse_records(_text(repo, ours))
+        for k, r in parse_records(_text(repo, other_c)).items():
+            if k not in recs or (r.time, r.render()) > (recs[k].time, recs[k].render()):
+                recs[k] = r
+        tb = repo.TreeBuilder()
+        tb.insert(ALIASES_FILE, repo.create_blob(render_records(recs).encode()), pygit2.enums.FileMode.BLOB)
+        return tb.write()
 
-    retry_locked(step, ref)
-    return changed[0]
+    return merge_history(repo, ref, other_c, union, "aliases")
 
 
 # --- resolving NAME@selector ---------------------------------------------------

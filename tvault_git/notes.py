@@ -16,7 +16,7 @@ from typing import Iterator
 import pygit2
 
 from .format import NOTES_REF
-from .repo import Conflict, retry_locked, signature
+from .repo import Conflict, merge_history, retry_locked, signature
 
 _HEX = set("0123456789abcdef")
 
@@ -198,42 +198,24 @@ def merge(repo: pygit2.Repository, other: pygit2.Oid | str, ref: str = NOTES_REF
     if theirs is None:
         raise KeyError(f"notes commit {other} is not in the repository")
     theirs = theirs.peel(pygit2.Commit)
-    sig = signature(repo)
-    moved = [False]
 
-    def step() -> None:
-        tip_id, tree = _notes_tree(repo, ref)
-        try:
-            if tip_id is None:
-                repo.references.create(ref, theirs.id, force=False)
-                moved[0] = True
-                return
-            if tip_id == theirs.id or repo.descendant_of(tip_id, theirs.id):
-                return
-            if repo.descendant_of(theirs.id, tip_id):
-                repo.references.get(ref).set_target(theirs.id, message="tvault: fast-forward notes")
-                moved[0] = True
-                return
-            ours_map = _flatten(repo, tree)
-            new_tree = tree
-            for sha, (path, blob) in sorted(_flatten(repo, theirs.tree).items()):
-                mine = ours_map.get(sha)
-                if mine is not None and mine[1] == blob:
-                    continue
-                if mine is None:
-                    new_blob, where = blob, [sha[:2], sha[2:]]
-                else:
-                    a = repo[mine[1]].data.decode("utf-8", "replace")
-                    b = repo[blob].data.decode("utf-8", "replace")
-                    new_blob, where = repo.create_blob(union_text(a, b).encode()), mine[0]
-                new_tree = repo[_write_path(repo, new_tree, where, new_blob)]
-            repo.create_commit(ref, sig, sig, "tvault: merge notes\n", new_tree.id, [tip_id, theirs.id])
-            moved[0] = True
-        except (pygit2.GitError, OSError) as e:  # another writer moved the ref: start over
-            raise Conflict(str(e)) from None
+    def union(ours: pygit2.Commit) -> pygit2.Oid:
+        ours_map = _flatten(repo, ours.tree)
+        new_tree = ours.tree
+        for sha, (path, blob) in sorted(_flatten(repo, theirs.tree).items()):
+            mine = ours_map.get(sha)
+            if mine is not None and mine[1] == blob:
+                continue
+            if mine is None:
+                new_blob, where = blob, [sha[:2], sha[2:]]
+            else:
+                a = repo[mine[1]].data.decode("utf-8", "replace")
+                b = repo[blob].data.decode("utf-8", "replace")
+                new_blob, where = repo.create_blob(union_text(a, b).encode()), mine[0]
+            new_tree = repo[_write_path(repo, new_tree, where, new_blob)]
+        return new_tree.id
 
-    retry_locked(step, ref)
-    return moved[0]
+    return merge_history(repo, ref, theirs, union, "notes")
 
 
 def _remove_path(repo: pygit2.Repository, tree: pygit2.Tree, path: list[str]) -> pygit2.Oid | None:

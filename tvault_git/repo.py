@@ -98,3 +98,41 @@ class _Conflict(Exception):
 
 
 Conflict = _Conflict
+
+
+def merge_history(
+    repo: pygit2.Repository, ref: str, theirs: pygit2.Commit, merged_tree: Callable[[pygit2.Commit], pygit2.Oid], what: str
+) -> bool:
+    """Bring another history of ``ref`` (a remote's notes or aliases) in; True when ``ref`` moved.
+
+    Creates the ref, or fast-forwards it, when that loses nothing; otherwise
+    commits ``merged_tree(ours)`` with parents (ours, theirs). Compare-and-swap,
+    retried while another writer moves the ref.
+    """
+    sig = signature(repo)
+    moved = [False]
+
+    def step() -> None:
+        try:
+            r = repo.references.get(ref)
+        except pygit2.GitError:
+            r = None
+        try:
+            if r is None:
+                repo.references.create(ref, theirs.id, force=False)
+                moved[0] = True
+                return
+            ours = r.peel(pygit2.Commit)
+            if ours.id == theirs.id or repo.descendant_of(ours.id, theirs.id):
+                return
+            if repo.descendant_of(theirs.id, ours.id):
+                r.set_target(theirs.id, message=f"tvault: fast-forward {what}")
+                moved[0] = True
+                return
+            repo.create_commit(ref, sig, sig, f"tvault: merge {what}\n", merged_tree(ours), [ours.id, theirs.id])
+            moved[0] = True
+        except (pygit2.GitError, OSError) as e:  # another writer moved the ref: start over
+            raise Conflict(str(e)) from None
+
+    retry_locked(step, ref)
+    return moved[0]
