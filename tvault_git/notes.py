@@ -10,6 +10,7 @@ same way get a deterministic order after a merge.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -18,7 +19,7 @@ import pygit2
 from .format import NOTES_REF
 from .repo import Conflict, merge_history, retry_locked, signature
 
-_HEX = set("0123456789abcdef")
+_ENTRY_RE = re.compile(r"[0-9a-f]{40}")
 
 
 @dataclass(frozen=True)
@@ -46,13 +47,13 @@ def parse(text: str) -> list[NoteLine]:
         except ValueError:
             continue
         entry = parts[2]
-        if len(entry) != 40 or not set(entry) <= _HEX:
+        if _ENTRY_RE.fullmatch(entry) is None:
             continue
         name = parts[3] if len(parts) > 3 and parts[3] != "-" else None
         result = None
         if len(parts) > 4 and parts[4].startswith("result=") and parts[4] != "result=-":
             result = parts[4][7:]
-        created = next((p[8:] for p in parts[5:] if p.startswith("created=") and len(p) > 8), None)
+        created = next((p[8:] for p in parts[5:] if p.startswith("created=") and len(p) > 8), None) if "created=" in raw else None
         prev = out.get(entry)
         if prev is None or seq < prev.seq:
             out[entry] = NoteLine(seq, entry, name, result, created or (prev.created if prev else None))
