@@ -94,6 +94,11 @@ def test_find_where_sort_best_limit(repo, registry):
     assert ids(tvault(repo, "find", "--best", "loss", "--json").stdout) == [second[0].id]
     assert ids(tvault(repo, "find", "--best", "acc", "--hash", "HEAD~1", "--json").stdout) == [first[2].id]
     assert ids(tvault(repo, "find", "--best", "acc:min", "--json").stdout) == [first[0].id]
+    # a tag with only text values sorts by its text; --best needs numbers
+    by_size = ids(tvault(repo, "find", "--sort", "size", "--asc", "--json").stdout)
+    assert by_size == [first[0].id, second[0].id, first[1].id, first[2].id, second[1].id]
+    bad = tvault(repo, "find", "--best", "size", check=False)
+    assert bad.returncode == 2 and "no numeric values" in bad.stderr and "Traceback" not in bad.stderr
     newest = ids(tvault(repo, "find", "-n", "1", "--json").stdout)
     assert newest == [second[1].id]
     by_date = ids(tvault(repo, "find", "--sort", "date", "--asc", "--json").stdout)

@@ -123,6 +123,13 @@ def _metric_kind(con: Any, key: str) -> str:
     return "metric" if con.execute("SELECT 1 FROM kv WHERE kind = 'metric' AND key = ? LIMIT 1", (key,)).fetchone() else "tag"
 
 
+def _sort_column(con: Any, kind: str, key: str) -> str:
+    """Numbers sort by value; a key with only text values (``--tag size 2x``) sorts by its text."""
+    if con.execute("SELECT 1 FROM kv WHERE kind = ? AND key = ? AND num IS NOT NULL LIMIT 1", (kind, key)).fetchone():
+        return "num"
+    return "str"
+
+
 def _regex(pattern: str, text: str | None) -> int:
     return 1 if text is not None and re.search(pattern, text, re.I) else 0
 
@@ -240,10 +247,14 @@ def find(
         if sort is not None and sort not in _BUILTIN_SORT:
             # Entries that have the metric, in the covering index's order; then,
             # unless asking for the best, the ones without it (newest first).
-            has = "SELECT id FROM kv WHERE kind = ? AND key = ? AND num IS NOT NULL"
-            kv_args = [_metric_kind(con, sort), sort]
-            joined = (f"FROM entries e JOIN (SELECT id, num AS v FROM kv WHERE kind = ? AND key = ? "
-                      f"AND num IS NOT NULL) s ON s.id = e.id WHERE {where_sql}")
+            kind = _metric_kind(con, sort)
+            col = _sort_column(con, kind, sort)
+            if best is not None and col != "num":
+                raise InvalidInput(f"--best {best}: {sort!r} has no numeric values to rank by")
+            has = f"SELECT id FROM kv WHERE kind = ? AND key = ? AND {col} IS NOT NULL"
+            kv_args = [kind, sort]
+            joined = (f"FROM entries e JOIN (SELECT id, {col} AS v FROM kv WHERE kind = ? AND key = ? "
+                      f"AND {col} IS NOT NULL) s ON s.id = e.id WHERE {where_sql}")
             sql = f"SELECT {_COLUMNS} {joined} ORDER BY s.v {direction}, e.ts {direction}, e.id {direction}"
             rows = _fetch(con, sql, kv_args + args, limit, offset)
             if best is None and (limit is None or len(rows) < limit):
