@@ -173,6 +173,14 @@ def test_cache_follows_new_entries_and_rebuilds(repo, registry):
     assert ids(tvault(repo, "log", "-n", "1", "--json").stdout) == [e.id]
     path.unlink()
     assert len(ids(tvault(repo, "find", "--json").stdout)) == 6
+    # the bulk rebuild drops the indexes while it loads: they must all be back, over every row
+    import sqlite3
+
+    con = sqlite3.connect(path)
+    names = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL")}
+    assert names == {"entries_commit", "entries_result", "entries_ts", "kv_num", "kv_str", "kv_js", "kv_id"}
+    assert con.execute("SELECT COUNT(*) FROM kv INDEXED BY kv_id").fetchone()[0] == con.execute("SELECT COUNT(*) FROM kv").fetchone()[0] > 0
+    con.close()
     for suffix in ("-wal", "-shm"):
         Path(str(path) + suffix).unlink(missing_ok=True)
     path.write_bytes(b"this is not a database" * 100)

@@ -126,6 +126,17 @@ def _num(v: Any) -> float | None:
 
 
 def canonical(v: Any) -> str:
+    """Compact, key-sorted JSON: equal values give equal text. Scalars skip the encoder (what
+    json.dumps would write), which building a 100,000-entry cache otherwise calls 800,000 times."""
+    t = type(v)
+    if t is str:
+        return json.dumps(v)
+    if t is float and math.isfinite(v):
+        return float.__repr__(v)
+    if t is int:
+        return int.__repr__(v)
+    if v is None or t is bool:
+        return "null" if v is None else ("true" if v else "false")
     return json.dumps(v, sort_keys=True, separators=(",", ":"))
 
 
@@ -191,6 +202,44 @@ def _insert(con: sqlite3.Connection, repo: pygit2.Repository, commit: str, seq: 
         (entry_id, commit, seq, idx, *(fields[f] for f in _FIELDS)),
     )
     con.executemany("INSERT INTO kv VALUES (?,?,?,?,?,?)", kv)
+
+
+_INDEXES = [stmt.strip() for stmt in _DDL.split(";") if stmt.strip().startswith("CREATE INDEX")]
+
+
+def _bulk_load(con: sqlite3.Connection, repo: pygit2.Repository, tree: pygit2.Tree) -> None:
+    """Fill empty tables from a whole notes tree: rows sorted by id, indexes built afterwards.
+
+    A fresh clone of a 100,000-entry registry spent most of its first ``find``
+    updating four kv indexes row by row in random (entry id) order.
+    """
+    con.execute("DELETE FROM entries")
+    con.execute("DELETE FROM kv")
+    for stmt in _INDEXES:
+        con.execute("DROP INDEX IF EXISTS " + stmt.split("EXISTS", 1)[1].split()[0])
+    entry_rows: list[tuple] = []
+    kv_rows: list[tuple] = []
+    manifests: dict[str, tuple[dict[str, Any] | None, list[tuple]]] = {}
+    for commit, lines in notes.walk_tree(repo, tree):
+        for idx, n in enumerate(lines):
+            if n.entry not in manifests:  # an entry listed on several commits is read once
+                manifests[n.entry] = _row(repo, n.entry)
+                kv_rows += manifests[n.entry][1]
+            fields = manifests[n.entry][0]
+            if fields is None:
+                entry_rows.append((n.entry, commit, n.seq, idx, 1) + (None,) * len(_FIELDS))
+            else:
+                entry_rows.append((n.entry, commit, n.seq, idx, 0) + tuple(fields[f] for f in _FIELDS))
+    entry_rows.sort(key=lambda r: (r[0], r[1]))
+    kv_rows.sort(key=lambda r: r[0])
+    con.executemany(
+        f"INSERT OR REPLACE INTO entries(id, commit_id, seq, idx, missing, {', '.join(_FIELDS)}) "
+        f"VALUES (?,?,?,?,?,{','.join('?' * len(_FIELDS))})",
+        entry_rows,
+    )
+    con.executemany("INSERT INTO kv VALUES (?,?,?,?,?,?)", kv_rows)
+    for stmt in _INDEXES:
+        con.execute(stmt)
 
 
 def _changed_commits(repo: pygit2.Repository, old: pygit2.Tree, new: pygit2.Tree) -> set[str]:
@@ -263,11 +312,7 @@ def _catch_up(con: sqlite3.Connection, repo: pygit2.Repository, cached: str | No
         con.execute("DELETE FROM kv")
         return
     if old is None:  # first run, or history rewritten: rebuild from scratch
-        con.execute("DELETE FROM entries")
-        con.execute("DELETE FROM kv")
-        for commit, lines in notes.walk_tree(repo, tip.tree):
-            for idx, n in enumerate(lines):
-                _insert(con, repo, commit, n.seq, idx, n.entry)
+        _bulk_load(con, repo, tip.tree)
         return
     for commit in _changed_commits(repo, old, tip.tree):
         _store(con, repo, commit, notes.read_at(repo, tip.tree, commit))
