@@ -65,8 +65,9 @@ def _ts(created: str) -> float:
     return d.timestamp()
 
 
-def _named_lines(repo: pygit2.Repository, notes_ref: str = NOTES_REF) -> Iterable[tuple[str, int, notes.NoteLine]]:
-    for commit, lines in notes.walk(repo, notes_ref):
+def _named_lines(repo: pygit2.Repository, notes_ref: str = NOTES_REF, name: str | None = None) -> Iterable[tuple[str, int, notes.NoteLine]]:
+    """(commit, model index, line) of every named entry; with ``name``, only notes that mention it are parsed."""
+    for commit, lines in notes.walk(repo, notes_ref, None if name is None else f" {name}"):
         for i, n in enumerate(lines):
             if n.name:
                 yield commit, i, n
@@ -95,7 +96,7 @@ def versions(repo: pygit2.Repository, name: str, *, notes_ref: str = NOTES_REF, 
     """
     found: list[tuple[float, str, str, registry.Entry]] = []
     lines = {}
-    for commit, i, n in _named_lines(repo, notes_ref):
+    for commit, i, n in _named_lines(repo, notes_ref, name):
         if n.name == name:
             lines.setdefault(n.entry, []).append((commit, i, n))
     for group in lines.values():

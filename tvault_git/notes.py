@@ -102,19 +102,26 @@ def read(repo: pygit2.Repository, commit: str, ref: str = NOTES_REF) -> list[Not
     return [] if tree is None else read_at(repo, tree, commit)
 
 
-def walk_tree(repo: pygit2.Repository, tree: pygit2.Tree) -> Iterator[tuple[str, list[NoteLine]]]:
-    """Every annotated commit of one notes tree with its entry lines."""
+def walk_tree(repo: pygit2.Repository, tree: pygit2.Tree, containing: str | None = None) -> Iterator[tuple[str, list[NoteLine]]]:
+    """Every annotated commit of one notes tree with its entry lines.
+
+    ``containing``: skip, unparsed, the notes whose text lacks that string (a
+    model's history only needs the commits where its name appears).
+    """
     for sha, (_, blob) in _flatten(repo, tree).items():
-        lines = parse(repo[blob].data.decode("utf-8", "replace"))
+        text = repo[blob].data.decode("utf-8", "replace")
+        if containing is not None and containing not in text:
+            continue
+        lines = parse(text)
         if lines:
             yield sha, lines
 
 
-def walk(repo: pygit2.Repository, ref: str = NOTES_REF) -> Iterator[tuple[str, list[NoteLine]]]:
-    """Every annotated commit with its entry lines."""
+def walk(repo: pygit2.Repository, ref: str = NOTES_REF, containing: str | None = None) -> Iterator[tuple[str, list[NoteLine]]]:
+    """Every annotated commit with its entry lines (``containing``: see walk_tree)."""
     _, tree = _notes_tree(repo, ref)
     if tree is not None:
-        yield from walk_tree(repo, tree)
+        yield from walk_tree(repo, tree, containing)
 
 
 def _write_path(repo: pygit2.Repository, tree: pygit2.Tree | None, path: list[str], blob: pygit2.Oid) -> pygit2.Oid:
