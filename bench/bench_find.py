@@ -145,7 +145,7 @@ def main() -> None:
     build(big, a.entries, a.commits)
     print(f"\n(built {a.entries:,} entries on {a.commits:,} commits in {time.perf_counter() - t:.1f} s)\n", file=sys.stderr)
     t = time.perf_counter()
-    out = run(big, "git", "tvault", "find", "--min", "0.9999").stdout
+    run(big, "git", "tvault", "find", "--min", "0.9999").stdout
     print(f"| {a.entries:,} entries: first find (builds the cache) | {(time.perf_counter() - t):.2f} s | | |")
     row(f"{a.entries:,}: `find --min 0.999 --max 1` (result)", big, ["git", "tvault", "find", "--min", "0.999", "--max", "1"])
     row(f"{a.entries:,}: `find --tag run 7` (tag, int)", big, ["git", "tvault", "find", "--tag", "run", "7"])

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import git, import_fresh, init_repo, tvault, write
+from conftest import git, import_fresh, tvault, write
 
 
 def _log(repo: Path, **kw):

@@ -430,7 +430,7 @@ def test_new_version_transfers_only_changed_tensors(tmp_path: Path) -> None:
     try:
         sys.modules.pop("helpers", None)
         net = import_fresh("model").Net()
-        v1 = tvault.update("mnist", net, result=0.1, repo=str(a))
+        tvault.update("mnist", net, result=0.1, repo=str(a))
         remotes.push(R(a))
         remotes.pull(R(b))
         with torch.no_grad():

@@ -14,7 +14,6 @@ import math
 import numbers
 import os
 import platform
-import sys
 from typing import Any, Mapping
 
 import pygit2

@@ -95,7 +95,7 @@ def install(repo: pygit2.Repository, python: str | None = None) -> list[str]:
         done.append(f"installed {h} hook in {dest}")
     _config_add(repo, "notes.displayRef", NOTES_REF)
     _config_add(repo, "notes.rewriteRef", NOTES_REF)
-    done.append(f"git log now shows tvault notes (notes.displayRef); rewrites copy them (notes.rewriteRef)")
+    done.append("git log now shows tvault notes (notes.displayRef); rewrites copy them (notes.rewriteRef)")
     return done
 
 

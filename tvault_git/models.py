@@ -29,7 +29,7 @@ import pygit2
 from . import notes, registry
 from .errors import InvalidInput, RefNotFound
 from .format import ALIASES_FILE, ALIASES_REF, NAME_RE, NOTES_REF
-from .repo import Conflict, merge_history, retry_locked, signature
+from .repo import commit_to_ref, merge_history, retry_locked, signature
 
 RESERVED = ("latest", "best")
 _ALIAS_RE = re.compile(r"^[A-Za-z][A-Za-z0-9._-]{0,63}$")
@@ -183,7 +183,6 @@ def _now() -> str:
 
 def _write(repo: pygit2.Repository, change: AliasRecord, ref: str = ALIASES_REF) -> None:
     """Add one record with a compare-and-swap update of the alias ref (retried like notes.add)."""
-    sig = signature(repo)
 
     def step() -> None:
         tip = _tip(repo, ref)
@@ -193,10 +192,7 @@ def _write(repo: pygit2.Repository, change: AliasRecord, ref: str = ALIASES_REF)
         tb = repo.TreeBuilder()
         tb.insert(ALIASES_FILE, blob, pygit2.enums.FileMode.BLOB)
         msg = f"tvault: alias {change.name}@{change.alias} -> {(change.entry or 'removed')[:12]}\n"
-        try:
-            repo.create_commit(ref, sig, sig, msg, tb.write(), [tip.id] if tip is not None else [])
-        except (pygit2.GitError, OSError) as e:
-            raise Conflict(str(e)) from None
+        commit_to_ref(repo, ref, msg, tb.write(), tip.id if tip is not None else None)
 
     retry_locked(step, ref)
 

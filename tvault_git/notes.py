@@ -17,7 +17,7 @@ from typing import Iterator
 import pygit2
 
 from .format import NOTES_REF
-from .repo import Conflict, merge_history, retry_locked, signature
+from .repo import commit_to_ref, merge_history, retry_locked
 
 _ENTRY_RE = re.compile(r"[0-9a-f]{40}")
 
@@ -142,7 +142,6 @@ def add(repo: pygit2.Repository, commit: str, entry: str, name: str | None, resu
 
     ``seq`` copies another clone's line exactly (a single-entry fetch), so the index matches theirs.
     """
-    sig = signature(repo)
 
     def step() -> int:
         parent, tree = _notes_tree(repo, ref)
@@ -158,11 +157,7 @@ def add(repo: pygit2.Repository, commit: str, entry: str, name: str | None, resu
         blob = repo.create_blob(body.encode())
         path = hit[0] if hit else [commit[:2], commit[2:]]
         new_tree = _write_path(repo, tree, path, blob)
-        msg = f"tvault: model {new_seq} on {commit[:12]}\n"
-        try:
-            repo.create_commit(ref, sig, sig, msg, new_tree, [parent] if parent else [])
-        except (pygit2.GitError, OSError) as e:  # lost the race, or the ref is locked
-            raise Conflict(str(e)) from None
+        commit_to_ref(repo, ref, f"tvault: model {new_seq} on {commit[:12]}\n", new_tree, parent)
         return [n.entry for n in parse(body)].index(entry)
 
     return retry_locked(step, ref)
@@ -247,7 +242,6 @@ def move(repo: pygit2.Repository, pairs: list[tuple[str, str]], ref: str = NOTES
     commit's note (a union, so notes git itself copied are not doubled).
     Returns how many notes moved.
     """
-    sig = signature(repo)
 
     def step() -> int:
         parent, tree = _notes_tree(repo, ref)
@@ -269,10 +263,7 @@ def move(repo: pygit2.Repository, pairs: list[tuple[str, str]], ref: str = NOTES
             cur = repo[left] if left is not None else repo[repo.TreeBuilder().write()]
             moved += 1
         if moved:
-            try:
-                repo.create_commit(ref, sig, sig, f"tvault: move notes of {moved} rewritten commit(s)\n", cur.id, [parent] if parent else [])
-            except (pygit2.GitError, OSError) as e:
-                raise Conflict(str(e)) from None
+            commit_to_ref(repo, ref, f"tvault: move notes of {moved} rewritten commit(s)\n", cur.id, parent)
         return moved
 
     return retry_locked(step, ref)

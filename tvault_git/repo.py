@@ -136,3 +136,22 @@ def merge_history(
 
     retry_locked(step, ref)
     return moved[0]
+
+
+def commit_to_ref(repo: pygit2.Repository, ref: str, message: str, tree: pygit2.Oid, parent: pygit2.Oid | None) -> pygit2.Oid:
+    """Commit ``tree`` onto ``ref`` as a compare-and-swap from ``parent`` (None: the ref must not exist yet).
+
+    libgit2 checks an existing tip against the first parent, but creates a
+    missing ref with force: two writers starting the same ref would both
+    "win" and one entry line would be lost. A new ref is therefore created
+    with force=False. Raises Conflict (retry_locked starts over) on any race.
+    """
+    sig = signature(repo)
+    try:
+        if parent is not None:
+            return repo.create_commit(ref, sig, sig, message, tree, [parent])
+        oid = repo.create_commit(None, sig, sig, message, tree, [])
+        repo.references.create(ref, oid, force=False)
+        return oid
+    except (pygit2.GitError, OSError) as e:  # lost the race, or the ref is locked
+        raise Conflict(str(e)) from None
