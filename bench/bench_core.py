@@ -72,15 +72,21 @@ def changed(model) -> None:
             p.add_(1.0)
 
 
+def scratch_repo(prefix: str) -> tuple[str, str]:
+    """A temp dir holding a git repo with one empty commit: (dir, repo)."""
+    tmp = tempfile.mkdtemp(prefix=prefix)
+    repo = os.path.join(tmp, "repo")
+    os.makedirs(repo)
+    git(repo, "init", "-q")
+    git(repo, "-c", "user.name=b", "-c", "user.email=b@b", "commit", "-q", "--allow-empty", "-m", "init")
+    return tmp, repo
+
+
 def run_size(mb: int, repeat: int) -> dict:
     import torch
     import tvault_git as tvault
 
-    tmp = tempfile.mkdtemp(prefix="tvault-bench-")
-    repo = os.path.join(tmp, "repo")
-    os.makedirs(repo)
-    git(repo, "init", "-q")
-    git(repo, "-c", "user.name=b", "-c", "user.email=b@b", "commit", "-q", "--allow-empty", "-m", "x")
+    tmp, repo = scratch_repo("tvault-bench-")
     model = make_model(mb)
     sd = model.state_dict()
     size = sum(t.numel() * t.element_size() for t in sd.values())

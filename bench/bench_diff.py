@@ -17,12 +17,11 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
-from bench.bench_core import git, make_model, side_by_side  # noqa: E402
+from bench.bench_core import make_model, scratch_repo, side_by_side  # noqa: E402
 
 PEAK = r"""
 import json, sys
@@ -44,11 +43,7 @@ def run_size(mb: int, repeat: int) -> dict:
     import tvault_git as tvault
     from tvault_git import diff
 
-    tmp = tempfile.mkdtemp(prefix="tvault-bench-diff-")
-    repo = os.path.join(tmp, "repo")
-    os.makedirs(repo)
-    git(repo, "init", "-q")
-    git(repo, "-c", "user.name=b", "-c", "user.email=b@b", "commit", "-q", "--allow-empty", "-m", "init")
+    tmp, repo = scratch_repo("tvault-bench-diff-")
     m = make_model(mb)
     a = tvault.log_all(m, repo=repo)
     fa = os.path.join(tmp, "a.pt")
