@@ -10,9 +10,9 @@ recompressing and delta-searching weights; ``git push`` reuses the stored
 representation as it is.
 
 Work per byte: SHA-1 (object id) and Adler-32 (zlib trailer) in a thread
-pool, the write itself, CRC-32 (index) in a thread from the first object on,
-and the pack's SHA-1 trailer in another once the object count is known (see
-``write_blobs`` for how they overlap).
+pool, the write itself, and CRC-32 (index) and the pack's trailing SHA-1 in
+two more threads, all at once (see ``write_blobs`` for how the trailer can
+start before the object count is known).
 """
 
 from __future__ import annotations
