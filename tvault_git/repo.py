@@ -1,4 +1,4 @@
-"""Opening the user's repository and the git config the registry relies on."""
+"""Opening the user's repository, the git config the registry relies on, and safe (compare-and-swap) ref updates."""
 
 from __future__ import annotations
 
