@@ -188,19 +188,21 @@ def _store(con: sqlite3.Connection, repo: pygit2.Repository, commit: str, lines:
         _insert(con, repo, commit, n.seq, idx, n.entry)
 
 
+_INSERT_ENTRY = (f"INSERT OR REPLACE INTO entries(id, commit_id, seq, idx, missing, {', '.join(_FIELDS)}) "
+                 f"VALUES (?,?,?,?,?,{','.join('?' * len(_FIELDS))})")
+
+
+def _entry_row(entry_id: str, commit: str, seq: int, idx: int, fields: dict[str, Any] | None) -> tuple:
+    """One entries row; ``fields`` None: indexed, objects not here yet (missing=1)."""
+    if fields is None:
+        return (entry_id, commit, seq, idx, 1) + (None,) * len(_FIELDS)
+    return (entry_id, commit, seq, idx, 0) + tuple(fields[f] for f in _FIELDS)
+
+
 def _insert(con: sqlite3.Connection, repo: pygit2.Repository, commit: str, seq: int, idx: int, entry_id: str) -> None:
     fields, kv = _row(repo, entry_id)
     con.execute("DELETE FROM kv WHERE id=?", (entry_id,))
-    if fields is None:
-        con.execute(
-            "INSERT OR REPLACE INTO entries(id, commit_id, seq, idx, missing) VALUES (?,?,?,?,1)", (entry_id, commit, seq, idx)
-        )
-        return
-    con.execute(
-        f"INSERT OR REPLACE INTO entries(id, commit_id, seq, idx, missing, {', '.join(_FIELDS)}) "
-        f"VALUES (?,?,?,?,0,{','.join('?' * len(_FIELDS))})",
-        (entry_id, commit, seq, idx, *(fields[f] for f in _FIELDS)),
-    )
+    con.execute(_INSERT_ENTRY, _entry_row(entry_id, commit, seq, idx, fields))
     con.executemany("INSERT INTO kv VALUES (?,?,?,?,?,?)", kv)
 
 
@@ -225,18 +227,10 @@ def _bulk_load(con: sqlite3.Connection, repo: pygit2.Repository, tree: pygit2.Tr
             if n.entry not in manifests:  # an entry listed on several commits is read once
                 manifests[n.entry] = _row(repo, n.entry)
                 kv_rows += manifests[n.entry][1]
-            fields = manifests[n.entry][0]
-            if fields is None:
-                entry_rows.append((n.entry, commit, n.seq, idx, 1) + (None,) * len(_FIELDS))
-            else:
-                entry_rows.append((n.entry, commit, n.seq, idx, 0) + tuple(fields[f] for f in _FIELDS))
+            entry_rows.append(_entry_row(n.entry, commit, n.seq, idx, manifests[n.entry][0]))
     entry_rows.sort(key=lambda r: (r[0], r[1]))
     kv_rows.sort(key=lambda r: r[0])
-    con.executemany(
-        f"INSERT OR REPLACE INTO entries(id, commit_id, seq, idx, missing, {', '.join(_FIELDS)}) "
-        f"VALUES (?,?,?,?,?,{','.join('?' * len(_FIELDS))})",
-        entry_rows,
-    )
+    con.executemany(_INSERT_ENTRY, entry_rows)
     con.executemany("INSERT INTO kv VALUES (?,?,?,?,?,?)", kv_rows)
     for stmt in _INDEXES:
         con.execute(stmt)
