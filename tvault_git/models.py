@@ -246,6 +246,18 @@ def merge_alias_ref(repo: pygit2.Repository, other: pygit2.Oid | str, ref: str =
 # --- resolving NAME@selector ---------------------------------------------------
 
 
+def best(vs: list[Version]) -> Version | None:
+    """``NAME@best``: the highest result in the index, the later version on ties; None without results."""
+    scored = []
+    for v in vs:
+        try:
+            if v.entry.result is not None:
+                scored.append((float(v.entry.result), v.number, v))
+        except ValueError:  # a note written by something else: not a number, not a candidate
+            pass
+    return max(scored, key=lambda t: (t[0], t[1]))[2] if scored else None
+
+
 def resolve(repo: pygit2.Repository, name: str, selector: str, *, notes_ref: str = NOTES_REF, aliases_ref: str = ALIASES_REF) -> registry.Entry:
     """``NAME@N``, ``NAME@alias``, ``NAME@latest``, ``NAME@best`` (highest result) -> Entry."""
     vs = versions(repo, name, notes_ref=notes_ref, aliases_ref=aliases_ref)
@@ -257,16 +269,10 @@ def resolve(repo: pygit2.Repository, name: str, selector: str, *, notes_ref: str
     if selector == "latest":
         return vs[-1].entry
     if selector == "best":
-        scored = []
-        for v in vs:
-            try:
-                if v.entry.result is not None:
-                    scored.append((float(v.entry.result), v.number, v))
-            except ValueError:  # a note written by something else: not a number, not a candidate
-                pass
-        if not scored:
+        top = best(vs)
+        if top is None:
             raise RefNotFound(f"no version of {name} has a result; {name}@best needs log_all(..., result=...)")
-        return max(scored, key=lambda t: (t[0], t[1]))[2].entry
+        return top.entry
     al = aliases(repo, name, ref=aliases_ref)
     if selector in al:
         hit = next((v for v in vs if v.entry.id == al[selector]), None)

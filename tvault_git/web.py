@@ -420,9 +420,9 @@ def history_page(repo: pygit2.Repository, name: str) -> dict[str, Any]:
     computed: dict[str, str] = {}  # NAME@latest and NAME@best, by models' own rule
     if rows:
         computed["latest"] = rows[-1]["e"].id
-        best = _best(vs)  # models.resolve(name, "best") would walk every note again
-        if best is not None:
-            computed["best"] = best
+        top = models.best(vs)  # models.resolve(name, "best") would walk every note again
+        if top is not None:
+            computed["best"] = top.entry.id
     for r in rows:
         r["computed"] = [k for k, eid in computed.items() if eid == r["e"].id]
     keys = sorted({k for r in rows for k in r["metrics"]})
@@ -436,18 +436,6 @@ def history_page(repo: pygit2.Repository, name: str) -> dict[str, Any]:
             "marks": [{"x": r["v"].number, "text": ", ".join(r["aliases"] + r["computed"])} for r in rows if r["aliases"] or r["computed"]],
             "series": series, "xlabel": "version"}
     return {"name": name, "rows": rows, "keys": keys, "plot": plot}
-
-
-def _best(vs: list[Any]) -> str | None:
-    """``NAME@best`` by models.resolve's rule (highest result in the index, later version on ties)."""
-    scored = []
-    for v in vs:
-        try:
-            if v.entry.result is not None:
-                scored.append((float(v.entry.result), v.number, v.entry.id))
-        except ValueError:
-            pass
-    return max(scored)[2] if scored else None
 
 
 def _move(key: str, a: Any, b: Any) -> dict[str, Any] | None:
