@@ -59,10 +59,6 @@ def side_by_side(fns: dict, repeat: int = 3) -> dict:
     return {k: min(v) for k, v in times.items()}
 
 
-def best(fn, repeat: int = 3) -> float:
-    return side_by_side({"x": fn}, repeat)["x"]
-
-
 def changed(model) -> None:
     """Perturb every tensor, so that the next log_all stores a new model (nothing dedups)."""
     import torch
