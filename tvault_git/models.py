@@ -194,7 +194,7 @@ def _write(repo: pygit2.Repository, change: AliasRecord, ref: str = ALIASES_REF)
         msg = f"tvault: alias {change.name}@{change.alias} -> {(change.entry or 'removed')[:12]}\n"
         commit_to_ref(repo, ref, msg, tb.write(), tip.id if tip is not None else None)
 
-    retry_locked(step, ref)
+    retry_locked(step, ref, repo=repo)
 
 
 def set_alias(repo: pygit2.Repository, name: str, target_ref: str, alias: str) -> Version:

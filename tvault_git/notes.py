@@ -160,7 +160,7 @@ def add(repo: pygit2.Repository, commit: str, entry: str, name: str | None, resu
         commit_to_ref(repo, ref, f"tvault: model {new_seq} on {commit[:12]}\n", new_tree, parent)
         return [n.entry for n in parse(body)].index(entry)
 
-    return retry_locked(step, ref)
+    return retry_locked(step, ref, repo=repo)
 
 
 def _flatten(repo: pygit2.Repository, tree: pygit2.Tree) -> dict[str, tuple[list[str], pygit2.Oid]]:
@@ -266,4 +266,4 @@ def move(repo: pygit2.Repository, pairs: list[tuple[str, str]], ref: str = NOTES
             commit_to_ref(repo, ref, f"tvault: move notes of {moved} rewritten commit(s)\n", cur.id, parent)
         return moved
 
-    return retry_locked(step, ref)
+    return retry_locked(step, ref, repo=repo)

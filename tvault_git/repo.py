@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import getpass
 import os
+import re
 import socket
 import time
 from typing import Callable, TypeVar
 
 import pygit2
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: stale locks are left to the user
+    fcntl = None  # type: ignore[assignment]
 
 from .errors import NoCommits, NotARepository, TvaultError
 from .format import BLOB_DIR
@@ -74,8 +80,13 @@ def ensure_config(repo: pygit2.Repository) -> None:
     _configured.add(repo.path)
 
 
-def retry_locked(fn: Callable[[], T], what: str, timeout: float = 60.0) -> T:
-    """Run a compare-and-swap step again while another process holds the lock or won the race."""
+def retry_locked(fn: Callable[[], T], what: str, timeout: float = 60.0, repo: pygit2.Repository | None = None) -> T:
+    """Run a compare-and-swap step again while another process holds the lock or won the race.
+
+    With ``repo``, a ref lock that a killed writer left behind is removed once
+    it is ``STALE_LOCK_S`` old (see ``_clear_stale_lock``), so an OOM kill or a
+    preempted job in the middle of ``log_all`` does not block the next one.
+    """
     deadline = time.monotonic() + timeout
     delay = 0.002
     while True:
@@ -85,12 +96,48 @@ def retry_locked(fn: Callable[[], T], what: str, timeout: float = 60.0) -> T:
             msg = str(e)
             if not isinstance(e, _Conflict) and "lock" not in msg and "tip is not the first parent" not in msg and "already exists" not in msg and "modified" not in msg:
                 raise
+            if repo is not None and _clear_stale_lock(repo.path, msg):
+                continue
             if time.monotonic() > deadline:
                 raise TvaultError(
                     f"could not update {what} for {timeout:.0f}s: {msg}; if no other git process is running, delete the .lock file it names"
                 ) from None
             time.sleep(delay)
             delay = min(delay * 1.7, 0.1)
+
+
+STALE_LOCK_S = 5.0
+_LOCK_PATH = re.compile(r"'([^']+\.lock)'")
+
+
+def _clear_stale_lock(git_dir: str, msg: str) -> bool:
+    """Remove the ``*.lock`` file named in ``msg`` if it is inside ``git_dir`` and stale; True if removed.
+
+    git and libgit2 hold a ref lock for the milliseconds of one update, so a
+    lock older than ``STALE_LOCK_S`` has no live owner. Removers serialize on
+    an ``flock`` (released by the kernel even if we die), so two of them can
+    never both see the stale file and then delete a fresh lock taken between.
+    """
+    m = _LOCK_PATH.search(msg)
+    if m is None or fcntl is None:
+        return False
+    path = os.path.realpath(m.group(1))
+    root = os.path.realpath(git_dir)
+    if not path.startswith(root + os.sep):
+        return False
+    try:
+        os.makedirs(os.path.join(root, "tvault"), exist_ok=True)
+        with open(os.path.join(root, "tvault", "stale-locks"), "a") as guard:
+            fcntl.flock(guard, fcntl.LOCK_EX)
+            try:
+                if time.time() - os.stat(path).st_mtime < STALE_LOCK_S:
+                    return False
+                os.unlink(path)
+            except FileNotFoundError:
+                return True  # gone already: retry at once
+            return True
+    except OSError:
+        return False
 
 
 class _Conflict(Exception):
@@ -134,7 +181,7 @@ def merge_history(
         except (pygit2.GitError, OSError) as e:  # another writer moved the ref: start over
             raise Conflict(str(e)) from None
 
-    retry_locked(step, ref)
+    retry_locked(step, ref, repo=repo)
     return moved[0]
 
 
