@@ -7,10 +7,12 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from pathlib import Path
 
 import pygit2
+import torch
 
 from conftest import git
 from tvault_git import registry
@@ -77,12 +79,45 @@ def test_killed_writer_leaves_no_partial_entry(repo):
         p.send_signal(signal.SIGKILL)
         p.wait()
         _check_consistent(repo)
-    # the repo is still usable afterwards
+    # the repo is still usable afterwards: a kill inside a ref update leaves its .lock file, which
+    # the next writer clears once it is stale; git gc then runs as on any repo
+    import tvault_git as tvault
+
+    before = len(registry.entries(pygit2.Repository(str(repo))))
+    m = torch.nn.Linear(4, 4)
+    tvault.log_all(m, result=1.0, repo=str(repo))
+    tvault.log_all(m, result=2.0, repo=str(repo))
+    assert len(registry.entries(pygit2.Repository(str(repo)))) == before + 2
     git(repo, "gc", "--quiet")
-    _check_consistent(repo)
+    _check_consistent(repo, expect=None)
 
 
-def _check_consistent(repo: Path) -> None:
+def test_a_lock_left_by_a_killed_writer_is_cleared_once_stale(repo):
+    """A SIGKILL between taking and releasing the notes ref lock leaves refs/notes/tvault.lock; git
+    holds ref locks for milliseconds, so one that is seconds old has no owner."""
+    import tvault_git as tvault
+    from tvault_git import repo as repo_mod
+
+    m = torch.nn.Linear(4, 4)
+    tvault.log_all(m, result=1.0)
+    lock = repo / ".git/refs/notes/tvault.lock"
+    lock.write_text("")
+    old = time.time() - repo_mod.STALE_LOCK_S - 1
+    os.utime(lock, (old, old))
+    e = tvault.log_all(m, result=2.0)
+    assert not lock.exists() and e.index == 1
+    # a fresh lock belongs to a live writer: it is waited for, never removed
+    lock.write_text("")
+    threading.Timer(0.5, lock.unlink).start()
+    t = time.monotonic()
+    e = tvault.log_all(m, result=3.0)
+    assert e.index == 2 and time.monotonic() - t >= 0.4
+    git(repo, "fsck", "--full")
+    out = git(repo, "log", "--notes=tvault", "-1").stdout
+    assert e.id in out
+
+
+def _check_consistent(repo: Path, expect: int | None = 4) -> None:
     git(repo, "fsck", "--full")
     r = pygit2.Repository(str(repo))
     for e in registry.entries(r):
@@ -93,7 +128,24 @@ def _check_consistent(repo: Path) -> None:
     import tvault_git as tvault
 
     for e in registry.entries(r)[:2]:
-        assert len(tvault.load(e.id, repo=str(repo))) == 4
-    leftovers = [n for n in os.listdir(repo / ".git/objects/pack") if n.endswith(".idx")]
-    for n in leftovers:  # every visible index has its pack
+        sd = tvault.load(e.id, repo=str(repo))
+        assert expect is None or len(sd) == expect
+    visible = [n for n in os.listdir(repo / ".git/objects/pack") if n.startswith("pack-") and n.endswith(".idx")]
+    for n in visible:  # every index git reads has its pack (tmp_* files are invisible to git)
         assert (repo / ".git/objects/pack" / (n[:-4] + ".pack")).exists()
+
+
+def test_temp_packs_of_killed_writers_are_swept_once_stale(repo):
+    import tvault_git as tvault
+    from tvault_git import objects
+
+    pack_dir = repo / ".git/objects/pack"
+    pack_dir.mkdir(parents=True, exist_ok=True)
+    dead, live = pack_dir / "tmp_tvault_dead.pack", pack_dir / "tmp_tvault_live.pack"
+    dead.write_bytes(b"PACK" + b"\0" * 100)
+    live.write_bytes(b"PACK")
+    old = time.time() - objects.STALE_TMP_S - 1
+    os.utime(dead, (old, old))
+    tvault.log_all(torch.nn.Linear(3, 3))
+    assert not dead.exists() and live.exists()
+    git(repo, "fsck", "--full")
