@@ -196,3 +196,57 @@ def test_pack_object_count_speculation_falls_back_to_a_valid_pack(repo):
     packs = subprocess.run(["sh", "-c", "ls .git/objects/pack/*.pack"], cwd=repo, capture_output=True, text=True).stdout.split()
     for p in packs:
         git(repo, "verify-pack", p)
+
+
+def _pack_objects(repo) -> list[str]:
+    """Object ids of every pack in the repo, with repeats (checked by git verify-pack)."""
+    out = []
+    packs = subprocess.run(["sh", "-c", "ls .git/objects/pack/*.idx"], cwd=repo, capture_output=True, text=True).stdout.split()
+    for p in packs:
+        for line in git(repo, "verify-pack", "-v", p).stdout.splitlines():
+            parts = line.split()
+            if len(parts) >= 5 and len(parts[0]) == 40 and parts[1] == "blob":
+                out.append(parts[0])
+    return out
+
+
+@pytest.mark.parametrize("lanes", [1, 2])
+def test_streamed_pack_writes_cut_back_known_blobs_and_never_duplicate(repo, monkeypatch, lanes):
+    """Big chunks are written while their id is computed; one that turns out to be known is cut
+    from the pack again. Each case runs with an empty id memo, as a new process would."""
+    from tvault_git import objects
+
+    monkeypatch.setattr(objects, "_STREAM_MIN", 1024)  # stream chunks of a few blocks
+    monkeypatch.setattr(objects, "_SLICE_BLOCKS", 2)
+    monkeypatch.setattr(objects, "_SPLIT_MIN", 1 if lanes == 2 else 1 << 40)
+    g = torch.Generator().manual_seed(1)
+    shared = torch.randn(70_000, generator=g)  # 280 KB: five stored blocks
+
+    def bag(*tensors):
+        m = torch.nn.Module()
+        for i, t in enumerate(tensors):
+            m.register_buffer(f"t{i}", t.clone())
+        return m
+
+    def log(m):
+        objects._ID_MEMO.clear()
+        before = _pack_objects(repo)
+        e = tvault.log_all(m)
+        sd = tvault.load(e.id)
+        assert all(_bits_equal(sd[k], v) for k, v in m.state_dict().items())
+        return e, len(_pack_objects(repo)) - len(before)
+
+    e, added = log(bag(shared))
+    assert e.new_bytes == shared.numel() * 4 and added == 1
+    fresh = [torch.randn(70_000, generator=g) for _ in range(3)]
+    # new, new (now streaming), then known: streamed, found in the repo, cut again
+    e, added = log(bag(fresh[0], fresh[1], shared, fresh[2]))
+    assert e.new_bytes == 3 * 70_000 * 4 and added == 3
+    e, added = log(bag(fresh[0], fresh[1], shared, fresh[2]))  # the same again: nothing written
+    assert e.new_bytes == 0 and added == 0
+    twins = torch.randn(70_000, generator=g)
+    e, added = log(bag(twins, twins.clone(), torch.randn(70_000, generator=g), twins.clone()))  # equal content, separate memory
+    assert e.new_bytes == 2 * 70_000 * 4 and added == 2
+    ids = _pack_objects(repo)
+    assert len(ids) == len(set(ids)), "a blob was stored twice"
+    git(repo, "fsck", "--full", "--strict")

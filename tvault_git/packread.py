@@ -14,11 +14,11 @@ import mmap
 import os
 import struct
 import threading
-import zlib
 
 import pygit2
 
 from .errors import CorruptEntry
+from .objects import adler32
 
 
 class _Pack:
@@ -166,7 +166,7 @@ def _read_stored(pack: _Pack, off: int, out: memoryview) -> bool:
     if pos + 4 > size_total:
         raise CorruptEntry("truncated pack")
     want = struct.unpack(">I", mm[pos : pos + 4])[0]
-    if zlib.adler32(out) & 0xFFFFFFFF != want:
+    if adler32(out) & 0xFFFFFFFF != want:
         raise CorruptEntry("checksum mismatch (Adler-32)")
     return True
 
@@ -205,7 +205,7 @@ def _read_canonical(pack: _Pack, pos: int, out: memoryview) -> bool:
         if got != want:
             return False  # truncated or odd: the careful path reports it
         offset += want
-        adler = zlib.adler32(out[k0 * 0xFFFF : min(n, k1 * 0xFFFF)], adler)
+        adler = adler32(out[k0 * 0xFFFF : min(n, k1 * 0xFFFF)], adler)
     if bytes(sv[: 5 * nblocks]) != expected:
         return False
     want_adler = struct.unpack(">I", sv[5 * nblocks :])[0]
