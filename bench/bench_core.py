@@ -66,6 +66,15 @@ def side_by_side(fns: dict, repeat: int = 3, warm: int = 0) -> dict:
     return {k: min(v) for k, v in times.items()}
 
 
+def changed(model) -> None:
+    """Perturb every tensor, so that the next log_all stores a new model (nothing dedups)."""
+    import torch
+
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(1.0)
+
+
 def warm_pages(nbytes: int) -> None:
     """Touch and free ``nbytes`` of memory: the next allocations reuse those pages."""
     buf = b"\1" * nbytes  # written by memset, page by page
