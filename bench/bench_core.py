@@ -41,25 +41,20 @@ def repo_bytes(repo: str) -> int:
     return total
 
 
-def side_by_side(fns: dict, repeat: int = 3, warm: int = 0) -> dict:
+def side_by_side(fns: dict, repeat: int = 3) -> dict:
     """Best time of each function over ``repeat`` rounds that run them in turn.
 
     Interleaved, each run after a ``sync`` (untimed), so that both sides of a
-    ratio see the same machine.
-
-    The state of free memory decides what a 1 GB write costs on this VM (a
-    Firecracker guest). Taken as it comes ("cold"), it is mostly pages the host
-    must fault in again: ~1.4 s of kernel time per GB written, the state in
-    which the issue measured torch.save at 300-600 MB/s. With ``warm`` > 0,
-    each run first touches and frees that many bytes, so that it gets recycled
-    pages: ~0.3 s per GB, as on a machine without a hypervisor underneath.
+    ratio see the same machine. Each side's best run is kept: on this VM (a
+    Firecracker guest) a 1 GB write costs ~0.3 s of kernel time when it gets
+    recycled pages and ~1.4 s when the host must fault them in, the state
+    changes by itself from one run to the next, and the best run is the one
+    that was not slowed by it.
     """
     times: dict = {k: [] for k in fns}
     for _ in range(repeat):
         for k, fn in fns.items():
             os.sync()
-            if warm:
-                warm_pages(warm)
             t = time.perf_counter()
             fn()
             times[k].append(time.perf_counter() - t)
@@ -73,12 +68,6 @@ def changed(model) -> None:
     with torch.no_grad():
         for p in model.parameters():
             p.add_(1.0)
-
-
-def warm_pages(nbytes: int) -> None:
-    """Touch and free ``nbytes`` of memory: the next allocations reuse those pages."""
-    buf = b"\1" * nbytes  # written by memset, page by page
-    del buf
 
 
 def scratch_repo(prefix: str) -> tuple[str, str]:
@@ -112,7 +101,6 @@ def run_size(mb: int, repeat: int) -> dict:
         last["e"] = tvault.log_all(model, repo=repo, result=1.0)
 
     t = side_by_side({"save": save, "log": log}, repeat)
-    w = side_by_side({"save": save, "log": log}, repeat, warm=size + (256 << 20))
     e = last["e"]
     before = repo_bytes(repo)
     t.update(side_by_side({"save2": save, "again": lambda: tvault.log_all(model, repo=repo, result=1.0)}, repeat))
@@ -121,7 +109,6 @@ def run_size(mb: int, repeat: int) -> dict:
                            "load": lambda: tvault.load(e.id, repo=repo)}, repeat))
     out.update(
         torch_save_s=t["save"], log_all_s=t["log"], log_ratio=t["log"] / t["save"],
-        torch_save_warm_s=w["save"], log_all_warm_s=w["log"], log_ratio_warm=w["log"] / w["save"],
         log_again_s=t["again"], log_again_ratio=t["again"] / t["save2"], log_again_growth_bytes=grown,
         torch_load_s=t["tload"], load_s=t["load"], load_ratio=t["load"] / t["tload"],
     )
@@ -184,21 +171,20 @@ def peak_memory(repo: str, eid: str, mb: int, size: int) -> tuple[float, float]:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--mb", type=int, action="append", help="state_dict size in MiB (repeatable)")
-    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--repeat", type=int, default=5)
     args = ap.parse_args()
     sizes = args.mb or [100, 1024]
-    print(f"{'size':>6} {'save s':>7} {'log s':>7} {'log/save':>8} {'warm':>6} {'again/save':>10} {'growth':>8} {'load/tload':>10} {'gc: load':>9} {'gc: log':>8} {'peak log':>9} {'peak load':>9}")
+    print(f"{'size':>6} {'save s':>7} {'log s':>7} {'log/save':>8} {'again/save':>10} {'growth':>8} {'load/tload':>10} {'gc: load':>9} {'gc: log':>8} {'peak log':>9} {'peak load':>9}")
     for mb in sizes:
         r = run_size(mb, args.repeat)
         print(
-            f"{r['mb']:>4}MB {r['torch_save_s']:>7.2f} {r['log_all_s']:>7.2f} {r['log_ratio']:>8.2f} {r['log_ratio_warm']:>6.2f} {r['log_again_ratio']:>10.2f} "
+            f"{r['mb']:>4}MB {r['torch_save_s']:>7.2f} {r['log_all_s']:>7.2f} {r['log_ratio']:>8.2f} {r['log_again_ratio']:>10.2f} "
             f"{r['log_again_growth_bytes'] / 1024:>6.0f}KB {r['load_ratio']:>10.2f} {r['load_after_gc_ratio']:>9.2f} {r['log_after_gc_ratio']:>8.2f} "
             f"{r['peak_log_mb_over_model']:>7.0f}MB {r['peak_load_mb_over_model']:>7.0f}MB",
             flush=True,
         )
         print("  " + json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in r.items()}), flush=True)
-    print("ratios < 1 mean tvault-git is faster than the torch baseline; peak = RSS growth beyond the model itself;")
-    print("log/save: memory as found (mostly host-faulted pages on this VM); warm: recycled pages (see side_by_side)")
+    print("ratios < 1 mean tvault-git is faster than the torch baseline; peak = RSS growth beyond the model itself")
 
 
 if __name__ == "__main__":
