@@ -178,7 +178,7 @@ def _sweep_stale_tmp(pack_dir: str) -> None:
             pass
 
 
-_SPLIT_MIN = 64 << 20  # below this, one lane and one pack
+_SPLIT_MIN = 16 << 20  # below this, one lane and one pack
 _STREAM_MIN = 1 << 20  # smaller chunks are always hashed before they are written
 _SLICE_BLOCKS = 16  # stored blocks per streamed slice (~1 MiB): every pass over it hits the CPU cache
 
@@ -210,10 +210,11 @@ class _Lane:
     CPU cache, and the blob is written before its id is known (*streamed*).
     The id can turn out to name a blob the repository already has: then the
     pack is cut back to where the blob began. To keep that rare, a lane
-    streams only while the previous big chunk it saw was new; otherwise it
-    hashes a chunk first and writes it only if it is new (a second pass).
-    Logging the same model again, or a fine-tuned one whose early layers are
-    frozen, so writes nothing twice.
+    streams only while the previous big chunk it saw was new (or it has seen
+    none yet); otherwise it hashes a chunk first and writes it only if it is
+    new (a second pass). Logging the same model again from a new process, or
+    a fine-tuned one whose early layers are frozen, so writes at most one
+    chunk per lane in vain.
     """
 
     def __init__(self, shared: _Shared, views: list[memoryview], keys: list[tuple | None], idxs: list[int]) -> None:
@@ -225,7 +226,7 @@ class _Lane:
         self.new_bytes = 0
 
     def run(self) -> None:
-        stream = False
+        stream = True
         for pos, i in enumerate(self.idxs):
             v, key = self.views[i], self.keys[i]
             known = _memo_get(v, key)
