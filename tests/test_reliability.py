@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pygit2
+import pytest
 import torch
 
 from conftest import git
@@ -148,4 +149,32 @@ def test_temp_packs_of_killed_writers_are_swept_once_stale(repo):
     os.utime(dead, (old, old))
     tvault.log_all(torch.nn.Linear(3, 3))
     assert not dead.exists() and live.exists()
+    git(repo, "fsck", "--full")
+
+
+def test_a_full_disk_is_a_clear_error_and_leaves_nothing(repo, monkeypatch):
+    import errno
+
+    import tvault_git as tvault
+    from tvault_git import objects
+    from tvault_git.errors import StorageError
+
+    real = os.writev
+    calls = {"n": 0}
+
+    def writev(fd, bufs):
+        calls["n"] += 1
+        if calls["n"] > 3:  # fail mid-pack, after the header and a few pieces
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return real(fd, bufs)
+
+    monkeypatch.setattr(objects.os, "writev", writev)
+    m = torch.nn.Sequential(torch.nn.Linear(256, 256), torch.nn.Linear(256, 256))
+    with pytest.raises(StorageError, match="No space left on device.*nothing was recorded"):
+        tvault.log_all(m, result=1.0)
+    monkeypatch.undo()
+    assert registry.entries(pygit2.Repository(str(repo))) == []
+    assert not [n for n in os.listdir(repo / ".git/objects/pack") if n.startswith("tmp_")]
+    e = tvault.log_all(m, result=1.0)  # and the next call works
+    assert e.index == 0
     git(repo, "fsck", "--full")

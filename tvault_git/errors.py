@@ -45,3 +45,9 @@ class UnsupportedFormat(TvaultError):
 
 class RemoteError(TvaultError):
     exit_code = 6
+
+
+class StorageError(TvaultError):
+    """The repository could not be written (disk full, read-only, permissions); nothing was recorded."""
+
+    exit_code = 7

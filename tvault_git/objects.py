@@ -28,6 +28,8 @@ from typing import Sequence
 
 import pygit2
 
+from .errors import StorageError
+
 try:  # SIMD Adler-32 and CRC-32: ~8 GB/s against stdlib zlib's ~2.5 here
     from zlib_ng.zlib_ng import adler32, crc32
 except ImportError:  # pragma: no cover - zlib-ng is a dependency; stdlib zlib gives the same values
@@ -146,9 +148,14 @@ def write_blobs(
                 lane.run()
         for lane in lanes:
             lane.finish()
-    except BaseException:
+    except BaseException as e:
         for lane in lanes:
             lane.abort()
+        if isinstance(e, OSError):
+            raise StorageError(
+                f"could not write weights into {os.path.join(repo.path, 'objects', 'pack')}: {e.strerror or e}; "
+                "free space (or fix permissions) and log again - nothing was recorded"
+            ) from e
         raise
     assert all(oid is not None for oid in shared.ids)
     return shared.ids, sum(lane.new_bytes for lane in lanes)  # type: ignore[return-value]
