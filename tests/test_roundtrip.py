@@ -210,7 +210,7 @@ def _pack_objects(repo) -> list[str]:
     return out
 
 
-@pytest.mark.parametrize("lanes", [1, 2])
+@pytest.mark.parametrize("lanes", [1, 2, 4])
 def test_streamed_pack_writes_cut_back_known_blobs_and_never_duplicate(repo, monkeypatch, lanes):
     """Big chunks are written while their id is computed; one that turns out to be known is cut
     from the pack again. Each case runs with an empty id memo, as a new process would."""
@@ -218,7 +218,8 @@ def test_streamed_pack_writes_cut_back_known_blobs_and_never_duplicate(repo, mon
 
     monkeypatch.setattr(objects, "_STREAM_MIN", 1024)  # stream chunks of a few blocks
     monkeypatch.setattr(objects, "_SLICE_BLOCKS", 2)
-    monkeypatch.setattr(objects, "_SPLIT_MIN", 1 if lanes == 2 else 1 << 40)
+    monkeypatch.setattr(objects, "_SPLIT_MIN", 1)
+    monkeypatch.setattr(objects, "_cpus", lambda: lanes)
     g = torch.Generator().manual_seed(1)
     shared = torch.randn(70_000, generator=g)  # 280 KB: five stored blocks
 

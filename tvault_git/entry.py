@@ -238,7 +238,7 @@ def log_all(
     now = _dt.datetime.now(_dt.timezone.utc).astimezone()
     root = r.workdir or os.path.dirname(r.path.rstrip("/"))
 
-    # 2. Heavy parts: weights (one pack, two for big models), source, work tree state.
+    # 2. Heavy parts: weights (one pack; up to four, one per core, for big models), source, work tree state.
     w_records, blob_ids, new_bytes = tensors.store_tensors(r, state_dict)
     opt_state_doc = None
     if save_optimizer_state and optimizer is not None:

@@ -4,10 +4,10 @@ Why not ``Repository.create_blob``? libgit2 deflates every blob at the default
 level, and deflate spends its time failing to compress random-looking floats
 (~20 MB/s here). A git object may legally be a zlib stream of *stored* blocks
 (level 0), which git and libgit2 read normally. We write new blobs straight
-into pack files (one sequential write each; two for big models, one per core)
-with a v2 ``.idx`` and a ``.keep`` file, so that ``git gc`` leaves the packs
-alone instead of recompressing and delta-searching weights; ``git push``
-reuses the stored representation as it is.
+into pack files (one sequential write each; up to four for big models, one
+per core) with a v2 ``.idx`` and a ``.keep`` file, so that ``git gc`` leaves
+the packs alone instead of recompressing and delta-searching weights; ``git
+push`` reuses the stored representation as it is.
 
 Work per byte: SHA-1 (object id), Adler-32 (zlib trailer), CRC-32 (index),
 the pack's trailing SHA-1, and the write, all over one ~1 MiB slice at a time
@@ -109,7 +109,7 @@ def _blob_id_memo(data: memoryview, key: tuple | None) -> tuple[str, int]:
 
 
 def write_blobs(
-    repo: pygit2.Repository, chunks: Sequence[memoryview], threads: int = 2, keys: Sequence[tuple | None] | None = None
+    repo: pygit2.Repository, chunks: Sequence[memoryview], threads: int | None = None, keys: Sequence[tuple | None] | None = None
 ) -> tuple[list[str], int]:
     """Store every buffer as a git blob; returns (ids in order, bytes newly written).
 
@@ -122,13 +122,16 @@ def write_blobs(
     ``keys`` (optional, one per chunk) identify unchanged memory between calls,
     e.g. (storage pointer, offset, length, torch version counter).
 
-    The chunks are split by size into ``threads`` lanes (one for small
-    models), each writing its own pack in one pass: see ``_Lane``.
+    The chunks are split by size into ``threads`` lanes (default: the CPUs
+    this process may use, at most ``_MAX_LANES``; one for small models), each
+    writing its own pack in one pass: see ``_Lane``.
     """
     views = [memoryview(c).cast("B") for c in chunks]
     keys = list(keys) if keys is not None else [None] * len(views)
     total = sum(v.nbytes for v in views)
-    nlanes = max(1, min(threads, total // _SPLIT_MIN, len(views)))
+    if threads is None:
+        threads = _cpus()
+    nlanes = max(1, min(threads, _MAX_LANES, total // _SPLIT_MIN, len(views)))
     loads = [0] * nlanes
     members: list[list[int]] = [[] for _ in range(nlanes)]
     for i in sorted(range(len(views)), key=lambda i: -views[i].nbytes):
@@ -185,7 +188,15 @@ def _sweep_stale_tmp(pack_dir: str) -> None:
             pass
 
 
-_SPLIT_MIN = 16 << 20  # below this, one lane and one pack
+_SPLIT_MIN = 16 << 20  # bytes per lane at least: below this, one lane and one pack
+_MAX_LANES = 4  # packs per entry at most: every pack is one more index for each object lookup
+
+
+def _cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
 _STREAM_MIN = 1 << 20  # smaller chunks are always hashed before they are written
 _SLICE_BLOCKS = 16  # stored blocks per streamed slice (~1 MiB): every pass over it hits the CPU cache
 
