@@ -38,7 +38,12 @@ except ImportError:  # pragma: no cover - zlib-ng is a dependency; stdlib zlib g
 _STORED_MAX = 0xFFFF  # largest deflate stored block
 _ZLIB_HEADER = b"\x78\x01"  # deflate, 32K window, FLEVEL=0 (0x7801 % 31 == 0)
 _OBJ_BLOB = 3
-_BATCH = 1024  # pieces per write/hash batch
+_BATCH = 1024  # pieces per writev
+_SPLIT_MIN = 16 << 20  # bytes per lane at least: below this, one lane and one pack
+_MAX_LANES = 4  # packs per entry at most: every pack is one more index for each object lookup
+_STREAM_MIN = 1 << 20  # smaller chunks are always hashed before they are written
+_SLICE_BLOCKS = 16  # stored blocks per streamed slice (~1 MiB): every pass over it hits the CPU cache
+STALE_TMP_S = 3600.0  # a temp pack untouched this long belongs to a killed writer
 
 
 def blob_id(data: memoryview) -> tuple[str, int]:
@@ -164,9 +169,6 @@ def write_blobs(
     return shared.ids, sum(lane.new_bytes for lane in lanes)  # type: ignore[return-value]
 
 
-STALE_TMP_S = 3600.0
-
-
 def _sweep_stale_tmp(pack_dir: str) -> None:
     """Delete ``tmp_tvault_*`` files of writers that were killed (an hour untouched).
 
@@ -188,17 +190,11 @@ def _sweep_stale_tmp(pack_dir: str) -> None:
             pass
 
 
-_SPLIT_MIN = 16 << 20  # bytes per lane at least: below this, one lane and one pack
-_MAX_LANES = 4  # packs per entry at most: every pack is one more index for each object lookup
-
-
 def _cpus() -> int:
     try:
         return len(os.sched_getaffinity(0))
     except (AttributeError, OSError):  # pragma: no cover - not Linux
         return os.cpu_count() or 1
-_STREAM_MIN = 1 << 20  # smaller chunks are always hashed before they are written
-_SLICE_BLOCKS = 16  # stored blocks per streamed slice (~1 MiB): every pass over it hits the CPU cache
 
 
 class _Shared:
