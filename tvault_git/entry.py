@@ -14,12 +14,13 @@ import math
 import numbers
 import os
 import platform
+import warnings
 from typing import Any, Mapping
 
 import pygit2
 import torch
 
-from . import __version__, capture, notes, tensors
+from . import __version__, capture, notes, packs, tensors
 from .errors import InvalidInput
 from .format import (
     ARCHITECTURE,
@@ -313,4 +314,9 @@ def log_all(
     r.references.create(REF_PREFIX + entry_id, pygit2.Oid(hex=entry_id), force=True)
     res_txt = None if clean_result is None else repr(clean_result)
     index = notes.add(r, str(head.id), entry_id, name, res_txt, created=manifest["created"])
+    # 5. Housekeeping: many small weight packs slow every object lookup down.
+    try:
+        packs.maybe_merge(r)
+    except OSError as e:  # the entry is logged; merging can wait for the next call
+        warnings.warn(f"tvault: could not merge weight packs ({e}); the entry is logged", stacklevel=2)
     return Entry(entry_id, str(head.id), index, name, res_txt, new_bytes, _repo=r, _manifest=manifest)

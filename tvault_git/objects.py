@@ -44,6 +44,7 @@ _MAX_LANES = 4  # packs per entry at most: every pack is one more index for each
 _STREAM_MIN = 1 << 20  # smaller chunks are always hashed before they are written
 _SLICE_BLOCKS = 16  # stored blocks per streamed slice (~1 MiB): every pass over it hits the CPU cache
 STALE_TMP_S = 3600.0  # a temp pack untouched this long belongs to a killed writer
+KEEP_TEXT = "tvault-git: weights, stored uncompressed on purpose"  # our packs' .keep files say this
 
 
 def blob_id(data: memoryview) -> tuple[str, int]:
@@ -401,12 +402,12 @@ class _PackWriter:
         ifd, idx_tmp = tempfile.mkstemp(prefix="tmp_tvault_", suffix=".idx", dir=self.pack_dir)
         try:
             with os.fdopen(ifd, "wb") as f:
-                f.write(_idx_v2(entries, trailer))
+                f.write(idx_v2(entries, trailer))
             os.chmod(self.tmp, 0o444)
             os.chmod(idx_tmp, 0o444)
             os.replace(self.tmp, base + ".pack")
             with open(base + ".keep", "w") as f:
-                f.write("tvault-git: weights, stored uncompressed on purpose\n")
+                f.write(KEEP_TEXT + "\n")
             os.replace(idx_tmp, base + ".idx")
         finally:
             if os.path.exists(idx_tmp):
@@ -425,7 +426,7 @@ def _total(pieces: list) -> int:
     return sum(p.nbytes if isinstance(p, memoryview) else len(p) for p in pieces)
 
 
-def _idx_v2(entries: list[tuple[str, int, int]], pack_sha: bytes) -> bytes:
+def idx_v2(entries: list[tuple[str, int, int]], pack_sha: bytes) -> bytes:
     objs = sorted(entries)
     fanout = [0] * 256
     for oid, _, _ in objs:

@@ -58,6 +58,15 @@ class _Pack:
                 return off
         return None
 
+    def __del__(self) -> None:
+        # Dropped from the pack list (merged away) and no reader holds it any more: free the file.
+        # Never closed while listed: another thread may be inside preadv on this fd.
+        if getattr(self, "_fd", None) is not None:
+            try:
+                os.close(self._fd)
+            except OSError:
+                pass
+
     def fd(self) -> int:
         if self._fd is None:
             self._fd = os.open(self.pack_path, os.O_RDONLY)
@@ -69,9 +78,10 @@ class _Pack:
         return self._view
 
     def mm(self) -> mmap.mmap:
+        """The pack mapped, with ``fd()`` opened on the same file (a pack merged away stays readable)."""
         if self._mm is None:
-            with open(self.pack_path, "rb") as f:
-                self._mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+            fd = self.fd()
+            self._mm = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)
         return self._mm
 
 
@@ -88,6 +98,9 @@ def _pack_list(repo: pygit2.Repository, refresh: bool = False) -> list[_Pack]:
                 names = [n for n in os.listdir(pack_dir) if n.startswith("pack-") and n.endswith(".idx")]
             except FileNotFoundError:
                 names = []
+            if refresh:  # packs merged away (see packs.py) drop out
+                for n in [n for n in known if n not in names]:
+                    del known[n]
             for n in names:
                 if n not in known:
                     try:
@@ -109,16 +122,29 @@ def _locate(repo: pygit2.Repository, oid: str) -> tuple[_Pack, int] | None:
 
 def read_blob_into(repo: pygit2.Repository, oid: str, out: memoryview) -> None:
     """Fill ``out`` with blob ``oid``; raises CorruptEntry on any mismatch."""
-    loc = _locate(repo, oid)
-    if loc is not None and _read_stored(loc[0], loc[1], out):
-        return
+    for _ in range(2):
+        loc = _locate(repo, oid)
+        if loc is None:
+            break
+        try:
+            if _read_stored(loc[0], loc[1], out):
+                return
+            break
+        except _PackGone:  # merged into another pack since we listed them: list again
+            _pack_list(repo, refresh=True)
     _read_generic(repo, oid, out)
+
+
+class _PackGone(Exception):
+    pass
 
 
 def _read_stored(pack: _Pack, off: int, out: memoryview) -> bool:
     """Fast path; returns False (nothing decided) when the object is not stored-blocks."""
     try:
         mm = pack.mm()
+    except FileNotFoundError:
+        raise _PackGone() from None
     except (OSError, ValueError):
         return False
     size_total = len(mm)
