@@ -396,23 +396,8 @@ class _PackWriter:
         os.write(self.fd, trailer)
         os.close(self.fd)
         self.fd = -1
-        name = trailer.hex()
-        base = os.path.join(self.pack_dir, "pack-" + name)
         entries = [(oid, off, crc) for oid, off, crc, _, _ in self.objects]
-        ifd, idx_tmp = tempfile.mkstemp(prefix="tmp_tvault_", suffix=".idx", dir=self.pack_dir)
-        try:
-            with os.fdopen(ifd, "wb") as f:
-                f.write(idx_v2(entries, trailer))
-            os.chmod(self.tmp, 0o444)
-            os.chmod(idx_tmp, 0o444)
-            os.replace(self.tmp, base + ".pack")
-            with open(base + ".keep", "w") as f:
-                f.write(KEEP_TEXT + "\n")
-            os.replace(idx_tmp, base + ".idx")
-        finally:
-            if os.path.exists(idx_tmp):
-                os.unlink(idx_tmp)
-        return name
+        return install_pack(self.pack_dir, self.tmp, entries, trailer)
 
     def abort(self) -> None:
         if self.fd != -1:
@@ -420,6 +405,30 @@ class _PackWriter:
             self.fd = -1
         if os.path.exists(self.tmp):
             os.unlink(self.tmp)
+
+
+def install_pack(pack_dir: str, tmp_pack: str, entries: list[tuple[str, int, int]], trailer: bytes) -> str:
+    """Give a finished temp pack its index and ``.keep`` and make it visible; returns its name.
+
+    Order: ``.pack``, ``.keep``, then ``.idx`` (git sees a pack only once its
+    index exists, and by then it is kept), so a crash leaves nothing half-seen.
+    """
+    name = trailer.hex()
+    base = os.path.join(pack_dir, "pack-" + name)
+    ifd, idx_tmp = tempfile.mkstemp(prefix="tmp_tvault_", suffix=".idx", dir=pack_dir)
+    try:
+        with os.fdopen(ifd, "wb") as f:
+            f.write(idx_v2(entries, trailer))
+        os.chmod(tmp_pack, 0o444)
+        os.chmod(idx_tmp, 0o444)
+        os.replace(tmp_pack, base + ".pack")
+        with open(base + ".keep", "w") as f:
+            f.write(KEEP_TEXT + "\n")
+        os.replace(idx_tmp, base + ".idx")
+    finally:
+        if os.path.exists(idx_tmp):
+            os.unlink(idx_tmp)
+    return name
 
 
 def _total(pieces: list) -> int:

@@ -21,7 +21,9 @@ from .errors import CorruptEntry
 from .objects import adler32
 
 
-class _Pack:
+class PackIndex:
+    """A v2 pack index (``.idx``) and, opened on demand, its pack."""
+
     def __init__(self, idx_path: str) -> None:
         self.pack_path = idx_path[:-4] + ".pack"
         with open(idx_path, "rb") as f:
@@ -32,12 +34,25 @@ class _Pack:
         n = self.fanout[255]
         base = 8 + 1024
         self.shas = data[base : base + 20 * n]
+        self.crcs = data[base + 20 * n : base + 24 * n]
         self.offsets = data[base + 24 * n : base + 28 * n]
         self.large = data[base + 28 * n : len(data) - 40]
         self.n = n
         self._mm: mmap.mmap | None = None
         self._view: memoryview | None = None
         self._fd: int | None = None
+
+    def _offset(self, i: int) -> int:
+        off = struct.unpack(">I", self.offsets[4 * i : 4 * i + 4])[0]
+        if off & 0x80000000:
+            k = off & 0x7FFFFFFF
+            off = struct.unpack(">Q", self.large[8 * k : 8 * k + 8])[0]
+        return off
+
+    def entries(self) -> list[tuple[str, int, int]]:
+        """(oid hex, offset, crc32) of every object, in index order."""
+        crcs = struct.unpack(">%dI" % self.n, self.crcs)
+        return [(self.shas[20 * i : 20 * i + 20].hex(), self._offset(i), crcs[i]) for i in range(self.n)]
 
     def find(self, oid: bytes) -> int | None:
         lo = self.fanout[oid[0] - 1] if oid[0] else 0
@@ -51,11 +66,7 @@ class _Pack:
             elif s > oid:
                 hi = mid
             else:
-                off = struct.unpack(">I", self.offsets[4 * mid : 4 * mid + 4])[0]
-                if off & 0x80000000:
-                    k = off & 0x7FFFFFFF
-                    off = struct.unpack(">Q", self.large[8 * k : 8 * k + 8])[0]
-                return off
+                return self._offset(mid)
         return None
 
     def __del__(self) -> None:
@@ -86,10 +97,10 @@ class _Pack:
 
 
 _lock = threading.Lock()
-_packs: dict[str, dict[str, _Pack | None]] = {}
+_packs: dict[str, dict[str, PackIndex | None]] = {}
 
 
-def _pack_list(repo: pygit2.Repository, refresh: bool = False) -> list[_Pack]:
+def _pack_list(repo: pygit2.Repository, refresh: bool = False) -> list[PackIndex]:
     pack_dir = os.path.join(repo.path, "objects", "pack")
     with _lock:
         known = _packs.setdefault(pack_dir, {})
@@ -104,13 +115,13 @@ def _pack_list(repo: pygit2.Repository, refresh: bool = False) -> list[_Pack]:
             for n in names:
                 if n not in known:
                     try:
-                        known[n] = _Pack(os.path.join(pack_dir, n))
+                        known[n] = PackIndex(os.path.join(pack_dir, n))
                     except (OSError, ValueError, struct.error):
                         known[n] = None
         return [p for p in known.values() if p is not None]
 
 
-def _locate(repo: pygit2.Repository, oid: str) -> tuple[_Pack, int] | None:
+def _locate(repo: pygit2.Repository, oid: str) -> tuple[PackIndex, int] | None:
     raw = bytes.fromhex(oid)
     for refresh in (False, True):
         for p in _pack_list(repo, refresh):
@@ -139,7 +150,7 @@ class _PackGone(Exception):
     pass
 
 
-def _read_stored(pack: _Pack, off: int, out: memoryview) -> bool:
+def _read_stored(pack: PackIndex, off: int, out: memoryview) -> bool:
     """Fast path; returns False (nothing decided) when the object is not stored-blocks."""
     try:
         mm = pack.mm()
@@ -200,7 +211,7 @@ def _read_stored(pack: _Pack, off: int, out: memoryview) -> bool:
 _BATCH_BLOCKS = 16  # blocks per preadv (~1 MiB): checksummed while still in cache
 
 
-def _read_canonical(pack: _Pack, pos: int, out: memoryview) -> bool:
+def _read_canonical(pack: PackIndex, pos: int, out: memoryview) -> bool:
     """One copy, kernel to tensor: ``preadv`` scatters block payloads into ``out``
     and the 5-byte block headers into a scratch buffer, which must then equal the
     headers our writer produces. False when the layout differs (nothing decided).

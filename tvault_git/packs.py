@@ -26,7 +26,8 @@ from typing import NamedTuple
 
 import pygit2
 
-from .objects import KEEP_TEXT, crc32, idx_v2
+from .objects import KEEP_TEXT, crc32, install_pack
+from .packread import PackIndex
 
 try:
     import fcntl
@@ -102,7 +103,6 @@ def merge(pack_dir: str, bases: list[str]) -> int:
                 seen.add(oid)
                 plan.append((src, oid, off, ln, crc))
     fd, tmp = tempfile.mkstemp(prefix="tmp_tvault_", suffix=".pack", dir=pack_dir)
-    idx_tmp = None
     try:
         sha = hashlib.sha1()
         header = b"PACK" + struct.pack(">II", 2, len(plan))
@@ -129,23 +129,12 @@ def merge(pack_dir: str, bases: list[str]) -> int:
         _write_all(fd, trailer)
         os.close(fd)
         fd = -1
-        base = os.path.join(pack_dir, "pack-" + trailer.hex())
-        ifd, idx_tmp = tempfile.mkstemp(prefix="tmp_tvault_", suffix=".idx", dir=pack_dir)
-        with os.fdopen(ifd, "wb") as f:
-            f.write(idx_v2(entries, trailer))
-        os.chmod(tmp, 0o444)
-        os.chmod(idx_tmp, 0o444)
-        os.replace(tmp, base + ".pack")
-        with open(base + ".keep", "w") as f:
-            f.write(KEEP_TEXT + "\n")
-        os.replace(idx_tmp, base + ".idx")
-        idx_tmp = None
+        base = os.path.join(pack_dir, "pack-" + install_pack(pack_dir, tmp, entries, trailer))
     finally:
         if fd != -1:
             os.close(fd)
-        for p in (tmp, idx_tmp):  # still here only if something failed
-            if p is not None and os.path.exists(p):
-                os.unlink(p)
+        if os.path.exists(tmp):  # still here only if something failed
+            os.unlink(tmp)
     for src in sources:
         if src.base == base:
             continue
@@ -160,36 +149,22 @@ def merge(pack_dir: str, bases: list[str]) -> int:
 def _read_source(base: str) -> _Source | None:
     """A pack's objects with their extents, or None if it holds anything but whole blobs."""
     try:
-        with open(base + ".idx", "rb") as f:
-            idx = f.read()
+        idx = PackIndex(base + ".idx")
         size = _size(base + ".pack")
         with open(base + ".pack", "rb") as f:
             head = f.read(12)
-    except OSError:
-        return None
-    if idx[:8] != b"\xfftOc\x00\x00\x00\x02" or head[:8] != b"PACK\x00\x00\x00\x02" or len(idx) < 8 + 1024 + 40:
-        return None
-    n = struct.unpack(">I", idx[8 + 4 * 255 : 8 + 1024])[0]
-    if struct.unpack(">I", head[8:12])[0] != n:
-        return None
-    base_off = 8 + 1024
-    shas = idx[base_off : base_off + 20 * n]
-    crcs = struct.unpack(">%dI" % n, idx[base_off + 20 * n : base_off + 24 * n])
-    offs = list(struct.unpack(">%dI" % n, idx[base_off + 24 * n : base_off + 28 * n]))
-    large_at = base_off + 28 * n
-    for i, o in enumerate(offs):
-        if o & 0x80000000:
-            k = o & 0x7FFFFFFF
-            offs[i] = struct.unpack(">Q", idx[large_at + 8 * k : large_at + 8 * k + 8])[0]
-    order = sorted(range(n), key=lambda i: offs[i])
-    objects = []
-    with open(base + ".pack", "rb") as f:
-        for j, i in enumerate(order):
-            end = offs[order[j + 1]] if j + 1 < n else size - 20
-            f.seek(offs[i])
-            if (f.read(1)[0] >> 4) & 7 != 3:  # not a whole blob (deltas would need their base)
+            if head[:8] != b"PACK\x00\x00\x00\x02" or struct.unpack(">I", head[8:12])[0] != idx.n:
                 return None
-            objects.append((shas[20 * i : 20 * i + 20].hex(), offs[i], end - offs[i], crcs[i]))
+            listed = sorted(idx.entries(), key=lambda e: e[1])
+            objects = []
+            for j, (oid, off, crc) in enumerate(listed):
+                end = listed[j + 1][1] if j + 1 < len(listed) else size - 20
+                f.seek(off)
+                if (f.read(1)[0] >> 4) & 7 != 3:  # not a whole blob (deltas would need their base)
+                    return None
+                objects.append((oid, off, end - off, crc))
+    except (OSError, ValueError, struct.error, IndexError):
+        return None
     return _Source(base, objects, size)
 
 
