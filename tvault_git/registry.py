@@ -176,12 +176,16 @@ def preferred(found: list[Entry]) -> list[Entry]:
 
 
 def _by_prefix(repo: pygit2.Repository, prefix: str) -> list[Entry]:
-    ids = [r[len(REF_PREFIX):] for r in repo.references if r.startswith(REF_PREFIX) and r[len(REF_PREFIX):].startswith(prefix)]
+    want = (REF_PREFIX + prefix).encode()
+    if len(prefix) == 40:
+        ids = [prefix] if repo.references.get(REF_PREFIX + prefix) is not None else []
+    else:  # raw names: no Python object per ref
+        ids = [r[len(REF_PREFIX) :].decode() for r in repo.raw_listall_references() if r.startswith(want)]
     if not ids:
         return []
     wanted = set(ids)
     found: list[Entry] = []
-    for commit, lines in notes.walk(repo):
+    for commit, lines in notes.walk(repo, containing=prefix):  # notes that cannot list it stay unparsed
         for i, n in enumerate(lines):
             if n.entry in wanted:
                 found.append(Entry(n.entry, commit, i, n.name, n.result, _repo=repo))
