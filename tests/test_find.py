@@ -226,3 +226,31 @@ def test_find_log_show_do_not_import_torch(repo, registry):
     for argv in (["find", "--min", "0.5"], ["log"], ["show", e.id], ["find", "--best", "acc", "--csv"]):
         mods = _modules_after(repo, argv)
         assert "torch" not in mods, argv
+
+
+@pytest.mark.parametrize("with_git", [True, False])
+def test_manifests_read_in_one_batch_match_one_by_one(repo, monkeypatch, with_git):
+    """The cache build reads all manifests through one `git cat-file --batch` (or one by one where git
+    cannot run): same manifests, None for an entry whose objects are not here, an error for a commit
+    that is not an entry."""
+    import pygit2
+    import torch
+
+    import tvault_git as tvault
+    from tvault_git import registry as reg
+    from tvault_git.errors import CorruptEntry
+
+    if not with_git:
+        def no_git(*a, **k):
+            raise FileNotFoundError("git")
+
+        monkeypatch.setattr(reg.subprocess, "run", no_git)
+    ids = [tvault.log_all(torch.nn.Linear(2, 2), tags={"i": i}).id for i in range(3)]
+    r = pygit2.Repository(str(repo))
+    absent = "0" * 40
+    got = reg.read_manifests(r, ids + [absent])
+    assert got[absent] is None
+    assert [got[i] for i in ids] == [reg.read_manifest(r, i) for i in ids]
+    assert [got[i]["tags"]["i"] for i in ids] == [0, 1, 2]
+    with pytest.raises(CorruptEntry, match="not a tvault entry"):
+        reg.read_manifests(r, [str(r.head.target)])

@@ -6,6 +6,7 @@ Torch-free on purpose: ``git tvault log/show/find`` must start fast.
 from __future__ import annotations
 
 import re
+import subprocess
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,8 +77,51 @@ def read_json(repo: pygit2.Repository, entry_id: str, path: str) -> Any:
 
 
 def read_manifest(repo: pygit2.Repository, entry_id: str) -> dict[str, Any]:
+    return _parse_manifest(read_blob(repo, entry_tree(repo, entry_id), MANIFEST), entry_id)
+
+
+def read_manifests(repo: pygit2.Repository, ids: list[str]) -> dict[str, dict[str, Any] | None]:
+    """Many manifests at once (None: the entry's objects are not here), for building the query cache.
+
+    One ``git cat-file --batch`` reads 100,000 of them in ~1 s; libgit2, one
+    entry at a time (commit, tree, blob), takes ~5 s. Where git cannot be
+    run, it is one at a time.
+    """
+    try:
+        p = subprocess.run(
+            ["git", "--git-dir", repo.path, "cat-file", "--batch"],
+            input="".join(f"{i}:{MANIFEST}\n" for i in ids).encode(), capture_output=True, check=True,
+        )
+    except (OSError, subprocess.CalledProcessError):
+        out: dict[str, dict[str, Any] | None] = {}
+        for i in ids:
+            try:
+                out[i] = read_manifest(repo, i)
+            except RefNotFound:
+                out[i] = None
+        return out
+    data, pos, out = p.stdout, 0, {}
+    for i in ids:
+        end = data.index(b"\n", pos)
+        head = data[pos:end].split()
+        pos = end + 1
+        if len(head) != 3:  # "<name> missing": the entry commit is not here (fetch it), or has no manifest
+            try:
+                entry_tree(repo, i)
+            except RefNotFound:
+                out[i] = None
+                continue
+            _parse_manifest(None, i)  # raises: not a tvault entry
+        size = int(head[2])
+        if head[1] != b"blob":
+            raise CorruptEntry(f"entry {i[:10]}: {MANIFEST} is not a file")
+        out[i] = _parse_manifest(data[pos : pos + size], i)
+        pos += size + 1
+    return out
+
+
+def _parse_manifest(data: bytes | None, entry_id: str) -> dict[str, Any]:
     where = f"entry {entry_id[:10]}"
-    data = read_blob(repo, entry_tree(repo, entry_id), MANIFEST)
     if data is None:
         raise CorruptEntry(f"{where} has no {MANIFEST}; it is not a tvault entry")
     m = parse_json(data, f"{where}: {MANIFEST}")
