@@ -97,3 +97,27 @@ def test_big_packs_are_never_rewritten(repo, monkeypatch):
     after = _tvault_packs(repo)
     assert len(after) == 2 and big in after
     git(repo, "fsck", "--full", "--strict")
+
+
+def test_a_damaged_small_pack_is_left_out_of_the_merge(repo):
+    entries = [tvault.log_all(_model(i)) for i in range(3)]
+    pack_dir = str(repo / ".git/objects/pack")
+    bases = sorted(packs.tvault_packs(pack_dir))
+    victim = bases[0] + ".pack"
+    os.chmod(victim, 0o644)
+    with open(victim, "r+b") as f:  # flip a byte inside the first object's data
+        f.seek(40)
+        b = f.read(1)
+        f.seek(40)
+        f.write(bytes([b[0] ^ 0xFF]))
+    assert packs.merge(pack_dir, bases) == 2
+    left = packs.tvault_packs(pack_dir)
+    assert len(left) == 2 and bases[0] in left  # the damaged one, untouched, and the merged one
+    loaded = 0
+    for e in entries:
+        try:
+            tvault.load(e.id)
+            loaded += 1
+        except tvault.CorruptEntry:
+            pass  # the damaged entry is refused, never returned
+    assert loaded == 2

@@ -170,6 +170,7 @@ def test_a_full_disk_is_a_clear_error_and_leaves_nothing(repo, monkeypatch):
 
     monkeypatch.setattr(objects.os, "writev", writev)
     m = torch.nn.Sequential(torch.nn.Linear(256, 256), torch.nn.Linear(256, 256))
+    assert StorageError is tvault.StorageError
     with pytest.raises(StorageError, match="No space left on device.*nothing was recorded"):
         tvault.log_all(m, result=1.0)
     monkeypatch.undo()

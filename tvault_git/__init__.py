@@ -35,6 +35,7 @@ from .errors import (  # noqa: E402  (torch-free)
     NotARepository,
     RefNotFound,
     RemoteError,
+    StorageError,
     TvaultError,
     UnsupportedFormat,
 )
@@ -56,4 +57,4 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = ["log_all", "download", "update", "publish", "load", "load_into", "load_tensor", "load_optimizer_into", "get", "entries", "export", "Entry", "TvaultError",
-           "AmbiguousRef", "CorruptEntry", "InvalidInput", "NoCommits", "NotARepository", "RefNotFound", "RemoteError", "UnsupportedFormat"]
+           "AmbiguousRef", "CorruptEntry", "InvalidInput", "NoCommits", "NotARepository", "RefNotFound", "RemoteError", "StorageError", "UnsupportedFormat"]

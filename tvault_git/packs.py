@@ -88,13 +88,14 @@ def maybe_merge(repo: pygit2.Repository) -> int:
 
 
 def merge(pack_dir: str, bases: list[str]) -> int:
-    """Merge the given packs into one; returns how many were merged (0: a pack was not ours to copy)."""
-    sources = []
-    for b in bases:
-        src = _read_source(b)
-        if src is None:
-            return 0
-        sources.append(src)
+    """Merge the given packs into one; returns how many were merged.
+
+    A pack that is not ours to copy (deltas, damage) is left out and left
+    alone, so it cannot make every later ``log_all`` try again in vain.
+    """
+    sources = [src for src in map(_read_source, bases) if src is not None]
+    if len(sources) < 2:
+        return 0
     seen: set[str] = set()
     plan: list[tuple[_Source, str, int, int, int]] = []
     for src in sources:
@@ -110,6 +111,7 @@ def merge(pack_dir: str, bases: list[str]) -> int:
         os.write(fd, header)
         pos = len(header)
         entries = []
+        bad = None
         files: dict[str, int] = {}
         try:
             for src, oid, off, ln, crc in plan:
@@ -117,7 +119,8 @@ def merge(pack_dir: str, bases: list[str]) -> int:
                     files[src.base] = os.open(src.base + ".pack", os.O_RDONLY)
                 data = os.pread(files[src.base], ln, off)
                 if len(data) != ln or crc32(data) & 0xFFFFFFFF != crc:
-                    return 0  # damaged or changed under us: leave everything as it is
+                    bad = src.base  # damaged: merge the others, leave this one as it is
+                    break
                 sha.update(data)
                 _write_all(fd, data)
                 entries.append((oid, pos, crc))
@@ -125,6 +128,11 @@ def merge(pack_dir: str, bases: list[str]) -> int:
         finally:
             for f in files.values():
                 os.close(f)
+        if bad is not None:
+            os.close(fd)
+            fd = -1
+            os.unlink(tmp)
+            return merge(pack_dir, [b for b in bases if b != bad])
         trailer = sha.digest()
         _write_all(fd, trailer)
         os.close(fd)
