@@ -66,8 +66,9 @@ def _type_size_header(obj_type: int, size: int) -> bytes:
     return bytes(out)
 
 
-def _stored_pieces(data: memoryview, adler: int) -> list:
-    """zlib stream of stored blocks, as a list of buffers (no data copy)."""
+def _stored_blocks(data: memoryview) -> list:
+    """A blob's packed form up to the zlib trailer, as buffers (no data copy): the type/size and
+    zlib headers, then a 5-byte header and a payload view per stored block."""
     n = data.nbytes
     pieces: list = [_type_size_header(_OBJ_BLOB, n) + _ZLIB_HEADER]
     pos = 0
@@ -78,9 +79,12 @@ def _stored_pieces(data: memoryview, adler: int) -> list:
         pieces.append(data[pos : pos + ln])
         pos += ln
         if final:
-            break
-    pieces.append(struct.pack(">I", adler & 0xFFFFFFFF))
-    return pieces
+            return pieces
+
+
+def _stored_pieces(data: memoryview, adler: int) -> list:
+    """The whole packed form: ``_stored_blocks`` and the Adler-32 trailer."""
+    return _stored_blocks(data) + [struct.pack(">I", adler & 0xFFFFFFFF)]
 
 
 # Process-local memo of object ids: (identity key) -> (adler32, oid). A hit still
@@ -248,7 +252,7 @@ class _Lane:
             if known is None and stream and v.nbytes >= _STREAM_MIN:
                 w = self._writer(len(self.idxs) - pos)
                 start = w.offset
-                oid, adler = w.stream(v)
+                oid, adler = w.put(v)
                 _memo_put(key, adler, oid)
                 self.shared.ids[i] = oid
                 if self.shared.claim(oid):
@@ -261,7 +265,7 @@ class _Lane:
             self.shared.ids[i] = oid
             new = self.shared.claim(oid)
             if new:
-                self._writer(len(self.idxs) - pos).add(oid, v, adler)
+                self._writer(len(self.idxs) - pos).put(v, (oid, adler))
                 self.new_bytes += v.nbytes
             elif self.writer is not None:
                 self.writer.miscounted()
@@ -310,23 +314,7 @@ class _PackWriter:
         self._write([header])
 
     def _write(self, pieces: list) -> None:
-        for i in range(0, len(pieces), _BATCH):
-            batch = pieces[i : i + _BATCH]
-            n = os.writev(self.fd, batch)
-            want = _total(batch)
-            if n != want:  # short write (disk full?): finish it piece by piece
-                done = n
-                for p in batch:
-                    ln = p.nbytes if isinstance(p, memoryview) else len(p)
-                    if done >= ln:
-                        done -= ln
-                        continue
-                    mv = memoryview(p)[done:]
-                    while mv.nbytes:
-                        k = os.write(self.fd, mv)
-                        mv = mv[k:]
-                    done = 0
-            self.offset += want
+        self.offset += write_pieces(self.fd, pieces)
 
     def _emit(self, pieces: list, crc: int) -> int:
         """Write pieces, adding them to the CRC-32 and the pack SHA-1 first (they are in cache now)."""
@@ -338,37 +326,27 @@ class _PackWriter:
         self._write(pieces)
         return crc
 
-    def add(self, oid: str, data: memoryview, adler: int) -> None:
-        """Write a blob whose id is known."""
-        start = self.offset
-        crc = 0
-        pieces = _stored_pieces(data, adler)
-        for k in range(0, len(pieces), 2 * _SLICE_BLOCKS):
-            crc = self._emit(pieces[k : k + 2 * _SLICE_BLOCKS], crc)
-        self.objects.append((oid, start, crc & 0xFFFFFFFF, data, adler))
+    def put(self, data: memoryview, known: tuple[str, int] | None = None) -> tuple[str, int]:
+        """Write a blob, one ~1 MiB slice at a time; returns (oid, adler).
 
-    def stream(self, data: memoryview) -> tuple[str, int]:
-        """Write a blob while computing its id and Adler-32, one cached slice at a time."""
+        With ``known`` (its id and Adler-32) the bytes are only written;
+        without, they are also hashed while each slice is in cache (streamed).
+        """
         start = self.offset
         n = data.nbytes
-        h = hashlib.sha1(b"blob %d\0" % n)
+        pieces = _stored_blocks(data)
+        crc = self._emit(pieces[:1], 0)
+        h = None if known is not None else hashlib.sha1(b"blob %d\0" % n)
         adler = 1
-        crc = self._emit([_type_size_header(_OBJ_BLOB, n) + _ZLIB_HEADER], 0)
         step = _STORED_MAX * _SLICE_BLOCKS
-        for lo in range(0, n, step):
-            hi = min(n, lo + step)
-            piece = data[lo:hi]
-            h.update(piece)
-            adler = adler32(piece, adler)
-            out: list = []
-            for b in range(lo, hi, _STORED_MAX):
-                e = min(hi, b + _STORED_MAX)
-                out.append(struct.pack("<BHH", 1 if e >= n else 0, e - b, (e - b) ^ 0xFFFF))
-                out.append(data[b:e])
-            crc = self._emit(out, crc)
-        adler &= 0xFFFFFFFF
+        for k, lo in enumerate(range(0, max(n, 1), step)):
+            if h is not None:
+                piece = data[lo : lo + step]
+                h.update(piece)
+                adler = adler32(piece, adler)
+            crc = self._emit(pieces[1 + 2 * _SLICE_BLOCKS * k : 1 + 2 * _SLICE_BLOCKS * (k + 1)], crc)
+        oid, adler = known if known is not None else (h.hexdigest(), adler & 0xFFFFFFFF)  # type: ignore[union-attr]
         crc = self._emit([struct.pack(">I", adler)], crc)
-        oid = h.hexdigest()
         self.objects.append((oid, start, crc & 0xFFFFFFFF, data, adler))
         return oid, adler
 
@@ -429,6 +407,28 @@ def install_pack(pack_dir: str, tmp_pack: str, entries: list[tuple[str, int, int
         if os.path.exists(idx_tmp):
             os.unlink(idx_tmp)
     return name
+
+
+def write_pieces(fd: int, pieces: list) -> int:
+    """Write buffers in order with ``writev`` batches, finishing short writes; returns the bytes written."""
+    total = 0
+    for i in range(0, len(pieces), _BATCH):
+        batch = pieces[i : i + _BATCH]
+        n = os.writev(fd, batch)
+        want = _total(batch)
+        if n != want:  # short write (disk full?): finish it piece by piece
+            done = n
+            for p in batch:
+                ln = p.nbytes if isinstance(p, memoryview) else len(p)
+                if done >= ln:
+                    done -= ln
+                    continue
+                mv = memoryview(p)[done:]
+                while mv.nbytes:
+                    mv = mv[os.write(fd, mv) :]
+                done = 0
+        total += want
+    return total
 
 
 def _total(pieces: list) -> int:

@@ -26,7 +26,7 @@ from typing import NamedTuple
 
 import pygit2
 
-from .objects import KEEP_TEXT, crc32, install_pack
+from .objects import KEEP_TEXT, crc32, install_pack, write_pieces
 from .packread import PackIndex
 
 try:
@@ -108,7 +108,7 @@ def merge(pack_dir: str, bases: list[str]) -> int:
         sha = hashlib.sha1()
         header = b"PACK" + struct.pack(">II", 2, len(plan))
         sha.update(header)
-        os.write(fd, header)
+        write_pieces(fd, [header])
         pos = len(header)
         entries = []
         bad = None
@@ -122,7 +122,7 @@ def merge(pack_dir: str, bases: list[str]) -> int:
                     bad = src.base  # damaged: merge the others, leave this one as it is
                     break
                 sha.update(data)
-                _write_all(fd, data)
+                write_pieces(fd, [data])
                 entries.append((oid, pos, crc))
                 pos += ln
         finally:
@@ -134,7 +134,7 @@ def merge(pack_dir: str, bases: list[str]) -> int:
             os.unlink(tmp)
             return merge(pack_dir, [b for b in bases if b != bad])
         trailer = sha.digest()
-        _write_all(fd, trailer)
+        write_pieces(fd, [trailer])
         os.close(fd)
         fd = -1
         base = os.path.join(pack_dir, "pack-" + install_pack(pack_dir, tmp, entries, trailer))
@@ -181,9 +181,3 @@ def _size(path: str) -> int:
         return os.path.getsize(path)
     except OSError:
         return 1 << 62
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    mv = memoryview(data)
-    while mv.nbytes:
-        mv = mv[os.write(fd, mv) :]
