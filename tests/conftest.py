@@ -95,6 +95,19 @@ def init_repo(path: Path, with_model: bool = True) -> Path:
     return path
 
 
+def _registry_refs(path: Path) -> str:
+    p = subprocess.run(["git", "-C", str(path), "for-each-ref", "refs/tvault", "refs/notes/tvault"], capture_output=True, text=True)
+    return p.stdout if p.returncode == 0 else ""
+
+
+@pytest.fixture(scope="session", autouse=True)
+def project_repo_untouched():
+    """No test may log into the project's own checkout (a test that loses its temp-dir cwd would)."""
+    before = _registry_refs(ROOT)
+    yield
+    assert _registry_refs(ROOT) == before, "a test wrote tvault entries into the project's own git repository"
+
+
 @pytest.fixture
 def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A real git repo with model.py/helpers.py committed; cwd and sys.path point at it."""

@@ -168,14 +168,15 @@ def test_a_full_disk_is_a_clear_error_and_leaves_nothing(repo, monkeypatch):
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         return real(fd, bufs)
 
-    monkeypatch.setattr(objects.os, "writev", writev)
     m = torch.nn.Sequential(torch.nn.Linear(256, 256), torch.nn.Linear(256, 256))
     assert StorageError is tvault.StorageError
-    with pytest.raises(StorageError, match="No space left on device.*nothing was recorded"):
-        tvault.log_all(m, result=1.0)
-    monkeypatch.undo()
+    with monkeypatch.context() as mp:  # (monkeypatch.undo would also undo the fixture's chdir)
+        mp.setattr(objects.os, "writev", writev)
+        with pytest.raises(StorageError, match="No space left on device.*nothing was recorded"):
+            tvault.log_all(m, result=1.0, repo=str(repo))
+    assert calls["n"] > 3
     assert registry.entries(pygit2.Repository(str(repo))) == []
     assert not [n for n in os.listdir(repo / ".git/objects/pack") if n.startswith("tmp_")]
-    e = tvault.log_all(m, result=1.0)  # and the next call works
+    e = tvault.log_all(m, result=1.0, repo=str(repo))  # and the next call works
     assert e.index == 0
     git(repo, "fsck", "--full")
