@@ -25,6 +25,9 @@ _LAZY = {
     "download": "api",
     "update": "api",
     "publish": "remotes",
+    "resume": "checkpoint",
+    "log_metrics": "series",
+    "clear_metrics": "series",
 }
 
 from .errors import (  # noqa: E402  (torch-free)
@@ -56,5 +59,5 @@ def __getattr__(name: str) -> Any:
     return value
 
 
-__all__ = ["log_all", "download", "update", "publish", "load", "load_into", "load_tensor", "load_optimizer_into", "get", "entries", "export", "Entry", "TvaultError",
+__all__ = ["log_all", "download", "update", "publish", "load", "load_into", "load_tensor", "load_optimizer_into", "resume", "log_metrics", "clear_metrics", "get", "entries", "export", "Entry", "TvaultError",
            "AmbiguousRef", "CorruptEntry", "InvalidInput", "NoCommits", "NotARepository", "RefNotFound", "RemoteError", "StorageError", "UnsupportedFormat"]
