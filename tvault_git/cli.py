@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from . import __version__, registry
+from . import __version__, registry, series
 from .errors import InvalidInput, TvaultError
 from .format import ARCHITECTURE, OPTIMIZER, PATCH, SCHEDULER, SOURCE_INDEX
 from .render import fmt_tags, fmt_value, heading, human_bytes, short_date
@@ -107,9 +107,11 @@ def show_cmd(ctx: click.Context, ref: str, show_source: bool, show_patch: bool, 
     opt = read(OPTIMIZER)
     sched = read(SCHEDULER)
     arch = (registry.read_blob(repo, tree, ARCHITECTURE) or b"").decode("utf-8", "replace")
+    curves = series.read(repo, e.id)
     if as_json:
         out = entry_summary(e)
         out.update({"manifest": m, "architecture": arch, "source": src, "weights": weights, "optimizer": opt, "scheduler": sched})
+        out["step_metrics"] = None if curves is None else {"steps": len(curves.steps), "metrics": curves.summary()}
         click.echo(json.dumps(out, indent=1))
         return
     s = entry_summary(e)
@@ -134,6 +136,13 @@ def show_cmd(ctx: click.Context, ref: str, show_source: bool, show_patch: bool, 
     lines.append(f"{heading('versions')} " + ", ".join(f"{k} {val}" for k, val in sorted(v.items())))
     model = m.get("model") or {}
     lines.append(f"{heading('model')}    {model.get('class')} ({model.get('parameters', 0):,} parameters)")
+    if curves is not None:
+        lines += ["", heading(f"Step metrics ({len(curves.steps)} steps, {curves.steps[0]}..{curves.steps[-1]})")]
+        summ = curves.summary()
+        width = max([len(n) for n in summ] + [6])
+        for n, d in summ.items():
+            (ls, lv), (bs, bv) = d["last"], d["best"]
+            lines.append(f"    {n:<{width}}  last {fmt_value(lv):>10} at step {ls:<8} best ({d['mode']}) {fmt_value(bv):>10} at step {bs}")
     lines += ["", heading("Architecture")] + ["    " + ln for ln in arch.rstrip("\n").splitlines()]
     objs = src.get("objects") or []
     files = sorted({o.get("file") for o in objs})

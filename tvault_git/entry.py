@@ -20,7 +20,7 @@ from typing import Any, Mapping
 import pygit2
 import torch
 
-from . import __version__, capture, notes, packs, tensors
+from . import __version__, capture, notes, packs, series, tensors
 from .errors import InvalidInput
 from .format import (
     ARCHITECTURE,
@@ -36,6 +36,7 @@ from .format import (
     SCHEDULER,
     SOURCE_DIR,
     SOURCE_INDEX,
+    STEPS,
     WEIGHTS,
     dumps,
 )
@@ -248,6 +249,15 @@ def log_all(
         blob_ids = sorted(set(blob_ids) | set(s_ids))
         new_bytes += s_new
         opt_state_doc = {"chunk_bytes": CHUNK_BYTES, "tensors": s_records, "values": plain}
+    steps_doc = None
+    cols = series.pending()  # learning curves from tvault.log_metrics, stored with this entry
+    if cols is not None:
+        dt = {"q": torch.int64, "f": torch.float32}
+        col_t = {k: torch.frombuffer(bytearray(a.tobytes()), dtype=dt[a.typecode]) for k, a in cols.items()}
+        c_records, c_ids, c_new = tensors.store_tensors(r, col_t, "step metrics")
+        blob_ids = sorted(set(blob_ids) | set(c_ids))
+        new_bytes += c_new
+        steps_doc = {"chunk_bytes": CHUNK_BYTES, "tensors": c_records}
     cap = capture.capture_model(model, root)
     dirty, patch, untracked = _work_tree_state(r, head)
     branch = None if r.head_is_detached else r.head.shorthand
@@ -293,6 +303,8 @@ def log_all(
         tb.insert(OPTIMIZER, _blob(r, dumps(opt_rec)), pygit2.enums.FileMode.BLOB)
     if opt_state_doc is not None:
         tb.insert(OPTIMIZER_STATE, _blob(r, dumps(opt_state_doc, ordered=True)), pygit2.enums.FileMode.BLOB)
+    if steps_doc is not None:
+        tb.insert(STEPS, _blob(r, dumps(steps_doc, ordered=True)), pygit2.enums.FileMode.BLOB)
     if sched_rec is not None:
         tb.insert(SCHEDULER, _blob(r, dumps(sched_rec)), pygit2.enums.FileMode.BLOB)
     if dirty:

@@ -8,7 +8,7 @@ from typing import Any
 
 from .errors import CorruptEntry, UnsupportedFormat
 
-FORMAT_VERSION = "1.0"
+FORMAT_VERSION = "1.1"
 FORMAT_MAJOR = 1
 
 REF_PREFIX = "refs/tvault/entries/"
@@ -22,6 +22,7 @@ WEIGHTS = "weights.json"
 OPTIMIZER = "optimizer.json"
 OPTIMIZER_STATE = "optimizer-state.json"
 SCHEDULER = "scheduler.json"
+STEPS = "steps.json"  # step metrics (1.1): series.py
 SOURCE_INDEX = "source.json"
 SOURCE_DIR = "source"
 PATCH = "patch.diff"
