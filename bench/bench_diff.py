@@ -29,7 +29,7 @@ sys.path.insert(0, {root!r})
 from bench.bench_core import PEAK_HELPERS
 exec(PEAK_HELPERS)
 import torch  # imported before the baseline: its own RSS is not the diff's
-from tvault_git import diff
+from tvault_git.diff import compute as diff
 base = status("VmRSS"); reset_peak()
 d = diff.diff_entries({repo!r}, {a!r}, {b!r}, sections=["weights"])
 assert d["weights"]["counts"].get("values"), d["weights"]["summary"]
@@ -41,7 +41,7 @@ def run_size(mb: int, repeat: int) -> dict:
     import torch
 
     import tvault_git as tvault
-    from tvault_git import diff
+    from tvault_git.diff import compute as diff
 
     tmp, repo = scratch_repo("tvault-bench-diff-")
     m = make_model(mb)

@@ -26,7 +26,7 @@ def run(entries: int, merge: bool) -> list[tuple[int, int, float, float, float]]
     import torch
 
     import tvault_git as tvault
-    from tvault_git import packs
+    from tvault_git.storage import packmerge as packs
 
     packs.MERGE_AT = 32 if merge else 10**9
     tmp, repo = scratch_repo("tvault-bench-packs-")

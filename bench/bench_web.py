@@ -80,7 +80,7 @@ def main() -> None:
 
     from werkzeug.serving import make_server
 
-    from tvault_git import web
+    from tvault_git import web as web
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no per-request log lines
 

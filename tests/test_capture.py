@@ -11,8 +11,8 @@ import torch
 
 import tvault_git as tvault
 from conftest import git, import_fresh, write
-from tvault_git import registry
-from tvault_git.format import SOURCE_INDEX
+from tvault_git.registry import entries as registry
+from tvault_git.spec.format import SOURCE_INDEX
 
 
 def _source(repo, entry_id):

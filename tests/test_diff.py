@@ -137,8 +137,10 @@ def test_fine_tuning_changes_only_last_layer(repo, monkeypatch):
         net.fc2.weight.mul_(1.1).add_(0.01)
         net.fc2.bias.zero_()
     b = _log(repo, model=net)
-    from tvault_git import diff, packread, registry
-    from tvault_git.repo import open_repo
+    from tvault_git.diff import compute as diff
+    from tvault_git.storage import packread as packread
+    from tvault_git.registry import entries as registry
+    from tvault_git.gitutil.repo import open_repo
 
     reads = []
     real = packread.read_blob_into
@@ -236,8 +238,12 @@ def test_diff_without_weights_does_not_import_torch(repo):
 def test_weights_stream_chunk_by_chunk(repo, monkeypatch):
     """Multi-chunk tensors: statistics over chunks equal the whole-tensor figures; shared chunks read once."""
     import tvault_git
-    from tvault_git import diff, format as fmt, packread, registry, tensors
-    from tvault_git.repo import open_repo
+    from tvault_git.diff import compute as diff
+    from tvault_git.spec import format as fmt
+    from tvault_git.storage import packread as packread
+    from tvault_git.registry import entries as registry
+    from tvault_git.storage import tensors as tensors
+    from tvault_git.gitutil.repo import open_repo
 
     monkeypatch.setattr(fmt, "CHUNK_BYTES", 1000)
     monkeypatch.setattr(tensors, "CHUNK_BYTES", 1000)

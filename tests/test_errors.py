@@ -13,7 +13,9 @@ import torch
 
 import tvault_git as tvault
 from conftest import git, import_fresh, init_repo, tvault as run_tvault
-from tvault_git import format as fmt, notes, registry
+from tvault_git.spec import format as fmt
+from tvault_git.registry import notes as notes
+from tvault_git.registry import entries as registry
 
 
 def _nothing_written(repo: Path) -> None:
@@ -132,7 +134,7 @@ def test_corrupted_weights_are_refused_with_the_tensor_named(repo, mode):
     m.fc1.weight.data.normal_()
     e = tvault.log_all(m)
     _corrupt_first_weight(repo, e, "fc1.weight", mode)
-    import tvault_git.packread as pr
+    import tvault_git.storage.packread as pr
 
     pr._packs.clear()
     with pytest.raises(tvault.CorruptEntry) as ei:

@@ -152,7 +152,7 @@ def test_find_bad_input_is_one_line(repo, registry):
 
 
 def test_find_python_api_shape(repo, registry):
-    from tvault_git import query
+    from tvault_git.registry import query as query
 
     rows = query.find(str(repo), tags=[("lr", "0.01")], where=["acc>0.75"])
     assert [r["id"] for r in rows] == [registry[0][2].id]
@@ -163,7 +163,7 @@ def test_find_python_api_shape(repo, registry):
 
 
 def test_cache_follows_new_entries_and_rebuilds(repo, registry):
-    from tvault_git import cache
+    from tvault_git.registry import cache as cache
 
     assert len(ids(tvault(repo, "find", "--json").stdout)) == 5
     path = Path(repo / ".git" / "tvault" / cache.FILE_NAME)
@@ -237,7 +237,7 @@ def test_manifests_read_in_one_batch_match_one_by_one(repo, monkeypatch, with_gi
     import torch
 
     import tvault_git as tvault
-    from tvault_git import registry as reg
+    from tvault_git.registry import entries as reg
     from tvault_git.errors import CorruptEntry
 
     if not with_git:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pygit2
 
 import tvault_git as tvault
-from tvault_git import notes
+from tvault_git.registry import notes as notes
 
 from conftest import git, import_fresh, tvault as run_tvault, write
 
@@ -101,7 +101,7 @@ def test_amend_and_rebase_move_notes(repo: Path) -> None:
 
 
 def test_broken_hook_never_fails_a_commit(repo: Path) -> None:
-    from tvault_git import hooks
+    from tvault_git import hooks as hooks
 
     hooks.install(pygit2.Repository(str(repo)), python="/nonexistent/python")
     write(repo / "a.txt", "a\n")

@@ -8,9 +8,9 @@ import pygit2
 import pytest
 
 import tvault_git as tvault
-from tvault_git import models
+from tvault_git.registry import names as models
 from tvault_git.errors import InvalidInput, RefNotFound
-from tvault_git.format import ALIASES_REF
+from tvault_git.spec.format import ALIASES_REF
 
 from conftest import git, import_fresh, tvault as run_tvault
 

@@ -25,9 +25,11 @@ def _trained(model_mod, steps=3):
 def test_settings_are_readable(repo):
     m, opt, sched = _trained(import_fresh("model"))
     e = tvault.log_all(m, optimizer=opt, scheduler=sched)
-    from tvault_git import registry
+    from tvault_git.registry import entries as registry
 
-    r = tvault.api._repo(None)
+    from tvault_git.gitutil.repo import open_repo
+
+    r = open_repo(None)
     o = registry.read_json(r, e.id, "optimizer.json")
     assert o["class"] == "torch.optim.adamw.AdamW"
     assert [g["params"] for g in o["param_groups"]] == [["fc1.weight", "fc1.bias"], ["fc2.weight", "fc2.bias"]]

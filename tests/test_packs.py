@@ -9,7 +9,10 @@ import torch
 
 import tvault_git as tvault
 from conftest import git
-from tvault_git import objects, packread, packs, registry
+from tvault_git.storage import packwrite as objects
+from tvault_git.storage import packread as packread
+from tvault_git.storage import packmerge as packs
+from tvault_git.registry import entries as registry
 
 
 def _tvault_packs(repo) -> list[str]:

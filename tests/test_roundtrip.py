@@ -8,8 +8,8 @@ import pytest
 import torch
 
 import tvault_git as tvault
-import tvault_git.api
-import tvault_git.registry
+from tvault_git.gitutil.repo import open_repo
+from tvault_git.registry.entries import weight_records
 from conftest import git, import_fresh
 
 
@@ -69,7 +69,7 @@ def test_tied_weights_stored_once_and_load_into(repo):
     e = tvault.log_all(m)
     recs = tvault.get(e.id)
     assert recs["model"]["tensors"] == 2
-    w = tvault.registry.weight_records(tvault.api._repo(None), e.id)
+    w = weight_records(open_repo(None), e.id)
     assert w["emb.weight"]["chunks"] == w["out.weight"]["chunks"]
     m2 = Tied()
     tvault.load_into(m2, e.id)
@@ -78,7 +78,9 @@ def test_tied_weights_stored_once_and_load_into(repo):
 
 
 def test_large_tensor_is_chunked_below_50mb(repo, monkeypatch):
-    from tvault_git import format as fmt, registry, tensors
+    from tvault_git.spec import format as fmt
+    from tvault_git.registry import entries as registry
+    from tvault_git.storage import tensors as tensors
 
     assert fmt.CHUNK_BYTES <= 50_000_000  # git hosts reject big blobs
     monkeypatch.setattr(fmt, "CHUNK_BYTES", 1000)
@@ -87,7 +89,7 @@ def test_large_tensor_is_chunked_below_50mb(repo, monkeypatch):
     m = torch.nn.Module()
     m.register_buffer("big", t)
     e = tvault.log_all(m)
-    recs = registry.weight_records(tvault.api._repo(None), e.id)
+    recs = registry.weight_records(open_repo(None), e.id)
     assert len(recs["big"]["chunks"]) == 5
     assert torch.equal(tvault.load(e.id)["big"], t)
 
@@ -214,7 +216,7 @@ def _pack_objects(repo) -> list[str]:
 def test_streamed_pack_writes_cut_back_known_blobs_and_never_duplicate(repo, monkeypatch, lanes):
     """Big chunks are written while their id is computed; one that turns out to be known is cut
     from the pack again. Each case runs with an empty id memo, as a new process would."""
-    from tvault_git import objects
+    from tvault_git.storage import packwrite as objects
 
     monkeypatch.setattr(objects, "_STREAM_MIN", 1024)  # stream chunks of a few blocks
     monkeypatch.setattr(objects, "_SLICE_BLOCKS", 2)

@@ -21,7 +21,10 @@ import pygit2
 import pytest
 
 import tvault_git as tvault
-from tvault_git import models, notes, registry, remotes
+from tvault_git.registry import names as models
+from tvault_git.registry import notes as notes
+from tvault_git.registry import entries as registry
+from tvault_git.share import sync as remotes
 from tvault_git.errors import RemoteError
 
 from conftest import git, import_fresh, init_repo, tvault as run_tvault

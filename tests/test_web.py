@@ -37,8 +37,8 @@ ARTIFACTS = ROOT / "test-artifacts"
 
 def _craft_malicious(repo_path: Path, base_id: str) -> str:
     """Copy an entry with a hostile manifest, as a teammate's (or attacker's) remote could deliver it."""
-    from tvault_git import notes
-    from tvault_git.format import MANIFEST, REF_PREFIX
+    from tvault_git.registry import notes as notes
+    from tvault_git.spec.format import MANIFEST, REF_PREFIX
 
     r = pygit2.Repository(str(repo_path))
     base = r[base_id]
@@ -61,7 +61,7 @@ def reg(tmp_path_factory: pytest.TempPathFactory):
     import torch
 
     import tvault_git
-    from tvault_git import models
+    from tvault_git.registry import names as models
 
     path = init_repo(tmp_path_factory.mktemp("web") / "proj")
     mp = pytest.MonkeyPatch()
