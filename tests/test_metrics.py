@@ -9,11 +9,12 @@ import struct
 import pygit2
 import pytest
 import torch
+from conftest import git, import_fresh
+from conftest import tvault as run
 
 import tvault_git as tvault
-from conftest import git, import_fresh, tvault as run
-from tvault_git import format as fmt
-from tvault_git import notes, series
+from tvault_git.registry import notes, series
+from tvault_git.spec import format as fmt
 
 
 @pytest.fixture(autouse=True)
@@ -51,7 +52,11 @@ def test_round_trip_git_layout_and_show(repo):
     assert s.columns["val_loss"] == [None, None, None, _f32(0.25), None, _f32(0.3), None, None, None, None, None]
     assert s.columns["loss"][3] is None and s.columns["loss"][-1] == _f32(0.001) and s.columns["loss"][1] == _f32(1 / 6)
     summ = s.summary()
-    assert summ["loss"]["last"] == [45, _f32(0.001)] and summ["loss"]["best"] == [45, _f32(0.001)] and summ["loss"]["mode"] == "min"
+    assert (
+        summ["loss"]["last"] == [45, _f32(0.001)]
+        and summ["loss"]["best"] == [45, _f32(0.001)]
+        and summ["loss"]["mode"] == "min"
+    )
     assert summ["val_loss"]["best"] == [12, _f32(0.25)] and summ["val_loss"]["last"] == [20, _f32(0.3)]
     assert summ["lr"]["mode"] == "max" and summ["lr"]["points"] == 10
 
@@ -134,7 +139,12 @@ def test_hostile_series_is_refused_before_reading(repo):
     wrong["tensors"]["loss"]["dtype"] = "int32"  # same size, another type
     cases.append((wrong, "must be float32"))
     swapped = json.loads(json.dumps(good))  # steps column pointed at the loss bytes... (8 bytes as one int64 here)
-    swapped["tensors"]["step"] = {"dtype": "int64", "shape": [1], "nbytes": 8, "chunks": good["tensors"]["loss"]["chunks"]}
+    swapped["tensors"]["step"] = {
+        "dtype": "int64",
+        "shape": [1],
+        "nbytes": 8,
+        "chunks": good["tensors"]["loss"]["chunks"],
+    }
     cases.append((swapped, "one value per step"))
     for doc, match in cases:
         forged = _forge(repo, e.id, doc)

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import import_fresh
 
 import tvault_git as tvault
-from conftest import import_fresh
 
 
 def _data() -> tuple[torch.Tensor, torch.Tensor]:
@@ -17,7 +17,13 @@ def _data() -> tuple[torch.Tensor, torch.Tensor]:
 def _setup(model_mod, sched_kind: str):
     torch.manual_seed(0)
     m = model_mod.Net()
-    opt = torch.optim.AdamW([{"params": [m.fc1.weight, m.fc1.bias], "lr": 3e-3}, {"params": m.fc2.parameters(), "lr": 1e-2, "weight_decay": 0.0}], amsgrad=True)
+    opt = torch.optim.AdamW(
+        [
+            {"params": [m.fc1.weight, m.fc1.bias], "lr": 3e-3},
+            {"params": m.fc2.parameters(), "lr": 1e-2, "weight_decay": 0.0},
+        ],
+        amsgrad=True,
+    )
     if sched_kind == "cosine":
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=5, eta_min=1e-4)
     else:  # holds inf in its state (best, mode_worse), which JSON cannot say
@@ -60,7 +66,13 @@ def test_resume_is_bit_exact(repo, sched_kind):
     # A new process would rebuild everything from scratch with another init: do the same.
     torch.manual_seed(12345)
     m2 = mod.Net()
-    opt2 = torch.optim.AdamW([{"params": [m2.fc1.weight, m2.fc1.bias], "lr": 3e-3}, {"params": m2.fc2.parameters(), "lr": 1e-2, "weight_decay": 0.0}], amsgrad=True)
+    opt2 = torch.optim.AdamW(
+        [
+            {"params": [m2.fc1.weight, m2.fc1.bias], "lr": 3e-3},
+            {"params": m2.fc2.parameters(), "lr": 1e-2, "weight_decay": 0.0},
+        ],
+        amsgrad=True,
+    )
     sched2 = (
         torch.optim.lr_scheduler.CosineAnnealingLR(opt2, T_max=5, eta_min=1e-4)
         if sched_kind == "cosine"
