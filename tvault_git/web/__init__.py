@@ -546,7 +546,7 @@ def history_page(repo: pygit2.Repository, name: str) -> dict[str, Any]:
     if rows:
         computed["latest"] = rows[-1]["e"].id
         top = names.best(vs)  # names.resolve(name, "best") would walk every note again
-        if top is not None:
+        if top is not None and not any("best" in v.aliases for v in vs):  # a stored best wins
             computed["best"] = top.entry.id
     for r in rows:
         r["computed"] = [k for k, eid in computed.items() if eid == r["e"].id]
