@@ -26,6 +26,9 @@ _LAZY = {
     "update": "api.read",
     "publish": "share.sync",
     "resume": "api.checkpoint",
+    "set_alias": "api.aliases",
+    "remove_alias": "api.aliases",
+    "aliases": "api.aliases",
     "log_metrics": "registry.series",
     "clear_metrics": "registry.series",
 }
@@ -67,6 +70,7 @@ __all__ = [
     "StorageError",
     "TvaultError",
     "UnsupportedFormat",
+    "aliases",
     "clear_metrics",
     "download",
     "entries",
@@ -79,6 +83,8 @@ __all__ = [
     "log_all",
     "log_metrics",
     "publish",
+    "remove_alias",
     "resume",
+    "set_alias",
     "update",
 ]
