@@ -166,6 +166,8 @@ def test_max_mode_every_n_epochs_and_a_missing_monitor(repo, lit):
     _fit(repo, lit, cb, [0.5, 0.4, 0.3])
     assert [tvault.get(e.id)["tags"]["epoch"] for e in cb.entries] == [1, 2]  # epoch 2 by on_train_end (last)
     assert tvault.aliases("acc")["last"] == cb.entries[-1].id
+    with pytest.raises(tvault.InvalidInput, match="save_last=True"):
+        TvaultCallback(name="nothing", monitor=None, save_last=False)
     bad = TvaultCallback(name="nope", monitor="val_los")
     with pytest.raises(tvault.InvalidInput, match="'val_los', which this epoch did not log"):
         _fit(repo, lit, bad, [0.5])

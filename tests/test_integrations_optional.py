@@ -15,7 +15,10 @@ def _py(code: str) -> subprocess.CompletedProcess:
 
 @pytest.mark.parametrize(
     ("module", "blocked", "extra"),
-    [("lightning", ["lightning", "pytorch_lightning"], "lightning"), ("transformers", ["transformers"], "transformers")],
+    [
+        ("lightning", ["lightning", "pytorch_lightning"], "lightning"),
+        ("transformers", ["transformers"], "transformers"),
+    ],
 )
 def test_missing_framework_is_one_clear_import_error(module, blocked, extra):
     block = "".join(f"sys.modules[{b!r}] = None; " for b in blocked)  # as if not installed

@@ -99,7 +99,7 @@ def test_bad_values_are_refused_and_nan_is_missing(repo):
     assert series.pending() is None  # nothing half-recorded
     with pytest.warns(UserWarning, match="NaN"):
         tvault.log_metrics(step=3, loss=math.nan, acc=0.5)
-    tvault.log_metrics(step=4, loss=math.inf)  # a diverged run is kept as it was
+    tvault.log_metrics(step=torch.tensor(4), loss=math.inf)  # a diverged run is kept as it was; 0-d step
     e = tvault.log_all(import_fresh("model").Net())
     s = series.read(pygit2.Repository(str(repo)), e.id)
     assert s.columns["loss"] == [None, math.inf] and s.columns["acc"] == [0.5, None]

@@ -56,6 +56,8 @@ class TvaultCallback(Callback):
         super().__init__()
         if not isinstance(every_n_epochs, int) or every_n_epochs < 1:
             raise tvault.InvalidInput(f"every_n_epochs must be a positive number, got {every_n_epochs!r}")
+        if monitor is None and not save_last:
+            raise tvault.InvalidInput("TvaultCallback with monitor=None keeps only the last entry: use save_last=True")
         self.name = name
         self.monitor = monitor
         self.every_n_epochs = every_n_epochs

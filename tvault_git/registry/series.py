@@ -67,6 +67,8 @@ class StepSeries:
         return len(self._steps)
 
     def record(self, step: Any, values: dict[str, Any]) -> None:
+        if hasattr(step, "item") and callable(step.item) and getattr(step, "ndim", 0) == 0:
+            step = step.item()  # a 0-d tensor or numpy integer (trainer.global_step may be one)
         if isinstance(step, bool) or not isinstance(step, numbers.Integral) or int(step) < 0:
             raise InvalidInput(f"step must be a non-negative integer (the global step), got {step!r}")
         step = int(step)
