@@ -24,7 +24,7 @@ import torch
 from tvault_git import __version__
 from tvault_git.capture import live
 from tvault_git.errors import InvalidInput
-from tvault_git.gitutil.repo import ensure_config, head_commit, open_repo, signature
+from tvault_git.gitutil.repo import ensure_config, head_commit, open_repo, repo_keyword, signature, writes_shared
 from tvault_git.registry import notes
 from tvault_git.registry.entries import Entry
 from tvault_git.spec.format import (
@@ -208,6 +208,7 @@ def _source_tree(repo: pygit2.Repository, cap: live.Captured) -> tuple[pygit2.Oi
     return (tb.write() if modules else None), index
 
 
+@writes_shared(repo_keyword)
 def log_all(
     model: Any,
     tags: Mapping[str, Any] | None = None,

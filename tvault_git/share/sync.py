@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 import pygit2
 
 from tvault_git.errors import InvalidInput, RefNotFound, RemoteError
+from tvault_git.gitutil.repo import common_dir, git_env
 from tvault_git.registry import entries, names, notes
 from tvault_git.spec.format import ALIASES_REF, NAME_RE, NOTES_REF, REF_PREFIX
 
@@ -143,7 +144,7 @@ def run_git(repo: pygit2.Repository, args: list[str], remote: str, op: str, prog
     cmd = ["git", *args]
     if progress and args and args[0] in ("fetch", "push"):
         cmd.insert(2, "--progress")
-    env = dict(os.environ)
+    env = git_env(repo)
     if not sys.stdin.isatty():  # no one to answer a password prompt: fail instead of hanging
         env.setdefault("GIT_TERMINAL_PROMPT", "0")
     try:
@@ -176,7 +177,7 @@ def ls_remote(repo: pygit2.Repository, remote: str, patterns: list[str]) -> dict
         cwd=git_dir_cwd(repo),
         capture_output=True,
         text=True,
-        env={**os.environ, "GIT_TERMINAL_PROMPT": "0"},
+        env=git_env(repo, {"GIT_TERMINAL_PROMPT": "0"}),
     )
     if p.returncode != 0:
         if (
@@ -215,7 +216,6 @@ def edge_hint(repo: pygit2.Repository, common: Iterable[str]) -> Iterator[None]:
     that is already shallow is left alone (it gets this behaviour anyway).
     ``TVAULT_NO_EDGE_HINT=1`` turns this off (to measure what it saves: bench/bench_share.py).
     """
-    from tvault_git.registry.cache import common_dir
 
     path = os.path.join(common_dir(repo), "shallow")
     _drop_stale_marker(repo, path)
@@ -356,7 +356,7 @@ def push(repo: pygit2.Repository, remote: str | None = None, progress: bool | No
 def _remote_url(repo: pygit2.Repository, remote: str) -> str:
     """What git would connect to for ``remote``, usable from another directory."""
     cwd = git_dir_cwd(repo)
-    p = subprocess.run(["git", "remote", "get-url", remote], cwd=cwd, capture_output=True, text=True)
+    p = subprocess.run(["git", "remote", "get-url", remote], cwd=cwd, capture_output=True, text=True, env=git_env(repo))
     url = p.stdout.strip() if p.returncode == 0 and p.stdout.strip() else remote
     if "://" not in url and not re.match(r"^[^/]+@[^/]+:", url):  # a path (scp-like ssh stays as is)
         full = os.path.join(cwd, url)
@@ -378,7 +378,6 @@ def _remote_index(
     aliases (a short history) are fetched into our tracking ref as usual.
     Where a shallow fetch is refused, the full notes go to our tracking ref.
     """
-    from tvault_git.registry.cache import common_dir
 
     have = ls_remote(repo, remote, [REF_PREFIX + "*", NOTES_REF, ALIASES_REF])
     if NOTES_REF not in have:
