@@ -277,7 +277,7 @@ def resolve(
 ) -> entries.Entry:
     """``NAME@N``, ``NAME@alias``, ``NAME@latest``, ``NAME@best`` (highest result) -> Entry."""
     vs = versions(repo, name, notes_ref=notes_ref, aliases_ref=aliases_ref)
-    if selector.isdigit():
+    if selector.isascii() and selector.isdigit():  # '²' is a digit int() refuses: an alias name
         k = int(selector)
         if not 1 <= k <= len(vs):
             raise RefNotFound(f"{name} has versions 1..{len(vs)}; there is no version {k}")

@@ -27,7 +27,8 @@ SOURCE_DIR = "source"
 PATCH = "patch.diff"
 BLOB_DIR = "tvault-blobs"
 
-# No blob above this size: git hosts warn at 50 MB and reject at 100 MB.
+# What writers cut tensors into (the one definition; readers take each table's own ``chunk_bytes``,
+# see spec/tables.py). No blob above this size: git hosts warn at 50 MB and reject at 100 MB.
 CHUNK_BYTES = 32 * 1024 * 1024
 
 # dtype name -> bytes per element. Names are torch's (``str(dtype)`` minus "torch.").
@@ -89,8 +90,11 @@ def dumps(obj: Any, ordered: bool = False) -> bytes:
     return (json.dumps(obj, indent=1, sort_keys=not ordered, ensure_ascii=False, allow_nan=False) + "\n").encode()
 
 
-def validate_tensor_record(name: str, rec: Any, where: str) -> tuple[str, list[int], int, list[str]]:
-    """Check one weights.json record before any byte is read; returns (dtype, shape, nbytes, chunks)."""
+def validate_tensor_record(name: str, rec: Any, where: str, chunk_bytes: int) -> tuple[str, list[int], int, list[str]]:
+    """Check one tensor-table record before any byte is read; returns (dtype, shape, nbytes, chunks).
+
+    ``chunk_bytes``: the table's own value (``spec.tables.check_chunk_bytes``), never a constant.
+    """
     if not isinstance(rec, dict):
         raise CorruptEntry(f"{where}: tensor {name!r} record is not an object")
     dtype = rec.get("dtype")
@@ -114,7 +118,7 @@ def validate_tensor_record(name: str, rec: Any, where: str) -> tuple[str, list[i
         )
     if not isinstance(chunks, list) or not all(isinstance(c, str) and re.fullmatch(r"[0-9a-f]{40}", c) for c in chunks):
         raise CorruptEntry(f"{where}: tensor {name!r} has invalid chunk ids")
-    expected = max(1, -(-nbytes // CHUNK_BYTES))
+    expected = max(1, -(-nbytes // chunk_bytes))
     if len(chunks) != expected:
         raise CorruptEntry(f"{where}: tensor {name!r} has {len(chunks)} chunks, expected {expected}")
     return dtype, shape, nbytes, chunks
