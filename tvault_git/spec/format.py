@@ -65,7 +65,7 @@ MAX_DIMS = 64
 def check_version(manifest: dict[str, Any], where: str) -> None:
     """Refuse a newer major version instead of misreading it."""
     ver = manifest.get("format")
-    if not isinstance(ver, str) or not re.match(r"^\d+\.\d+$", ver):
+    if not isinstance(ver, str) or not re.fullmatch(r"[0-9]{1,9}\.[0-9]{1,9}", ver):
         raise CorruptEntry(f"{where}: manifest has no valid 'format' version; the entry is damaged")
     major = int(ver.split(".")[0])
     if major > FORMAT_MAJOR:
@@ -100,7 +100,7 @@ def validate_tensor_record(name: str, rec: Any, where: str, chunk_bytes: int) ->
     dtype = rec.get("dtype")
     shape = rec.get("shape")
     chunks = rec.get("chunks")
-    if dtype not in DTYPES:
+    if not isinstance(dtype, str) or dtype not in DTYPES:
         raise CorruptEntry(f"{where}: tensor {name!r} has unknown dtype {dtype!r}")
     if (
         not isinstance(shape, list)
@@ -112,7 +112,7 @@ def validate_tensor_record(name: str, rec: Any, where: str, chunk_bytes: int) ->
     for d in shape:
         numel *= d
     nbytes = numel * DTYPES[dtype]
-    if rec.get("nbytes") != nbytes:
+    if type(rec.get("nbytes")) is not int or rec["nbytes"] != nbytes:  # 256.0 and True are not sizes
         raise CorruptEntry(
             f"{where}: tensor {name!r} size {rec.get('nbytes')!r} does not match shape and dtype ({nbytes})"
         )
