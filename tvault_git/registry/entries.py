@@ -135,7 +135,11 @@ def _parse_manifest(data: bytes | None, entry_id: str) -> dict[str, Any]:
 
 
 def tensor_table(repo: pygit2.Repository, entry_id: str, path: str = WEIGHTS) -> TensorTable:
-    """The tensor table at ``path`` (chunk size and records); an empty table when the file is absent."""
+    """The tensor table at ``path`` (chunk size and records); an empty table when the file is absent.
+
+    The manifest's version is checked first: a table of a newer major format is never misread.
+    """
+    read_manifest(repo, entry_id)
     doc = read_json(repo, entry_id, path)
     return TensorTable() if doc is None else parse_table(doc, f"entry {entry_id[:10]}: {path}")
 
