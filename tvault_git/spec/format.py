@@ -80,8 +80,10 @@ def parse_json(data: bytes, what: str) -> Any:
         raise CorruptEntry(f"{what} is {len(data)} bytes, over the {MAX_JSON_BLOB} byte limit")
     try:
         return json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise CorruptEntry(f"{what} is not valid JSON ({e}); the entry is damaged") from None
+    except (UnicodeDecodeError, ValueError) as e:  # JSONDecodeError is a ValueError; so is a 5,000-digit int
+        raise CorruptEntry(f"{what} is not valid JSON ({str(e)[:200]}); the entry is damaged") from None
+    except RecursionError:
+        raise CorruptEntry(f"{what} nests deeper than this reader allows; the entry is damaged") from None
 
 
 def dumps(obj: Any, ordered: bool = False) -> bytes:
