@@ -34,7 +34,8 @@ import pygit2
 from tvault_git.errors import InvalidInput, RefNotFound, RemoteError
 from tvault_git.gitutil.repo import common_dir, git_env
 from tvault_git.registry import entries, names, notes
-from tvault_git.spec.format import ALIASES_REF, NAME_RE, NOTES_REF, REF_PREFIX
+from tvault_git.spec.format import ALIASES_REF, NOTES_REF, REF_PREFIX
+from tvault_git.spec.refs import ID_PREFIX_RE, EntryRef
 
 TRACK_PREFIX = "refs/tvault-remote/"
 ENTRY_SPEC = f"{REF_PREFIX}*:{REF_PREFIX}*"
@@ -446,36 +447,31 @@ def _resolve_remote(
     t_aliases: str,
 ) -> tuple[str, str, notes.NoteLine]:
     """(entry id, training commit, its note line) for ``ref`` as the remote's index (seen in ``view``) reads it."""
-    ref = ref.strip()
+    parsed = EntryRef.parse(ref)
+    ref = parsed.text if parsed is not None else ref.strip()
     entry_id = None
-    if ":" not in ref and "@" in ref:
-        name, _, sel = ref.rpartition("@")
-        if NAME_RE.match(name) and sel:
-            entry_id = names.resolve(view, name, sel, notes_ref=t_notes, aliases_ref=t_aliases).id
-    elif ":" in ref:
-        rev, _, idx = ref.rpartition(":")
-        if not idx.isdigit():
-            raise RefNotFound(f"bad entry ref {ref!r}: the part after ':' must be a model index (e.g. HEAD:0)")
+    if parsed is not None and parsed.kind == "name":
+        entry_id = names.resolve(view, parsed.name, parsed.selector, notes_ref=t_notes, aliases_ref=t_aliases).id
+    elif parsed is not None and parsed.kind == "index":
+        rev, idx = parsed.rev, parsed.index
         try:
-            commit = entries.resolve_commit(repo, rev or "HEAD")
+            commit = entries.resolve_commit(repo, rev)
         except RefNotFound:  # a training commit we do not have: the remote's index still names it
             hits = [
-                c
-                for c, _ in notes.walk(view, t_notes)
-                if re.fullmatch(r"[0-9a-fA-F]{4,40}", rev) and c.startswith(rev.lower())
+                c for c, _ in notes.walk(view, t_notes) if ID_PREFIX_RE.fullmatch(rev) and c.startswith(rev.lower())
             ]
             if len(hits) != 1:
                 raise
             commit = hits[0]
         lines = notes.read(view, commit, t_notes)
-        if int(idx) >= len(lines):
+        if idx >= len(lines):
             raise RefNotFound(f"on {remote}, commit {commit[:7]} has {len(lines)} entries; there is no model {idx}")
-        entry_id = lines[int(idx)].entry
-    elif re.fullmatch(r"[0-9a-fA-F]{4,40}", ref):
+        entry_id = lines[idx].entry
+    elif parsed is not None and parsed.kind == "id":
         ids = [
             r[len(REF_PREFIX) :]
             for r in have
-            if r.startswith(REF_PREFIX) and r[len(REF_PREFIX) :].startswith(ref.lower())
+            if r.startswith(REF_PREFIX) and r[len(REF_PREFIX) :].startswith(parsed.prefix)
         ]
         if len(ids) > 1:
             raise RefNotFound(f"entry ref {ref!r} is ambiguous on {remote}: {', '.join(i[:10] for i in ids[:10])}")
