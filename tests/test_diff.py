@@ -20,6 +20,7 @@ def _log(repo: Path, module: str = "model", model=None, **kw):
 
     if model is None:
         torch.manual_seed(0)
+        sys.modules.pop("helpers", None)  # the model imports it: a stale copy is code that did not change on disk
         model = import_fresh(module).Net()
     return tvault_git.log_all(model, repo=str(repo), **kw)
 

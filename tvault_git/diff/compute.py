@@ -18,14 +18,16 @@ from typing import Any
 
 import pygit2
 
+from tvault_git.diff import config
 from tvault_git.errors import InvalidInput
 from tvault_git.gitutil.repo import open_repo
 from tvault_git.registry import entries
-from tvault_git.spec.format import ARCHITECTURE, OPTIMIZER, SCHEDULER, SOURCE_INDEX, WEIGHTS
+from tvault_git.spec.format import ARCHITECTURE, CONFIGURATION, OPTIMIZER, SCHEDULER, SOURCE_INDEX, WEIGHTS
 
-SECTIONS = ("architecture", "classes", "functions", "weights", "optimizer", "metadata", "context")
+SECTIONS = ("architecture", "configuration", "classes", "functions", "weights", "optimizer", "metadata", "context")
 TITLES = {
     "architecture": "Architecture",
+    "configuration": "Configuration",
     "classes": "Model class source",
     "functions": "Functions and other code",
     "weights": "Weights",
@@ -35,6 +37,8 @@ TITLES = {
 }
 ALIASES = {
     "arch": "architecture",
+    "config": "configuration",
+    "values": "configuration",
     "class": "classes",
     "source": "classes",
     "function": "functions",
@@ -72,6 +76,7 @@ class Side:
     weights: dict[str, Any] | None = None
     optimizer: dict[str, Any] | None = None
     scheduler: dict[str, Any] | None = None
+    configuration: dict[str, Any] | None = None
 
     def describe(self) -> dict[str, Any]:
         if self.entry is None:
@@ -111,6 +116,7 @@ def _entry_side(repo: pygit2.Repository, ref: str) -> Side:
         weights=w.get("tensors") or {},
         optimizer=entries.read_json(repo, e.id, OPTIMIZER),
         scheduler=entries.read_json(repo, e.id, SCHEDULER),
+        configuration=entries.read_json(repo, e.id, CONFIGURATION),
     )
 
 
@@ -593,6 +599,8 @@ def diff_entries(
             continue
         if s == "architecture":
             out[s] = _architecture(a, b)
+        elif s == "configuration":
+            out[s] = config.configuration(a.configuration, a.objects, b.configuration, b.objects, b.entry is None)
         elif s == "classes":
             out[s] = _source(a, b, ("class",), "classes")
         elif s == "functions":

@@ -7,7 +7,7 @@ from typing import Any
 import click
 
 from tvault_git.diff.compute import SECTIONS, TITLES
-from tvault_git.textfmt import fmt_value
+from tvault_git.textfmt import fmt_config, fmt_value
 
 
 def _g(v: Any) -> str:
@@ -161,7 +161,17 @@ def _context_body(sec: dict[str, Any]) -> list[str]:
     return out
 
 
+def _configuration_body(sec: dict[str, Any]) -> list[str]:
+    out = []
+    for it in sec["items"]:
+        a = fmt_config(it["a"]) if it["in_a"] else "(none)"
+        b = fmt_config(it["b"]) if it["in_b"] else "(none)"
+        out.append(f"    {it['key']}: " + click.style(a, fg="red") + " -> " + click.style(b, fg="green"))
+    return out
+
+
 _BODIES = {
+    "configuration": _configuration_body,
     "architecture": lambda s: _diff_lines(s["diff"]),
     "classes": _source_body,
     "functions": _source_body,
