@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 
 import pygit2
@@ -111,3 +112,42 @@ def test_complete_capture_warns_nothing_and_gaps_warn_once(repo, monkeypatch):
     assert js["manifest"]["missing"][0]["qualname"] == "__main__.Ghost"
     out = tvault_cli(repo, "show", e2.id).stdout
     assert "capture incomplete" in out.lower()
+
+
+def _as_format_1_0(repo, entry_id: str) -> str:
+    """Rewrite an entry the way tvault-git 1.0 wrote it: no configuration, values, missing or drift."""
+    import json
+
+    from tvault_git.registry import notes
+
+    r = pygit2.Repository(str(repo))
+    old = r[entry_id].peel(pygit2.Commit)
+    tb = r.TreeBuilder(old.tree)
+    tb.remove("configuration.json")
+    man = json.loads(old.tree["tvault.json"].data)
+    man["format"] = "1.0"
+    man.pop("missing")
+    man.pop("drift")
+    src = json.loads(old.tree["source.json"].data)
+    for o in src["objects"]:
+        o.pop("value", None)
+        o.pop("closure", None)
+    tb.insert("tvault.json", r.create_blob(json.dumps(man).encode()), pygit2.enums.FileMode.BLOB)
+    tb.insert("source.json", r.create_blob(json.dumps(src).encode()), pygit2.enums.FileMode.BLOB)
+    new = str(r.create_commit(None, old.author, old.committer, old.message, tb.write(), []))
+    r.references.create("refs/tvault/entries/" + new, pygit2.Oid(hex=new))
+    notes.add(r, man["commit"], new, "old", None, created=man["created"])
+    return new
+
+
+def test_format_1_0_entries_still_show_and_diff(repo):
+    model = import_fresh("model")
+    old = _as_format_1_0(repo, tvault.log_all(model.Net()).id)
+    new = tvault.log_all(model.Net()).id
+    out = tvault_cli(repo, "show", old).stdout
+    assert "Source (" in out and "capture incomplete" not in out
+    assert show_json(repo, old)["configuration"] is None
+    d = json.loads(tvault_cli(repo, "diff", old, new, "--json").stdout)
+    assert d["configuration"]["available"] is False and "before format 1.1" in d["configuration"]["summary"]
+    assert "Configuration" not in tvault_cli(repo, "diff", old, new).stdout
+    assert tvault_cli(repo, "diff", old, "--no-weights").returncode == 0

@@ -57,20 +57,21 @@ def configuration(
             "available": False,
             "items": [],
         }
-    va, vb = _values(conf_a, objects_a), _values(conf_b, objects_b)
-    if not va and not vb and (conf_a is None or conf_b is None):
+    if conf_a is None or conf_b is None:
+        which = "either entry" if conf_a is None and conf_b is None else "entry a" if conf_a is None else "entry b"
         return {
-            "summary": "not recorded (entries older than format 1.1)",
+            "summary": f"not recorded in {which} (logged before format 1.1)",
             "changed": False,
             "available": False,
             "items": [],
         }
+    va, vb = _values(conf_a, objects_a), _values(conf_b, objects_b)
     items = []
     for key in list(va) + [k for k in vb if k not in va]:
         kind, x = va.get(key, (vb.get(key, ("attribute", None))[0], _ABSENT))
         y = vb.get(key, (kind, _ABSENT))[1]
         if x is _ABSENT or y is _ABSENT:
-            if kind != "attribute" or (conf_a is None or conf_b is None):
+            if kind != "attribute":
                 continue  # a constant or closure only one side captured shows in the source sections
         elif x == y:
             continue
