@@ -369,3 +369,19 @@ def test_configuration_is_size_capped_with_a_truncated_mark(repo, fresh_modules)
     table = conf["modules"][""]["table"]
     assert len(table) < 5000 and table["__truncated__"] > 0
     assert conf["truncated"] == ["table"]
+
+
+def test_web_entry_and_compare_pages_show_the_configuration(repo, fresh_modules):
+    from tvault_git import web
+
+    write(repo / "gptmodel.py", GPT_MODEL)
+    commit_all(repo, "nanogpt-like model")
+    m = import_fresh("gptmodel")
+    a = tvault.log_all(m.GPT(m.GPTConfig(dropout=0.0)))
+    b = tvault.log_all(m.GPT(m.GPTConfig(dropout=0.1)))
+    client = web.create_app(str(repo)).test_client()
+    html = client.get(f"/entry/{a.id}").get_data(as_text=True)
+    assert 'id="configuration"' in html and "config.n_layer" in html
+    html = client.get(f"/compare?a={a.id}&b={b.id}").get_data(as_text=True)
+    assert 'id="configuration-diff"' in html
+    assert '<td class="mono">config.dropout</td><td class="mono">0.0</td><td class="mono">0.1</td>' in html

@@ -536,6 +536,8 @@ def capture_model(model: Any, root: str, committed: Callable[[str], str | None] 
         for v in list(getattr(m, "__dict__", {}).values()):
             if isinstance(v, types.FunctionType | functools.partial):
                 cap.add_attribute_callable(v)
+            elif not isinstance(v, type | types.ModuleType) and cap.is_local(type(v)):
+                cap._enqueue(type(v), "dependency")  # a config object's class: its defaults and code
     out = cap.run()
     out.configuration = values.module_configuration(model, cap.is_local)
     out.model_class = model_class(model)
