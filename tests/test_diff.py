@@ -266,7 +266,8 @@ def test_diff_without_weights_does_not_import_torch(repo):
         ["diff", a.id, "--stat"],
     ):
         assert "torch" not in _modules_after(repo, argv), argv
-    assert "torch" in _modules_after(repo, ["diff", a.id, b.id])
+    # the weights of a small model are compared with numpy: no 1.8 s torch import either
+    assert "torch" not in _modules_after(repo, ["diff", a.id, b.id])
 
 
 def test_weights_stream_chunk_by_chunk(repo, monkeypatch):

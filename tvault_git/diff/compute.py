@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import difflib
 import math
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import pygit2
 
-from tvault_git.diff import config
+from tvault_git.diff import config, weights_np
 from tvault_git.errors import InvalidInput
 from tvault_git.gitutil.repo import open_repo
 from tvault_git.registry import entries
@@ -342,19 +343,23 @@ def _weights(repo: pygit2.Repository, a: Side, b: Side) -> dict[str, Any]:
             to_read.append((name, ra, rb))
             items.append(base)
     if to_read:  # values of every changed tensor, streamed chunk by chunk in one pipeline
-        from tvault_git.storage import tensors
-
         pos = {it["name"]: it for it in items if "status" not in it}
-        acc = _Stats()
-        for name, ta, tb, last in tensors.stream_pairs(
-            repo, to_read, f"entry {a.entry.short}", f"entry {b.entry.short}"
-        ):  # type: ignore[union-attr]
+        where = (f"entry {a.entry.short}", f"entry {b.entry.short}")  # type: ignore[union-attr]
+        if "torch" not in sys.modules and weights_np.usable(to_read):  # small models: no 1.8 s torch import
+            stream: Any = weights_np.stream_pairs(repo, to_read, *where)
+            new_stats: Any = weights_np.Stats
+        else:
+            from tvault_git.storage import tensors
+
+            stream, new_stats = tensors.stream_pairs(repo, to_read, *where), _Stats
+        acc = new_stats()
+        for name, ta, tb, last in stream:
             acc.add(ta, tb)
             if last:
                 stats = acc.result()
                 # e.g. -0.0 vs 0.0: different bytes, equal values
                 pos[name].update(status="bits" if stats["changed_values"] == 0 else "values", **stats)
-                acc = _Stats(acc.scratch)
+                acc = _Stats(acc.scratch) if new_stats is _Stats else new_stats()
     for name, rb in wb.items():
         if name not in wa:
             items.append({"name": name, "status": "added", "shape_b": rb.get("shape"), "dtype_b": rb.get("dtype")})
