@@ -35,6 +35,7 @@ from tvault_git.capture.pysource import import_binding, locate, node_start, node
 from tvault_git.capture.scope import global_references
 
 DRIFT_NOTE = "changed on disk after it was imported"
+_NEVER_LOCAL = frozenset({"builtins", "torch", "numpy", "collections", "typing", "enum"})
 
 
 @dataclass
@@ -138,11 +139,18 @@ class _Capturer:
         self.external_done: set[str] = set()
         self.missing_done: set[str] = set()
         self._texts: dict[str, _FileText | None] = {}
+        self._is_local: dict[type, bool] = {}
+        self._paths: dict[str, str | None] = {}
 
     # -- classification ------------------------------------------------
     def _local_path(self, path: str | None) -> str | None:
         if not path:
             return None
+        if path not in self._paths:
+            self._paths[path] = self._local_path_uncached(path)
+        return self._paths[path]
+
+    def _local_path_uncached(self, path: str) -> str | None:
         if _is_cell(path):
             return path
         real = os.path.realpath(path)
@@ -170,7 +178,11 @@ class _Capturer:
         return self._local_path(self._source_path(obj))
 
     def is_local(self, cls: type) -> bool:
-        return self._local_file(cls) is not None
+        """Is ``cls`` defined in the work tree (cached: asked for the type of every attribute)."""
+        hit = self._is_local.get(cls)
+        if hit is None:
+            hit = self._is_local[cls] = cls.__module__ not in _NEVER_LOCAL and self._local_file(cls) is not None
+        return hit
 
     def _module_file(self, mod: types.ModuleType, hint: str | None) -> str | None:
         f = getattr(mod, "__file__", None)
