@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import re
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -134,8 +135,27 @@ def _worktree_side(repo: pygit2.Repository, a: Side) -> Side:
 # -- sections --------------------------------------------------------------
 
 
-def _udiff(a: str, b: str, name_a: str, name_b: str) -> list[str]:
-    return [ln.rstrip("\n") for ln in difflib.unified_diff(a.splitlines(True), b.splitlines(True), name_a, name_b, n=3)]
+_HUNK = re.compile(r"^@@ -(\d+)(,\d+)? \+(\d+)(,\d+)? @@")
+
+
+def _udiff(a: str, b: str, name_a: str, name_b: str, line_a: int = 1, line_b: int = 1) -> list[str]:
+    """A unified diff; hunk line numbers count from the file (``line_*``: where each text starts)."""
+    out = [ln.rstrip("\n") for ln in difflib.unified_diff(a.splitlines(True), b.splitlines(True), name_a, name_b, n=3)]
+    if line_a == line_b == 1:
+        return out
+
+    def shift(m: re.Match[str]) -> str:
+        na, nb = int(m.group(1)), int(m.group(3))
+        na = na + line_a - 1 if na else 0
+        nb = nb + line_b - 1 if nb else 0
+        return f"@@ -{na}{m.group(2) or ''} +{nb}{m.group(4) or ''} @@"
+
+    return [_HUNK.sub(shift, ln) if ln.startswith("@@") else ln for ln in out]
+
+
+def _start(o: dict[str, Any]) -> int:
+    line = o.get("line")
+    return line if isinstance(line, int) and line > 0 and not str(o.get("file", "")).startswith("<") else 1
 
 
 def _count(lines: list[str]) -> tuple[int, int]:
@@ -185,7 +205,7 @@ def _source(a: Side, b: Side, kinds: tuple[str, ...], noun: str) -> dict[str, An
                     "name": f"{o.get('module')}.{o.get('qualname')}",
                     "file_a": o.get("file"),
                     "file_b": None,
-                    "diff": _udiff(o.get("text", ""), "", f"a/{o.get('file')}", "/dev/null"),
+                    "diff": _udiff(o.get("text", ""), "", f"a/{o.get('file')}", "/dev/null", _start(o)),
                 }
             )
     for o in bmap.values():
@@ -196,14 +216,15 @@ def _source(a: Side, b: Side, kinds: tuple[str, ...], noun: str) -> dict[str, An
                 "name": f"{o.get('module')}.{o.get('qualname')}",
                 "file_a": None,
                 "file_b": o.get("file"),
-                "diff": _udiff("", o.get("text", ""), "/dev/null", f"b/{o.get('file')}"),
+                "diff": _udiff("", o.get("text", ""), "/dev/null", f"b/{o.get('file')}", 1, _start(o)),
             }
         )
+    items = _renames(items, ao, bo)
     counts: dict[str, int] = {}
     for it in items:
         counts[it["status"]] = counts.get(it["status"], 0) + 1
     changed = [it for it in items if it["status"] != "unchanged"]
-    order = ("modified", "moved", "added", "removed")
+    order = ("modified", "renamed", "moved", "added", "removed")
     if not changed:
         summary = f"no changes ({counts.get('unchanged', 0)} {noun} unchanged)"
     else:
@@ -222,10 +243,48 @@ def _source(a: Side, b: Side, kinds: tuple[str, ...], noun: str) -> dict[str, An
     return {"summary": summary, "changed": bool(changed), "counts": counts, "items": items}
 
 
+RENAME_SIMILARITY = 0.5  # as git's default -M50%
+
+
+def _renames(items: list[dict[str, Any]], ao: list[dict[str, Any]], bo: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A removed and an added definition of the same kind with similar text are one renamed definition."""
+    removed = [it for it in items if it["status"] == "removed"]
+    added = [it for it in items if it["status"] == "added"]
+    if not removed or not added:
+        return items
+    by_name = {f"{o.get('module')}.{o.get('qualname')}": o for o in ao}
+    by_name_b = {f"{o.get('module')}.{o.get('qualname')}": o for o in bo}
+    scored = []
+    for r in removed:
+        ra = by_name[r["name"]]
+        for ad in added:
+            ob = by_name_b[ad["name"]]
+            if ad["kind"] != r["kind"]:
+                continue
+            ta = ra.get("text", "").replace(str(ra.get("qualname")).rsplit(".", 1)[-1], "\0")
+            tb = ob.get("text", "").replace(str(ob.get("qualname")).rsplit(".", 1)[-1], "\0")
+            ratio = difflib.SequenceMatcher(None, ta, tb, autojunk=False).ratio()
+            if ratio >= RENAME_SIMILARITY:
+                scored.append((ratio, r["name"], ad["name"]))
+    used: set[str] = set()
+    renamed: list[dict[str, Any]] = []
+    for ratio, ra_name, ad_name in sorted(scored, reverse=True):
+        if ra_name in used or ad_name in used:
+            continue
+        used |= {ra_name, ad_name}
+        it = _pair(by_name[ra_name], by_name_b[ad_name])
+        it.update(status="renamed", similarity=round(ratio, 3), modified=bool(it["diff"]))
+        it["from"] = f"{ra_name} ({by_name[ra_name].get('file')})"
+        it["to"] = f"{ad_name} ({by_name_b[ad_name].get('file')})"
+        renamed.append(it)
+    keep = [it for it in items if not (it["status"] in ("removed", "added") and it["name"] in used)]
+    return keep + renamed
+
+
 def _pair(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     fa, fb = a.get("file"), b.get("file")
     moved = fa != fb or a.get("module") != b.get("module")
-    lines = _udiff(a.get("text", ""), b.get("text", ""), f"a/{fa}", f"b/{fb}")
+    lines = _udiff(a.get("text", ""), b.get("text", ""), f"a/{fa}", f"b/{fb}", _start(a), _start(b))
     status = "moved" if moved else ("modified" if lines else "unchanged")
     it = {
         "status": status,

@@ -56,9 +56,11 @@ def _source_body(sec: dict[str, Any]) -> list[str]:
         st = it["status"]
         if st == "unchanged":
             continue
-        if st == "moved":
+        if st in ("moved", "renamed"):
             note = " (and modified)" if it.get("modified") else ""
-            out.append(click.style(f"moved {it['kind']} {it['from']} -> {it['to']}{note}", fg="yellow"))
+            if st == "renamed":
+                note = f" ({it['similarity']:.0%} similar)"
+            out.append(click.style(f"{st} {it['kind']} {it['from']} -> {it['to']}{note}", fg="yellow"))
         else:
             where = it.get("file_b") or it.get("file_a")
             out.append(click.style(f"{st} {it['kind']} {it['name']} ({where})", fg="yellow"))
