@@ -385,3 +385,17 @@ def test_web_entry_and_compare_pages_show_the_configuration(repo, fresh_modules)
     html = client.get(f"/compare?a={a.id}&b={b.id}").get_data(as_text=True)
     assert 'id="configuration-diff"' in html
     assert '<td class="mono">config.dropout</td><td class="mono">0.0</td><td class="mono">0.1</td>' in html
+
+
+def test_find_where_searches_configuration_values(repo, fresh_modules):
+    from conftest import tvault as tvault_cli
+
+    write(repo / "gptmodel.py", GPT_MODEL)
+    commit_all(repo, "nanogpt-like model")
+    m = import_fresh("gptmodel")
+    small = tvault.log_all(m.GPT(m.GPTConfig(n_layer=2)), name="gpt")
+    big = tvault.log_all(m.GPT(m.GPTConfig(n_layer=12)), name="gpt")
+    out = tvault_cli(repo, "find", "--where", "config.n_layer>=12").stdout
+    assert big.id[:10] in out and small.id[:10] not in out
+    out = tvault_cli(repo, "find", "--where", "config.bias==true").stdout
+    assert big.id[:10] in out and small.id[:10] in out

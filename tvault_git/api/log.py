@@ -22,7 +22,7 @@ import pygit2
 import torch
 
 from tvault_git import __version__
-from tvault_git.capture import live
+from tvault_git.capture import live, values
 from tvault_git.errors import CaptureWarning, InvalidInput
 from tvault_git.gitutil.repo import ensure_config, head_commit, open_repo, signature
 from tvault_git.registry import notes
@@ -321,6 +321,7 @@ def log_all(
         "untracked": untracked[:200],
         "missing": cap.missing,
         "drift": cap.drift,
+        "config": values.searchable(cap.configuration),
         "name": name,
         "message": message,
         "tags": clean_tags,

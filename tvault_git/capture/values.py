@@ -312,3 +312,19 @@ def flat_configuration(conf: dict[str, Any] | None) -> dict[str, Any]:
     for mod, attrs in ((conf or {}).get("modules") or {}).items():
         flatten(attrs, mod, out)
     return out
+
+
+MAX_SEARCHABLE = 1000
+
+
+def searchable(conf: dict[str, Any]) -> dict[str, Any]:
+    """The scalar leaves of a configuration (``config.n_layer``: 12), for ``find --where``; at most 1000."""
+    out: dict[str, Any] = {}
+    for k, v in flat_configuration(conf).items():
+        if len(out) >= MAX_SEARCHABLE:
+            break
+        if k.endswith(("__class__", "__same_as__", "__truncated__")):
+            continue
+        if v is None or isinstance(v, (bool, int, float)) or (isinstance(v, str) and len(v) <= 200):
+            out[k] = v
+    return out
