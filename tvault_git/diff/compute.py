@@ -20,7 +20,7 @@ from typing import Any
 
 import pygit2
 
-from tvault_git.diff import config, weights_np
+from tvault_git.diff import config
 from tvault_git.errors import InvalidInput
 from tvault_git.gitutil.repo import open_repo
 from tvault_git.registry import entries
@@ -404,6 +404,8 @@ def _weights(repo: pygit2.Repository, a: Side, b: Side) -> dict[str, Any]:
     if to_read:  # values of every changed tensor, streamed chunk by chunk in one pipeline
         pos = {it["name"]: it for it in items if "status" not in it}
         where = (f"entry {a.entry.short}", f"entry {b.entry.short}")  # type: ignore[union-attr]
+        from tvault_git.diff import weights_np  # numpy: only when tensor values are compared
+
         if "torch" not in sys.modules and weights_np.usable(to_read):  # small models: no 1.8 s torch import
             stream: Any = weights_np.stream_pairs(repo, to_read, *where)
             new_stats: Any = weights_np.Stats
