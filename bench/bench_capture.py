@@ -165,9 +165,8 @@ def main() -> None:
     git(repo, "-c", "user.name=b", "-c", "user.email=b@b", "commit", "-q", "-m", "nanoGPT-like")
     os.chdir(repo)
     sys.path.insert(0, repo)
-    import pygit2
-
     import model as m
+    import pygit2
 
     torch.manual_seed(0)
     net = m.GPT(m.GPTConfig())
@@ -182,13 +181,19 @@ def main() -> None:
     capture()
     first = time.perf_counter() - t
     cap = live.capture_model(net, repo, log._committed_text(head))
-    env = dict(os.environ, GIT_AUTHOR_NAME="b", GIT_AUTHOR_EMAIL="b@b", GIT_COMMITTER_NAME="b", GIT_COMMITTER_EMAIL="b@b")
+    env = dict(
+        os.environ, GIT_AUTHOR_NAME="b", GIT_AUTHOR_EMAIL="b@b", GIT_COMMITTER_NAME="b", GIT_COMMITTER_EMAIL="b@b"
+    )
     os.environ.update(env)
     import tvault_git as tvault
 
     path = os.path.join(tmp, "gpt.pt")
     best = side_by_side(
-        {"capture": capture, "log_all": lambda: tvault.log_all(net), "torch.save": lambda: torch.save(net.state_dict(), path)},
+        {
+            "capture": capture,
+            "log_all": lambda: tvault.log_all(net),
+            "torch.save": lambda: torch.save(net.state_dict(), path),
+        },
         repeat=10,
     )
     a = tvault.log_all(net).id

@@ -20,6 +20,7 @@ import functools
 import hashlib
 import inspect
 import math
+import re
 import sys
 import textwrap
 import types
@@ -44,9 +45,13 @@ def _short_str(s: str) -> str:
     return s if len(s) <= MAX_STR else s[:MAX_STR] + f"... ({len(s) - MAX_STR} more characters)"
 
 
+_ADDRESS = re.compile(r" at 0x[0-9a-fA-F]+")
+
+
 def bounded_repr(obj: Any) -> str:
+    """A repr capped in length, without memory addresses (they differ every run, the value does not)."""
     try:
-        return _short_str(repr(obj))
+        return _short_str(_ADDRESS.sub("", repr(obj)))
     except Exception as e:  # a broken __repr__ must not break logging
         return f"<{qualname(type(obj))}: repr failed: {type(e).__name__}>"
 
