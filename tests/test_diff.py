@@ -20,6 +20,7 @@ def _log(repo: Path, module: str = "model", model=None, **kw):
 
     if model is None:
         torch.manual_seed(0)
+        sys.modules.pop("helpers", None)  # the model imports it: a stale copy is code that did not change on disk
         model = import_fresh(module).Net()
     return tvault_git.log_all(model, repo=str(repo), **kw)
 
@@ -265,7 +266,8 @@ def test_diff_without_weights_does_not_import_torch(repo):
         ["diff", a.id, "--stat"],
     ):
         assert "torch" not in _modules_after(repo, argv), argv
-    assert "torch" in _modules_after(repo, ["diff", a.id, b.id])
+    # the weights of a small model are compared with numpy: no 1.8 s torch import either
+    assert "torch" not in _modules_after(repo, ["diff", a.id, b.id])
 
 
 def test_weights_stream_chunk_by_chunk(repo, monkeypatch):

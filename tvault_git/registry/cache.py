@@ -29,7 +29,7 @@ from tvault_git.registry import notes
 from tvault_git.registry.entries import read_manifest, read_manifests
 from tvault_git.spec.format import NOTES_REF
 
-SCHEMA = "4"  # 4: an entry may be listed on several commits (hooks, rewrites): key (id, commit_id), shadowed
+SCHEMA = "5"  # 5: configuration values (kind "config") in kv; 4: an entry may be listed on several commits (hooks, rewrites): key (id, commit_id), shadowed
 FILE_NAME = "index.sqlite"
 
 _DDL = """
@@ -153,6 +153,8 @@ def _fields(entry_id: str, m: dict[str, Any] | None) -> tuple[dict[str, Any] | N
     metrics = m.get("metrics") if isinstance(m.get("metrics"), dict) else {}
     kv = [(entry_id, "tag", k, _num(v), v if isinstance(v, str) else None, canonical(v)) for k, v in tags.items()]
     kv += [(entry_id, "metric", k, _num(v), None, canonical(v)) for k, v in metrics.items()]
+    config = m.get("config") if isinstance(m.get("config"), dict) else {}  # 1.1: searchable configuration
+    kv += [(entry_id, "config", k, _num(v), v if isinstance(v, str) else None, canonical(v)) for k, v in config.items()]
     res = m.get("result")
     fields = {
         "name": m.get("name"),

@@ -8,7 +8,7 @@ from typing import Any
 
 from tvault_git.errors import CorruptEntry, UnsupportedFormat
 
-FORMAT_VERSION = "1.0"
+FORMAT_VERSION = "1.1"
 FORMAT_MAJOR = 1
 
 REF_PREFIX = "refs/tvault/entries/"
@@ -23,6 +23,7 @@ OPTIMIZER = "optimizer.json"
 OPTIMIZER_STATE = "optimizer-state.json"
 SCHEDULER = "scheduler.json"
 SOURCE_INDEX = "source.json"
+CONFIGURATION = "configuration.json"  # 1.1: plain-data attributes of submodules
 SOURCE_DIR = "source"
 PATCH = "patch.diff"
 BLOB_DIR = "tvault-blobs"
