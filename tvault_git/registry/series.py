@@ -29,7 +29,8 @@ import pygit2
 from tvault_git.errors import CorruptEntry, InvalidInput
 from tvault_git.registry import entries as registry
 from tvault_git.registry.query import lower_is_better
-from tvault_git.spec.format import CHUNK_BYTES, STEPS, validate_tensor_record
+from tvault_git.spec.format import STEPS, validate_tensor_record
+from tvault_git.spec.tables import parse_table
 
 STEP = "step"  # the step column's name; no metric may use it
 MAX_SERIES_BYTES = 256 * 1024 * 1024  # readers refuse more (validated before any column is read)
@@ -173,10 +174,10 @@ class Series:
         }
 
 
-def _blob_bytes(repo: pygit2.Repository, chunks: list[str], nbytes: int, where: str) -> bytes:
+def _blob_bytes(repo: pygit2.Repository, chunks: list[str], nbytes: int, chunk_bytes: int, where: str) -> bytes:
     parts = []
     for i, oid in enumerate(chunks):
-        want = min(CHUNK_BYTES, nbytes - i * CHUNK_BYTES)
+        want = min(chunk_bytes, nbytes - i * chunk_bytes)
         try:
             obj = repo.get(oid)
         except (ValueError, pygit2.GitError):
@@ -195,16 +196,15 @@ def read(repo: pygit2.Repository, entry_id: str) -> Series | None:
     doc = registry.read_json(repo, entry_id, STEPS)
     if doc is None:
         return None
-    if not isinstance(doc, dict) or doc.get("chunk_bytes") != CHUNK_BYTES or not isinstance(doc.get("tensors"), dict):
-        raise CorruptEntry(f"{where} is malformed")
-    recs = doc["tensors"]
+    table = parse_table(doc, where)  # the table's own chunk size, checked
+    recs = table.tensors
     if STEP not in recs or len(recs) > MAX_COLUMNS + 1:
         raise CorruptEntry(f"{where} has no '{STEP}' column or too many columns")
     checked = {}
     total = 0
     rows = None
     for name, rec in recs.items():
-        dtype, shape, nbytes, chunks = validate_tensor_record(name, rec, where)
+        dtype, shape, nbytes, chunks = validate_tensor_record(name, rec, where, table.chunk_bytes)
         want = "int64" if name == STEP else "float32"
         if dtype != want or len(shape) != 1 or (rows is not None and shape[0] != rows):
             raise CorruptEntry(f"{where}: column {name!r} must be {want} with one value per step")
@@ -216,7 +216,7 @@ def read(repo: pygit2.Repository, entry_id: str) -> Series | None:
     cols: dict[str, array] = {}
     for name, (dtype, nbytes, chunks) in checked.items():
         arr = array("q" if dtype == "int64" else "f")
-        arr.frombytes(_blob_bytes(repo, chunks, nbytes, where))
+        arr.frombytes(_blob_bytes(repo, chunks, nbytes, table.chunk_bytes, where))
         if sys.byteorder == "big":
             arr.byteswap()
         cols[name] = arr
