@@ -109,8 +109,11 @@ class StepSeries:
         with self._lock:
             if not self._steps:
                 return None
-            order = sorted(range(len(self._steps)), key=self._steps.__getitem__)
-            cols = {STEP: array("q", (self._steps[i] for i in order))}
+            st = self._steps
+            if all(a < b for a, b in itertools.pairwise(st)):  # logged in order (the usual case): plain copies
+                return {STEP: array("q", st), **{k: array("f", self._cols[k]) for k in sorted(self._cols)}}
+            order = sorted(range(len(st)), key=st.__getitem__)
+            cols = {STEP: array("q", (st[i] for i in order))}
             for k in sorted(self._cols):
                 src = self._cols[k]
                 cols[k] = array("f", (src[i] for i in order))
