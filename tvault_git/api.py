@@ -62,6 +62,12 @@ def load_into(model: torch.nn.Module, ref: str, repo: Any = None, strict: bool =
     device = next((p.device for p in m.parameters()), torch.device("cpu"))
     if remote is not None:
         ref = _fetched(_repo(repo), ref, remote)
+    from . import distributed
+
+    if distributed.is_sharded(m.state_dict()):  # FSDP / DTensor: each rank reads only its shards' chunks
+        r = _repo(repo)
+        e = registry.resolve(r, ref)
+        return distributed.load_sharded(m, r, weight_records(r, e), f"entry {e.short}", strict)
     return m.load_state_dict(load(ref, repo, device=device), strict=strict)
 
 
