@@ -38,7 +38,14 @@ def build(seed: int) -> torch.nn.Module:
 if scenario == "ddp":
     model = torch.nn.parallel.DistributedDataParallel(build(0))
     e = tvault.log_all(model, tags={"job": "ddp"}, result=0.5, metrics={"acc": 0.5}, name="wide")
-    seen["entry"] = {"id": e.id, "commit": e.commit, "index": e.index, "name": e.name, "result": e.result, "created": e.manifest["created"]}
+    seen["entry"] = {
+        "id": e.id,
+        "commit": e.commit,
+        "index": e.index,
+        "name": e.name,
+        "result": e.result,
+        "created": e.manifest["created"],
+    }
     # A bad argument on one rank only: every rank raises, nothing is written.
     try:
         tvault.log_all(model, tags={"bad": float("nan")} if rank == world - 1 else {"ok": 1})
@@ -60,7 +67,14 @@ elif scenario == "fsdp2":
     model = shard(build(0))
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     e = tvault.log_all(model, tags={"job": "fsdp2"}, result=0.25, optimizer=opt, name="wide")
-    seen["entry"] = {"id": e.id, "commit": e.commit, "index": e.index, "name": e.name, "result": e.result, "created": e.manifest["created"]}
+    seen["entry"] = {
+        "id": e.id,
+        "commit": e.commit,
+        "index": e.index,
+        "name": e.name,
+        "result": e.result,
+        "created": e.manifest["created"],
+    }
     # Loading back into a sharded model of other values: every rank gets its own shards right.
     other = shard(build(1))
     tvault.load_into(other, e.id)

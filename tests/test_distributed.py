@@ -18,7 +18,6 @@ from pathlib import Path
 import pygit2
 import pytest
 import torch
-
 from conftest import git, import_fresh, write
 
 pytest.importorskip("torch.distributed")
@@ -27,7 +26,7 @@ if not torch.distributed.is_available() or not torch.distributed.is_gloo_availab
 
 JOB = Path(__file__).with_name("dist_job.py")
 
-DISTMODEL = '''
+DISTMODEL = """
 import torch
 import torch.nn as nn
 
@@ -44,13 +43,17 @@ class Wide(nn.Module):
 
     def forward(self, x):
         return self.tail(self.head(self.emb(x))) * self.scale[0]
-'''
+"""
 
 
 def _torchrun(repo: Path, scenario: str, n: int, out: Path) -> list[dict]:
     out.mkdir()
     exe = shutil.which("torchrun", path=os.path.dirname(sys.executable)) or "torchrun"
-    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONPATH=os.pathsep.join(p for p in (os.path.dirname(os.path.dirname(JOB)),) if p))
+    env = dict(
+        os.environ,
+        OMP_NUM_THREADS="1",
+        PYTHONPATH=os.pathsep.join(p for p in (os.path.dirname(os.path.dirname(JOB)),) if p),
+    )
     p = subprocess.run(
         [exe, "--standalone", f"--nproc-per-node={n}", str(JOB), scenario, str(repo), str(out)],
         capture_output=True,

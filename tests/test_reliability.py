@@ -14,9 +14,9 @@ from pathlib import Path
 import pygit2
 import pytest
 import torch
-
 from conftest import git
-from tvault_git import registry
+
+from tvault_git.registry import entries as registry
 
 WORKER = textwrap.dedent(
     """
@@ -37,7 +37,10 @@ WORKER = textwrap.dedent(
 
 def test_eight_processes_log_concurrently(repo):
     (repo / "worker.py").write_text(WORKER)
-    procs = [subprocess.Popen([sys.executable, "worker.py", str(w), "25"], cwd=repo, stderr=subprocess.PIPE, text=True) for w in range(8)]
+    procs = [
+        subprocess.Popen([sys.executable, "worker.py", str(w), "25"], cwd=repo, stderr=subprocess.PIPE, text=True)
+        for w in range(8)
+    ]
     for p in procs:
         _, err = p.communicate(timeout=600)
         assert p.returncode == 0, err
@@ -97,7 +100,7 @@ def test_a_lock_left_by_a_killed_writer_is_cleared_once_stale(repo):
     """A SIGKILL between taking and releasing the notes ref lock leaves refs/notes/tvault.lock; git
     holds ref locks for milliseconds, so one that is seconds old has no owner."""
     import tvault_git as tvault
-    from tvault_git import repo as repo_mod
+    from tvault_git.gitutil import repo as repo_mod
 
     m = torch.nn.Linear(4, 4)
     tvault.log_all(m, result=1.0)
@@ -138,7 +141,7 @@ def _check_consistent(repo: Path, expect: int | None = 4) -> None:
 
 def test_temp_packs_of_killed_writers_are_swept_once_stale(repo):
     import tvault_git as tvault
-    from tvault_git import objects
+    from tvault_git.storage import packwrite as objects
 
     pack_dir = repo / ".git/objects/pack"
     pack_dir.mkdir(parents=True, exist_ok=True)
@@ -156,8 +159,8 @@ def test_a_full_disk_is_a_clear_error_and_leaves_nothing(repo, monkeypatch):
     import errno
 
     import tvault_git as tvault
-    from tvault_git import objects
     from tvault_git.errors import StorageError
+    from tvault_git.storage import packwrite as objects
 
     real = os.writev
     calls = {"n": 0}

@@ -6,11 +6,11 @@ import subprocess
 
 import pytest
 import torch
+from conftest import git, import_fresh
 
 import tvault_git as tvault
-import tvault_git.api
-import tvault_git.registry
-from conftest import git, import_fresh
+from tvault_git.gitutil.repo import open_repo
+from tvault_git.registry.entries import weight_records
 
 
 def _bits_equal(a: torch.Tensor, b: torch.Tensor) -> bool:
@@ -69,7 +69,7 @@ def test_tied_weights_stored_once_and_load_into(repo):
     e = tvault.log_all(m)
     recs = tvault.get(e.id)
     assert recs["model"]["tensors"] == 2
-    w = tvault.registry.weight_records(tvault.api._repo(None), e.id)
+    w = weight_records(open_repo(None), e.id)
     assert w["emb.weight"]["chunks"] == w["out.weight"]["chunks"]
     m2 = Tied()
     tvault.load_into(m2, e.id)
@@ -78,7 +78,9 @@ def test_tied_weights_stored_once_and_load_into(repo):
 
 
 def test_large_tensor_is_chunked_below_50mb(repo, monkeypatch):
-    from tvault_git import format as fmt, registry, tensors
+    from tvault_git.registry import entries as registry
+    from tvault_git.spec import format as fmt
+    from tvault_git.storage import tensors as tensors
 
     assert fmt.CHUNK_BYTES <= 50_000_000  # git hosts reject big blobs
     monkeypatch.setattr(fmt, "CHUNK_BYTES", 1000)
@@ -87,7 +89,7 @@ def test_large_tensor_is_chunked_below_50mb(repo, monkeypatch):
     m = torch.nn.Module()
     m.register_buffer("big", t)
     e = tvault.log_all(m)
-    recs = registry.weight_records(tvault.api._repo(None), e.id)
+    recs = registry.weight_records(open_repo(None), e.id)
     assert len(recs["big"]["chunks"]) == 5
     assert torch.equal(tvault.load(e.id)["big"], t)
 
@@ -153,7 +155,9 @@ def test_git_sees_a_valid_registry(repo):
     git(repo, "fsck", "--full")
     back = tvault.load(e.id)
     assert set(back) == {"fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"}
-    keep = subprocess.run(["sh", "-c", "ls .git/objects/pack/*.keep | wc -l"], cwd=repo, capture_output=True, text=True).stdout
+    keep = subprocess.run(
+        ["sh", "-c", "ls .git/objects/pack/*.keep | wc -l"], cwd=repo, capture_output=True, text=True
+    ).stdout
     assert int(keep) >= 1
 
 
@@ -193,7 +197,9 @@ def test_pack_object_count_speculation_falls_back_to_a_valid_pack(repo):
         sd = tvault.load(e.id)
         assert set(sd) == set(snap) and all(torch.equal(sd[k], v) for k, v in snap.items())
     git(repo, "fsck", "--full", "--strict")
-    packs = subprocess.run(["sh", "-c", "ls .git/objects/pack/*.pack"], cwd=repo, capture_output=True, text=True).stdout.split()
+    packs = subprocess.run(
+        ["sh", "-c", "ls .git/objects/pack/*.pack"], cwd=repo, capture_output=True, text=True
+    ).stdout.split()
     for p in packs:
         git(repo, "verify-pack", p)
 
@@ -201,7 +207,9 @@ def test_pack_object_count_speculation_falls_back_to_a_valid_pack(repo):
 def _pack_objects(repo) -> list[str]:
     """Object ids of every pack in the repo, with repeats (checked by git verify-pack)."""
     out = []
-    packs = subprocess.run(["sh", "-c", "ls .git/objects/pack/*.idx"], cwd=repo, capture_output=True, text=True).stdout.split()
+    packs = subprocess.run(
+        ["sh", "-c", "ls .git/objects/pack/*.idx"], cwd=repo, capture_output=True, text=True
+    ).stdout.split()
     for p in packs:
         for line in git(repo, "verify-pack", "-v", p).stdout.splitlines():
             parts = line.split()
@@ -214,7 +222,7 @@ def _pack_objects(repo) -> list[str]:
 def test_streamed_pack_writes_cut_back_known_blobs_and_never_duplicate(repo, monkeypatch, lanes):
     """Big chunks are written while their id is computed; one that turns out to be known is cut
     from the pack again. Each case runs with an empty id memo, as a new process would."""
-    from tvault_git import objects
+    from tvault_git.storage import packwrite as objects
 
     monkeypatch.setattr(objects, "_STREAM_MIN", 1024)  # stream chunks of a few blocks
     monkeypatch.setattr(objects, "_SLICE_BLOCKS", 2)
@@ -246,7 +254,9 @@ def test_streamed_pack_writes_cut_back_known_blobs_and_never_duplicate(repo, mon
     e, added = log(bag(fresh[0], fresh[1], shared, fresh[2]))  # the same again: nothing written
     assert e.new_bytes == 0 and added == 0
     twins = torch.randn(70_000, generator=g)
-    e, added = log(bag(twins, twins.clone(), torch.randn(70_000, generator=g), twins.clone()))  # equal content, separate memory
+    e, added = log(
+        bag(twins, twins.clone(), torch.randn(70_000, generator=g), twins.clone())
+    )  # equal content, separate memory
     assert e.new_bytes == 2 * 70_000 * 4 and added == 2
     ids = _pack_objects(repo)
     assert len(ids) == len(set(ids)), "a blob was stored twice"

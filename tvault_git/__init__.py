@@ -13,21 +13,21 @@ from typing import Any
 __version__ = "0.1.0"
 
 _LAZY = {
-    "log_all": "entry",
-    "load": "api",
-    "load_into": "api",
-    "load_tensor": "api",
-    "get": "api",
-    "entries": "api",
-    "export": "api",
-    "load_optimizer_into": "api",
-    "Entry": "registry",
-    "download": "api",
-    "update": "api",
-    "publish": "remotes",
+    "log_all": "api.log",
+    "load": "api.read",
+    "load_into": "api.read",
+    "load_tensor": "api.read",
+    "get": "api.read",
+    "entries": "api.read",
+    "export": "api.read",
+    "load_optimizer_into": "api.read",
+    "Entry": "registry.entries",
+    "download": "api.read",
+    "update": "api.read",
+    "publish": "share.sync",
 }
 
-from .errors import (  # noqa: E402  (torch-free)
+from tvault_git.errors import (  # noqa: E402  (torch-free)
     AmbiguousRef,
     CorruptEntry,
     InvalidInput,
@@ -45,16 +45,34 @@ def __getattr__(name: str) -> Any:
     import importlib
 
     mod = _LAZY.get(name)
-    if mod is None:
-        try:  # submodules on first use: tvault_git.api, tvault_git.registry, ...
-            return importlib.import_module(f".{name}", __name__)
-        except ModuleNotFoundError:
-            raise AttributeError(f"module 'tvault_git' has no attribute {name!r}") from None
-
+    if mod is None:  # subpackages are imported explicitly: ``import tvault_git.web``
+        raise AttributeError(f"module 'tvault_git' has no attribute {name!r}")
     value = getattr(importlib.import_module(f".{mod}", __name__), name)
     globals()[name] = value
     return value
 
 
-__all__ = ["log_all", "download", "update", "publish", "load", "load_into", "load_tensor", "load_optimizer_into", "get", "entries", "export", "Entry", "TvaultError",
-           "AmbiguousRef", "CorruptEntry", "InvalidInput", "NoCommits", "NotARepository", "RefNotFound", "RemoteError", "StorageError", "UnsupportedFormat"]
+__all__ = [
+    "AmbiguousRef",
+    "CorruptEntry",
+    "Entry",
+    "InvalidInput",
+    "NoCommits",
+    "NotARepository",
+    "RefNotFound",
+    "RemoteError",
+    "StorageError",
+    "TvaultError",
+    "UnsupportedFormat",
+    "download",
+    "entries",
+    "export",
+    "get",
+    "load",
+    "load_into",
+    "load_optimizer_into",
+    "load_tensor",
+    "log_all",
+    "publish",
+    "update",
+]

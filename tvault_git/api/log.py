@@ -1,0 +1,464 @@
+"""Logging: turn a model (and its optimizer, tags, results) into a registry entry.
+
+An entry is a git commit with no parent whose tree holds the parts as blobs
+(see docs/FORMAT.md). Everything is validated before anything is written;
+weights go into one new pack; the entry becomes visible only when the line in
+the training commit's note is written (one atomic ref update), so a process
+killed at any point leaves no partial entry.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+import numbers
+import os
+import platform
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pygit2
+import torch
+
+from tvault_git import __version__
+from tvault_git.capture import live
+from tvault_git.errors import InvalidInput
+from tvault_git.gitutil.repo import ensure_config, head_commit, open_repo, signature
+from tvault_git.registry import notes
+from tvault_git.registry.entries import Entry
+from tvault_git.spec.format import (
+    ARCHITECTURE,
+    BLOB_DIR,
+    CHUNK_BYTES,
+    FORMAT_VERSION,
+    MANIFEST,
+    NAME_RE,
+    OPTIMIZER,
+    OPTIMIZER_STATE,
+    PATCH,
+    REF_PREFIX,
+    SCHEDULER,
+    SOURCE_DIR,
+    SOURCE_INDEX,
+    WEIGHTS,
+    dumps,
+)
+from tvault_git.storage import packmerge, tensors
+
+
+def unwrap_model(model: Any) -> torch.nn.Module:
+    """The real module behind DDP / DataParallel / torch.compile wrappers."""
+    seen = 0
+    while seen < 10:
+        seen += 1
+        if hasattr(model, "_orig_mod") and isinstance(model._orig_mod, torch.nn.Module):
+            model = model._orig_mod
+            continue
+        if isinstance(model, (torch.nn.parallel.DistributedDataParallel, torch.nn.DataParallel)):
+            model = model.module
+            continue
+        break
+    if not isinstance(model, torch.nn.Module):
+        raise InvalidInput(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    return model
+
+
+def _number(value: Any, what: str) -> float | int:
+    if isinstance(value, torch.Tensor):
+        if value.numel() != 1:
+            raise InvalidInput(f"{what} must be a single number, got a tensor of shape {tuple(value.shape)}")
+        value = value.item()
+    elif hasattr(value, "item") and callable(value.item) and not isinstance(value, (str, bytes)):
+        try:
+            value = value.item()  # numpy scalars
+        except (TypeError, ValueError):
+            pass
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise InvalidInput(f"{what} must be a number, got {type(value).__name__} {value!r}")
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    f = float(value)
+    if not math.isfinite(f):
+        raise InvalidInput(f"{what} is {f}; only finite numbers can be logged (check for a diverged run)")
+    return f
+
+
+def _json_value(value: Any, what: str) -> Any:
+    """Tags keep their JSON type; anything JSON cannot say exactly is refused."""
+    if value is None or isinstance(value, (bool, str)):
+        return value
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise InvalidInput(f"{what} is {value}; tags must be finite numbers, strings, booleans, lists or dicts")
+        return value
+    if isinstance(value, (list, tuple)):
+        return [_json_value(v, f"{what}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, dict):
+        out = {}
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise InvalidInput(f"{what} has a non-string key {k!r}; JSON keys must be strings")
+            out[k] = _json_value(v, f"{what}.{k}")
+        return out
+    raise InvalidInput(
+        f"{what} is a {type(value).__name__}, not a JSON value (use a number, string, bool, list or dict)"
+    )
+
+
+def _plain(value: Any) -> Any:
+    """Optimizer/scheduler settings as readable JSON; exotic values become their repr."""
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        value = value.item()
+    if value is None or isinstance(value, (bool, str, int)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    return repr(value)
+
+
+def _optimizer_record(opt: Any, model: torch.nn.Module) -> dict[str, Any]:
+    if not isinstance(opt, torch.optim.Optimizer):
+        raise InvalidInput(f"optimizer must be a torch.optim.Optimizer, got {type(opt).__name__}")
+    names = {}
+    for n, p in model.named_parameters(remove_duplicate=False):
+        names.setdefault(id(p), n)
+    groups = []
+    for g in opt.param_groups:
+        rec = {k: _plain(v) for k, v in g.items() if k != "params"}
+        rec["params"] = [names.get(id(p), f"<unnamed {tuple(p.shape)}>") for p in g["params"]]
+        groups.append(rec)
+    cls = type(opt)
+    return {
+        "class": f"{cls.__module__}.{cls.__qualname__}",
+        "defaults": _plain(dict(opt.defaults)),
+        "param_groups": groups,
+    }
+
+
+def _optimizer_state(
+    opt: torch.optim.Optimizer, record: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """Split state into plain values and tensors named ``<param>.<key>``."""
+    sd = opt.state_dict()
+    flat_names = [n for g in record["param_groups"] for n in g["params"]]
+    plain: dict[str, Any] = {}
+    tens: dict[str, torch.Tensor] = {}
+    for idx, st in sd["state"].items():
+        pname = flat_names[idx] if isinstance(idx, int) and idx < len(flat_names) else str(idx)
+        for k, v in st.items():
+            if isinstance(v, torch.Tensor):
+                tens[f"{pname}.{k}"] = v
+            else:
+                plain.setdefault(pname, {})[k] = _plain(v)
+    return plain, tens
+
+
+def _scheduler_record(sched: Any) -> dict[str, Any]:
+    if not hasattr(sched, "state_dict"):
+        raise InvalidInput(f"scheduler must have a state_dict(), got {type(sched).__name__}")
+    cls = type(sched)
+    state = {k: _plain(v) for k, v in sched.state_dict().items() if not callable(v)}
+    return {"class": f"{cls.__module__}.{cls.__qualname__}", "state": state}
+
+
+def _work_tree_state(repo: pygit2.Repository, head: pygit2.Commit) -> tuple[bool, str, list[str]]:
+    """(dirty, patch of tracked files against the training commit, untracked files)."""
+    if repo.is_bare:
+        return False, "", []
+    st = repo.status(untracked_files="normal", ignored=False)
+    untracked = sorted(
+        p for p, f in st.items() if f & pygit2.enums.FileStatus.WT_NEW and not f & pygit2.enums.FileStatus.INDEX_NEW
+    )
+    tracked_changed = any(
+        f not in (pygit2.enums.FileStatus.CURRENT, pygit2.enums.FileStatus.IGNORED)
+        and f != pygit2.enums.FileStatus.WT_NEW
+        for f in st.values()
+    )
+    if not tracked_changed:
+        return False, "", untracked
+    diff = head.tree.diff_to_index(repo.index)
+    diff.merge(repo.index.diff_to_workdir())
+    return True, diff.patch or "", untracked
+
+
+def _blob(repo: pygit2.Repository, data: bytes | str) -> pygit2.Oid:
+    return repo.create_blob(data.encode() if isinstance(data, str) else data)
+
+
+def _source_tree(repo: pygit2.Repository, cap: live.Captured) -> tuple[pygit2.Oid | None, list[dict[str, Any]]]:
+    index = []
+    tb = repo.TreeBuilder()
+    modules: dict[str, pygit2.TreeBuilder] = {}
+    for obj in cap.objects:
+        mod = obj["module"]
+        fname = f"{obj['qualname']}.py"
+        modules.setdefault(mod, repo.TreeBuilder()).insert(fname, _blob(repo, obj["text"]), pygit2.enums.FileMode.BLOB)
+        rec = {k: v for k, v in obj.items() if k != "text"}
+        rec["path"] = f"{SOURCE_DIR}/{mod}/{fname}"
+        index.append(rec)
+    for mod, sub in modules.items():
+        tb.insert(mod, sub.write(), pygit2.enums.FileMode.TREE)
+    return (tb.write() if modules else None), index
+
+
+@dataclass
+class Prepared:
+    """Everything ``log_all`` settles before it touches the weights (validated, captured, on the caller's thread)."""
+
+    model: torch.nn.Module
+    repo: pygit2.Repository
+    head: str
+    sig: pygit2.Signature
+    created: str
+    tags: Any
+    result: float | int | None
+    metrics: dict[str, float | int]
+    name: str | None
+    message: str | None
+    optimizer: dict[str, Any] | None
+    optimizer_values: dict[str, Any] | None
+    scheduler: dict[str, Any] | None
+    architecture: str
+    model_class: str
+    n_params: int
+    capture: live.Captured
+    dirty: bool
+    patch: str
+    untracked: list[str]
+    branch: str | None
+
+
+def prepare(
+    model: Any,
+    tags: Mapping[str, Any] | None = None,
+    result: Any = None,
+    optimizer: Any = None,
+    *,
+    metrics: Mapping[str, Any] | None = None,
+    scheduler: Any = None,
+    name: str | None = None,
+    message: str | None = None,
+    repo: str | os.PathLike | pygit2.Repository | None = None,
+    save_optimizer_state: bool = False,
+) -> tuple[Prepared, dict[str, Any], dict[str, torch.Tensor] | None]:
+    """Validate and capture everything but the tensors; returns (prepared, state_dict, optimizer state tensors)."""
+    from tvault_git.api.distributed import plain_classes
+
+    model = unwrap_model(model)
+    if tags is None:
+        tags = {}
+    if not isinstance(tags, Mapping):
+        raise InvalidInput(f"tags must be a dict, got {type(tags).__name__}")
+    clean_tags = _json_value(dict(tags), "tags")
+    clean_result = None if result is None else _number(result, "result")
+    clean_metrics: dict[str, float | int] = {}
+    if metrics is not None:
+        if not isinstance(metrics, Mapping):
+            raise InvalidInput(f"metrics must be a dict of numbers, got {type(metrics).__name__}")
+        for k, v in metrics.items():
+            if not isinstance(k, str) or not k:
+                raise InvalidInput(f"metric name {k!r} must be a non-empty string")
+            clean_metrics[k] = _number(v, f"metric {k!r}")
+    if name is not None and (not isinstance(name, str) or not NAME_RE.match(name)):
+        raise InvalidInput(f"model name {name!r} is invalid: use letters, digits, '.', '_' or '-' (at most 100)")
+    if message is not None and not isinstance(message, str):
+        raise InvalidInput("message must be a string")
+    opt_rec = _optimizer_record(optimizer, model) if optimizer is not None else None
+    sched_rec = _scheduler_record(scheduler) if scheduler is not None else None
+    state_dict = model.state_dict()
+    opt_values, opt_tensors = None, None
+    if save_optimizer_state and optimizer is not None:
+        opt_values, opt_tensors = _optimizer_state(optimizer, opt_rec)
+
+    r = repo if isinstance(repo, pygit2.Repository) else open_repo(repo)
+    head = head_commit(r)
+    ensure_config(r)
+    sig = signature(r)
+    now = _dt.datetime.now(_dt.timezone.utc).astimezone()
+    root = r.workdir or os.path.dirname(r.path.rstrip("/"))
+    with plain_classes(model):  # FSDP2 swaps in classes of its own; the entry records the user's
+        cap = live.capture_model(model, root)
+        arch = repr(model) + "\n"
+        cls = type(model)
+    dirty, patch, untracked = _work_tree_state(r, head)
+    prepared = Prepared(
+        model=model,
+        repo=r,
+        head=str(head.id),
+        sig=sig,
+        created=now.isoformat(timespec="microseconds"),
+        tags=clean_tags,
+        result=clean_result,
+        metrics=clean_metrics,
+        name=name,
+        message=message,
+        optimizer=opt_rec,
+        optimizer_values=opt_values,
+        scheduler=sched_rec,
+        architecture=arch,
+        model_class=f"{cls.__module__}.{cls.__qualname__}",
+        n_params=sum(p.numel() for p in model.parameters()),
+        capture=cap,
+        dirty=dirty,
+        patch=patch,
+        untracked=untracked,
+        branch=None if r.head_is_detached else r.head.shorthand,
+    )
+    return prepared, state_dict, opt_tensors
+
+
+Stored = tuple[dict[str, dict], list[str], int]  # tensor records in order, blob ids, new bytes
+
+
+def commit_entry(p: Prepared, weights: Stored, opt_state: Stored | None) -> Entry:
+    """Write the entry's tree and commit around stored tensors, then publish it (ref, then note line)."""
+    r = p.repo
+    w_records, blob_ids, new_bytes = weights
+    opt_state_doc = None
+    if opt_state is not None:
+        s_records, s_ids, s_new = opt_state
+        blob_ids = sorted(set(blob_ids) | set(s_ids))
+        new_bytes += s_new
+        opt_state_doc = {"chunk_bytes": CHUNK_BYTES, "tensors": s_records, "values": p.optimizer_values or {}}
+    src_tree, src_index = _source_tree(r, p.capture)
+    manifest = {
+        "format": FORMAT_VERSION,
+        "kind": "tvault-entry",
+        "created": p.created,
+        "author": {"name": p.sig.name, "email": p.sig.email},
+        "commit": p.head,
+        "branch": p.branch,
+        "dirty": p.dirty,
+        "untracked": p.untracked[:200],
+        "name": p.name,
+        "message": p.message,
+        "tags": p.tags,
+        "result": p.result,
+        "metrics": p.metrics,
+        "model": {
+            "class": p.model_class,
+            "parameters": p.n_params,
+            "tensors": len(w_records),
+            "bytes": sum(rec["nbytes"] for rec in w_records.values()),
+        },
+        "versions": {
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "tvault_git": __version__,
+            "pygit2": pygit2.__version__,
+        },
+    }
+    tb = r.TreeBuilder()
+    tb.insert(MANIFEST, _blob(r, dumps(manifest)), pygit2.enums.FileMode.BLOB)
+    tb.insert(ARCHITECTURE, _blob(r, p.architecture), pygit2.enums.FileMode.BLOB)
+    tb.insert(
+        WEIGHTS,
+        _blob(r, dumps({"chunk_bytes": CHUNK_BYTES, "tensors": w_records}, ordered=True)),
+        pygit2.enums.FileMode.BLOB,
+    )
+    tb.insert(
+        SOURCE_INDEX,
+        _blob(r, dumps({"objects": src_index, "external": p.capture.external, "missing": p.capture.missing})),
+        pygit2.enums.FileMode.BLOB,
+    )
+    if src_tree is not None:
+        tb.insert(SOURCE_DIR, src_tree, pygit2.enums.FileMode.TREE)
+    if p.optimizer is not None:
+        tb.insert(OPTIMIZER, _blob(r, dumps(p.optimizer)), pygit2.enums.FileMode.BLOB)
+    if opt_state_doc is not None:
+        tb.insert(OPTIMIZER_STATE, _blob(r, dumps(opt_state_doc, ordered=True)), pygit2.enums.FileMode.BLOB)
+    if p.scheduler is not None:
+        tb.insert(SCHEDULER, _blob(r, dumps(p.scheduler)), pygit2.enums.FileMode.BLOB)
+    if p.dirty:
+        tb.insert(PATCH, _blob(r, p.patch), pygit2.enums.FileMode.BLOB)
+    bt = r.TreeBuilder()
+    for oid in blob_ids:
+        bt.insert(oid, pygit2.Oid(hex=oid), pygit2.enums.FileMode.BLOB)
+    tb.insert(BLOB_DIR, bt.write(), pygit2.enums.FileMode.TREE)
+    tree = tb.write()
+    title = f"tvault: {p.name or p.model_class.rsplit('.', 1)[-1]}"
+    if p.result is not None:
+        title += f" result={p.result}"
+    body = f"{title}\n\ntrained on {p.head}{' (dirty)' if p.dirty else ''}\n"
+    if p.message:
+        body += f"\n{p.message}\n"
+    entry_id = str(r.create_commit(None, p.sig, p.sig, body, tree, []))
+
+    # Publish: the ref keeps the objects alive, the note line makes it visible.
+    r.references.create(REF_PREFIX + entry_id, pygit2.Oid(hex=entry_id), force=True)
+    res_txt = None if p.result is None else repr(p.result)
+    index = notes.add(r, p.head, entry_id, p.name, res_txt, created=p.created)
+    # Housekeeping: many small weight packs slow every object lookup down.
+    try:
+        packmerge.maybe_merge(r)
+    except OSError as e:  # the entry is logged; merging can wait for the next call
+        warnings.warn(f"tvault: could not merge weight packs ({e}); the entry is logged", stacklevel=3)
+    return Entry(entry_id, p.head, index, p.name, res_txt, new_bytes, _repo=r, _manifest=manifest)
+
+
+def log_all(
+    model: Any,
+    tags: Mapping[str, Any] | None = None,
+    result: Any = None,
+    optimizer: Any = None,
+    *,
+    metrics: Mapping[str, Any] | None = None,
+    scheduler: Any = None,
+    name: str | None = None,
+    message: str | None = None,
+    repo: str | os.PathLike | pygit2.Repository | None = None,
+    save_optimizer_state: bool = False,
+    background: bool = False,
+    snapshot: str = "copy",
+    collective: bool | None = None,
+    writer_rank: int = 0,
+) -> Any:
+    """Log ``model`` as a new registry entry on the current commit; returns the entry.
+
+    ``result`` is the primary number (what ``find --min/--max`` filters on),
+    ``metrics`` any further named numbers, ``tags`` any JSON values.
+
+    Under ``torch.distributed`` (a process group of more than one rank) every
+    rank must call it: one entry is written, by ``writer_rank``, each rank's
+    shards of FSDP/DTensor weights by that rank, and every rank gets the same
+    ``Entry`` back. ``collective=False`` logs from this process alone (code
+    already guarded by ``if rank == 0``).
+
+    ``background=True`` returns a ``PendingEntry`` once the tensors are copied
+    (``snapshot="copy"``) or at once (``snapshot="view"``: you promise not to
+    change the weights until it is done); hashing and writing run in a thread.
+    """
+    from tvault_git.api import distributed
+
+    args = dict(
+        metrics=metrics,
+        scheduler=scheduler,
+        name=name,
+        message=message,
+        repo=repo,
+        save_optimizer_state=save_optimizer_state,
+    )
+    if snapshot not in ("copy", "view"):
+        raise InvalidInput(f"snapshot must be 'copy' or 'view', got {snapshot!r}")
+    if distributed.active(collective):
+        if background:
+            raise InvalidInput(
+                "background=True is not supported under torch.distributed yet; log in the foreground on every rank"
+            )
+        return distributed.log_all(model, tags, result, optimizer, args, writer_rank)
+    if background:
+        from tvault_git.api import background as bg
+
+        return bg.submit(model, tags, result, optimizer, args, snapshot)
+    p, state_dict, opt_tensors = prepare(model, tags, result, optimizer, **args)
+    weights = tensors.store_tensors(p.repo, state_dict)
+    opt_state = tensors.store_tensors(p.repo, opt_tensors, "optimizer state") if opt_tensors is not None else None
+    return commit_entry(p, weights, opt_state)

@@ -1,0 +1,66 @@
+"""The ``git tvault`` root command: options shared by every command, and the command table.
+
+Commands live one concept per module in ``cli/commands/`` and are imported only when run (or
+listed by ``--help``), so ``git tvault log`` never pays for torch, Flask or the diff engine, and no
+module imports the group it is registered on (no import cycle).
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import click
+import pygit2
+
+from tvault_git import __version__
+from tvault_git.gitutil.repo import open_repo
+
+# name -> "module:attribute" under tvault_git.cli.commands; the order is the --help order.
+COMMANDS: dict[str, str] = {
+    "log": "entries:log_cmd",
+    "show": "entries:show_cmd",
+    "find": "find:find_cmd",
+    "diff": "diff:diff_cmd",
+    "history": "models:history_cmd",
+    "alias": "models:alias_cmd",
+    "export": "entries:export_cmd",
+    "fetch": "share:fetch_cmd",
+    "pull": "share:pull_cmd",
+    "push": "share:push_cmd",
+    "install": "hooks:install_cmd",
+    "uninstall": "hooks:uninstall_cmd",
+    "ui": "ui:ui_cmd",
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose subcommands are imported from ``COMMANDS`` on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(COMMANDS) + sorted(set(self.commands) - set(COMMANDS))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in self.commands:
+            return self.commands[cmd_name]
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module, _, attr = target.partition(":")
+        cmd = getattr(importlib.import_module(f"tvault_git.cli.commands.{module}"), attr)
+        assert isinstance(cmd, click.Command)
+        return cmd
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="tvault-git")
+@click.option("-C", "repo_path", default=None, metavar="PATH", help="Run as if started in PATH (like git -C).")
+@click.pass_context
+def cli(ctx: click.Context, repo_path: str | None) -> None:
+    """A PyTorch model registry inside your git repository."""
+    ctx.obj = {"repo_path": repo_path}
+
+
+def repo_from_ctx(ctx: click.Context) -> pygit2.Repository:
+    """The repository the command runs in: ``-C PATH`` if given, else the one around the cwd."""
+    root = ctx.find_root()
+    return open_repo(root.obj.get("repo_path") if root.obj else None)

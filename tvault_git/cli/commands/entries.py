@@ -1,0 +1,181 @@
+"""``git tvault log / show / export``: list entries, show one, write its weights out. Torch-free at import."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from tvault_git.cli.app import repo_from_ctx
+from tvault_git.cli.style import heading
+from tvault_git.errors import InvalidInput
+from tvault_git.registry import entries
+from tvault_git.spec.format import ARCHITECTURE, OPTIMIZER, PATCH, SCHEDULER, SOURCE_INDEX
+from tvault_git.textfmt import fmt_tags, fmt_value, human_bytes, short_date
+
+
+def entry_summary(e: entries.Entry) -> dict[str, Any]:
+    m = e.manifest
+    return {
+        "id": e.id,
+        "ref": f"{e.commit[:7]}:{e.index}",
+        "commit": e.commit,
+        "index": e.index,
+        "name": m.get("name"),
+        "result": m.get("result"),
+        "metrics": m.get("metrics") or {},
+        "tags": m.get("tags") or {},
+        "author": (m.get("author") or {}).get("name"),
+        "email": (m.get("author") or {}).get("email"),
+        "created": m.get("created"),
+        "branch": m.get("branch"),
+        "dirty": m.get("dirty"),
+        "message": m.get("message"),
+    }
+
+
+def log_line(s: dict[str, Any]) -> str:
+    parts = [click.style(s["id"][:10], fg="yellow"), s["ref"]]
+    if s["name"]:
+        parts.append(click.style(s["name"], fg="cyan"))
+    if s["result"] is not None:
+        parts.append(f"result={fmt_value(s['result'])}")
+    if s["metrics"]:
+        parts.append(fmt_tags(s["metrics"]))
+    if s["tags"]:
+        parts.append(click.style(fmt_tags(s["tags"]), fg="green"))
+    parts.append(f"<{s['author']}>")
+    parts.append(short_date(s["created"]))
+    return " ".join(parts)
+
+
+@click.command("log")
+@click.option("-n", "--max-count", "limit", type=int, default=None, help="Show at most N entries.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+def log_cmd(ctx: click.Context, limit: int | None, as_json: bool) -> None:
+    """List entries, newest first."""
+    if limit is not None and limit < 0:
+        raise InvalidInput("-n must be zero or more")
+    from tvault_git.registry import query  # the derived cache answers this without reading every manifest
+
+    rows = query.find(repo_from_ctx(ctx), limit=limit)
+    if as_json:
+        click.echo(json.dumps(rows, indent=1))
+        return
+    if not rows:
+        click.echo("no entries yet: log one with tvault_git.log_all(model, ...)")
+        return
+    for s in rows:
+        click.echo(log_line(s))
+
+
+@click.command("show")
+@click.argument("ref")
+@click.option("--source", "show_source", is_flag=True, help="Print the captured source code in full.")
+@click.option("--patch", "show_patch", is_flag=True, help="Print the uncommitted changes the entry was trained with.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+def show_cmd(ctx: click.Context, ref: str, show_source: bool, show_patch: bool, as_json: bool) -> None:
+    """Show one entry: metadata, architecture, source, weights, optimizer."""
+    repo = repo_from_ctx(ctx)
+    e = entries.resolve(repo, ref)
+    m = e.manifest
+    tree = e.tree()
+    read = lambda p: entries.read_json(repo, e.id, p)  # noqa: E731
+    src = read(SOURCE_INDEX) or {}
+    weights = entries.weight_records(repo, e.id)
+    opt = read(OPTIMIZER)
+    sched = read(SCHEDULER)
+    arch = (entries.read_blob(repo, tree, ARCHITECTURE) or b"").decode("utf-8", "replace")
+    if as_json:
+        out = entry_summary(e)
+        out.update(
+            {
+                "manifest": m,
+                "architecture": arch,
+                "source": src,
+                "weights": weights,
+                "optimizer": opt,
+                "scheduler": sched,
+            }
+        )
+        click.echo(json.dumps(out, indent=1))
+        return
+    s = entry_summary(e)
+    a = m.get("author") or {}
+    lines = [
+        f"{heading('entry')}    {click.style(e.id, fg='yellow')}  ({s['ref']})",
+        f"{heading('commit')}   {e.commit}"
+        + (f" on {m['branch']}" if m.get("branch") else "")
+        + (click.style(" (dirty work tree)", fg="red") if m.get("dirty") else ""),
+        f"{heading('author')}   {a.get('name')} <{a.get('email')}>",
+        f"{heading('date')}     {m.get('created')}",
+    ]
+    if m.get("name"):
+        lines.insert(1, f"{heading('name')}     {m['name']}")
+    if m.get("result") is not None:
+        lines.append(f"{heading('result')}   {fmt_value(m['result'])}")
+    if m.get("metrics"):
+        lines.append(f"{heading('metrics')}  {fmt_tags(m['metrics'])}")
+    if m.get("tags"):
+        lines.append(f"{heading('tags')}     {fmt_tags(m['tags'])}")
+    if m.get("message"):
+        lines.append(f"{heading('message')}  {m['message']}")
+    v = m.get("versions") or {}
+    lines.append(f"{heading('versions')} " + ", ".join(f"{k} {val}" for k, val in sorted(v.items())))
+    model = m.get("model") or {}
+    lines.append(f"{heading('model')}    {model.get('class')} ({model.get('parameters', 0):,} parameters)")
+    lines += ["", heading("Architecture")] + ["    " + ln for ln in arch.rstrip("\n").splitlines()]
+    objs = src.get("objects") or []
+    files = sorted({o.get("file") for o in objs})
+    lines += [
+        "",
+        heading(f"Source ({len(objs)} object{'s' * (len(objs) != 1)} in {len(files)} file{'s' * (len(files) != 1)})"),
+    ]
+    for o in objs:
+        label = f"{o.get('module')}.{o.get('qualname')}"
+        lines.append(f"    {o.get('kind', '?'):<9}{label:<36} {o.get('file')}:{o.get('line')}")
+        if show_source:
+            text = (entries.read_blob(repo, tree, o.get("path", "")) or b"").decode("utf-8", "replace")
+            lines += ["        " + ln for ln in text.rstrip("\n").splitlines()] + [""]
+    for x in src.get("external") or []:
+        lines.append(f"    external {x.get('qualname')} ({x.get('package')} {x.get('version')})")
+    for x in src.get("missing") or []:
+        lines.append(f"    missing  {x.get('qualname')}: {x.get('reason')}")
+    total = sum(int(r.get("nbytes", 0)) for r in weights.values())
+    lines += ["", heading(f"Weights ({len(weights)} tensors, {human_bytes(total)})")]
+    width = max([len(n) for n in weights] + [4])
+    lines.append(f"    {'name':<{width}}  {'shape':<20} {'dtype':<10} {'size':>10}")
+    for n, r in weights.items():
+        lines.append(
+            f"    {n:<{width}}  {tuple(r.get('shape', []))!s:<20} {r.get('dtype', '?'):<10} {human_bytes(int(r.get('nbytes', 0))):>10}"
+        )
+    if opt:
+        lines += ["", heading(f"Optimizer {opt.get('class')}")]
+        for i, g in enumerate(opt.get("param_groups") or []):
+            hp = " ".join(f"{k}={fmt_value(val)}" for k, val in sorted(g.items()) if k != "params")
+            lines.append(f"    group {i} ({len(g.get('params') or [])} params): {hp}")
+    if sched:
+        lines += ["", heading(f"Scheduler {sched.get('class')}")]
+        lines.append(
+            "    " + " ".join(f"{k}={fmt_value(val)}" for k, val in sorted((sched.get("state") or {}).items()))
+        )
+    if show_patch and m.get("dirty"):
+        lines += ["", heading("Uncommitted changes at training time")]
+        lines += (entries.read_blob(repo, tree, PATCH) or b"").decode("utf-8", "replace").splitlines()
+    click.echo("\n".join(lines))
+
+
+@click.command("export")
+@click.argument("ref")
+@click.argument("path", type=click.Path(dir_okay=False, writable=True))
+@click.pass_context
+def export_cmd(ctx: click.Context, ref: str, path: str) -> None:
+    """Write an entry's weights as .safetensors or .pt."""
+    from tvault_git.api import read
+
+    repo = repo_from_ctx(ctx)
+    read.export(ref, path, repo)
+    click.echo(f"wrote {path}")

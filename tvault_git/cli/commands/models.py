@@ -1,0 +1,138 @@
+"""``git tvault history NAME`` and ``git tvault alias``: named models and their versions. Torch-free."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from tvault_git.cli.app import repo_from_ctx
+from tvault_git.cli.style import heading
+from tvault_git.errors import InvalidInput, TvaultError
+from tvault_git.registry import names
+from tvault_git.registry.query import _LOWER_IS_BETTER
+from tvault_git.textfmt import fmt_value, short_date
+
+
+def _num(v: Any) -> float | None:
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+
+def version_rows(repo: Any, name: str) -> list[dict[str, Any]]:
+    """Each version with its metadata and how result/metrics moved from the previous one."""
+    rows: list[dict[str, Any]] = []
+    prev: dict[str, Any] | None = None
+    for v in names.versions(repo, name):
+        try:
+            m = v.entry.manifest
+        except TvaultError:  # indexed (e.g. from a remote's notes) but objects not fetched
+            m = {
+                "result": None,
+                "metrics": {},
+                "message": "(objects not here: git tvault fetch REMOTE " + v.entry.id[:12] + ")",
+            }
+        metrics = dict(m.get("metrics") or {})
+        result = m.get("result")
+        delta: dict[str, float] = {}
+        if prev is not None:
+            for k, val in [("result", result)] + sorted(metrics.items()):
+                old = prev["result"] if k == "result" else prev["metrics"].get(k)
+                if _num(val) is not None and _num(old) is not None:
+                    delta[k] = _num(val) - _num(old)  # type: ignore[operator]
+        a = m.get("author") or {}
+        row = {
+            "version": v.number,
+            "id": v.entry.id,
+            "ref": v.entry.ref,
+            "commit": v.entry.commit,
+            "index": v.entry.index,
+            "aliases": v.aliases,
+            "author": a.get("name"),
+            "email": a.get("email"),
+            "created": v.created,
+            "result": result,
+            "metrics": metrics,
+            "delta": delta,
+            "message": m.get("message"),
+            "dirty": m.get("dirty"),
+        }
+        rows.append(row)
+        prev = row
+    return rows
+
+
+def _moved(key: str, d: float | None) -> str:
+    """The change from the previous version; green when it improved (loss-like names: when it fell)."""
+    if d is None:
+        return ""
+    if d == 0:
+        return click.style(" (=)", dim=True)
+    better = (d < 0) if _LOWER_IS_BETTER.search(key) else (d > 0)
+    return click.style(f" ({'+' if d > 0 else ''}{d:.4g})", fg="green" if better else "red")
+
+
+@click.command("history")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+def history_cmd(ctx: click.Context, name: str, as_json: bool) -> None:
+    """Versions of a named model, oldest first, and how each metric moved."""
+    rows = version_rows(repo_from_ctx(ctx), name)
+    if as_json:
+        click.echo(json.dumps(rows, indent=1))
+        return
+    for r in rows:
+        tag = f" [{', '.join(r['aliases'])}]" if r["aliases"] else ""
+        click.echo(
+            f"{heading(name + '@' + str(r['version']))}"
+            f"{click.style(tag, fg='cyan')}  {click.style(r['id'][:10], fg='yellow')}  {r['ref']}"
+            f"  {r['author'] or '-'}  {short_date(r['created'])}  commit {r['commit'][:10]}{' (dirty)' if r['dirty'] else ''}"
+        )
+        parts = []
+        if r["result"] is not None:
+            parts.append(f"result={fmt_value(r['result'])}{_moved('result', r['delta'].get('result'))}")
+        for k, val in sorted(r["metrics"].items()):
+            parts.append(f"{k}={fmt_value(val)}{_moved(k, r['delta'].get(k))}")
+        if parts:
+            click.echo("    " + "  ".join(parts))
+        if r["message"]:
+            click.echo(f"    {r['message']}")
+
+
+@click.command("alias")
+@click.argument("target", required=False)
+@click.argument("alias", required=False)
+@click.option("-d", "--delete", "delete", is_flag=True, help="Remove the alias: git tvault alias -d NAME ALIAS.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable listing.")
+@click.pass_context
+def alias_cmd(ctx: click.Context, target: str | None, alias: str | None, delete: bool, as_json: bool) -> None:
+    """Set (NAME@3 production), remove (-d NAME production) or list (NAME, or nothing) aliases."""
+    repo = repo_from_ctx(ctx)
+    if delete:
+        if not target or not alias:
+            raise InvalidInput("usage: git tvault alias -d NAME ALIAS")
+        names.remove_alias(repo, target.partition("@")[0], alias)
+        click.echo(f"removed {target.partition('@')[0]}@{alias}")
+        return
+    if target and alias:
+        if "@" not in target:
+            raise InvalidInput(f"say which version: git tvault alias {target}@N {alias} (or NAME@latest, NAME@best)")
+        name = target.rpartition("@")[0]
+        v = names.set_alias(repo, name, target, alias)
+        click.echo(f"{name}@{alias} -> version {v.number} ({v.entry.id[:10]}, {v.entry.ref})")
+        return
+    listing = []
+    model_names = [target.partition("@")[0]] if target else names.names(repo)
+    for n in model_names:
+        vs = {v.entry.id: v.number for v in names.versions(repo, n)}
+        for a, eid in sorted(names.aliases(repo, n).items()):
+            listing.append({"name": n, "alias": a, "id": eid, "version": vs.get(eid)})
+    if as_json:
+        click.echo(json.dumps(listing, indent=1))
+    elif not listing:
+        click.echo("no aliases yet: git tvault alias NAME@N ALIAS")
+    else:
+        for x in listing:
+            ver = f"version {x['version']}" if x["version"] else "not fetched"
+            click.echo(f"{x['name']}@{x['alias']} -> {ver} ({x['id'][:10]})")

@@ -1,0 +1,67 @@
+"""``git tvault push / pull / fetch [REMOTE] [REF]``: share a registry over git remotes. Torch-free."""
+
+from __future__ import annotations
+
+import click
+
+from tvault_git.cli.app import repo_from_ctx
+from tvault_git.share import sync
+
+
+def _summary(t: sync.Transfer, what: str) -> str:
+    n = len(t.new_entries)
+    parts = [f"{n} new entr{'y' if n == 1 else 'ies'}"]
+    if t.notes_merged:
+        parts.append("index merged")
+    if t.aliases_merged:
+        parts.append("aliases merged")
+    return f"{what} {t.remote}: " + ", ".join(parts)
+
+
+@click.command("fetch")
+@click.argument("remote", required=False)
+@click.argument("ref", required=False)
+@click.option("-q", "--quiet", is_flag=True, help="No progress.")
+@click.pass_context
+def fetch_cmd(ctx: click.Context, remote: str | None, ref: str | None, quiet: bool) -> None:
+    """Download the remote's entries and index (into refs/tvault-remote/REMOTE/*), or just one entry REF.
+
+    With REF (an id, COMMIT:N, NAME@N, NAME@alias, NAME@latest, NAME@best as the
+    remote reads it) only that entry's objects are transferred, and it is indexed
+    here. Without REF, run 'git tvault pull' to merge the fetched index into yours.
+    """
+    repo = repo_from_ctx(ctx)
+    progress = False if quiet else None
+    if ref is not None:
+        where = sync.check_remote_name(remote or sync.default_remote(repo))
+        e = sync.fetch_one(repo, where, ref, progress)
+        click.echo(f"fetched {e.id[:10]} ({e.ref}{', ' + e.name if e.name else ''}) from {where}")
+        return
+    t = sync.fetch(repo, remote and sync.check_remote_name(remote), progress)
+    click.echo(_summary(t, "fetched from") + ("; run 'git tvault pull' to index them" if t.new_entries else ""))
+
+
+@click.command("pull")
+@click.argument("remote", required=False)
+@click.option("-q", "--quiet", is_flag=True, help="No progress.")
+@click.pass_context
+def pull_cmd(ctx: click.Context, remote: str | None, quiet: bool) -> None:
+    """Fetch the remote's entries and merge its index and aliases into yours (a union: nothing is dropped)."""
+    t = sync.pull(repo_from_ctx(ctx), remote and sync.check_remote_name(remote), False if quiet else None)
+    click.echo(_summary(t, "pulled from"))
+
+
+@click.command("push")
+@click.argument("remote", required=False)
+@click.option("-q", "--quiet", is_flag=True, help="No progress.")
+@click.pass_context
+def push_cmd(ctx: click.Context, remote: str | None, quiet: bool) -> None:
+    """Pull, then publish your entries, index and aliases (never forced; retried if someone pushed meanwhile)."""
+    t = sync.push(repo_from_ctx(ctx), remote and sync.check_remote_name(remote), False if quiet else None)
+    if not t.pushed:
+        click.echo("nothing to push: no entries yet (log one with tvault_git.log_all)")
+        return
+    click.echo(
+        f"pushed to {t.remote}"
+        + (f" (after merging {len(t.new_entries)} new entries from it)" if t.new_entries else "")
+    )

@@ -1,0 +1,613 @@
+"""``diff``: what changed between two entries (or an entry and the work tree).
+
+Only what affects the model: architecture, captured source, weights,
+optimizer, tags/metrics, and the training commits in between restricted to
+files that hold model code. Weights are compared tensor by tensor: tensors
+with the same blob ids are counted unchanged without being read, and only two
+tensors are in memory at a time. Torch is imported only when tensor values
+must be compared.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pygit2
+
+from tvault_git.errors import InvalidInput
+from tvault_git.gitutil.repo import open_repo
+from tvault_git.registry import entries
+from tvault_git.spec.format import ARCHITECTURE, OPTIMIZER, SCHEDULER, SOURCE_INDEX, WEIGHTS
+
+SECTIONS = ("architecture", "classes", "functions", "weights", "optimizer", "metadata", "context")
+TITLES = {
+    "architecture": "Architecture",
+    "classes": "Model class source",
+    "functions": "Functions and other code",
+    "weights": "Weights",
+    "optimizer": "Optimizer and scheduler",
+    "metadata": "Tags, result and metrics",
+    "context": "Training code context",
+}
+ALIASES = {
+    "arch": "architecture",
+    "class": "classes",
+    "source": "classes",
+    "function": "functions",
+    "code": "functions",
+    "weight": "weights",
+    "tensors": "weights",
+    "scheduler": "optimizer",
+    "optim": "optimizer",
+    "tags": "metadata",
+    "metrics": "metadata",
+    "result": "metadata",
+    "commits": "context",
+    "git": "context",
+}
+MAX_COMMITS = 200
+
+
+def section_name(s: str) -> str:
+    key = ALIASES.get(s.lower(), s.lower())
+    if key not in SECTIONS:
+        raise InvalidInput(f"unknown section {s!r}: choose from {', '.join(SECTIONS)}")
+    return key
+
+
+@dataclass
+class Side:
+    """One side of a diff: an entry, or the work tree (``entry`` is None)."""
+
+    label: str
+    commit: str | None
+    entry: entries.Entry | None = None
+    manifest: dict[str, Any] = field(default_factory=dict)
+    objects: list[dict[str, Any]] = field(default_factory=list)
+    architecture: str | None = None
+    weights: dict[str, Any] | None = None
+    optimizer: dict[str, Any] | None = None
+    scheduler: dict[str, Any] | None = None
+
+    def describe(self) -> dict[str, Any]:
+        if self.entry is None:
+            return {"kind": "worktree", "label": self.label, "commit": self.commit}
+        m = self.manifest
+        return {
+            "kind": "entry",
+            "label": self.label,
+            "id": self.entry.id,
+            "ref": self.entry.ref,
+            "commit": self.commit,
+            "index": self.entry.index,
+            "name": m.get("name"),
+            "result": m.get("result"),
+            "created": m.get("created"),
+            "dirty": bool(m.get("dirty")),
+        }
+
+
+def _entry_side(repo: pygit2.Repository, ref: str) -> Side:
+    e = entries.resolve(repo, ref)
+    tree = e.tree()
+    src = entries.read_json(repo, e.id, SOURCE_INDEX) or {}
+    objs = []
+    for o in src.get("objects") or []:
+        text = entries.read_blob(repo, tree, o.get("path", "")) or b""
+        objs.append({**o, "text": text.decode("utf-8", "replace")})
+    arch = entries.read_blob(repo, tree, ARCHITECTURE)
+    w = entries.read_json(repo, e.id, WEIGHTS) or {}
+    return Side(
+        label=f"{e.short} ({e.ref})",
+        commit=e.commit,
+        entry=e,
+        manifest=e.manifest,
+        objects=objs,
+        architecture=None if arch is None else arch.decode("utf-8", "replace"),
+        weights=w.get("tensors") or {},
+        optimizer=entries.read_json(repo, e.id, OPTIMIZER),
+        scheduler=entries.read_json(repo, e.id, SCHEDULER),
+    )
+
+
+def _worktree_side(repo: pygit2.Repository, a: Side) -> Side:
+    from tvault_git.capture import static
+
+    if repo.is_bare or not repo.workdir:
+        raise InvalidInput("comparing with the work tree needs a repository with a work tree; give two entry refs")
+    head = None if repo.head_is_unborn else str(repo.head.peel(pygit2.Commit).id)
+    objs = static.current_objects(repo.workdir, a.objects, {})
+    return Side(label="work tree", commit=head, objects=objs)
+
+
+# -- sections --------------------------------------------------------------
+
+
+def _udiff(a: str, b: str, name_a: str, name_b: str) -> list[str]:
+    return [ln.rstrip("\n") for ln in difflib.unified_diff(a.splitlines(True), b.splitlines(True), name_a, name_b, n=3)]
+
+
+def _count(lines: list[str]) -> tuple[int, int]:
+    plus = sum(1 for ln in lines if ln.startswith("+") and not ln.startswith("+++"))
+    minus = sum(1 for ln in lines if ln.startswith("-") and not ln.startswith("---"))
+    return plus, minus
+
+
+def _architecture(a: Side, b: Side) -> dict[str, Any]:
+    if a.architecture is None or b.architecture is None:
+        return {"summary": "not available for the work tree (no trained model)", "changed": False, "available": False}
+    lines = _udiff(a.architecture, b.architecture, f"a/{ARCHITECTURE}", f"b/{ARCHITECTURE}")
+    if not lines:
+        return {"summary": "identical", "changed": False, "diff": []}
+    plus, minus = _count(lines)
+    return {"summary": f"{plus} line(s) added, {minus} removed in repr(model)", "changed": True, "diff": lines}
+
+
+def _source(a: Side, b: Side, kinds: tuple[str, ...], noun: str) -> dict[str, Any]:
+    """Per-object diffs; a definition found under the same name in another file is 'moved'."""
+    ao = [o for o in a.objects if o.get("kind") in kinds]
+    bo = [o for o in b.objects if o.get("kind") in kinds]
+    key = lambda o: (o.get("kind"), o.get("module"), o.get("qualname"))  # noqa: E731
+    bmap = {key(o): o for o in bo}
+    items: list[dict[str, Any]] = []
+    rest_a = []
+    for o in ao:
+        other = bmap.pop(key(o), None)
+        if other is None:
+            rest_a.append(o)
+        else:
+            items.append(_pair(o, other))
+    by_name: dict[tuple, list[dict[str, Any]]] = {}
+    for o in bmap.values():
+        by_name.setdefault((o.get("kind"), o.get("qualname")), []).append(o)
+    for o in rest_a:
+        cands = by_name.get((o.get("kind"), o.get("qualname"))) or []
+        if len(cands) == 1:
+            other = cands.pop()
+            bmap.pop(key(other), None)
+            items.append(_pair(o, other))
+        else:
+            items.append(
+                {
+                    "status": "removed",
+                    "kind": o.get("kind"),
+                    "name": f"{o.get('module')}.{o.get('qualname')}",
+                    "file_a": o.get("file"),
+                    "file_b": None,
+                    "diff": _udiff(o.get("text", ""), "", f"a/{o.get('file')}", "/dev/null"),
+                }
+            )
+    for o in bmap.values():
+        items.append(
+            {
+                "status": "added",
+                "kind": o.get("kind"),
+                "name": f"{o.get('module')}.{o.get('qualname')}",
+                "file_a": None,
+                "file_b": o.get("file"),
+                "diff": _udiff("", o.get("text", ""), "/dev/null", f"b/{o.get('file')}"),
+            }
+        )
+    counts: dict[str, int] = {}
+    for it in items:
+        counts[it["status"]] = counts.get(it["status"], 0) + 1
+    changed = [it for it in items if it["status"] != "unchanged"]
+    order = ("modified", "moved", "added", "removed")
+    if not changed:
+        summary = f"no changes ({counts.get('unchanged', 0)} {noun} unchanged)"
+    else:
+        parts = []
+        for st in order:
+            names = [it["name"].rsplit(".", 1)[-1] for it in changed if it["status"] == st]
+            if names:
+                parts.append(
+                    f"{st} " + ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+                )
+        summary = "; ".join(parts)
+        if counts.get("unchanged"):
+            summary += f" ({counts['unchanged']} unchanged)"
+    status_rank = {s: i for i, s in enumerate(order + ("unchanged",))}
+    items.sort(key=lambda it: (status_rank[it["status"]], it["name"]))
+    return {"summary": summary, "changed": bool(changed), "counts": counts, "items": items}
+
+
+def _pair(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
+    fa, fb = a.get("file"), b.get("file")
+    moved = fa != fb or a.get("module") != b.get("module")
+    lines = _udiff(a.get("text", ""), b.get("text", ""), f"a/{fa}", f"b/{fb}")
+    status = "moved" if moved else ("modified" if lines else "unchanged")
+    it = {
+        "status": status,
+        "kind": a.get("kind"),
+        "name": f"{b.get('module')}.{b.get('qualname')}",
+        "file_a": fa,
+        "file_b": fb,
+        "diff": lines,
+    }
+    if moved:
+        it["from"] = f"{a.get('module')}.{a.get('qualname')} ({fa})"
+        it["to"] = f"{b.get('module')}.{b.get('qualname')} ({fb})"
+        it["modified"] = bool(lines)
+    return it
+
+
+def _num(v: Any) -> float | None:
+    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+
+
+def _finite(v: float | None) -> float | None:
+    return v if v is not None and math.isfinite(v) else None
+
+
+class _Stats:
+    """Streaming L2 of the difference, ||a-b||/||a||, max |a-b|, cosine, over chunk blocks.
+
+    float32 math for float32 and narrower dtypes, float64 for float64 and
+    integers; sums are carried in Python floats (double) across blocks.
+    """
+
+    def __init__(self, scratch: Any = None) -> None:
+        self.l2sq = self.na2 = self.nb2 = self.ab = self.max_abs = 0.0
+        self.changed = self.numel = 0
+        self.scratch = scratch  # reused for a - b: no fresh 32 MB allocation per chunk
+
+    def add(self, a: Any, b: Any | None) -> None:
+        import torch
+
+        if a.is_complex():
+            a = torch.view_as_real(a).reshape(-1)
+            b = None if b is None else torch.view_as_real(b).reshape(-1)
+        wide = a.dtype == torch.float64 or not a.is_floating_point()
+        if wide or a.dtype != torch.float32:
+            a = a.to(torch.float64 if wide else torch.float32)
+            b = None if b is None else b.to(a.dtype)
+        self.numel += a.numel()
+        na = float(torch.linalg.vector_norm(a)) if a.numel() else 0.0
+        self.na2 += na * na
+        if b is None:  # same blob on both sides: no difference, |b| = |a|, a.b = |a|^2
+            self.nb2 += na * na
+            self.ab += na * na
+            return
+        nb = float(torch.linalg.vector_norm(b)) if b.numel() else 0.0
+        self.nb2 += nb * nb
+        if not a.numel():
+            return
+        self.ab += float(torch.dot(a, b))
+        if self.scratch is None or self.scratch.dtype != a.dtype or self.scratch.numel() < a.numel():
+            self.scratch = torch.empty(a.numel(), dtype=a.dtype)
+        d = torch.sub(a, b, out=self.scratch[: a.numel()])
+        l2 = float(torch.linalg.vector_norm(d))
+        self.l2sq += l2 * l2
+        lo, hi = torch.aminmax(d)  # one pass; a max-norm of d is several times slower
+        self.max_abs = max(self.max_abs, -float(lo), float(hi))
+        self.changed += int(torch.count_nonzero(d))
+
+    def result(self) -> dict[str, Any]:
+        l2, na, nb = math.sqrt(self.l2sq), math.sqrt(self.na2), math.sqrt(self.nb2)
+        rel = l2 / na if na > 0 else (0.0 if l2 == 0 else None)
+        cos = self.ab / (na * nb) if na > 0 and nb > 0 else None
+        if cos is not None:
+            cos = max(-1.0, min(1.0, cos))
+        return {
+            "l2": _finite(l2),
+            "relative": _finite(rel),
+            "max_abs": _finite(self.max_abs),
+            "cosine": _finite(cos),
+            "changed_values": self.changed,
+            "numel": self.numel,
+        }
+
+
+def _weights(repo: pygit2.Repository, a: Side, b: Side) -> dict[str, Any]:
+    if a.weights is None or b.weights is None:
+        return {"summary": "not available for the work tree (no trained weights)", "changed": False, "available": False}
+    wa, wb = a.weights, b.weights
+    items: list[dict[str, Any]] = []
+    to_read: list[tuple[str, Any, Any]] = []
+    unchanged = 0
+    for name, ra in wa.items():
+        rb = wb.get(name)
+        if rb is None:
+            items.append({"name": name, "status": "removed", "shape_a": ra.get("shape"), "dtype_a": ra.get("dtype")})
+            continue
+        if (
+            ra.get("chunks") == rb.get("chunks")
+            and ra.get("shape") == rb.get("shape")
+            and ra.get("dtype") == rb.get("dtype")
+        ):
+            unchanged += 1  # same blob ids: same bytes, nothing to read
+            continue
+        base = {
+            "name": name,
+            "shape_a": ra.get("shape"),
+            "shape_b": rb.get("shape"),
+            "dtype_a": ra.get("dtype"),
+            "dtype_b": rb.get("dtype"),
+        }
+        if ra.get("shape") != rb.get("shape"):
+            items.append({**base, "status": "shape"})
+        elif ra.get("dtype") != rb.get("dtype"):
+            items.append({**base, "status": "dtype"})
+        else:
+            to_read.append((name, ra, rb))
+            items.append(base)
+    if to_read:  # values of every changed tensor, streamed chunk by chunk in one pipeline
+        from tvault_git.storage import tensors
+
+        pos = {it["name"]: it for it in items if "status" not in it}
+        acc = _Stats()
+        for name, ta, tb, last in tensors.stream_pairs(
+            repo, to_read, f"entry {a.entry.short}", f"entry {b.entry.short}"
+        ):  # type: ignore[union-attr]
+            acc.add(ta, tb)
+            if last:
+                stats = acc.result()
+                # e.g. -0.0 vs 0.0: different bytes, equal values
+                pos[name].update(status="bits" if stats["changed_values"] == 0 else "values", **stats)
+                acc = _Stats(acc.scratch)
+    for name, rb in wb.items():
+        if name not in wa:
+            items.append({"name": name, "status": "added", "shape_b": rb.get("shape"), "dtype_b": rb.get("dtype")})
+    counts: dict[str, int] = {}
+    for it in items:
+        counts[it["status"]] = counts.get(it["status"], 0) + 1
+    if not items:
+        summary = f"identical ({unchanged} tensors, same blobs)"
+    else:
+        words = {
+            "values": "with changed values",
+            "shape": "with a new shape",
+            "dtype": "with a new dtype",
+            "added": "added",
+            "removed": "removed",
+            "bits": "with equal values but different bits",
+        }
+        summary = (
+            ", ".join(
+                f"{counts[k]} tensor{'s' if counts[k] > 1 else ''} {w}" for k, w in words.items() if counts.get(k)
+            )
+            + f"; {unchanged} unchanged"
+        )
+    return {"summary": summary, "changed": bool(items), "unchanged": unchanged, "counts": counts, "items": items}
+
+
+def _dict_changes(a: dict[str, Any] | None, b: dict[str, Any] | None, skip: Iterable[str] = ()) -> list[dict[str, Any]]:
+    a, b = a or {}, b or {}
+    out = []
+    for k in sorted(set(a) | set(b)):
+        if k in skip:
+            continue
+        if a.get(k, _MISSING) != b.get(k, _MISSING) or (k in a) != (k in b):
+            out.append({"key": k, "a": a.get(k), "b": b.get(k), "in_a": k in a, "in_b": k in b})
+    return out
+
+
+_MISSING = object()
+
+
+def _optimizer(a: Side, b: Side) -> dict[str, Any]:
+    if b.entry is None:
+        return {"summary": "not available for the work tree", "changed": False, "available": False}
+    out: dict[str, Any] = {"optimizer": None, "scheduler": None}
+    notes: list[str] = []
+    oa, ob = a.optimizer, b.optimizer
+    if oa or ob:
+        o: dict[str, Any] = {"class_a": (oa or {}).get("class"), "class_b": (ob or {}).get("class"), "groups": []}
+        if o["class_a"] != o["class_b"]:
+            notes.append(f"optimizer {_short(o['class_a'])} -> {_short(o['class_b'])}")
+        ga, gb = (oa or {}).get("param_groups") or [], (ob or {}).get("param_groups") or []
+        for i in range(max(len(ga), len(gb))):
+            x = ga[i] if i < len(ga) else None
+            y = gb[i] if i < len(gb) else None
+            ch = _dict_changes(x, y, skip=("params",))
+            pa, pb = (x or {}).get("params") or [], (y or {}).get("params") or []
+            params = None
+            if pa != pb:
+                params = {"added": [p for p in pb if p not in pa], "removed": [p for p in pa if p not in pb]}
+            if x is None or y is None or ch or params:
+                o["groups"].append(
+                    {
+                        "group": i,
+                        "status": "added" if x is None else "removed" if y is None else "changed",
+                        "changes": ch,
+                        "params": params,
+                    }
+                )
+                for c in ch[:3]:
+                    notes.append(f"{c['key']} {_fmt(c['a'])} -> {_fmt(c['b'])} (group {i})")
+                if x is None or y is None:
+                    notes.append(f"param group {i} {'added' if x is None else 'removed'}")
+                elif params:
+                    notes.append(f"group {i} params changed")
+        out["optimizer"] = o
+    sa, sb = a.scheduler, b.scheduler
+    if sa or sb:
+        s = {
+            "class_a": (sa or {}).get("class"),
+            "class_b": (sb or {}).get("class"),
+            "changes": _dict_changes(
+                (sa or {}).get("state"),
+                (sb or {}).get("state"),
+                skip=("last_epoch", "_step_count", "_last_lr", "_get_lr_called_within_step"),
+            ),
+        }
+        if s["class_a"] != s["class_b"]:
+            notes.append(f"scheduler {_short(s['class_a'])} -> {_short(s['class_b'])}")
+        for c in s["changes"][:3]:
+            notes.append(f"scheduler {c['key']} {_fmt(c['a'])} -> {_fmt(c['b'])}")
+        out["scheduler"] = s
+    changed = bool(notes)
+    out["summary"] = (
+        "; ".join(notes[:4]) + ("; ..." if len(notes) > 4 else "")
+        if changed
+        else ("identical" if (oa or ob or sa or sb) else "no optimizer logged")
+    )
+    out["changed"] = changed
+    return out
+
+
+def _short(cls: str | None) -> str:
+    return "none" if cls is None else cls.rsplit(".", 1)[-1]
+
+
+def _fmt(v: Any) -> str:
+    from tvault_git.textfmt import fmt_value
+
+    return "-" if v is None else fmt_value(v)
+
+
+def _metadata(a: Side, b: Side) -> dict[str, Any]:
+    if b.entry is None:
+        return {"summary": "not available for the work tree", "changed": False, "available": False}
+    ma, mb = a.manifest, b.manifest
+    rows: list[dict[str, Any]] = []
+
+    def row(group: str, key: str, x: Any, y: Any, in_a: bool, in_b: bool) -> None:
+        r = {"group": group, "key": key, "a": x, "b": y, "changed": x != y or in_a != in_b}
+        nx, ny = _num(x), _num(y)
+        if nx is not None and ny is not None:
+            r["delta"] = ny - nx
+        rows.append(r)
+
+    row(
+        "result",
+        "result",
+        ma.get("result"),
+        mb.get("result"),
+        ma.get("result") is not None,
+        mb.get("result") is not None,
+    )
+    for group, field_ in (("metric", "metrics"), ("tag", "tags")):
+        xa, xb = ma.get(field_) or {}, mb.get(field_) or {}
+        for k in sorted(set(xa) | set(xb)):
+            row(group, k, xa.get(k), xb.get(k), k in xa, k in xb)
+    if ma.get("name") != mb.get("name"):
+        row("name", "name", ma.get("name"), mb.get("name"), True, True)
+    changed = [r for r in rows if r["changed"]]
+    parts = []
+    for r in changed[:4]:
+        d = f" ({r['delta']:+.4g})" if "delta" in r else ""
+        parts.append(f"{r['key']} {_fmt(r['a'])} -> {_fmt(r['b'])}{d}")
+    summary = "; ".join(parts) + (f"; {len(changed) - 4} more" if len(changed) > 4 else "") if changed else "identical"
+    return {"summary": summary, "changed": bool(changed), "rows": rows}
+
+
+def _context(repo: pygit2.Repository, a: Side, b: Side) -> dict[str, Any]:
+    """Commits between the training commits; stat of tracked model-code files that changed."""
+    ca, cb = a.commit, b.commit
+    model_files = sorted({o.get("file") for o in a.objects + b.objects if o.get("file")})
+    out: dict[str, Any] = {
+        "commit_a": ca,
+        "commit_b": cb,
+        "commits": [],
+        "commits_only_in_a": [],
+        "files": [],
+        "other_files": 0,
+    }
+    if ca is None or cb is None:
+        return {**out, "summary": "no training commit to compare", "changed": False}
+    out["commits"] = _commits_between(repo, ca, cb)
+    if ca != cb:
+        out["commits_only_in_a"] = _commits_between(repo, cb, ca)
+    ta = repo[ca].peel(pygit2.Commit).tree
+    if b.entry is None:
+        d = ta.diff_to_workdir()
+    else:
+        d = repo.diff(ta, repo[cb].peel(pygit2.Commit).tree)
+    wanted = set(model_files)
+    other = 0
+    for p in d:
+        path = p.delta.new_file.path
+        old = p.delta.old_file.path
+        if path in wanted or old in wanted:
+            _, plus, minus = p.line_stats
+            out["files"].append({"path": path if path == old else f"{old} => {path}", "added": plus, "removed": minus})
+        else:
+            other += 1
+    out["other_files"] = other
+    n = len(out["commits"])
+    parts = []
+    if ca == cb:
+        parts.append("same training commit" if b.entry is not None else "work tree on the training commit")
+    else:
+        parts.append(f"{n}{'+' if n >= MAX_COMMITS else ''} commit(s) from {ca[:7]} to {cb[:7]}")
+        if out["commits_only_in_a"]:
+            parts.append(f"{len(out['commits_only_in_a'])} only on {ca[:7]}'s side")
+    if out["files"]:
+        parts.append(f"{len(out['files'])} model code file(s) changed")
+    elif ca != cb or b.entry is None:
+        parts.append("no model code file changed")
+    if other:
+        parts.append(f"{other} other file(s) changed")
+    dirty = [s.label for s in (a, b) if s.manifest.get("dirty")]
+    if dirty:
+        parts.append("trained with uncommitted changes: " + ", ".join(dirty))
+    changed = ca != cb or bool(out["files"])
+    return {**out, "summary": "; ".join(parts), "changed": changed}
+
+
+def _commits_between(repo: pygit2.Repository, base: str, tip: str) -> list[dict[str, Any]]:
+    if base == tip:
+        return []
+    walker = repo.walk(pygit2.Oid(hex=tip), pygit2.enums.SortMode.TOPOLOGICAL | pygit2.enums.SortMode.TIME)
+    walker.hide(pygit2.Oid(hex=base))
+    out = []
+    for c in walker:
+        out.append(
+            {
+                "commit": str(c.id),
+                "subject": c.message.split("\n", 1)[0],
+                "author": c.author.name,
+                "time": c.commit_time,
+            }
+        )
+        if len(out) >= MAX_COMMITS:
+            break
+    return out
+
+
+# -- entry point -------------------------------------------------------------
+
+
+def diff_entries(
+    repo: Any, a_ref: str, b_ref: str | None = None, sections: Iterable[str] | None = None, weights: bool = True
+) -> dict[str, Any]:
+    """The structured diff of entry ``a_ref`` against ``b_ref`` (or the current work tree).
+
+    One key per section, each with a one-line ``summary`` and a ``changed``
+    flag; ``changed`` at the top says whether anything differs.
+    """
+    r = repo if isinstance(repo, pygit2.Repository) else open_repo(repo)
+    wanted = [section_name(s) for s in sections] if sections else list(SECTIONS)
+    if not weights:
+        wanted = [s for s in wanted if s != "weights"]
+    a = _entry_side(r, a_ref)
+    b = _entry_side(r, b_ref) if b_ref is not None else _worktree_side(r, a)
+    out: dict[str, Any] = {"a": a.describe(), "b": b.describe()}
+    for s in SECTIONS:
+        if s not in wanted:
+            continue
+        if s == "architecture":
+            out[s] = _architecture(a, b)
+        elif s == "classes":
+            out[s] = _source(a, b, ("class",), "classes")
+        elif s == "functions":
+            out[s] = _source(a, b, ("function", "constant"), "functions/constants")
+        elif s == "weights":
+            out[s] = _weights(r, a, b)
+        elif s == "optimizer":
+            out[s] = _optimizer(a, b)
+        elif s == "metadata":
+            out[s] = _metadata(a, b)
+        elif s == "context":
+            out[s] = _context(r, a, b)
+    out["sections"] = [s for s in SECTIONS if s in out]
+    out["changed"] = any(out[s]["changed"] for s in out["sections"])
+    return out
+
+
+__all__ = ["SECTIONS", "diff_entries", "section_name"]

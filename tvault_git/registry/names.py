@@ -1,0 +1,301 @@
+"""Named models: versions 1, 2, 3 ... per name, and aliases (``production``) that travel with the registry.
+
+Versions are derived, never stored: the entries whose note line carries the
+name, ordered by (creation time, entry id). Every clone holding the same
+entries therefore numbers them the same way, and two teammates' concurrent
+versions both survive a pull and get deterministic numbers.
+
+Aliases are stored in git so they push, pull and merge like the rest of the
+registry: ``refs/tvault/aliases`` is a commit chain whose tree holds one text
+file, ``aliases``, with one record per (name, alias)::
+
+    alias <name> <alias> <entry-id or -> <UTC time> <who>
+
+Merging two sides is the union of their records, keeping per (name, alias)
+the newest time (ties: the larger record text), so concurrent changes from two
+clones merge without conflict and converge. ``-`` removes an alias.
+``latest`` and ``best`` are computed, never stored. Torch-free.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+import pygit2
+
+from tvault_git.errors import InvalidInput, RefNotFound
+from tvault_git.gitutil.repo import commit_to_ref, merge_history, retry_locked, signature
+from tvault_git.registry import entries, notes
+from tvault_git.spec.format import ALIASES_FILE, ALIASES_REF, NAME_RE, NOTES_REF
+
+RESERVED = ("latest", "best")
+_ALIAS_RE = re.compile(r"^[A-Za-z][A-Za-z0-9._-]{0,63}$")
+
+
+@dataclass
+class Version:
+    number: int  # 1, 2, 3 ... per name
+    entry: entries.Entry
+    created: str  # manifest 'created' timestamp
+    aliases: list[str] = field(default_factory=list)  # explicit aliases pointing at this version
+
+
+@dataclass(frozen=True)
+class AliasRecord:
+    name: str
+    alias: str
+    entry: str | None  # None: removed
+    time: str  # UTC, fixed width, so text order is time order
+    who: str
+
+    def render(self) -> str:
+        return f"alias {self.name} {self.alias} {self.entry or '-'} {self.time} {self.who}"
+
+
+def _ts(created: str) -> float:
+    try:
+        d = _dt.datetime.fromisoformat(created.replace("Z", "+00:00"))
+    except ValueError:
+        return 0.0
+    if d.tzinfo is None:
+        d = d.replace(tzinfo=_dt.timezone.utc)
+    return d.timestamp()
+
+
+def _named_lines(
+    repo: pygit2.Repository, notes_ref: str = NOTES_REF, name: str | None = None
+) -> Iterable[tuple[str, int, notes.NoteLine]]:
+    """(commit, model index, line) of every named entry; with ``name``, only notes that mention it are parsed."""
+    for commit, lines in notes.walk(repo, notes_ref, None if name is None else f" {name}"):
+        for i, n in enumerate(lines):
+            if n.name:
+                yield commit, i, n
+
+
+def names(repo: pygit2.Repository) -> list[str]:
+    """Model names that have entries, sorted."""
+    return sorted({n.name for _, _, n in _named_lines(repo) if n.name})
+
+
+def _created(repo: pygit2.Repository, n: notes.NoteLine) -> str | None:
+    """Creation time from the note line (new entries) or the manifest (older ones, when local)."""
+    if n.created:
+        return n.created
+    try:
+        c = entries.read_manifest(repo, n.entry).get("created")
+    except RefNotFound:
+        return None
+    return c if isinstance(c, str) else None
+
+
+def versions(
+    repo: pygit2.Repository, name: str, *, notes_ref: str = NOTES_REF, aliases_ref: str = ALIASES_REF
+) -> list[Version]:
+    """Versions of ``name``, oldest first, numbered from 1 identically in every clone.
+
+    ``notes_ref``/``aliases_ref`` let remotes.py number a remote's versions from its fetched index.
+    """
+    found: list[tuple[float, str, str, entries.Entry]] = []
+    lines = {}
+    for commit, i, n in _named_lines(repo, notes_ref, name):
+        if n.name == name:
+            lines.setdefault(n.entry, []).append((commit, i, n))
+    for group in lines.values():
+        commit, i, n = group[0]
+        if len(group) > 1:  # listed on several commits: the same choice as everywhere else
+            pick = entries.preferred([entries.Entry(n.entry, c, k, n.name, n.result, _repo=repo) for c, k, _ in group])[
+                0
+            ]
+            commit, i = pick.commit, pick.index
+        created = _created(repo, n)
+        if created is None:
+            continue  # indexed, but neither the note nor local objects say when: cannot be numbered
+        found.append((_ts(created), n.entry, created, entries.Entry(n.entry, commit, i, n.name, n.result, _repo=repo)))
+    if not found:
+        raise RefNotFound(
+            f"no model named {name!r}; names: {', '.join(names(repo)) or 'none yet'} (log one with log_all(..., name=...))"
+        )
+    found.sort(key=lambda t: (t[0], t[1]))
+    by_entry: dict[str, list[str]] = {}
+    for alias, eid in aliases(repo, name, ref=aliases_ref).items():
+        by_entry.setdefault(eid, []).append(alias)
+    return [Version(k + 1, e, c, sorted(by_entry.get(eid, []))) for k, (_, eid, c, e) in enumerate(found)]
+
+
+# --- aliases -----------------------------------------------------------------
+
+
+def parse_records(text: str) -> dict[tuple[str, str], AliasRecord]:
+    """The winning record per (name, alias); unknown or malformed lines are ignored."""
+    out: dict[tuple[str, str], AliasRecord] = {}
+    for raw in text.splitlines():
+        p = raw.split()
+        if len(p) < 6 or p[0] != "alias":
+            continue
+        entry = None if p[3] == "-" else p[3]
+        if entry is not None and not re.fullmatch(r"[0-9a-f]{40}", entry):
+            continue
+        rec = AliasRecord(p[1], p[2], entry, p[4], " ".join(p[5:]))
+        key = (rec.name, rec.alias)
+        prev = out.get(key)
+        if prev is None or (rec.time, rec.render()) > (prev.time, prev.render()):
+            out[key] = rec
+    return out
+
+
+def render_records(recs: dict[tuple[str, str], AliasRecord]) -> str:
+    return "".join(recs[k].render() + "\n" for k in sorted(recs))
+
+
+def read_records(repo: pygit2.Repository, ref: str = ALIASES_REF) -> dict[tuple[str, str], AliasRecord]:
+    tip = _tip(repo, ref)
+    if tip is None:
+        return {}
+    return parse_records(_text(repo, tip))
+
+
+def _tip(repo: pygit2.Repository, ref: str) -> pygit2.Commit | None:
+    try:
+        r = repo.references.get(ref)
+    except pygit2.GitError:
+        return None
+    return None if r is None else r.peel(pygit2.Commit)
+
+
+def _text(repo: pygit2.Repository, commit: pygit2.Commit) -> str:
+    try:
+        e = commit.tree[ALIASES_FILE]
+    except KeyError:
+        return ""
+    return repo[e.id].data.decode("utf-8", "replace")
+
+
+def aliases(repo: pygit2.Repository, name: str, *, ref: str = ALIASES_REF) -> dict[str, str]:
+    """Explicit aliases of ``name``: alias -> entry id (removed aliases left out)."""
+    return {a: r.entry for (n, a), r in sorted(read_records(repo, ref).items()) if n == name and r.entry}
+
+
+def check_alias(alias: str) -> None:
+    if not isinstance(alias, str) or not _ALIAS_RE.match(alias):
+        raise InvalidInput(
+            f"alias {alias!r} is invalid: start with a letter; letters, digits, '.', '_' or '-' (at most 64)"
+        )
+    if alias in RESERVED:
+        raise InvalidInput(
+            f"alias {alias!r} is reserved: '{alias}' is computed ({', '.join(RESERVED)}); choose another name"
+        )
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _write(repo: pygit2.Repository, change: AliasRecord, ref: str = ALIASES_REF) -> None:
+    """Add one record with a compare-and-swap update of the alias ref (retried like notes.add)."""
+
+    def step() -> None:
+        tip = _tip(repo, ref)
+        recs = parse_records(_text(repo, tip)) if tip is not None else {}
+        recs[(change.name, change.alias)] = change
+        blob = repo.create_blob(render_records(recs).encode())
+        tb = repo.TreeBuilder()
+        tb.insert(ALIASES_FILE, blob, pygit2.enums.FileMode.BLOB)
+        msg = f"tvault: alias {change.name}@{change.alias} -> {(change.entry or 'removed')[:12]}\n"
+        commit_to_ref(repo, ref, msg, tb.write(), tip.id if tip is not None else None)
+
+    retry_locked(step, ref, repo=repo)
+
+
+def set_alias(repo: pygit2.Repository, name: str, target_ref: str, alias: str) -> Version:
+    """Point ``name@alias`` at the entry ``target_ref`` names (``NAME@3``, an id, ``HEAD:0``)."""
+    check_alias(alias)
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        raise InvalidInput(f"model name {name!r} is invalid")
+    e = entries.resolve(repo, target_ref)
+    vs = versions(repo, name)
+    hit = next((v for v in vs if v.entry.id == e.id), None)
+    if hit is None:
+        raise InvalidInput(
+            f"entry {e.short} is not a version of {name!r} (its name is {e.name or 'unset'}); aliases point at versions of their own model"
+        )
+    sig = signature(repo)
+    _write(repo, AliasRecord(name, alias, e.id, _now(), sig.email.replace(" ", "_") or "-"))
+    return next(v for v in versions(repo, name) if v.entry.id == e.id)
+
+
+def remove_alias(repo: pygit2.Repository, name: str, alias: str) -> None:
+    """Drop ``name@alias`` (recorded as a removal, so it merges like any change)."""
+    if alias not in aliases(repo, name):
+        raise RefNotFound(f"{name} has no alias {alias!r}")
+    sig = signature(repo)
+    _write(repo, AliasRecord(name, alias, None, _now(), sig.email.replace(" ", "_") or "-"))
+
+
+def merge_alias_ref(repo: pygit2.Repository, other: pygit2.Oid | str, ref: str = ALIASES_REF) -> bool:
+    """Merge another alias history (e.g. a remote's) into ``ref``; returns True when it changed.
+
+    Fast-forwards when possible, else writes a merge commit whose records are
+    the union of both sides (newest record per alias wins): nothing is discarded.
+    """
+    other_c = repo.get(str(other))
+    if other_c is None:
+        raise RefNotFound(f"alias history {str(other)[:12]} is not in this repository")
+    other_c = other_c.peel(pygit2.Commit)
+
+    def union(ours: pygit2.Commit) -> pygit2.Oid:
+        recs = parse_records(_text(repo, ours))
+        for k, r in parse_records(_text(repo, other_c)).items():
+            if k not in recs or (r.time, r.render()) > (recs[k].time, recs[k].render()):
+                recs[k] = r
+        tb = repo.TreeBuilder()
+        tb.insert(ALIASES_FILE, repo.create_blob(render_records(recs).encode()), pygit2.enums.FileMode.BLOB)
+        return tb.write()
+
+    return merge_history(repo, ref, other_c, union, "aliases")
+
+
+# --- resolving NAME@selector ---------------------------------------------------
+
+
+def best(vs: list[Version]) -> Version | None:
+    """``NAME@best``: the highest result in the index, the later version on ties; None without results."""
+    scored = []
+    for v in vs:
+        try:
+            if v.entry.result is not None:
+                scored.append((float(v.entry.result), v.number, v))
+        except ValueError:  # a note written by something else: not a number, not a candidate
+            pass
+    return max(scored, key=lambda t: (t[0], t[1]))[2] if scored else None
+
+
+def resolve(
+    repo: pygit2.Repository, name: str, selector: str, *, notes_ref: str = NOTES_REF, aliases_ref: str = ALIASES_REF
+) -> entries.Entry:
+    """``NAME@N``, ``NAME@alias``, ``NAME@latest``, ``NAME@best`` (highest result) -> Entry."""
+    vs = versions(repo, name, notes_ref=notes_ref, aliases_ref=aliases_ref)
+    if selector.isdigit():
+        k = int(selector)
+        if not 1 <= k <= len(vs):
+            raise RefNotFound(f"{name} has versions 1..{len(vs)}; there is no version {k}")
+        return vs[k - 1].entry
+    if selector == "latest":
+        return vs[-1].entry
+    if selector == "best":
+        top = best(vs)
+        if top is None:
+            raise RefNotFound(f"no version of {name} has a result; {name}@best needs log_all(..., result=...)")
+        return top.entry
+    al = aliases(repo, name, ref=aliases_ref)
+    if selector in al:
+        hit = next((v for v in vs if v.entry.id == al[selector]), None)
+        if hit is None:
+            raise RefNotFound(
+                f"{name}@{selector} points at entry {al[selector][:12]}, which is not here; fetch it (git tvault fetch REMOTE {name}@{selector})"
+            )
+        return hit.entry
+    known = ", ".join(sorted(al) + list(RESERVED))
+    raise RefNotFound(f"{name} has no version or alias {selector!r} (aliases: {known})")

@@ -1,0 +1,287 @@
+"""The per-commit index in ``refs/notes/tvault``: which entries were trained on a commit.
+
+A note holds one line per entry, ``model <seq> <entry-id> <name> result=<r>``.
+Lines are independent, so two people's notes for the same commit merge with
+git's ``cat_sort_uniq`` strategy without conflicts. The model index of an
+entry is its position when the lines are ordered by (seq, entry id): a new
+local entry takes ``max(seq) + 1``, and entries that two clones numbered the
+same way get a deterministic order after a merge.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pygit2
+
+from tvault_git.gitutil.repo import commit_to_ref, merge_history, retry_locked
+from tvault_git.spec.format import NOTES_REF
+
+_ENTRY_RE = re.compile(r"[0-9a-f]{40}")
+
+
+@dataclass(frozen=True)
+class NoteLine:
+    seq: int
+    entry: str
+    name: str | None
+    result: str | None
+    created: str | None = None  # the manifest's timestamp, so versions can be numbered from notes alone
+
+    def render(self) -> str:
+        line = (
+            f"model {self.seq} {self.entry} {self.name or '-'} result={self.result if self.result is not None else '-'}"
+        )
+        return line + (f" created={self.created}" if self.created else "")
+
+
+def parse(text: str) -> list[NoteLine]:
+    """Entry lines of a note, in index order; unknown lines are ignored (forward compatible)."""
+    out: dict[str, NoteLine] = {}
+    for raw in text.splitlines():
+        parts = raw.split()
+        if len(parts) < 3 or parts[0] != "model":
+            continue
+        try:
+            seq = int(parts[1])
+        except ValueError:
+            continue
+        entry = parts[2]
+        if _ENTRY_RE.fullmatch(entry) is None:
+            continue
+        name = parts[3] if len(parts) > 3 and parts[3] != "-" else None
+        result = None
+        if len(parts) > 4 and parts[4].startswith("result=") and parts[4] != "result=-":
+            result = parts[4][7:]
+        created = (
+            next((p[8:] for p in parts[5:] if p.startswith("created=") and len(p) > 8), None)
+            if "created=" in raw
+            else None
+        )
+        prev = out.get(entry)
+        if prev is None or seq < prev.seq:
+            out[entry] = NoteLine(seq, entry, name, result, created or (prev.created if prev else None))
+        elif prev.created is None and created:
+            out[entry] = NoteLine(prev.seq, entry, prev.name, prev.result, created)
+    return sorted(out.values(), key=lambda n: (n.seq, n.entry))
+
+
+def _notes_tree(repo: pygit2.Repository, ref: str = NOTES_REF) -> tuple[pygit2.Oid | None, pygit2.Tree | None]:
+    try:
+        r = repo.references.get(ref)
+    except pygit2.GitError:
+        r = None
+    if r is None:
+        return None, None
+    commit = r.peel(pygit2.Commit)
+    return commit.id, commit.tree
+
+
+def _find(repo: pygit2.Repository, tree: pygit2.Tree, sha: str) -> tuple[list[str], pygit2.Object] | None:
+    """Locate a note under any fanout (flat, ab/cdef..., ab/cd/ef...)."""
+    path: list[str] = []
+    rest = sha
+    node = tree
+    while rest:
+        if rest in node:
+            return path + [rest], node[rest]
+        head = rest[:2]
+        if head in node and node[head].type == pygit2.enums.ObjectType.TREE:
+            path.append(head)
+            node = repo[node[head].id]
+            rest = rest[2:]
+        else:
+            return None
+    return None
+
+
+def read_at(repo: pygit2.Repository, tree: pygit2.Tree, commit: str) -> list[NoteLine]:
+    """The entry lines of ``commit`` in one notes tree (a tip, or an older one being compared)."""
+    hit = _find(repo, tree, commit)
+    return [] if hit is None else parse(repo[hit[1].id].data.decode("utf-8", "replace"))
+
+
+def read(repo: pygit2.Repository, commit: str, ref: str = NOTES_REF) -> list[NoteLine]:
+    _, tree = _notes_tree(repo, ref)
+    return [] if tree is None else read_at(repo, tree, commit)
+
+
+def walk_tree(
+    repo: pygit2.Repository, tree: pygit2.Tree, containing: str | None = None
+) -> Iterator[tuple[str, list[NoteLine]]]:
+    """Every annotated commit of one notes tree with its entry lines.
+
+    ``containing``: skip, unparsed, the notes whose text lacks that string (a
+    model's history only needs the commits where its name appears).
+    """
+    for sha, (_, blob) in _flatten(repo, tree).items():
+        text = repo[blob].data.decode("utf-8", "replace")
+        if containing is not None and containing not in text:
+            continue
+        lines = parse(text)
+        if lines:
+            yield sha, lines
+
+
+def walk(
+    repo: pygit2.Repository, ref: str = NOTES_REF, containing: str | None = None
+) -> Iterator[tuple[str, list[NoteLine]]]:
+    """Every annotated commit with its entry lines (``containing``: see walk_tree)."""
+    _, tree = _notes_tree(repo, ref)
+    if tree is not None:
+        yield from walk_tree(repo, tree, containing)
+
+
+def _write_path(repo: pygit2.Repository, tree: pygit2.Tree | None, path: list[str], blob: pygit2.Oid) -> pygit2.Oid:
+    tb = repo.TreeBuilder(tree) if tree is not None else repo.TreeBuilder()
+    if len(path) == 1:
+        tb.insert(path[0], blob, pygit2.enums.FileMode.BLOB)
+    else:
+        sub = None
+        if tree is not None and path[0] in tree:
+            sub = repo[tree[path[0]].id]
+        tb.insert(path[0], _write_path(repo, sub, path[1:], blob), pygit2.enums.FileMode.TREE)
+    return tb.write()
+
+
+def add(
+    repo: pygit2.Repository,
+    commit: str,
+    entry: str,
+    name: str | None,
+    result: str | None,
+    ref: str = NOTES_REF,
+    created: str | None = None,
+    seq: int | None = None,
+) -> int:
+    """Append an entry line to ``commit``'s note atomically; returns the entry's index.
+
+    ``seq`` copies another clone's line exactly (a single-entry fetch), so the index matches theirs.
+    """
+
+    def step() -> int:
+        parent, tree = _notes_tree(repo, ref)
+        hit = _find(repo, tree, commit) if tree is not None else None
+        text = repo[hit[1].id].data.decode("utf-8", "replace") if hit else ""
+        lines = parse(text)
+        if any(n.entry == entry for n in lines):
+            return [n.entry for n in lines].index(entry)
+        new_seq = max((n.seq for n in lines), default=-1) + 1 if seq is None else seq
+        new = NoteLine(new_seq, entry, name, result, created)
+        body = text if text.endswith("\n") or not text else text + "\n"
+        body += new.render() + "\n"
+        blob = repo.create_blob(body.encode())
+        path = hit[0] if hit else [commit[:2], commit[2:]]
+        new_tree = _write_path(repo, tree, path, blob)
+        commit_to_ref(repo, ref, f"tvault: model {new_seq} on {commit[:12]}\n", new_tree, parent)
+        return [n.entry for n in parse(body)].index(entry)
+
+    return retry_locked(step, ref, repo=repo)
+
+
+def _flatten(repo: pygit2.Repository, tree: pygit2.Tree) -> dict[str, tuple[list[str], pygit2.Oid]]:
+    """commit id -> (path in the notes tree, note blob id), whatever the fanout."""
+    out: dict[str, tuple[list[str], pygit2.Oid]] = {}
+    stack: list[tuple[list[str], pygit2.Tree]] = [([], tree)]
+    while stack:
+        path, node = stack.pop()
+        for e in node:
+            full = "".join(path) + e.name
+            if e.type == pygit2.enums.ObjectType.TREE and len(full) < 40:
+                stack.append((path + [e.name], repo[e.id]))
+            elif e.type == pygit2.enums.ObjectType.BLOB and len(full) == 40:
+                out[full] = (path + [e.name], e.id)
+    return out
+
+
+def union_text(ours: str, theirs: str) -> str:
+    """Our lines, then their lines we lack: a note merge that never drops an entry."""
+    have = set(ours.splitlines())
+    body = ours if ours.endswith("\n") or not ours else ours + "\n"
+    for line in theirs.splitlines():
+        if line not in have:
+            have.add(line)
+            body += line + "\n"
+    return body
+
+
+def merge(repo: pygit2.Repository, other: pygit2.Oid | str, ref: str = NOTES_REF) -> bool:
+    """Merge another notes history (a remote's) into ``ref`` line by line; True when ``ref`` moved.
+
+    Fast-forwards when possible; otherwise a merge commit (parents: ours, theirs)
+    whose notes are the union of both sides' lines per commit. Nothing is ever
+    dropped, and the model index stays the (seq, entry id) order, so every
+    clone computes the same indexes from the same lines.
+    """
+    theirs = repo.get(str(other))
+    if theirs is None:
+        raise KeyError(f"notes commit {other} is not in the repository")
+    theirs = theirs.peel(pygit2.Commit)
+
+    def union(ours: pygit2.Commit) -> pygit2.Oid:
+        ours_map = _flatten(repo, ours.tree)
+        new_tree = ours.tree
+        for sha, (_path, blob) in sorted(_flatten(repo, theirs.tree).items()):
+            mine = ours_map.get(sha)
+            if mine is not None and mine[1] == blob:
+                continue
+            if mine is None:
+                new_blob, where = blob, [sha[:2], sha[2:]]
+            else:
+                a = repo[mine[1]].data.decode("utf-8", "replace")
+                b = repo[blob].data.decode("utf-8", "replace")
+                new_blob, where = repo.create_blob(union_text(a, b).encode()), mine[0]
+            new_tree = repo[_write_path(repo, new_tree, where, new_blob)]
+        return new_tree.id
+
+    return merge_history(repo, ref, theirs, union, "notes")
+
+
+def _remove_path(repo: pygit2.Repository, tree: pygit2.Tree, path: list[str]) -> pygit2.Oid | None:
+    """``tree`` without the note at ``path``; None when nothing is left in it."""
+    tb = repo.TreeBuilder(tree)
+    if len(path) == 1:
+        tb.remove(path[0])
+    else:
+        sub = _remove_path(repo, repo[tree[path[0]].id], path[1:])
+        if sub is None:
+            tb.remove(path[0])
+        else:
+            tb.insert(path[0], sub, pygit2.enums.FileMode.TREE)
+    return tb.write() if len(tb) else None
+
+
+def move(repo: pygit2.Repository, pairs: list[tuple[str, str]], ref: str = NOTES_REF) -> int:
+    """Move notes from rewritten commits to their new commits (``git commit --amend``, ``git rebase``).
+
+    One atomic update for all pairs; the old note's lines are added to the new
+    commit's note (a union, so notes git itself copied are not doubled).
+    Returns how many notes moved.
+    """
+
+    def step() -> int:
+        parent, tree = _notes_tree(repo, ref)
+        if tree is None:
+            return 0
+        cur, moved = tree, 0
+        for old, new in pairs:
+            if old == new:
+                continue
+            hit = _find(repo, cur, old)
+            if hit is None:
+                continue
+            text = repo[hit[1].id].data.decode("utf-8", "replace")
+            dest = _find(repo, cur, new)
+            mine = repo[dest[1].id].data.decode("utf-8", "replace") if dest else ""
+            blob = repo.create_blob(union_text(mine, text).encode())
+            cur = repo[_write_path(repo, cur, dest[0] if dest else [new[:2], new[2:]], blob)]
+            left = _remove_path(repo, cur, _find(repo, cur, old)[0])  # type: ignore[index]
+            cur = repo[left] if left is not None else repo[repo.TreeBuilder().write()]
+            moved += 1
+        if moved:
+            commit_to_ref(repo, ref, f"tvault: move notes of {moved} rewritten commit(s)\n", cur.id, parent)
+        return moved
+
+    return retry_locked(step, ref, repo=repo)

@@ -1,0 +1,363 @@
+"""``find``: entries matching conditions, answered from the derived cache.
+
+Every condition is translated to SQL over the cache (see cache.py), so a
+query over 100,000 entries touches only the rows it returns. Conditions
+combine with AND. Torch-free.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import pygit2
+
+from tvault_git.errors import InvalidInput
+from tvault_git.gitutil.repo import open_repo
+from tvault_git.registry import cache
+from tvault_git.registry.entries import resolve_commit
+
+# Metrics where a smaller value is better, for ``best`` without an explicit direction.
+_LOWER_IS_BETTER = re.compile(r"(loss|err|error|mse|mae|rmse|perplexity|ppl|wer|cer|latency|time|nll|fid|bpd)", re.I)
+_OPS = {"==": "=", "=": "=", "!=": "!=", ">=": ">=", "<=": "<=", ">": ">", "<": "<"}
+_WHERE_RE = re.compile(r"^\s*([^<>=!\s](?:[^<>=!]*[^<>=!\s])?)\s*(>=|<=|==|!=|=|>|<)\s*(\S(?:.*\S)?)\s*$")
+_AGO_RE = re.compile(r"^(\d+(?:\.\d+)?)[ .]*(second|sec|minute|min|hour|day|week|month|year)s?[ .]*ago$", re.I)
+_UNIT_S = {
+    "second": 1,
+    "sec": 1,
+    "minute": 60,
+    "min": 60,
+    "hour": 3600,
+    "day": 86400,
+    "week": 7 * 86400,
+    "month": 30 * 86400,
+    "year": 365 * 86400,
+}
+_COLUMNS = "e.id, e.commit_id, e.idx, e.name, e.res_js, e.metrics, e.tags, e.author, e.email, e.created, e.branch, e.dirty, e.message"
+_BUILTIN_SORT = {
+    "date": "e.ts",
+    "created": "e.ts",
+    "time": "e.ts",
+    "result": "e.result",
+    "name": "e.name",
+    "id": "e.id",
+    "author": "e.author",
+    "index": "e.idx",
+}
+
+
+def _number(text: Any, what: str) -> float:
+    try:
+        f = float(text)
+    except (TypeError, ValueError):
+        raise InvalidInput(f"{what} must be a number, got {text!r}") from None
+    if not math.isfinite(f):
+        raise InvalidInput(f"{what} must be a finite number, got {text!r}")
+    return f
+
+
+def parse_tag_value(text: str) -> Any:
+    """Read a command-line tag value as the JSON value it spells, else keep the string."""
+    if not isinstance(text, str):
+        return text
+    alias = {"True": True, "False": False, "None": None}
+    if text in alias:
+        return alias[text]
+    try:
+        v = json.loads(text)
+    except ValueError:
+        return text
+    if isinstance(v, float) and not math.isfinite(v):
+        return text
+    return v
+
+
+def _value_match(raw: Any) -> list[tuple[str, Any]]:
+    """(kv column, value) pairs; the stored value equals ``raw`` when any pair matches."""
+    out: list[tuple[str, Any]] = [("js", cache.canonical(raw))]
+    if isinstance(raw, str):
+        v = parse_tag_value(raw)
+        out.append(("str", raw))
+        if v is not raw:
+            out.append(("js", cache.canonical(v)))
+    else:
+        v = raw
+    if not isinstance(v, bool) and isinstance(v, (int, float)):
+        out.append(("num", float(v)))
+    return out
+
+
+def _ids_equal(kinds: str, key: str, raw: Any) -> tuple[str, list[Any]]:
+    """SQL for the ids whose ``key`` equals ``raw``: one indexed lookup per reading of the value."""
+    parts, args = [], []
+    for col, val in _value_match(raw):
+        parts.append(f"SELECT id FROM kv WHERE kind IN ({kinds}) AND key = ? AND {col} = ?")
+        args += [key, val]
+    return " UNION ".join(parts), args
+
+
+def parse_where(expr: str) -> tuple[str, str, Any]:
+    """``'acc>=0.9'`` -> ("acc", ">=", 0.9); raises InvalidInput with an example."""
+    m = _WHERE_RE.match(expr or "")
+    if not m:
+        raise InvalidInput(
+            f"bad condition {expr!r}: write KEY OP VALUE, e.g. 'acc>=0.9' or 'loss<0.2' (OP is one of < <= > >= == !=)"
+        )
+    key, op, val = m.group(1), m.group(2), m.group(3)
+    if op in (">", "<", ">=", "<="):
+        return key, op, _number(val, f"the value in {expr!r}")
+    return key, op, val
+
+
+def parse_date(text: str | _dt.datetime | _dt.date, what: str = "date") -> float:
+    """ISO dates/times, or relative forms like '2 days ago', 'yesterday', 'now' (git's style)."""
+    if isinstance(text, _dt.datetime):
+        d = text if text.tzinfo else text.astimezone()
+        return d.timestamp()
+    if isinstance(text, _dt.date):
+        return _dt.datetime(text.year, text.month, text.day).astimezone().timestamp()
+    s = str(text).strip()
+    now = _dt.datetime.now().astimezone()
+    low = s.lower()
+    if low == "now":
+        return now.timestamp()
+    if low in ("today", "yesterday"):
+        day = now.replace(hour=0, minute=0, second=0, microsecond=0)
+        return (day - _dt.timedelta(days=1 if low == "yesterday" else 0)).timestamp()
+    m = _AGO_RE.match(low)
+    if m:
+        return now.timestamp() - float(m.group(1)) * _UNIT_S[m.group(2)]
+    try:
+        d = _dt.datetime.fromisoformat(s.replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidInput(
+            f"bad {what} {s!r}: use an ISO date like 2024-05-01 or 2024-05-01T12:00, or '3 days ago'"
+        ) from None
+    if d.tzinfo is None:
+        d = d.astimezone()
+    return d.timestamp()
+
+
+def _metric_kind(con: Any, key: str) -> str:
+    """Sort by the metric ``key`` when one has that name, else by the tag."""
+    return (
+        "metric"
+        if con.execute("SELECT 1 FROM kv WHERE kind = 'metric' AND key = ? LIMIT 1", (key,)).fetchone()
+        else "tag"
+    )
+
+
+def _sort_column(con: Any, kind: str, key: str) -> str:
+    """Numbers sort by value; a key with only text values (``--tag size 2x``) sorts by its text."""
+    if con.execute("SELECT 1 FROM kv WHERE kind = ? AND key = ? AND num IS NOT NULL LIMIT 1", (kind, key)).fetchone():
+        return "num"
+    return "str"
+
+
+def _regex(pattern: str, text: str | None) -> int:
+    return 1 if text is not None and re.search(pattern, text, re.I) else 0
+
+
+def find(
+    repo: Any,
+    *,
+    commit: str | None = None,
+    min_result: float | None = None,
+    max_result: float | None = None,
+    tags: Sequence[tuple[str, Any]] = (),
+    where: Sequence[str] = (),
+    name: str | None = None,
+    author: str | None = None,
+    branch: str | None = None,
+    since: Any = None,
+    until: Any = None,
+    sort: str | None = None,
+    ascending: bool = False,
+    limit: int | None = None,
+    best: str | None = None,
+    offset: int = 0,
+    with_total: bool = False,
+) -> Any:
+    """Entries matching every given condition, newest first unless ``sort``/``best`` say otherwise.
+
+    ``offset`` skips rows (pagination: the web UI asks for one page of
+    100,000 entries); ``with_total=True`` returns ``(rows, total matching)``
+    from the same snapshot of the cache.
+
+    ``best='acc'`` (or 'loss:min', 'acc:max') returns the top entry by that
+    metric; without a direction, names like loss/error/perplexity count as
+    lower-is-better. Rows have the shape of ``cli.entry_summary``.
+    """
+    r = repo if isinstance(repo, pygit2.Repository) else open_repo(repo)
+    conds: list[str] = ["e.missing = 0"]
+    args: list[Any] = []
+    id_sets: list[tuple[str, list[Any]]] = []  # id subqueries, intersected once (cheaper than one IN each)
+    if commit is not None:
+        conds.append("e.commit_id = ?")
+        args.append(resolve_commit(r, commit))
+    else:  # an entry listed on several commits (attached by a hook, copied by a rewrite) shows once
+        conds.append("e.shadowed = 0")
+    if min_result is not None:
+        conds.append("e.result >= ?")
+        args.append(_number(min_result, "the minimum result"))
+    if max_result is not None:
+        conds.append("e.result <= ?")
+        args.append(_number(max_result, "the maximum result"))
+    for pair in tags:
+        if not isinstance(pair, (tuple, list)) or len(pair) != 2:
+            raise InvalidInput(f"a tag condition is a (key, value) pair, got {pair!r}")
+        id_sets.append(_ids_equal("'tag'", str(pair[0]), pair[1]))
+    for expr in where:
+        key, op, val = parse_where(expr)
+        if key == "result":
+            if op in ("=", "==", "!="):
+                val = _number(val, f"the value in {expr!r}")
+            conds.append(f"e.result {_OPS[op]} ?")
+            args.append(val)
+            continue
+        if op in ("=", "==", "!="):
+            sub, sargs = _ids_equal("'metric','tag'", key, val)
+            if op == "!=":
+                id_sets.append(("SELECT id FROM kv WHERE kind IN ('metric','tag') AND key = ?", [key]))
+                conds.append(f"e.id NOT IN ({sub})")
+                args += sargs
+            else:
+                id_sets.append((sub, sargs))
+        else:
+            id_sets.append((f"SELECT id FROM kv WHERE kind IN ('metric','tag') AND key = ? AND num {op} ?", [key, val]))
+    if name is not None:
+        conds.append("e.name GLOB ?" if any(c in name for c in "*?[") else "e.name = ?")
+        args.append(name)
+    if author is not None:
+        try:
+            re.compile(author)
+        except re.error as e:
+            raise InvalidInput(f"bad --author pattern {author!r}: {e}") from None
+        conds.append("tv_re(?, coalesce(e.author, '') || ' <' || coalesce(e.email, '') || '>')")
+        args.append(author)
+    if branch is not None:
+        conds.append("e.branch GLOB ?" if any(c in branch for c in "*?[") else "e.branch = ?")
+        args.append(branch)
+    if since is not None:
+        conds.append("e.ts >= ?")
+        args.append(parse_date(since, "--since date"))
+    if until is not None:
+        conds.append("e.ts <= ?")
+        args.append(parse_date(until, "--until date"))
+
+    desc = not ascending
+    if best is not None:
+        key, _, direction = best.partition(":")
+        if not key or direction not in ("", "min", "max"):
+            raise InvalidInput(f"bad --best {best!r}: give a metric name, optionally with :min or :max (e.g. loss:min)")
+        sort = key
+        desc = direction == "max" or (direction == "" and not _LOWER_IS_BETTER.search(key))
+        if limit is None:
+            limit = 1
+    if id_sets:
+        conds.append("e.id IN (" + " INTERSECT ".join(f"SELECT id FROM ({sub})" for sub, _ in id_sets) + ")")
+        for _, sargs in id_sets:
+            args += sargs
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
+        raise InvalidInput(f"limit must be zero or more, got {limit!r}")
+    direction = "DESC" if desc else "ASC"
+    where_sql = " AND ".join(conds)
+    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+        raise InvalidInput(f"offset must be zero or more, got {offset!r}")
+    con = cache.refresh(r)
+    try:
+        con.create_function("tv_re", 2, _regex, deterministic=True)
+        if sort is not None and sort not in _BUILTIN_SORT:
+            # Entries that have the metric, in the covering index's order; then,
+            # unless asking for the best, the ones without it (newest first).
+            kind = _metric_kind(con, sort)
+            col = _sort_column(con, kind, sort)
+            if best is not None and col != "num":
+                raise InvalidInput(f"--best {best}: {sort!r} has no numeric values to rank by")
+            has = f"SELECT id FROM kv WHERE kind = ? AND key = ? AND {col} IS NOT NULL"
+            kv_args = [kind, sort]
+            joined = (
+                f"FROM entries e JOIN (SELECT id, {col} AS v FROM kv WHERE kind = ? AND key = ? "
+                f"AND {col} IS NOT NULL) s ON s.id = e.id WHERE {where_sql}"
+            )
+            sql = f"SELECT {_COLUMNS} {joined} ORDER BY s.v {direction}, e.ts {direction}, e.id {direction}"
+            rows = _fetch(con, sql, kv_args + args, limit, offset)
+            if best is None and (limit is None or len(rows) < limit):
+                n_has = con.execute(f"SELECT COUNT(*) {joined}", kv_args + args).fetchone()[0] if offset else 0
+                sql = f"SELECT {_COLUMNS} FROM entries e WHERE {where_sql} AND e.id NOT IN ({has}) ORDER BY e.ts DESC, e.id DESC"
+                rows += _fetch(
+                    con, sql, args + kv_args, None if limit is None else limit - len(rows), max(0, offset - n_has)
+                )
+        else:
+            key = _BUILTIN_SORT[sort] if sort is not None else "e.ts"
+            sql = (
+                f"SELECT {_COLUMNS} FROM entries e WHERE {where_sql} "
+                f"ORDER BY ({key}) IS NULL, ({key}) {direction}, e.ts {direction}, e.id {direction}"
+            )
+            rows = _fetch(con, sql, args, limit, offset)
+        total = None
+        if with_total:
+            if best is not None and sort is not None and sort not in _BUILTIN_SORT:
+                total = len(rows) if offset == 0 else None
+            if total is None:
+                total = con.execute(f"SELECT COUNT(*) FROM entries e WHERE {where_sql}", args).fetchone()[0]
+                if best is not None and limit is not None:
+                    total = min(total, limit)
+    finally:
+        con.close()
+    out = [_summary(row) for row in rows]
+    return (out, int(total)) if with_total else out
+
+
+def _fetch(con: Any, sql: str, args: list[Any], limit: int | None, offset: int = 0) -> list[tuple]:
+    if limit is not None or offset:
+        sql, args = sql + " LIMIT ? OFFSET ?", [*args, -1 if limit is None else limit, offset]
+    return con.execute(sql, args).fetchall()
+
+
+def _summary(row: tuple) -> dict[str, Any]:
+    eid, commit, idx, name, result, metrics, tags, author, email, created, branch, dirty, message = row
+    return {
+        "id": eid,
+        "ref": f"{commit[:7]}:{idx}",
+        "commit": commit,
+        "index": idx,
+        "name": name,
+        "result": json.loads(result) if result is not None else None,
+        "metrics": json.loads(metrics) if metrics else {},
+        "tags": json.loads(tags) if tags else {},
+        "author": author,
+        "email": email,
+        "created": created,
+        "branch": branch,
+        "dirty": bool(dirty),
+        "message": message,
+    }
+
+
+def predecessor(repo: Any, entry_id: str) -> str | None:
+    """The entry logged just before ``entry_id`` under the same name (any unnamed one when unnamed).
+
+    Why: "compare with the previous version" is the comparison researchers make most.
+    """
+    r = repo if isinstance(repo, pygit2.Repository) else open_repo(repo)
+    con = cache.refresh(r)
+    try:
+        row = con.execute(
+            "SELECT name, ts FROM entries WHERE id = ? AND missing = 0 AND shadowed = 0", (entry_id,)
+        ).fetchone()
+        if row is None or row[1] is None:
+            return None
+        name, ts = row
+        prev = con.execute(
+            "SELECT id FROM entries WHERE missing = 0 AND shadowed = 0 AND name IS ? AND (ts < ? OR (ts = ? AND id < ?)) "
+            "ORDER BY ts DESC, id DESC LIMIT 1",
+            (name, ts, ts, entry_id),
+        ).fetchone()
+    finally:
+        con.close()
+    return None if prev is None else str(prev[0])
