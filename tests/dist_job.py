@@ -90,6 +90,30 @@ elif scenario == "fsdp2":
     # Unsharded load on every rank.
     sd = tvault.load(e.id)
     assert all(torch.equal(sd[k], full[k]) for k in full)
+elif scenario == "fsdp1":
+    import warnings
+
+    from torch.distributed.fsdp import FullyShardedDataParallel as FSDP
+    from torch.distributed.fsdp import StateDictType
+
+    warnings.filterwarnings("ignore", category=FutureWarning)
+
+    def wrap(m: torch.nn.Module) -> torch.nn.Module:
+        m.emb = FSDP(m.emb, device_id=torch.device("cpu"))  # nested: the entry's architecture must not show it
+        return FSDP(m, device_id=torch.device("cpu"))
+
+    model = wrap(build(0))
+    e = tvault.log_all(model, tags={"job": "fsdp1"}, result=0.125, name="wide")
+    seen["entry"] = {"id": e.id, "commit": e.commit, "index": e.index, "name": e.name, "result": e.result}
+    other = wrap(build(1))
+    tvault.load_into(other, e.id)
+    with FSDP.state_dict_type(other, StateDictType.FULL_STATE_DICT):
+        got = other.state_dict()
+    full = build(0).state_dict()
+    assert set(got) == set(full), (sorted(got), sorted(full))
+    for name, v in got.items():
+        assert torch.equal(v, full[name]), name
+    seen["loaded"] = len(got)
 else:
     raise SystemExit(f"unknown scenario {scenario}")
 

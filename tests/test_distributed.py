@@ -139,3 +139,15 @@ def test_fsdp2_shards_written_by_their_ranks_bit_identical(dist_repo: Path, tmp_
     sd = tvault.load(entry_id, repo=str(dist_repo))
     assert all(torch.equal(sd[k], v) for k, v in m.state_dict().items())
     git(dist_repo, "fsck", "--full", "--strict")
+
+
+def test_fsdp1_sharded_tensors_logged_and_loaded_back(dist_repo: Path, tmp_path: Path):
+    import tvault_git as tvault
+
+    seen = _torchrun(dist_repo, "fsdp1", 2, tmp_path / "out")
+    (entry_id,) = {s["entry"]["id"] for s in seen}
+    assert all(s["loaded"] == 6 for s in seen)
+    single = _single(dist_repo, tags={"job": "fsdp1"}, result=0.125, name="wide")
+    assert single.new_bytes == 0
+    _assert_same_entry(pygit2.Repository(str(dist_repo)), entry_id, single.id)
+    assert "FullyShardedDataParallel" not in tvault.get(entry_id, repo=str(dist_repo))["model"]["class"]

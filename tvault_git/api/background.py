@@ -27,6 +27,7 @@ from typing import Any
 import pygit2
 import torch
 
+from tvault_git.api import distributed
 from tvault_git.errors import InvalidInput
 from tvault_git.registry.entries import Entry
 from tvault_git.storage import tensors
@@ -169,6 +170,8 @@ def submit(model: Any, tags: Any, result: Any, optimizer: Any, args: dict[str, A
         if slot.pending is not None:
             slot.pending._wait()
         p, state_dict, opt_tensors = prepare(model, tags, result, optimizer, **args)
+        if distributed.is_sharded(state_dict):
+            raise InvalidInput("the weights are sharded (FSDP / DTensor): log in the foreground on every rank")
         parts: list[Mapping[str, Any]] = [state_dict] + ([opt_tensors] if opt_tensors is not None else [])
         if mode == "copy":
             parts = snapshot(parts, slot)  # type: ignore[assignment]

@@ -59,15 +59,28 @@ def active(collective: bool | None) -> bool:
 
 @contextlib.contextmanager
 def plain_classes(model: torch.nn.Module) -> Iterator[None]:
-    """Within the block, FSDP2-wrapped modules have their original class (for ``repr`` and source capture)."""
+    """Within the block the model looks unwrapped: FSDP2 modules have their original class
+    (FSDPLinear -> Linear) and nested FSDP1 wrappers are replaced by what they wrap (for ``repr``
+    and source capture); all is put back after."""
     swapped: list[tuple[torch.nn.Module, type]] = []
+    children: list[tuple[torch.nn.Module, str, torch.nn.Module]] = []
     try:
-        fsdp_module = _fsdp_module_class()
-        if fsdp_module is not None:
-            for m in model.modules():
+        if _initialized():
+            fsdp1 = _fsdp1_class()
+            stack = [model]
+            while stack and fsdp1 is not None:
+                m = stack.pop()
+                for name, child in list(m._modules.items()):
+                    while child is not None and isinstance(child, fsdp1):
+                        children.append((m, name, child))
+                        child = m._modules[name] = child.module
+                    if child is not None:
+                        stack.append(child)
+            fsdp_module = _fsdp_module_class()
+            for m in model.modules() if fsdp_module is not None else ():
                 cls = type(m)
-                if issubclass(cls, fsdp_module):
-                    orig = next((c for c in cls.__mro__[1:] if not issubclass(c, fsdp_module)), None)
+                if issubclass(cls, fsdp_module):  # type: ignore[arg-type]
+                    orig = next((c for c in cls.__mro__[1:] if not issubclass(c, fsdp_module)), None)  # type: ignore[arg-type]
                     if orig is not None and issubclass(orig, torch.nn.Module):
                         m.__class__ = orig
                         swapped.append((m, cls))
@@ -75,11 +88,64 @@ def plain_classes(model: torch.nn.Module) -> Iterator[None]:
     finally:
         for m, cls in swapped:
             m.__class__ = cls
+        for parent, name, child in reversed(children):
+            parent._modules[name] = child
+
+
+def _initialized() -> bool:
+    dist = _dist()
+    return bool(dist.is_available() and dist.is_initialized())
+
+
+def _fsdp1_class() -> type | None:
+    try:
+        from torch.distributed.fsdp import FullyShardedDataParallel
+    except ImportError:  # pragma: no cover
+        return None
+    return FullyShardedDataParallel
+
+
+def fsdp1_inner(model: Any) -> torch.nn.Module | None:
+    """The module an FSDP1 ``FullyShardedDataParallel`` wraps, or None for anything else."""
+    if not _initialized():
+        return None
+    fsdp1 = _fsdp1_class()
+    return model.module if fsdp1 is not None and isinstance(model, fsdp1) else None
+
+
+@contextlib.contextmanager
+def fsdp1_sharded(model: Any) -> Iterator[torch.nn.Module | None]:
+    """For an FSDP1 root (possibly inside DDP or torch.compile wrappers): the root, with
+    ``SHARDED_STATE_DICT`` in force (``ShardedTensor`` values, nothing gathered); else None."""
+    fsdp1 = _fsdp1_class() if _initialized() else None
+    root = None
+    m = model
+    for _ in range(10):
+        if fsdp1 is not None and isinstance(m, fsdp1):
+            root = m
+            break
+        nxt = getattr(m, "_orig_mod", None) or getattr(m, "module", None)
+        if not isinstance(nxt, torch.nn.Module):
+            break
+        m = nxt
+    if root is None:
+        yield None
+        return
+    from torch.distributed.fsdp import StateDictType
+
+    with fsdp1.state_dict_type(root, StateDictType.SHARDED_STATE_DICT):  # type: ignore[union-attr]
+        yield root
+
+
+def count_parameters(model: torch.nn.Module, state_dict: Mapping[str, Any]) -> int:
+    """Parameters of the unsharded model (FSDP1's flat parameters hold shards: count the sharded entries)."""
+    sharded = _sharded_tensor_class() if _initialized() else None
+    if sharded is not None and any(isinstance(v, sharded) for v in state_dict.values()):
+        return sum(math.prod(v.shape) for v in state_dict.values() if isinstance(v, sharded))
+    return sum(p.numel() for p in model.parameters())
 
 
 def _fsdp_module_class() -> type | None:
-    if not _dist().is_available():
-        return None
     try:
         from torch.distributed.fsdp import FSDPModule
     except ImportError:  # pragma: no cover - torch < 2.6
@@ -521,8 +587,7 @@ def log_all(model: Any, tags: Any, result: Any, optimizer: Any, args: dict[str, 
 
 def is_sharded(state_dict: Mapping[str, Any]) -> bool:
     """Whether any value is a DTensor or ShardedTensor (neither exists without a process group)."""
-    dist = _dist()
-    if not (dist.is_available() and dist.is_initialized()):
+    if not _initialized():
         return False
     return any(_boxes(v) is not None for v in state_dict.values())
 

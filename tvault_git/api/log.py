@@ -23,6 +23,7 @@ import pygit2
 import torch
 
 from tvault_git import __version__
+from tvault_git.api import distributed
 from tvault_git.capture import live
 from tvault_git.errors import InvalidInput
 from tvault_git.gitutil.repo import ensure_config, head_commit, open_repo, signature
@@ -58,6 +59,10 @@ def unwrap_model(model: Any) -> torch.nn.Module:
             continue
         if isinstance(model, (torch.nn.parallel.DistributedDataParallel, torch.nn.DataParallel)):
             model = model.module
+            continue
+        inner = distributed.fsdp1_inner(model)
+        if inner is not None:
+            model = inner
             continue
         break
     if not isinstance(model, torch.nn.Module):
@@ -250,9 +255,7 @@ def prepare(
     save_optimizer_state: bool = False,
 ) -> tuple[Prepared, dict[str, Any], dict[str, torch.Tensor] | None]:
     """Validate and capture everything but the tensors; returns (prepared, state_dict, optimizer state tensors)."""
-    from tvault_git.api.distributed import plain_classes
-
-    model = unwrap_model(model)
+    wrapped, model = model, unwrap_model(model)
     if tags is None:
         tags = {}
     if not isinstance(tags, Mapping):
@@ -273,7 +276,8 @@ def prepare(
         raise InvalidInput("message must be a string")
     opt_rec = _optimizer_record(optimizer, model) if optimizer is not None else None
     sched_rec = _scheduler_record(scheduler) if scheduler is not None else None
-    state_dict = model.state_dict()
+    with distributed.fsdp1_sharded(wrapped) as root:  # FSDP1: ShardedTensor values, never gathered
+        state_dict = (root or model).state_dict()
     opt_values, opt_tensors = None, None
     if save_optimizer_state and optimizer is not None:
         opt_values, opt_tensors = _optimizer_state(optimizer, opt_rec)
@@ -284,7 +288,7 @@ def prepare(
     sig = signature(r)
     now = _dt.datetime.now(_dt.timezone.utc).astimezone()
     root = r.workdir or os.path.dirname(r.path.rstrip("/"))
-    with plain_classes(model):  # FSDP2 swaps in classes of its own; the entry records the user's
+    with distributed.plain_classes(model):  # FSDP wrappers and classes out of the way: the entry records the user's
         cap = live.capture_model(model, root)
         arch = repr(model) + "\n"
         cls = type(model)
@@ -305,7 +309,7 @@ def prepare(
         scheduler=sched_rec,
         architecture=arch,
         model_class=f"{cls.__module__}.{cls.__qualname__}",
-        n_params=sum(p.numel() for p in model.parameters()),
+        n_params=distributed.count_parameters(model, state_dict),
         capture=cap,
         dirty=dirty,
         patch=patch,
@@ -436,8 +440,6 @@ def log_all(
     (``snapshot="copy"``) or at once (``snapshot="view"``: you promise not to
     change the weights until it is done); hashing and writing run in a thread.
     """
-    from tvault_git.api import distributed
-
     args = dict(
         metrics=metrics,
         scheduler=scheduler,
@@ -459,6 +461,10 @@ def log_all(
 
         return bg.submit(model, tags, result, optimizer, args, snapshot)
     p, state_dict, opt_tensors = prepare(model, tags, result, optimizer, **args)
+    if distributed.is_sharded(state_dict):
+        raise InvalidInput(
+            "the weights are sharded (FSDP / DTensor): call log_all on every rank, without collective=False"
+        )
     weights = tensors.store_tensors(p.repo, state_dict)
     opt_state = tensors.store_tensors(p.repo, opt_tensors, "optimizer state") if opt_tensors is not None else None
     return commit_entry(p, weights, opt_state)

@@ -70,10 +70,12 @@ def load_into(
         ref = _fetched(_repo(repo), ref, remote)
     from tvault_git.api import distributed
 
-    if distributed.is_sharded(m.state_dict()):  # FSDP / DTensor: each rank reads only its shards' chunks
-        r = _repo(repo)
-        e = registry.resolve(r, ref)
-        return distributed.load_sharded(m, r, weight_records(r, e), f"entry {e.short}", strict)
+    with distributed.fsdp1_sharded(model) as root:  # FSDP1: its ShardedTensor state_dict
+        target = root or m
+        if distributed.is_sharded(target.state_dict()):  # FSDP / DTensor: each rank reads only its shards' chunks
+            r = _repo(repo)
+            e = registry.resolve(r, ref)
+            return distributed.load_sharded(target, r, weight_records(r, e), f"entry {e.short}", strict)
     return m.load_state_dict(load(ref, repo, device=device), strict=strict)
 
 
