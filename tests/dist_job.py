@@ -51,6 +51,15 @@ if scenario == "ddp":
         tvault.log_all(model, tags={"bad": float("nan")} if rank == world - 1 else {"ok": 1})
     except InvalidInput as ex:
         seen["error"] = str(ex)
+    # In the background: every rank gets a handle, the same entry, the weights as they were at the call.
+    h = tvault.log_all(model, tags={"job": "ddp"}, result=0.5, metrics={"acc": 0.5}, name="wide", background=True)
+    with torch.no_grad():
+        for prm in model.parameters():
+            prm.add_(1.0)
+    seen["background"] = h.result(timeout=120).id
+    with torch.no_grad():
+        for prm in model.parameters():
+            prm.sub_(1.0)
     # Code that logs from rank 0 alone says so.
     if rank == 0:
         seen["alone"] = tvault.log_all(model, result=1.0, collective=False).id
@@ -90,6 +99,15 @@ elif scenario == "fsdp2":
     # Unsharded load on every rank.
     sd = tvault.load(e.id)
     assert all(torch.equal(sd[k], full[k]) for k in full)
+    # In the background: the shards are copied, training goes on (weights change, the default group is busy).
+    h = tvault.log_all(model, tags={"job": "fsdp2"}, result=0.25, optimizer=opt, name="wide", background=True)
+    with torch.no_grad():
+        for prm in model.parameters():
+            prm.to_local().add_(1.0)
+    busy = torch.ones(4)
+    dist.all_reduce(busy)
+    assert busy[0].item() == world
+    seen["background"] = h.result(timeout=120).id
 elif scenario == "fsdp1":
     import warnings
 

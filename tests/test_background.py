@@ -76,7 +76,7 @@ def test_a_view_snapshot_sees_later_changes_so_the_copy_is_what_isolates(repo, g
 def test_the_snapshot_buffer_is_reused_and_one_log_per_model_is_in_flight(repo, gate):
     m = _model()
     h1 = tvault.log_all(m, result=1.0, background=True)
-    buf = background._slot(m).buffer
+    buf = background.slot(m).buffer
     assert buf is not None
     with torch.no_grad():
         m[0].bias.fill_(2.0)
@@ -88,7 +88,7 @@ def test_the_snapshot_buffer_is_reused_and_one_log_per_model_is_in_flight(repo, 
     gate.set()
     t.join(60)
     e1, e2 = h1.result(timeout=60), second["h"].result(timeout=60)
-    assert background._slot(m).buffer is buf  # the same host memory, no new allocation
+    assert background.slot(m).buffer is buf  # the same host memory, no new allocation
     assert e1.id != e2.id
     assert torch.equal(tvault.load(e2.id)["0.bias"], torch.full((64,), 2.0))
     assert not torch.equal(tvault.load(e1.id)["0.bias"], torch.full((64,), 2.0))

@@ -21,7 +21,7 @@ import sys
 import threading
 import time
 import weakref
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import pygit2
@@ -91,7 +91,7 @@ _pending_lock = threading.Lock()
 _atexit_registered = False
 
 
-def _slot(model: torch.nn.Module) -> _Slot:
+def slot(model: torch.nn.Module) -> _Slot:
     with _slots_lock:
         s = _slots.get(model)
         if s is None:
@@ -164,42 +164,51 @@ def submit(model: Any, tags: Any, result: Any, optimizer: Any, args: dict[str, A
     """Prepare and snapshot here, hash/write/publish in a thread; returns at once after the copy."""
     from tvault_git.api.log import commit_entry, prepare, unwrap_model
 
-    module = unwrap_model(model)
-    slot = _slot(module)
-    with slot.lock:  # one snapshot per model in flight: wait for the previous one first
-        if slot.pending is not None:
-            slot.pending._wait()
+    s = slot(unwrap_model(model))
+    with s.lock:  # one snapshot per model in flight: wait for the previous one first
+        if s.pending is not None:
+            s.pending._wait()
         p, state_dict, opt_tensors = prepare(model, tags, result, optimizer, **args)
         if distributed.is_sharded(state_dict):
-            raise InvalidInput("the weights are sharded (FSDP / DTensor): log in the foreground on every rank")
+            raise InvalidInput(
+                "the weights are sharded (FSDP / DTensor): call log_all on every rank, without collective=False"
+            )
         parts: list[Mapping[str, Any]] = [state_dict] + ([opt_tensors] if opt_tensors is not None else [])
         if mode == "copy":
-            parts = snapshot(parts, slot)  # type: ignore[assignment]
+            parts = snapshot(parts, s)  # type: ignore[assignment]
         else:
             for part in parts:
                 for name, t in part.items():
                     if isinstance(t, torch.Tensor):
                         tensors.check_loggable(t, name)
-        path = p.repo.path
-        future: concurrent.futures.Future = concurrent.futures.Future()
+        r = pygit2.Repository(p.repo.path)  # the thread's own: libgit2 objects stay in one thread
+        q = dataclasses.replace(p, repo=r)
 
-        def work() -> None:
-            if not future.set_running_or_notify_cancel():  # pragma: no cover - never cancelled
-                return
-            try:
-                r = pygit2.Repository(path)  # libgit2 objects are not shared across threads
-                q = dataclasses.replace(p, repo=r)
-                weights = tensors.store_tensors(r, parts[0])
-                opt = tensors.store_tensors(r, parts[1], "optimizer state") if len(parts) > 1 else None
-                future.set_result(commit_entry(q, weights, opt))
-            except BaseException as e:
-                future.set_exception(e)
+        def work() -> Entry:
+            weights = tensors.store_tensors(r, parts[0])
+            opt = tensors.store_tensors(r, parts[1], "optimizer state") if len(parts) > 1 else None
+            return commit_entry(q, weights, opt)
 
-        handle = PendingEntry(future)
-        slot.pending = handle
-        _track(handle)
-        handle._thread = _Writer(target=work, name="tvault-log", daemon=True)
-        handle._thread.start()
+        return start(s, work)
+
+
+def start(s: _Slot, work: Callable[[], Entry]) -> PendingEntry:
+    """Run ``work`` in a writer thread as the slot's pending log (the caller holds ``s.lock``)."""
+    future: concurrent.futures.Future = concurrent.futures.Future()
+
+    def run() -> None:
+        if not future.set_running_or_notify_cancel():  # pragma: no cover - never cancelled
+            return
+        try:
+            future.set_result(work())
+        except BaseException as e:
+            future.set_exception(e)
+
+    handle = PendingEntry(future)
+    s.pending = handle
+    _track(handle)
+    handle._thread = _Writer(target=run, name="tvault-log", daemon=True)
+    handle._thread.start()
     return handle
 
 

@@ -225,7 +225,7 @@ class _Local:
         raise AssertionError(f"rank holds no bytes [{lo}, {hi}) of {self.name}")  # the plan said it did
 
 
-def _local_part(name: str, t: Any, boxes: list[tuple[list[int], list[int], torch.Tensor]]) -> _Local:
+def _local_part(name: str, t: Any, boxes: list[tuple[list[int], list[int], torch.Tensor]], copy: bool) -> _Local:
     dt = tensors.dtype_name(t.dtype)
     shape = list(t.shape)
     loc = _Local(name, dt, shape, math.prod(shape) * DTYPES[dt])
@@ -238,6 +238,9 @@ def _local_part(name: str, t: Any, boxes: list[tuple[list[int], list[int], torch
             continue
         if rng[1] > rng[0]:
             cpu, mv = tensors._as_bytes(data, name)
+            if copy and cpu.data_ptr() == data.data_ptr():  # a view of the live weights: copy it
+                cpu = cpu.clone()
+                mv = memoryview(cpu.reshape(-1).view(torch.uint8).numpy()).cast("B")
             if mv.nbytes != rng[1] - rng[0]:
                 loc.contiguous = False
                 continue
@@ -250,12 +253,20 @@ def _local_part(name: str, t: Any, boxes: list[tuple[list[int], list[int], torch
 # JSON over the process group.
 
 
-def _comm_device() -> torch.device:
-    """Where the default group's tensors must live: CUDA for NCCL, else the CPU (gloo, or gloo beside NCCL)."""
-    backend = str(_dist().get_backend())
-    if backend == "nccl":
-        return torch.device("cuda", torch.cuda.current_device())
-    return torch.device("cpu")
+_GROUPS: dict[int, Any] = {}
+
+
+def _group() -> Any:
+    """tvault's own gloo group over all ranks, made (collectively) by the first call under each default group.
+
+    Gloo takes CPU tensors whatever the training's backend (NCCL included), and the collectives of a
+    background log never interleave with the training's own on the default group.
+    """
+    dist = _dist()
+    key = id(dist.distributed_c10d._get_default_group())
+    if key not in _GROUPS:
+        _GROUPS[key] = dist.new_group(backend="gloo")
+    return _GROUPS[key]
 
 
 def _encode(obj: Any) -> torch.Tensor:
@@ -267,31 +278,31 @@ def _decode(t: torch.Tensor) -> Any:
     return json.loads(t.cpu().numpy().tobytes().decode())
 
 
-def all_gather_json(obj: Any) -> list[Any]:
+def all_gather_json(obj: Any, group: Any) -> list[Any]:
     """Every rank's ``obj``, in rank order."""
-    dist, dev = _dist(), _comm_device()
-    payload = _encode(obj).to(dev)
-    n = torch.tensor([payload.numel()], dtype=torch.int64, device=dev)
+    dist = _dist()
+    payload = _encode(obj)
+    n = torch.tensor([payload.numel()], dtype=torch.int64)
     sizes = [torch.empty_like(n) for _ in range(dist.get_world_size())]
-    dist.all_gather(sizes, n)
+    dist.all_gather(sizes, n, group=group)
     most = max(int(s.item()) for s in sizes)
-    padded = torch.zeros(most, dtype=torch.uint8, device=dev)
+    padded = torch.zeros(most, dtype=torch.uint8)
     padded[: payload.numel()] = payload
-    out = [torch.empty(most, dtype=torch.uint8, device=dev) for _ in sizes]
-    dist.all_gather(out, padded)
+    out = [torch.empty(most, dtype=torch.uint8) for _ in sizes]
+    dist.all_gather(out, padded, group=group)
     return [_decode(o[: int(s.item())]) for o, s in zip(out, sizes)]
 
 
-def broadcast_json(obj: Any, src: int) -> Any:
+def broadcast_json(obj: Any, src: int, group: Any) -> Any:
     """``obj`` of rank ``src``, on every rank."""
-    dist, dev = _dist(), _comm_device()
-    payload = _encode(obj).to(dev) if dist.get_rank() == src else None
-    n = torch.tensor([payload.numel() if payload is not None else 0], dtype=torch.int64, device=dev)
-    dist.broadcast(n, src)
+    dist = _dist()
+    payload = _encode(obj) if dist.get_rank() == src else None
+    n = torch.tensor([payload.numel() if payload is not None else 0], dtype=torch.int64)
+    dist.broadcast(n, src, group=group)
     if payload is None:
-        payload = torch.empty(int(n.item()), dtype=torch.uint8, device=dev)
+        payload = torch.empty(int(n.item()), dtype=torch.uint8)
     if payload.numel():
-        dist.broadcast(payload, src)
+        dist.broadcast(payload, src, group=group)
     return _decode(payload)
 
 
@@ -367,10 +378,12 @@ def _plan(order: list[str], sizes: dict[str, int], held: dict[str, list[list[tup
     return out
 
 
-def _exchange(chunks: list[_Chunk], local: dict[str, _Local], me: int) -> list[tuple[_Chunk, memoryview, Any]]:
+def _exchange(
+    chunks: list[_Chunk], local: dict[str, _Local], me: int, group: Any
+) -> list[tuple[_Chunk, memoryview, Any]]:
     """Move every piece to its chunk's owner; returns this rank's chunks as (chunk, bytes, buffer kept alive)."""
-    dist, dev = _dist(), _comm_device()
-    works, mine, pending = [], [], []
+    dist = _dist()
+    works, mine, sent = [], [], []
     for tag, ch in enumerate(chunks):
         if ch.owner == me:
             if len(ch.pieces) == 1:
@@ -382,25 +395,16 @@ def _exchange(chunks: list[_Chunk], local: dict[str, _Local], me: int) -> list[t
                 if r == me:
                     mv[a - ch.lo : b - ch.lo] = local[ch.tensor].piece(a, b)
                 else:
-                    dst = buf[a - ch.lo : b - ch.lo]
-                    if dev.type == "cpu":
-                        works.append(dist.irecv(dst, src=r, tag=tag))
-                    else:
-                        tmp = torch.empty(b - a, dtype=torch.uint8, device=dev)
-                        works.append(dist.irecv(tmp, src=r, tag=tag))
-                        pending.append((dst, tmp))
+                    works.append(dist.irecv(buf[a - ch.lo : b - ch.lo], src=r, tag=tag, group=group))
             mine.append((ch, mv, buf))
         else:
             for a, b, r in ch.pieces:
                 if r == me:
-                    src = torch.frombuffer(local[ch.tensor].piece(a, b), dtype=torch.uint8).to(dev)
-                    works.append(dist.isend(src, dst=ch.owner, tag=tag))
-                    pending.append((None, src))  # keep the send buffer alive until it is waited for
+                    src = torch.frombuffer(local[ch.tensor].piece(a, b), dtype=torch.uint8)
+                    works.append(dist.isend(src, dst=ch.owner, tag=tag, group=group))
+                    sent.append(src)  # alive until waited for
     for w in works:
         w.wait()
-    for dst, tmp in pending:
-        if dst is not None:
-            dst.copy_(tmp)
     return mine
 
 
@@ -408,13 +412,25 @@ def _exchange(chunks: list[_Chunk], local: dict[str, _Local], me: int) -> list[t
 # log_all, collectively.
 
 
-def store_tensors(
-    r: pygit2.Repository, tensors_in: Mapping[str, Any], what: str, writer: int
-) -> Callable[[], tuple[dict, list[str], int]] | None:
-    """Collective ``tensors.store_tensors``: sharded tensors written by the ranks holding them, the rest by ``writer``.
+@dataclass
+class _Staged:
+    """One tensor table between its collective planning and its writing (which may run in a thread)."""
 
-    On the writer, returns what finishes the job without the others: a call that writes the
-    plain tensors and returns (records, blob ids, new bytes), as ``tensors.store_tensors`` does.
+    what: str
+    writer: int
+    me: int
+    tensors: Mapping[str, Any]  # the writer's plain (and gathered) tensors are read from here
+    kinds: list[tuple[str, str]]
+    local: dict[str, _Local]
+    gathered: dict[str, torch.Tensor]
+    all_sizes: dict[str, int]
+    plan: list[_Chunk]
+
+
+def _stage(tensors_in: Mapping[str, Any], what: str, writer: int, group: Any, copy: bool) -> _Staged:
+    """Collective: every rank reports the byte ranges it holds, and all derive the same chunk plan.
+
+    With ``copy``, this rank's shard bytes are copied (a background log must not see later steps).
     """
     dist = _dist()
     me = dist.get_rank()
@@ -427,7 +443,7 @@ def store_tensors(
             if boxes is None:
                 kinds.append((name, "plain"))
             else:
-                local[name] = _local_part(name, t, boxes)
+                local[name] = _local_part(name, t, boxes, copy)
                 kinds.append((name, "sharded"))
     except BaseException as e:  # reported to every rank below
         err = e
@@ -438,7 +454,7 @@ def store_tensors(
             n: ([[a, b] for a, b, _ in loc.ranges] if loc.contiguous else None) for n, loc in local.items()
         }
         report["sizes"] = {n: loc.nbytes for n, loc in local.items()}
-    reports = all_gather_json(report)
+    reports = all_gather_json(report, group)
     _raise_first(reports, me, err)
     if any(rep["kinds"] != reports[0]["kinds"] for rep in reports):
         raise InvalidInput(
@@ -461,27 +477,41 @@ def store_tensors(
             gathered[name] = _full_tensor(tensors_in[name], writer)
     all_sizes: dict[str, int] = reports[0]["sizes"]
     order = [n for n in order if n in held and all_sizes[n] > 0]
-    sizes = {n: all_sizes[n] for n in order}
+    plan = _plan(order, {n: all_sizes[n] for n in order}, held)
+    return _Staged(what, writer, me, tensors_in, kinds, local, gathered, all_sizes, plan)
 
+
+def _write(st: _Staged, r: pygit2.Repository, group: Any) -> Callable[[], tuple[dict, list[str], int]] | None:
+    """Collective: pieces to chunk owners, each rank writes its chunks, all learn every chunk's id.
+
+    On the writer, returns what finishes the table without the others: a call that writes the
+    plain tensors and returns (records, blob ids, new bytes), as ``tensors.store_tensors`` does.
+    """
     ids: dict[tuple[str, int], str] = {}
     new_bytes = 0
     err = None
     try:
-        mine = _exchange(_plan(order, sizes, held), local, me)
+        mine = _exchange(st.plan, st.local, st.me, group)
         if mine:
             oids, new_bytes = packwrite.write_blobs(r, [mv for _, mv, _ in mine])  # type: ignore[arg-type]
             ids = {(ch.tensor, ch.index): oid for (ch, _, _), oid in zip(mine, oids)}
         del mine
     except BaseException as e:  # reported to every rank below
         err = e
-    local.clear()
+    st.local.clear()
     reports = all_gather_json(
-        {"error": _failure(err) if err else None, "ids": [[n, i, o] for (n, i), o in ids.items()], "new": new_bytes}
+        {"error": _failure(err) if err else None, "ids": [[n, i, o] for (n, i), o in ids.items()], "new": new_bytes},
+        group,
     )
-    _raise_first(reports, me, err)
-    if me != writer:
+    _raise_first(reports, st.me, err)
+    if st.me != st.writer:
         return None
-    return lambda: _writer_table(r, tensors_in, what, kinds, gathered, all_sizes, reports)  # type: ignore[arg-type]
+    return lambda: _writer_table(r, st.tensors, st.what, st.kinds, st.gathered, st.all_sizes, reports)
+
+
+def writer_plain(st: _Staged) -> dict[str, Any]:
+    """The tensors the writer stores itself: plain ones and those gathered whole."""
+    return {n: st.gathered.get(n, st.tensors[n]) for n, k in st.kinds if k == "plain" or n in st.gathered}
 
 
 def _writer_table(
@@ -529,29 +559,65 @@ def _full_tensor(t: Any, writer: int) -> torch.Tensor:
     return out if out is not None else torch.empty(0, dtype=t.dtype)
 
 
-def log_all(model: Any, tags: Any, result: Any, optimizer: Any, args: dict[str, Any], writer: int) -> Any:
-    """Collective ``entry.log_all``: every rank calls it, ``writer`` commits, every rank returns the same ``Entry``."""
-    from tvault_git.api.log import commit_entry, prepare
-    from tvault_git.registry.entries import Entry
+def log_all(
+    model: Any, tags: Any, result: Any, optimizer: Any, args: dict[str, Any], writer: int, background: bool, mode: str
+) -> Any:
+    """Collective ``log_all``: every rank calls it, ``writer`` commits, every rank gets the same ``Entry``
+    (or, with ``background``, a ``PendingEntry`` for it: planning and the copies here, the rest in a thread)."""
+    from tvault_git.api import background as bg
+    from tvault_git.api.log import prepare, unwrap_model
 
     dist = _dist()
     me, world = dist.get_rank(), dist.get_world_size()
     if not isinstance(writer, int) or isinstance(writer, bool) or not 0 <= writer < world:
         raise InvalidInput(f"writer_rank must be a rank of this job (0..{world - 1}), got {writer!r}")
-    p = state_dict = opt_tensors = None
-    err: BaseException | None = None
-    try:
-        p, state_dict, opt_tensors = prepare(model, tags, result, optimizer, **args)
-    except BaseException as e:  # every rank learns of it
-        err = e
-    reports = all_gather_json({"error": _failure(err) if err else None, "opt": opt_tensors is not None})
-    _raise_first(reports, me, err)
-    finish_weights = store_tensors(p.repo, state_dict, "state_dict", writer)
-    finish_opt = store_tensors(p.repo, opt_tensors or {}, "optimizer state", writer) if reports[writer]["opt"] else None
+    group = _group()
+    slot = bg.slot(unwrap_model(model))
+    with slot.lock:
+        if slot.pending is not None:  # one log per model in flight (on every rank alike)
+            slot.pending._wait()
+        p = state_dict = opt_tensors = None
+        err: BaseException | None = None
+        try:
+            p, state_dict, opt_tensors = prepare(model, tags, result, optimizer, **args)
+        except BaseException as e:  # every rank learns of it
+            err = e
+        reports = all_gather_json({"error": _failure(err) if err else None, "opt": opt_tensors is not None}, group)
+        _raise_first(reports, me, err)
+        copy = background and mode == "copy"
+        staged = [_stage(state_dict, "state_dict", writer, group, copy)]
+        if reports[writer]["opt"]:
+            staged.append(_stage(opt_tensors or {}, "optimizer state", writer, group, copy))
+        plains = [writer_plain(st) for st in staged] if me == writer else []
+        if copy and plains:
+            for st, snap in zip(staged, bg.snapshot(plains, slot)):
+                st.tensors = {**st.tensors, **snap}
+                st.gathered = {n: snap[n] for n in st.gathered}
+        elif me == writer and background:
+            for part in plains:
+                for name, t in part.items():
+                    tensors.check_loggable(t, name)
+        if not background:
+            return _finish(p, staged, p.repo, group)  # type: ignore[union-attr]
+        r = pygit2.Repository(p.repo.path)  # type: ignore[union-attr]  # the thread's own (libgit2 objects stay in one thread)
+        return bg.start(slot, lambda: _finish(p, staged, r, group))
+
+
+def _finish(p: Any, staged: list[_Staged], r: pygit2.Repository, group: Any) -> Any:
+    """Collective: write every rank's chunks, the writer commits, every rank returns the same ``Entry``."""
+    import dataclasses
+
+    from tvault_git.api.log import commit_entry
+    from tvault_git.registry.entries import Entry
+
+    writer, me = staged[0].writer, staged[0].me
+    finishers = [_write(st, r, group) for st in staged]
     out: dict[str, Any] = {}
+    err: BaseException | None = None
     if me == writer:
         try:
-            e = commit_entry(p, finish_weights(), finish_opt() if finish_opt is not None else None)  # type: ignore[misc]
+            tables = [f() for f in finishers]  # type: ignore[misc]
+            e = commit_entry(dataclasses.replace(p, repo=r), tables[0], tables[1] if len(tables) > 1 else None)
             out = {
                 "id": e.id,
                 "commit": e.commit,
@@ -564,7 +630,7 @@ def log_all(model: Any, tags: Any, result: Any, optimizer: Any, args: dict[str, 
         except BaseException as ex:  # every rank learns of it
             err = ex
             out = {"error": _failure(ex)}
-    out = broadcast_json(out, writer)
+    out = broadcast_json(out, writer, group)
     if err is not None:
         raise err
     if out.get("error"):
@@ -576,7 +642,7 @@ def log_all(model: Any, tags: Any, result: Any, optimizer: Any, args: dict[str, 
         out["name"],
         out["result"],
         out["new"],
-        _repo=p.repo,
+        _repo=r,
         _manifest=out["manifest"],
     )
 

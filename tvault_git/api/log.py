@@ -451,11 +451,7 @@ def log_all(
     if snapshot not in ("copy", "view"):
         raise InvalidInput(f"snapshot must be 'copy' or 'view', got {snapshot!r}")
     if distributed.active(collective):
-        if background:
-            raise InvalidInput(
-                "background=True is not supported under torch.distributed yet; log in the foreground on every rank"
-            )
-        return distributed.log_all(model, tags, result, optimizer, args, writer_rank)
+        return distributed.log_all(model, tags, result, optimizer, args, writer_rank, background, snapshot)
     if background:
         from tvault_git.api import background as bg
 
