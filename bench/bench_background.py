@@ -152,6 +152,10 @@ def main() -> None:
     print(f"  log_all(background) blocks     {bg_block:7.3f} s   {bg_block / st:.2f}x safetensors (target <= 0.25x)")
     print(f"    first call (buffer allocated) {first_block:6.3f} s   {first_block / st:.2f}x safetensors")
     print(f"  log_all(background) published  {bg_total:7.3f} s   {bg_total / fg_s:.2f}x foreground (target <= 1.15x)")
+    pairs = ", ".join(f"{b / f:.2f}x" for f, b in zip(rounds["fg"], rounds["bg_total"]))
+    print(
+        f"    per round: foreground {' '.join(f'{x:.2f}' for x in rounds['fg'])} s; background {' '.join(f'{x:.2f}' for x in rounds['bg_total'])} s ({pairs})"
+    )
     shutil.rmtree(tmp, ignore_errors=True)
 
 
