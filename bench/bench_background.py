@@ -6,7 +6,8 @@ Side by side in one run, on the same state_dict and disk (best of ``--repeat``
 interleaved rounds, see bench_core.side_by_side):
 - blocking time of a background ``log_all`` (steady state: the per-model
   snapshot buffer already exists; the first call, which allocates it, is
-  reported apart) against ``safetensors.torch.save_file``;
+  reported apart) against ``safetensors.torch.save_file``, with the copy and
+  with ``snapshot="view"`` (the caller promises not to change the weights);
 - total time until the background entry is published, against a foreground
   ``log_all`` of the same weights;
 - the foreground ``log_all`` against ``torch.save``, ``safetensors`` and the
@@ -90,13 +91,13 @@ def main() -> None:
     # Every log: new weights (perturbed untimed before it), a fresh repository made untimed.
     pending: dict = {}
 
-    def timed_log(background: bool) -> float:
+    def timed_log(background: bool, mode: str = "copy") -> float:
         changed(model)
         repo = fresh_repo()
         os.sync()
         t0 = time.perf_counter()
         if background:
-            h = tvault.log_all(model, repo=repo, result=1.0, background=True)
+            h = tvault.log_all(model, repo=repo, result=1.0, background=True, snapshot=mode)
             pending["block"] = time.perf_counter() - t0
             h.result()
         else:
@@ -111,7 +112,7 @@ def main() -> None:
     h.result()
     cleanup()
 
-    rounds: dict[str, list[float]] = {k: [] for k in ("fg", "bg_total", "bg_block")}
+    rounds: dict[str, list[float]] = {k: [] for k in ("fg", "bg_total", "bg_block", "view_total", "view_block")}
 
     def fg() -> None:
         rounds["fg"].append(timed_log(False))
@@ -122,6 +123,11 @@ def main() -> None:
         rounds["bg_block"].append(pending["block"])
         cleanup()
 
+    def bg_view() -> None:
+        rounds["view_total"].append(timed_log(True, "view"))
+        rounds["view_block"].append(pending["block"])
+        cleanup()
+
     base = side_by_side(
         {
             "safetensors": st_save,
@@ -130,6 +136,7 @@ def main() -> None:
             "sha1_lanes": sha1_two_pass_lanes,
             "fg": fg,
             "bg": bg,
+            "bg_view": bg_view,
         },
         args.repeat,
     )
@@ -152,6 +159,10 @@ def main() -> None:
     print(f"  log_all(background) blocks     {bg_block:7.3f} s   {bg_block / st:.2f}x safetensors (target <= 0.25x)")
     print(f"    first call (buffer allocated) {first_block:6.3f} s   {first_block / st:.2f}x safetensors")
     print(f"  log_all(background) published  {bg_total:7.3f} s   {bg_total / fg_s:.2f}x foreground (target <= 1.15x)")
+    vb, vt = min(rounds["view_block"]), min(rounds["view_total"])
+    print(
+        f"  snapshot='view' (no copy)      {vb:7.3f} s   {vb / st:.2f}x safetensors; published {vt:.3f} s, {vt / fg_s:.2f}x foreground"
+    )
     pairs = ", ".join(f"{b / f:.2f}x" for f, b in zip(rounds["fg"], rounds["bg_total"]))
     print(
         f"    per round: foreground {' '.join(f'{x:.2f}' for x in rounds['fg'])} s; background {' '.join(f'{x:.2f}' for x in rounds['bg_total'])} s ({pairs})"

@@ -253,7 +253,7 @@ def _local_part(name: str, t: Any, boxes: list[tuple[list[int], list[int], torch
 # JSON over the process group.
 
 
-_GROUPS: dict[int, Any] = {}
+_GROUPS: dict[int, tuple[Any, Any]] = {}  # id(default group) -> (that group, kept so the id stays its; ours)
 
 
 def _group() -> Any:
@@ -263,10 +263,10 @@ def _group() -> Any:
     background log never interleave with the training's own on the default group.
     """
     dist = _dist()
-    key = id(dist.distributed_c10d._get_default_group())
-    if key not in _GROUPS:
-        _GROUPS[key] = dist.new_group(backend="gloo")
-    return _GROUPS[key]
+    default = dist.distributed_c10d._get_default_group()
+    if id(default) not in _GROUPS:
+        _GROUPS[id(default)] = (default, dist.new_group(backend="gloo"))
+    return _GROUPS[id(default)][1]
 
 
 def _encode(obj: Any) -> torch.Tensor:
