@@ -60,6 +60,12 @@ if scenario == "ddp":
     with torch.no_grad():
         for prm in model.parameters():
             prm.sub_(1.0)
+    # Another rank can be the writer.
+    seen["by_last"] = tvault.log_all(model, result=0.5, writer_rank=world - 1).id
+    try:
+        tvault.log_all(model, writer_rank=world)
+    except InvalidInput as ex:
+        seen["bad_writer"] = str(ex)
     # Code that logs from rank 0 alone says so.
     if rank == 0:
         seen["alone"] = tvault.log_all(model, result=1.0, collective=False).id
@@ -99,6 +105,11 @@ elif scenario == "fsdp2":
     # Unsharded load on every rank.
     sd = tvault.load(e.id)
     assert all(torch.equal(sd[k], full[k]) for k in full)
+    # One rank alone cannot log sharded weights.
+    try:
+        tvault.log_all(model, collective=False)
+    except InvalidInput as ex:
+        seen["alone_error"] = str(ex)
     # In the background: the shards are copied, training goes on (weights change, the default group is busy).
     h = tvault.log_all(model, tags={"job": "fsdp2"}, result=0.25, optimizer=opt, name="wide", background=True)
     with torch.no_grad():

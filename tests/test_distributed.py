@@ -113,8 +113,10 @@ def test_ddp_two_ranks_one_entry_same_on_every_rank(dist_repo: Path, tmp_path: P
     r = pygit2.Repository(str(dist_repo))
     listed = [e.id for e in tvault.entries(str(dist_repo))]
     (bg_id,) = {s["background"] for s in seen}
-    # three entries: the collective one, the background one and rank 0's own
-    assert sorted(listed) == sorted([first["id"], bg_id, seen[0]["alone"]])
+    (by_last,) = {s["by_last"] for s in seen}
+    assert all("writer_rank must be a rank of this job (0..1)" in s["bad_writer"] for s in seen)
+    # four entries: the collective one, the background one, the last rank's and rank 0's own
+    assert sorted(listed) == sorted([first["id"], bg_id, by_last, seen[0]["alone"]])
     single = _single(dist_repo, tags={"job": "ddp"}, result=0.5, metrics={"acc": 0.5}, name="wide")
     _assert_same_entry(r, first["id"], single.id)
     _assert_same_entry(r, bg_id, single.id)
@@ -139,6 +141,7 @@ def test_fsdp2_shards_written_by_their_ranks_bit_identical(dist_repo: Path, tmp_
     single = tvault.log_all(m, tags={"job": "fsdp2"}, result=0.25, optimizer=opt, name="wide")
     assert single.new_bytes == 0, "the single-process log found every blob already written by the ranks"
     _assert_same_entry(r, entry_id, single.id)
+    assert all("call log_all on every rank" in s["alone_error"] for s in seen)
     (bg_id,) = {s["background"] for s in seen}
     _assert_same_entry(r, bg_id, single.id)  # the background copy was taken before the weights moved on
     sd = tvault.load(entry_id, repo=str(dist_repo))
