@@ -52,14 +52,15 @@ if scenario == "ddp":
     except InvalidInput as ex:
         seen["error"] = str(ex)
     # In the background: every rank gets a handle, the same entry, the weights as they were at the call.
+    saved = [prm.detach().clone() for prm in model.parameters()]
     h = tvault.log_all(model, tags={"job": "ddp"}, result=0.5, metrics={"acc": 0.5}, name="wide", background=True)
     with torch.no_grad():
         for prm in model.parameters():
             prm.add_(1.0)
     seen["background"] = h.result(timeout=120).id
     with torch.no_grad():
-        for prm in model.parameters():
-            prm.sub_(1.0)
+        for prm, keep in zip(model.parameters(), saved):
+            prm.copy_(keep)
     # Another rank can be the writer.
     seen["by_last"] = tvault.log_all(model, result=0.5, writer_rank=world - 1).id
     try:
@@ -105,6 +106,32 @@ elif scenario == "fsdp2":
     # Unsharded load on every rank.
     sd = tvault.load(e.id)
     assert all(torch.equal(sd[k], full[k]) for k in full)
+    # A full disk on the last rank while it writes its chunks: every rank raises, nothing is published.
+    import errno
+
+    from tvault_git.errors import StorageError
+    from tvault_git.storage import packwrite
+
+    saved = [prm.to_local().clone() for prm in model.parameters()]  # (x + 2) - 2 is not always x
+    with torch.no_grad():
+        for prm in model.parameters():
+            prm.to_local().add_(2.0)  # new bytes, so every rank has chunks to write
+    real_writev = packwrite.os.writev
+    if rank == world - 1:
+
+        def full(fd, bufs):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+        packwrite.os.writev = full
+    try:
+        tvault.log_all(model, result=9.0)
+    except StorageError as ex:
+        seen["disk_error"] = str(ex)
+    finally:
+        packwrite.os.writev = real_writev
+    with torch.no_grad():
+        for prm, keep in zip(model.parameters(), saved):
+            prm.to_local().copy_(keep)
     # One rank alone cannot log sharded weights.
     try:
         tvault.log_all(model, collective=False)

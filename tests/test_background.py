@@ -171,3 +171,15 @@ def test_an_uncollected_failure_is_reported_at_exit(repo):
     assert "tvault: a background log_all failed and nothing was recorded" in p.stderr
     assert "No space left on device" in p.stderr
     assert tvault.entries(str(repo)) == []
+
+
+def test_two_models_in_flight_at_once_both_publish(repo, gate):
+    a, b = _model(), torch.nn.Linear(16, 4)
+    ha = tvault.log_all(a, result=1.0, background=True)
+    hb = tvault.log_all(b, result=2.0, background=True)  # another model: no wait for the first
+    assert not ha.done() and not hb.done()
+    gate.set()
+    ea, eb = ha.result(timeout=60), hb.result(timeout=60)
+    assert sorted([ea.index, eb.index]) == [0, 1]
+    assert {e.id for e in tvault.entries(str(repo))} == {ea.id, eb.id}
+    git(repo, "fsck", "--full", "--strict")

@@ -142,6 +142,9 @@ def test_fsdp2_shards_written_by_their_ranks_bit_identical(dist_repo: Path, tmp_
     assert single.new_bytes == 0, "the single-process log found every blob already written by the ranks"
     _assert_same_entry(r, entry_id, single.id)
     assert all("call log_all on every rank" in s["alone_error"] for s in seen)
+    assert all("No space left on device" in s["disk_error"] for s in seen)
+    assert seen[0]["disk_error"].startswith(f"rank {n - 1}: ")
+    assert len(tvault.entries(str(dist_repo))) == 3  # the foreground, background and single-process ones
     (bg_id,) = {s["background"] for s in seen}
     _assert_same_entry(r, bg_id, single.id)  # the background copy was taken before the weights moved on
     sd = tvault.load(entry_id, repo=str(dist_repo))
