@@ -47,6 +47,7 @@ def test_mutating_weights_after_the_call_does_not_change_the_entry(repo, gate):
     before = {k: v.clone() for k, v in m.state_dict().items()}
     h = tvault.log_all(m, tags={"step": 1}, result=0.5, background=True)
     assert isinstance(h, tvault.PendingEntry) and not h.done()
+    assert repr(h) == "<PendingEntry pending>"
     with torch.no_grad():
         for p in m.parameters():
             p.add_(1.0)  # the optimizer steps on while the entry is written

@@ -21,7 +21,7 @@ import sys
 import threading
 import time
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import pygit2
@@ -65,14 +65,14 @@ class PendingEntry:
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join()
 
+    def __repr__(self) -> str:
+        state = "done" if self.done() else "pending"
+        return f"<PendingEntry {state}>"
+
 
 class _Writer(threading.Thread):
     """A background writer's thread; exit joins every live one (a daemon thread still inside torch when
     the interpreter shuts down aborts the process)."""
-
-    def __repr__(self) -> str:
-        state = "done" if self.done() else "pending"
-        return f"<PendingEntry {state}>"
 
 
 class _Slot:
@@ -112,7 +112,7 @@ def _storage_key(t: torch.Tensor) -> tuple | None:
     )
 
 
-def snapshot(parts: list[Mapping[str, Any]], slot: _Slot) -> list[dict[str, torch.Tensor]]:
+def snapshot(parts: Sequence[Mapping[str, Any]], slot: _Slot) -> list[dict[str, torch.Tensor]]:
     """Copies of every tensor in ``parts`` (state_dict, optimizer state) in the slot's one host buffer.
 
     Tied tensors stay tied (one copy); the buffer grows when the model did and is otherwise reused,
@@ -173,9 +173,9 @@ def submit(model: Any, tags: Any, result: Any, optimizer: Any, args: dict[str, A
             raise InvalidInput(
                 "the weights are sharded (FSDP / DTensor): call log_all on every rank, without collective=False"
             )
-        parts: list[Mapping[str, Any]] = [state_dict] + ([opt_tensors] if opt_tensors is not None else [])
+        parts: Sequence[Mapping[str, Any]] = [state_dict] + ([opt_tensors] if opt_tensors is not None else [])
         if mode == "copy":
-            parts = snapshot(parts, s)  # type: ignore[assignment]
+            parts = snapshot(parts, s)
         else:
             for part in parts:
                 for name, t in part.items():

@@ -552,7 +552,7 @@ def _full_tensor(t: Any, writer: int) -> torch.Tensor:
     """The whole tensor, collectively (the fallback for layouts that are not byte ranges)."""
     dtensor = _dtensor_class()
     if dtensor is not None and isinstance(t, dtensor):
-        return t.full_tensor()
+        return t.full_tensor()  # type: ignore[attr-defined]
     dist = _dist()
     out = torch.empty(t.shape, dtype=t.dtype) if dist.get_rank() == writer else None
     t.gather(dst=writer, out=out)
@@ -585,9 +585,9 @@ def log_all(
         reports = all_gather_json({"error": _failure(err) if err else None, "opt": opt_tensors is not None}, group)
         _raise_first(reports, me, err)
         copy = background and mode == "copy"
-        staged = [_stage(state_dict, "state_dict", writer, group, copy)]
+        staged = [_stage(state_dict or {}, "state_dict", writer, group, copy)]
         if reports[writer]["opt"]:
-            staged.append(_stage(opt_tensors or {}, "optimizer state", writer, group, copy))
+            staged.append(_stage(opt_tensors or {}, "optimizer state", writer, group, copy))  # type: ignore[arg-type]
         plains = [writer_plain(st) for st in staged] if me == writer else []
         if copy and plains:
             for st, snap in zip(staged, bg.snapshot(plains, slot)):

@@ -276,8 +276,8 @@ def prepare(
         raise InvalidInput("message must be a string")
     opt_rec = _optimizer_record(optimizer, model) if optimizer is not None else None
     sched_rec = _scheduler_record(scheduler) if scheduler is not None else None
-    with distributed.fsdp1_sharded(wrapped) as root:  # FSDP1: ShardedTensor values, never gathered
-        state_dict = (root or model).state_dict()
+    with distributed.fsdp1_sharded(wrapped) as fsdp1_root:  # FSDP1: ShardedTensor values, never gathered
+        state_dict = (fsdp1_root or model).state_dict()
     opt_values, opt_tensors = None, None
     if save_optimizer_state and optimizer is not None:
         opt_values, opt_tensors = _optimizer_state(optimizer, opt_rec)
