@@ -162,7 +162,7 @@ def test_without_last_only_top_k_epochs_are_logged_and_stale_ranks_go(repo, lit)
 def test_max_mode_every_n_epochs_and_a_missing_monitor(repo, lit):
     from tvault_git.integrations.lightning import TvaultCallback
 
-    cb = TvaultCallback(name="acc", monitor="val_acc", mode="max", every_n_epochs=2, save_top_k=1)
+    cb = TvaultCallback(name="acc", monitor="val_acc", mode="max", every_n_epochs=2, save_top_k=1, background=False)
     _fit(repo, lit, cb, [0.5, 0.4, 0.3])
     assert [tvault.get(e.id)["tags"]["epoch"] for e in cb.entries] == [1, 2]  # epoch 2 by on_train_end (last)
     assert tvault.aliases("acc")["last"] == cb.entries[-1].id

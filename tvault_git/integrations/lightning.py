@@ -11,7 +11,8 @@ run keeps to the policy with aliases: ``NAME@best``, ``NAME@best-2`` ...
 ``NAME@best-k`` (``save_top_k``) and ``NAME@last``; an entry that falls out of
 the top k loses its alias and stays a version (nothing is deleted). Without
 ``save_last``, epochs that would not enter the top k are not logged at all.
-Step metrics the module logs are recorded every ``log_every_n_steps`` steps
+With ``background=True`` the epoch waits only for the weights' copy (aliases follow when
+the entry is written). Step metrics the module logs are recorded every ``log_every_n_steps`` steps
 (``tvault.log_metrics``), so entries carry their learning curves. It needs no
 Lightning logger and works beside any.
 """
@@ -62,8 +63,8 @@ class TvaultCallback(Callback):
         self.monitor = monitor
         self.every_n_epochs = every_n_epochs
         self.save_last = save_last
-        # Accepted for the issue-16 API; log_all has no background mode yet, so entries are written
-        # synchronously (the epoch waits for the write) until it does.
+        # log_all(background=True): the epoch waits only for the weights' copy; hashing and writing run
+        # in a thread, and the aliases of an entry are set once it is written (at the next save or the end).
         self.background = background
         self.tags = dict(tags or {})
         self.save_optimizer_state = save_optimizer_state
@@ -73,6 +74,7 @@ class TvaultCallback(Callback):
         self.policy = TopK(name, mode, save_top_k if monitor is not None else 0, repo)
         self.entries: list[Any] = []  # this run's entries, in order (rank 0)
         self._logged_step: int | None = None
+        self._pending: list[tuple[Any, float | None]] = []  # background entries whose aliases are not set yet
 
     # -- step metrics -------------------------------------------------------------------------
 
@@ -113,6 +115,14 @@ class TvaultCallback(Callback):
                 break
         return getattr(opt, "optimizer", opt), sched  # unwrap LightningOptimizer
 
+    def _settle(self) -> None:
+        """Wait for background entries (errors surface here) and move the aliases to them, in order."""
+        pending, self._pending = self._pending, []
+        for handle, value in pending:
+            e = handle.result() if self.background else handle
+            self.entries.append(e)
+            self.policy.add(e.id, value, last=self.save_last)
+
     def _save(self, trainer: Any, pl_module: Any, epoch: int) -> None:
         if trainer.sanity_checking or not trainer.is_global_zero or self._logged_step == trainer.global_step:
             return
@@ -125,6 +135,7 @@ class TvaultCallback(Callback):
                     f"(logged: {', '.join(sorted(metrics)) or 'nothing'}); self.log({self.monitor!r}, ...) or pass monitor=None"
                 )
             value = metrics[self.monitor]
+        self._settle()  # the ranking must know every earlier entry
         if not self.save_last and not self.policy.would_keep(value):
             return
         if self.step_metrics:
@@ -143,10 +154,13 @@ class TvaultCallback(Callback):
             message=self.message,
             repo=self.repo,
             save_optimizer_state=self.save_optimizer_state and opt is not None,
+            background=self.background,
+            collective=False,  # rank 0 alone (replicated DDP weights); sharded FSDP weights are refused, not hung on
         )
-        self.entries.append(e)
+        self._pending.append((e, value))
         self._logged_step = trainer.global_step
-        self.policy.add(e.id, value, last=self.save_last)
+        if not self.background:
+            self._settle()
 
     def on_train_epoch_end(self, trainer: Any, pl_module: Any) -> None:
         if (trainer.current_epoch + 1) % self.every_n_epochs == 0:
@@ -156,3 +170,9 @@ class TvaultCallback(Callback):
         if self.save_last and self._logged_step != trainer.global_step:
             # the final weights, when the run stopped between saves (the epoch counter is past the last one now)
             self._save(trainer, pl_module, max(0, int(trainer.current_epoch) - 1))
+        if trainer.is_global_zero:
+            self._settle()  # every entry written and its aliases set when fit() returns
+
+    def on_exception(self, trainer: Any, pl_module: Any, exception: BaseException) -> None:
+        if trainer.is_global_zero and self._pending:
+            self._settle()  # what was snapshotted is still published
