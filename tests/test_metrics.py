@@ -153,3 +153,13 @@ def test_hostile_series_is_refused_before_reading(repo):
         p = run(repo, "show", forged[:12], check=False)
         assert p.returncode == tvault.CorruptEntry.exit_code and "Traceback" not in p.stderr
         assert len(p.stderr.strip().splitlines()) == 1 and match.split()[0] in p.stderr
+
+
+def test_background_log_all_stores_the_curve_as_it_was_at_the_call(repo):
+    net = import_fresh("model").Net()
+    tvault.log_metrics(step=1, loss=1.0)
+    pending = tvault.log_all(net, background=True)
+    tvault.log_metrics(step=2, loss=0.5)  # after the call: not in that entry
+    e = pending.result()
+    assert series.read(pygit2.Repository(str(repo)), e.id).steps == [1]
+    assert series.read(pygit2.Repository(str(repo)), tvault.log_all(net).id).steps == [1, 2]
