@@ -30,6 +30,7 @@ _LAZY = {
 
 from tvault_git.errors import (  # noqa: E402  (torch-free)
     AmbiguousRef,
+    CaptureWarning,
     CorruptEntry,
     InvalidInput,
     NoCommits,
@@ -55,6 +56,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "AmbiguousRef",
+    "CaptureWarning",
     "CorruptEntry",
     "Entry",
     "InvalidInput",

@@ -29,6 +29,7 @@ import torch
 
 from tvault_git.api import distributed
 from tvault_git.errors import InvalidInput
+from tvault_git.gitutil.repo import shared_umask
 from tvault_git.registry.entries import Entry
 from tvault_git.storage import tensors
 
@@ -189,18 +190,22 @@ def submit(model: Any, tags: Any, result: Any, optimizer: Any, args: dict[str, A
             opt = tensors.store_tensors(r, parts[1], "optimizer state") if len(parts) > 1 else None
             return commit_entry(q, weights, opt)
 
-        return start(s, work)
+        return start(s, r, work)
 
 
-def start(s: _Slot, work: Callable[[], Entry]) -> PendingEntry:
-    """Run ``work`` in a writer thread as the slot's pending log (the caller holds ``s.lock``)."""
+def start(s: _Slot, repo: pygit2.Repository, work: Callable[[], Entry]) -> PendingEntry:
+    """Run ``work`` in a writer thread as the slot's pending log (the caller holds ``s.lock``).
+
+    The thread writes with a shared repository's umask, as a foreground ``log_all`` does.
+    """
     future: concurrent.futures.Future = concurrent.futures.Future()
 
     def run() -> None:
         if not future.set_running_or_notify_cancel():  # pragma: no cover - never cancelled
             return
         try:
-            future.set_result(work())
+            with shared_umask(repo):
+                future.set_result(work())
         except BaseException as e:
             future.set_exception(e)
 

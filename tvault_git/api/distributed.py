@@ -32,7 +32,8 @@ import torch
 
 from tvault_git import errors
 from tvault_git.errors import InvalidInput, TvaultError
-from tvault_git.spec.format import CHUNK_BYTES, DTYPES, validate_tensor_record
+from tvault_git.spec import format as fmt
+from tvault_git.spec.format import DTYPES, validate_tensor_record
 from tvault_git.storage import packread, packwrite, tensors
 
 
@@ -362,12 +363,13 @@ def _plan(order: list[str], sizes: dict[str, int], held: dict[str, list[list[tup
     world = len(next(iter(held.values()))) if held else 1
     load = [0] * world
     out = []
+    chunk_bytes = fmt.CHUNK_BYTES  # what tensors.store_tensors cuts by, read when called
     for name in order:
         nbytes = sizes[name]
         segs = _segments(nbytes, held[name])
         assert segs is not None
-        for i, lo in enumerate(range(0, nbytes, CHUNK_BYTES)):
-            hi = min(nbytes, lo + CHUNK_BYTES)
+        for i, lo in enumerate(range(0, nbytes, chunk_bytes)):
+            hi = min(nbytes, lo + chunk_bytes)
             pieces = [(max(a, lo), min(b, hi), r) for a, b, r in segs if a < hi and b > lo]
             share: dict[int, int] = {}
             for a, b, r in pieces:
@@ -541,7 +543,7 @@ def _writer_table(
         if nbytes == 0:  # an empty tensor is one empty chunk
             chunks, _ = packwrite.write_blobs(r, [memoryview(b"")])  # type: ignore[arg-type]
         else:
-            chunks = [chunk_ids[(name, i)] for i in range(-(-nbytes // CHUNK_BYTES))]
+            chunks = [chunk_ids[(name, i)] for i in range(-(-nbytes // fmt.CHUNK_BYTES))]
         dt, shape = tensors.dtype_name(t.dtype), list(t.shape)
         records[name] = {"dtype": dt, "shape": shape, "nbytes": nbytes, "chunks": chunks}
         blob_ids.update(chunks)
@@ -600,7 +602,7 @@ def log_all(
         if not background:
             return _finish(p, staged, p.repo, group)  # type: ignore[union-attr]
         r = pygit2.Repository(p.repo.path)  # type: ignore[union-attr]  # the thread's own (libgit2 objects stay in one thread)
-        return bg.start(slot, lambda: _finish(p, staged, r, group))
+        return bg.start(slot, r, lambda: _finish(p, staged, r, group))
 
 
 def _finish(p: Any, staged: list[_Staged], r: pygit2.Repository, group: Any) -> Any:
@@ -658,10 +660,12 @@ def is_sharded(state_dict: Mapping[str, Any]) -> bool:
     return any(_boxes(v) is not None for v in state_dict.values())
 
 
-def _read_range(r: pygit2.Repository, name: str, rec: Any, lo: int, hi: int, out: memoryview, where: str) -> None:
+def _read_range(
+    r: pygit2.Repository, name: str, rec: Any, chunk_bytes: int, lo: int, hi: int, out: memoryview, where: str
+) -> None:
     """Bytes [lo, hi) of a stored tensor into ``out``; only the chunks under them are read (each checked whole)."""
-    for i in range(lo // CHUNK_BYTES, (hi - 1) // CHUNK_BYTES + 1 if hi > lo else 0):
-        a, b = i * CHUNK_BYTES, min(rec["nbytes"], (i + 1) * CHUNK_BYTES)
+    for i in range(lo // chunk_bytes, (hi - 1) // chunk_bytes + 1 if hi > lo else 0):
+        a, b = i * chunk_bytes, min(rec["nbytes"], (i + 1) * chunk_bytes)
         oid = rec["chunks"][i]
         s, e = max(a, lo), min(b, hi)
         try:
@@ -678,13 +682,13 @@ def _read_range(r: pygit2.Repository, name: str, rec: Any, lo: int, hi: int, out
 
 
 def load_sharded(
-    model: torch.nn.Module, r: pygit2.Repository, records: Mapping[str, Any], where: str, strict: bool
+    model: torch.nn.Module, r: pygit2.Repository, records: Mapping[str, Any], chunk_bytes: int, where: str, strict: bool
 ) -> Any:
     """``load_state_dict`` on a sharded model, each rank reading only the chunks under its own shards."""
     current = model.state_dict()
     out: dict[str, Any] = {}
     plain = [n for n, v in current.items() if _boxes(v) is None and n in records]
-    full = tensors.read_tensors(r, {n: records[n] for n in plain}, where)
+    full = tensors.read_tensors(r, {n: records[n] for n in plain}, where, chunk_bytes=chunk_bytes)
     for name, v in current.items():
         if name not in records:
             continue
@@ -692,7 +696,7 @@ def load_sharded(
         if boxes is None:
             out[name] = full[name].to(v.device) if isinstance(v, torch.Tensor) else full[name]
             continue
-        dt, shape, nbytes, _ = validate_tensor_record(name, records[name], where)
+        dt, shape, nbytes, _ = validate_tensor_record(name, records[name], where, chunk_bytes)
         if dt != tensors.dtype_name(v.dtype) or list(shape) != list(v.shape):
             raise InvalidInput(
                 f"{where}: tensor {name!r} is {dt} {list(shape)}, the model's is {tensors.dtype_name(v.dtype)} {list(v.shape)}"
@@ -710,6 +714,7 @@ def load_sharded(
                     r,
                     name,
                     records[name],
+                    chunk_bytes,
                     rng[0],
                     rng[1],
                     memoryview(part.reshape(-1).view(torch.uint8).numpy()).cast("B"),
@@ -717,7 +722,7 @@ def load_sharded(
                 )
             elif rng is None:
                 if whole is None:
-                    whole = tensors.read_tensors(r, {name: records[name]}, where)[name]
+                    whole = tensors.read_tensors(r, {name: records[name]}, where, chunk_bytes=chunk_bytes)[name]
                 part = whole[tuple(slice(o, o + s) for o, s in zip(offset, size))]
             with torch.no_grad():
                 data.copy_(part.to(data.device))
