@@ -24,7 +24,15 @@ from tvault_git.diff import config
 from tvault_git.errors import InvalidInput
 from tvault_git.gitutil.repo import open_repo
 from tvault_git.registry import entries
-from tvault_git.spec.format import ARCHITECTURE, CONFIGURATION, OPTIMIZER, SCHEDULER, SOURCE_INDEX, WEIGHTS
+from tvault_git.spec.format import (
+    ARCHITECTURE,
+    CHUNK_BYTES,
+    CONFIGURATION,
+    OPTIMIZER,
+    SCHEDULER,
+    SOURCE_INDEX,
+    WEIGHTS,
+)
 
 SECTIONS = ("architecture", "configuration", "classes", "functions", "weights", "optimizer", "metadata", "context")
 TITLES = {
@@ -76,6 +84,7 @@ class Side:
     objects: list[dict[str, Any]] = field(default_factory=list)
     architecture: str | None = None
     weights: dict[str, Any] | None = None
+    chunk_bytes: int = CHUNK_BYTES  # the weights table's own (spec/tables.py)
     optimizer: dict[str, Any] | None = None
     scheduler: dict[str, Any] | None = None
     configuration: dict[str, Any] | None = None
@@ -107,7 +116,7 @@ def _entry_side(repo: pygit2.Repository, ref: str) -> Side:
         text = entries.read_blob(repo, tree, o.get("path", "")) or b""
         objs.append({**o, "text": text.decode("utf-8", "replace")})
     arch = entries.read_blob(repo, tree, ARCHITECTURE)
-    w = entries.read_json(repo, e.id, WEIGHTS) or {}
+    w = entries.tensor_table(repo, e.id, WEIGHTS)
     return Side(
         label=f"{e.short} ({e.ref})",
         commit=e.commit,
@@ -115,7 +124,8 @@ def _entry_side(repo: pygit2.Repository, ref: str) -> Side:
         manifest=e.manifest,
         objects=objs,
         architecture=None if arch is None else arch.decode("utf-8", "replace"),
-        weights=w.get("tensors") or {},
+        weights=w.tensors,
+        chunk_bytes=w.chunk_bytes,
         optimizer=entries.read_json(repo, e.id, OPTIMIZER),
         scheduler=entries.read_json(repo, e.id, SCHEDULER),
         configuration=entries.read_json(repo, e.id, CONFIGURATION),
@@ -406,13 +416,15 @@ def _weights(repo: pygit2.Repository, a: Side, b: Side) -> dict[str, Any]:
         where = (f"entry {a.entry.short}", f"entry {b.entry.short}")  # type: ignore[union-attr]
         from tvault_git.diff import weights_np  # numpy: only when tensor values are compared
 
-        if "torch" not in sys.modules and weights_np.usable(to_read):  # small models: no 1.8 s torch import
-            stream: Any = weights_np.stream_pairs(repo, to_read, *where)
+        same_chunks = a.chunk_bytes == b.chunk_bytes
+        if "torch" not in sys.modules and same_chunks and weights_np.usable(to_read):  # no 1.8 s torch import
+            stream: Any = weights_np.stream_pairs(repo, to_read, *where, chunk_bytes=a.chunk_bytes)
             new_stats: Any = weights_np.Stats
         else:
             from tvault_git.storage import tensors
 
-            stream, new_stats = tensors.stream_pairs(repo, to_read, *where), _Stats
+            stream = tensors.stream_pairs(repo, to_read, *where, chunk_a=a.chunk_bytes, chunk_b=b.chunk_bytes)
+            new_stats = _Stats
         acc = new_stats()
         for name, ta, tb, last in stream:
             acc.add(ta, tb)

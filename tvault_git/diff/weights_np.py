@@ -49,15 +49,21 @@ def usable(items: list[tuple[str, Any, Any]]) -> bool:
 
 
 def stream_pairs(
-    repo: pygit2.Repository, items: Iterable[tuple[str, Any, Any]], where_a: str, where_b: str
+    repo: pygit2.Repository,
+    items: Iterable[tuple[str, Any, Any]],
+    where_a: str,
+    where_b: str,
+    *,
+    chunk_bytes: int = CHUNK_BYTES,
 ) -> Iterator[tuple[str, np.ndarray, np.ndarray | None, bool]]:
-    """Like ``storage.tensors.stream_pairs``, with numpy arrays (``b`` None where the blobs are the same)."""
+    """Like ``storage.tensors.stream_pairs`` for two tables of one chunk size, with numpy arrays
+    (``b`` None where the blobs are the same)."""
     buf_a = buf_b = None
     for name, ra, rb in items:
-        dt, _, nbytes, ca = validate_tensor_record(name, ra, where_a)
-        _, _, _, cb = validate_tensor_record(name, rb, where_b)
+        dt, _, nbytes, ca = validate_tensor_record(name, ra, where_a, chunk_bytes)
+        _, _, _, cb = validate_tensor_record(name, rb, where_b, chunk_bytes)
         for i, (x, y) in enumerate(zip(ca, cb)):
-            size = max(0, min(CHUNK_BYTES, nbytes - i * CHUNK_BYTES))
+            size = max(0, min(chunk_bytes, nbytes - i * chunk_bytes))
             if buf_a is None or buf_a.size < size:
                 buf_a, buf_b = np.empty(size, np.uint8), np.empty(size, np.uint8)
             blocks = []
