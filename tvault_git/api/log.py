@@ -389,5 +389,6 @@ def log_all(
         warnings.warn(f"tvault: could not merge weight packs ({e}); the entry is logged", stacklevel=2)
     gaps = live.capture_gaps(cap.missing, cap.drift)
     if gaps:
-        warnings.warn(f"tvault: entry {entry_id[:10]}: {gaps}", CaptureWarning, stacklevel=2)
+        # stacklevel 3: the user's line, past the shared-umask wrapper around log_all
+        warnings.warn(f"tvault: entry {entry_id[:10]}: {gaps}", CaptureWarning, stacklevel=3)
     return Entry(entry_id, str(head.id), index, name, res_txt, new_bytes, _repo=r, _manifest=manifest)
