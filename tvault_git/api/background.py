@@ -29,7 +29,6 @@ import torch
 
 from tvault_git.api import distributed
 from tvault_git.errors import InvalidInput
-from tvault_git.gitutil.repo import shared_umask
 from tvault_git.registry.entries import Entry
 from tvault_git.storage import tensors
 
@@ -164,6 +163,7 @@ def snapshot(parts: Sequence[Mapping[str, Any]], slot: _Slot) -> list[dict[str, 
 def submit(model: Any, tags: Any, result: Any, optimizer: Any, args: dict[str, Any], mode: str) -> PendingEntry:
     """Prepare and snapshot here, hash/write/publish in a thread; returns at once after the copy."""
     from tvault_git.api.log import commit_entry, prepare, unwrap_model
+    from tvault_git.gitutil.repo import shared_umask
 
     s = slot(unwrap_model(model))
     with s.lock:  # one snapshot per model in flight: wait for the previous one first
@@ -186,26 +186,23 @@ def submit(model: Any, tags: Any, result: Any, optimizer: Any, args: dict[str, A
         q = dataclasses.replace(p, repo=r)
 
         def work() -> Entry:
-            weights = tensors.store_tensors(r, parts[0])
-            opt = tensors.store_tensors(r, parts[1], "optimizer state") if len(parts) > 1 else None
-            return commit_entry(q, weights, opt)
+            with shared_umask(r):  # the caller's log_all has returned: this thread writes on its own
+                weights = tensors.store_tensors(r, parts[0])
+                opt = tensors.store_tensors(r, parts[1], "optimizer state") if len(parts) > 1 else None
+                return commit_entry(q, weights, opt)
 
-        return start(s, r, work)
+        return start(s, work)
 
 
-def start(s: _Slot, repo: pygit2.Repository, work: Callable[[], Entry]) -> PendingEntry:
-    """Run ``work`` in a writer thread as the slot's pending log (the caller holds ``s.lock``).
-
-    The thread writes with a shared repository's umask, as a foreground ``log_all`` does.
-    """
+def start(s: _Slot, work: Callable[[], Entry]) -> PendingEntry:
+    """Run ``work`` in a writer thread as the slot's pending log (the caller holds ``s.lock``)."""
     future: concurrent.futures.Future = concurrent.futures.Future()
 
     def run() -> None:
         if not future.set_running_or_notify_cancel():  # pragma: no cover - never cancelled
             return
         try:
-            with shared_umask(repo):
-                future.set_result(work())
+            future.set_result(work())
         except BaseException as e:
             future.set_exception(e)
 

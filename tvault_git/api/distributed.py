@@ -32,8 +32,7 @@ import torch
 
 from tvault_git import errors
 from tvault_git.errors import InvalidInput, TvaultError
-from tvault_git.spec import format as fmt
-from tvault_git.spec.format import DTYPES, validate_tensor_record
+from tvault_git.spec.format import CHUNK_BYTES, DTYPES, validate_tensor_record
 from tvault_git.storage import packread, packwrite, tensors
 
 
@@ -363,13 +362,12 @@ def _plan(order: list[str], sizes: dict[str, int], held: dict[str, list[list[tup
     world = len(next(iter(held.values()))) if held else 1
     load = [0] * world
     out = []
-    chunk_bytes = fmt.CHUNK_BYTES  # what tensors.store_tensors cuts by, read when called
     for name in order:
         nbytes = sizes[name]
         segs = _segments(nbytes, held[name])
         assert segs is not None
-        for i, lo in enumerate(range(0, nbytes, chunk_bytes)):
-            hi = min(nbytes, lo + chunk_bytes)
+        for i, lo in enumerate(range(0, nbytes, CHUNK_BYTES)):
+            hi = min(nbytes, lo + CHUNK_BYTES)
             pieces = [(max(a, lo), min(b, hi), r) for a, b, r in segs if a < hi and b > lo]
             share: dict[int, int] = {}
             for a, b, r in pieces:
@@ -543,7 +541,7 @@ def _writer_table(
         if nbytes == 0:  # an empty tensor is one empty chunk
             chunks, _ = packwrite.write_blobs(r, [memoryview(b"")])  # type: ignore[arg-type]
         else:
-            chunks = [chunk_ids[(name, i)] for i in range(-(-nbytes // fmt.CHUNK_BYTES))]
+            chunks = [chunk_ids[(name, i)] for i in range(-(-nbytes // CHUNK_BYTES))]
         dt, shape = tensors.dtype_name(t.dtype), list(t.shape)
         records[name] = {"dtype": dt, "shape": shape, "nbytes": nbytes, "chunks": chunks}
         blob_ids.update(chunks)
@@ -602,7 +600,13 @@ def log_all(
         if not background:
             return _finish(p, staged, p.repo, group)  # type: ignore[union-attr]
         r = pygit2.Repository(p.repo.path)  # type: ignore[union-attr]  # the thread's own (libgit2 objects stay in one thread)
-        return bg.start(slot, r, lambda: _finish(p, staged, r, group))
+        from tvault_git.gitutil.repo import shared_umask
+
+        def work() -> Any:
+            with shared_umask(r):  # the caller's log_all has returned: this thread writes on its own
+                return _finish(p, staged, r, group)
+
+        return bg.start(slot, work)
 
 
 def _finish(p: Any, staged: list[_Staged], r: pygit2.Repository, group: Any) -> Any:
@@ -661,7 +665,7 @@ def is_sharded(state_dict: Mapping[str, Any]) -> bool:
 
 
 def _read_range(
-    r: pygit2.Repository, name: str, rec: Any, chunk_bytes: int, lo: int, hi: int, out: memoryview, where: str
+    r: pygit2.Repository, name: str, rec: Any, lo: int, hi: int, out: memoryview, where: str, chunk_bytes: int
 ) -> None:
     """Bytes [lo, hi) of a stored tensor into ``out``; only the chunks under them are read (each checked whole)."""
     for i in range(lo // chunk_bytes, (hi - 1) // chunk_bytes + 1 if hi > lo else 0):
@@ -682,7 +686,13 @@ def _read_range(
 
 
 def load_sharded(
-    model: torch.nn.Module, r: pygit2.Repository, records: Mapping[str, Any], chunk_bytes: int, where: str, strict: bool
+    model: torch.nn.Module,
+    r: pygit2.Repository,
+    records: Mapping[str, Any],
+    where: str,
+    strict: bool,
+    *,
+    chunk_bytes: int,
 ) -> Any:
     """``load_state_dict`` on a sharded model, each rank reading only the chunks under its own shards."""
     current = model.state_dict()
@@ -714,11 +724,11 @@ def load_sharded(
                     r,
                     name,
                     records[name],
-                    chunk_bytes,
                     rng[0],
                     rng[1],
                     memoryview(part.reshape(-1).view(torch.uint8).numpy()).cast("B"),
                     where,
+                    chunk_bytes,
                 )
             elif rng is None:
                 if whole is None:

@@ -75,7 +75,9 @@ def load_into(
             r = _repo(repo)
             e = registry.resolve(r, ref)
             table = registry.tensor_table(r, e.id)
-            return distributed.load_sharded(target, r, table.tensors, table.chunk_bytes, f"entry {e.short}", strict)
+            return distributed.load_sharded(
+                target, r, table.tensors, f"entry {e.short}", strict, chunk_bytes=table.chunk_bytes
+            )
     return m.load_state_dict(load(ref, repo, device=device), strict=strict)
 
 
