@@ -17,7 +17,7 @@ try:
 except ImportError:  # pragma: no cover - Windows: stale locks are left to the user
     fcntl = None  # type: ignore[assignment]
 
-from tvault_git.errors import NoCommits, NotARepository, TvaultError
+from tvault_git.errors import NoCommits, NotARepository, StorageError, TvaultError
 from tvault_git.spec.format import BLOB_DIR
 
 T = TypeVar("T")
@@ -27,7 +27,22 @@ _configured: set[str] = set()
 
 
 def open_repo(path: str | os.PathLike | None = None) -> pygit2.Repository:
-    """Discover the repository containing ``path`` (default: the current directory)."""
+    """The repository git itself would use: ``path`` (a work tree or git dir, searched
+    upwards), else ``GIT_DIR``/``GIT_WORK_TREE`` as git reads them (so ``git
+    --git-dir=A --work-tree=B tvault`` works), else the one around the current directory."""
+    env_dir = os.environ.get("GIT_DIR") if path is None else None
+    if env_dir:
+        git_dir = os.path.abspath(env_dir)
+        try:
+            repo = pygit2.Repository(git_dir, pygit2.enums.RepositoryOpenFlag.NO_SEARCH)
+        except pygit2.GitError as e:
+            raise NotARepository(
+                f"GIT_DIR={env_dir!r} is not a git repository ({e}); unset GIT_DIR or fix it"
+            ) from None
+        work = os.environ.get("GIT_WORK_TREE")
+        if work:
+            repo.workdir = os.path.abspath(work)
+        return repo
     start = os.fspath(path) if path is not None else os.getcwd()
     try:
         found = pygit2.discover_repository(start)
@@ -36,6 +51,97 @@ def open_repo(path: str | os.PathLike | None = None) -> pygit2.Repository:
     if found is None:
         raise NotARepository(f"not inside a git repository: {start} (run 'git init' first, or pass repo=PATH)")
     return pygit2.Repository(found)
+
+
+def common_dir(repo: pygit2.Repository) -> str:
+    """The git dir shared by all work trees: objects, refs and tvault's own files live there.
+
+    A linked work tree (``git worktree add``) has its own git dir under
+    ``.git/worktrees/<name>`` naming the common one in its ``commondir`` file;
+    git reads objects only from the common dir, so every path starts here.
+    """
+    path = repo.path
+    try:
+        with open(os.path.join(path, "commondir")) as f:
+            rel = f.read().strip()
+    except OSError:
+        return os.path.normpath(path)
+    return os.path.normpath(os.path.join(path, rel))
+
+
+def pack_dir(repo: pygit2.Repository) -> str:
+    """``objects/pack`` of the common git dir (``GIT_OBJECT_DIRECTORY`` when set, as git does)."""
+    objects = os.environ.get("GIT_OBJECT_DIRECTORY") or os.path.join(common_dir(repo), "objects")
+    return os.path.join(objects, "pack")
+
+
+def tvault_dir(repo: pygit2.Repository, create: bool = False) -> str:
+    """``<common git dir>/tvault``: the query cache and tvault's lock files."""
+    path = os.path.join(common_dir(repo), "tvault")
+    if create and not os.path.isdir(path):
+        os.makedirs(path, exist_ok=True)
+        adjust_shared_perm(repo, path)
+    return path
+
+
+def shared_mode(repo: pygit2.Repository) -> int:
+    """The permission bits ``core.sharedRepository`` asks for (0: the umask decides), as git reads it."""
+    try:
+        v = str(repo.config["core.sharedRepository"]).strip().lower()
+    except (KeyError, ValueError, pygit2.GitError):
+        return 0
+    if v in ("", "umask", "false", "no", "off", "0"):
+        return 0
+    if v in ("group", "true", "yes", "on", "1"):
+        return 0o660
+    if v in ("all", "world", "everybody", "2"):
+        return 0o664
+    try:
+        return int(v, 8) & 0o666 if v.startswith("0") else 0
+    except ValueError:
+        return 0
+
+
+def adjust_shared_perm(repo: pygit2.Repository, path: str) -> None:
+    """Give a file or directory tvault created the modes git's ``adjust_shared_perm`` would."""
+    mode = shared_mode(repo)
+    if not mode:
+        return
+    try:
+        st = os.stat(path)
+        old = st.st_mode & 0o7777
+        if os.path.isdir(path):
+            new = old | mode | ((mode & 0o444) >> 2) | 0o2000  # x where r; setgid keeps the group
+        else:
+            new = old | (mode & (0o666 if old & 0o200 else 0o444))
+        if new != old:
+            os.chmod(path, new)
+    except OSError:
+        pass  # not ours to change: git would fail the same way
+
+
+class shared_umask:
+    """While tvault (and libgit2 inside it) writes, create files the group can write, as git does.
+
+    libgit2 does not apply ``core.sharedRepository`` to the loose objects'
+    fan-out directories and ref files it makes; a group-writable umask for
+    the duration of the write gives them git's modes.
+    """
+
+    def __init__(self, repo: pygit2.Repository) -> None:
+        mode = shared_mode(repo)
+        self.mask = (0o777 & ~(mode | ((mode & 0o444) >> 2))) if mode else None
+        self.old: int | None = None
+
+    def __enter__(self) -> shared_umask:
+        if self.mask is not None:
+            self.old = os.umask(0)
+            os.umask(self.old & self.mask)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.old is not None:
+            os.umask(self.old)
 
 
 def head_commit(repo: pygit2.Repository) -> pygit2.Commit:
@@ -66,7 +172,7 @@ def ensure_config(repo: pygit2.Repository) -> None:
     """
     if repo.path in _configured:
         return
-    info = os.path.join(repo.path, "info")
+    info = os.path.join(common_dir(repo), "info")
     attrs = os.path.join(info, "attributes")
     try:
         existing = open(attrs).read() if os.path.exists(attrs) else ""
@@ -103,7 +209,12 @@ def retry_locked(fn: Callable[[], T], what: str, timeout: float = 60.0, repo: py
                 and "modified" not in msg
             ):
                 raise
-            if repo is not None and _clear_stale_lock(repo.path, msg):
+            if "Permission denied" in msg or "permission denied" in msg:
+                raise StorageError(
+                    f"could not update {what}: {msg}; ask whoever owns the file for group write access "
+                    "(git config core.sharedRepository group)"
+                ) from None
+            if repo is not None and _clear_stale_lock(common_dir(repo), msg):
                 continue
             if time.monotonic() > deadline:
                 raise TvaultError(

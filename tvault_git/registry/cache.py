@@ -24,6 +24,7 @@ from typing import Any
 import pygit2
 
 from tvault_git.errors import RefNotFound
+from tvault_git.gitutil.repo import common_dir
 from tvault_git.registry import notes
 from tvault_git.registry.entries import read_manifest, read_manifests
 from tvault_git.spec.format import NOTES_REF
@@ -48,17 +49,6 @@ CREATE INDEX IF NOT EXISTS kv_str ON kv(kind, key, str, id);
 CREATE INDEX IF NOT EXISTS kv_js ON kv(kind, key, js, id);
 CREATE INDEX IF NOT EXISTS kv_id ON kv(id, kind, key, num);
 """
-
-
-def common_dir(repo: pygit2.Repository) -> str:
-    """The shared git dir (linked worktrees share refs, so they share the cache)."""
-    path = repo.path
-    try:
-        with open(os.path.join(path, "commondir")) as f:
-            rel = f.read().strip()
-        return os.path.normpath(os.path.join(path, rel))
-    except OSError:
-        return os.path.normpath(path)
 
 
 def cache_path(repo: pygit2.Repository) -> str:

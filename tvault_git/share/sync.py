@@ -215,7 +215,7 @@ def edge_hint(repo: pygit2.Repository, common: Iterable[str]) -> Iterator[None]:
     that is already shallow is left alone (it gets this behaviour anyway).
     ``TVAULT_NO_EDGE_HINT=1`` turns this off (to measure what it saves: bench/bench_share.py).
     """
-    from tvault_git.registry.cache import common_dir
+    from tvault_git.gitutil.repo import common_dir
 
     path = os.path.join(common_dir(repo), "shallow")
     _drop_stale_marker(repo, path)
@@ -378,7 +378,7 @@ def _remote_index(
     aliases (a short history) are fetched into our tracking ref as usual.
     Where a shallow fetch is refused, the full notes go to our tracking ref.
     """
-    from tvault_git.registry.cache import common_dir
+    from tvault_git.gitutil.repo import common_dir
 
     have = ls_remote(repo, remote, [REF_PREFIX + "*", NOTES_REF, ALIASES_REF])
     if NOTES_REF not in have:

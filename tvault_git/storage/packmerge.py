@@ -21,13 +21,14 @@ from __future__ import annotations
 import hashlib
 import os
 import struct
-import tempfile
 from typing import NamedTuple
 
 import pygit2
 
+from tvault_git.gitutil.repo import pack_dir as repo_pack_dir
+from tvault_git.gitutil.repo import tvault_dir
 from tvault_git.storage.packread import PackIndex
-from tvault_git.storage.packwrite import KEEP_TEXT, crc32, install_pack, write_pieces
+from tvault_git.storage.packwrite import KEEP_TEXT, TMP_PACK, crc32, install_pack, temp_file, write_pieces
 
 try:
     import fcntl
@@ -71,12 +72,11 @@ def maybe_merge(repo: pygit2.Repository) -> int:
     Cheap when there is nothing to do (one directory listing). One merger at
     a time per repository (an ``flock``); a second caller just returns.
     """
-    pack_dir = os.path.join(repo.path, "objects", "pack")
+    pack_dir = repo_pack_dir(repo)
     small = [b for b in tvault_packs(pack_dir) if _size(b + ".pack") < SMALL_PACK]
     if len(small) < MERGE_AT or fcntl is None:
         return 0
-    os.makedirs(os.path.join(repo.path, "tvault"), exist_ok=True)
-    with open(os.path.join(repo.path, "tvault", "merge-packs"), "a") as guard:
+    with open(os.path.join(tvault_dir(repo, create=True), "merge-packs"), "a") as guard:
         try:
             fcntl.flock(guard, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -103,7 +103,7 @@ def merge(pack_dir: str, bases: list[str]) -> int:
             if oid not in seen:
                 seen.add(oid)
                 plan.append((src, oid, off, ln, crc))
-    fd, tmp = tempfile.mkstemp(prefix="tmp_tvault_", suffix=".pack", dir=pack_dir)
+    fd, tmp = temp_file(pack_dir, TMP_PACK)
     try:
         sha = hashlib.sha1()
         header = b"PACK" + struct.pack(">II", 2, len(plan))
