@@ -24,7 +24,7 @@ import torch
 from tvault_git import __version__
 from tvault_git.capture import live
 from tvault_git.errors import InvalidInput
-from tvault_git.gitutil.repo import ensure_config, head_commit, open_repo, signature
+from tvault_git.gitutil.repo import ensure_config, head_commit, open_repo, shared_umask, signature
 from tvault_git.registry import notes
 from tvault_git.registry.entries import Entry
 from tvault_git.spec.format import (
@@ -44,7 +44,7 @@ from tvault_git.spec.format import (
     WEIGHTS,
     dumps,
 )
-from tvault_git.storage import packmerge, tensors
+from tvault_git.storage import packmerge, reclaim, tensors
 
 
 def unwrap_model(model: Any) -> torch.nn.Module:
@@ -251,98 +251,99 @@ def log_all(
     state_dict = model.state_dict()
 
     r = repo if isinstance(repo, pygit2.Repository) else open_repo(repo)
-    head = head_commit(r)
-    ensure_config(r)
-    sig = signature(r)
-    now = _dt.datetime.now(_dt.timezone.utc).astimezone()
-    root = r.workdir or os.path.dirname(r.path.rstrip("/"))
+    with shared_umask(r), reclaim.writing(r):  # group modes as git gives them; no reclaim meanwhile
+        head = head_commit(r)
+        ensure_config(r)
+        sig = signature(r)
+        now = _dt.datetime.now(_dt.timezone.utc).astimezone()
+        root = r.workdir or os.path.dirname(r.path.rstrip("/"))
 
-    # 2. Heavy parts: weights (one pack; up to four, one per core, for big models), source, work tree state.
-    w_records, blob_ids, new_bytes = tensors.store_tensors(r, state_dict)
-    opt_state_doc = None
-    if save_optimizer_state and optimizer is not None:
-        plain, tens = _optimizer_state(optimizer, opt_rec)
-        s_records, s_ids, s_new = tensors.store_tensors(r, tens, "optimizer state")
-        blob_ids = sorted(set(blob_ids) | set(s_ids))
-        new_bytes += s_new
-        opt_state_doc = {"chunk_bytes": CHUNK_BYTES, "tensors": s_records, "values": plain}
-    cap = live.capture_model(model, root)
-    dirty, patch, untracked = _work_tree_state(r, head)
-    branch = None if r.head_is_detached else r.head.shorthand
+        # 2. Heavy parts: weights (one pack; up to four, one per core, for big models), source, work tree state.
+        w_records, blob_ids, new_bytes = tensors.store_tensors(r, state_dict)
+        opt_state_doc = None
+        if save_optimizer_state and optimizer is not None:
+            plain, tens = _optimizer_state(optimizer, opt_rec)
+            s_records, s_ids, s_new = tensors.store_tensors(r, tens, "optimizer state")
+            blob_ids = sorted(set(blob_ids) | set(s_ids))
+            new_bytes += s_new
+            opt_state_doc = {"chunk_bytes": CHUNK_BYTES, "tensors": s_records, "values": plain}
+        cap = live.capture_model(model, root)
+        dirty, patch, untracked = _work_tree_state(r, head)
+        branch = None if r.head_is_detached else r.head.shorthand
 
-    # 3. Tree and commit.
-    src_tree, src_index = _source_tree(r, cap)
-    n_params = sum(p.numel() for p in model.parameters())
-    manifest = {
-        "format": FORMAT_VERSION,
-        "kind": "tvault-entry",
-        "created": now.isoformat(timespec="microseconds"),
-        "author": {"name": sig.name, "email": sig.email},
-        "commit": str(head.id),
-        "branch": branch,
-        "dirty": dirty,
-        "untracked": untracked[:200],
-        "name": name,
-        "message": message,
-        "tags": clean_tags,
-        "result": clean_result,
-        "metrics": clean_metrics,
-        "model": {
-            "class": f"{type(model).__module__}.{type(model).__qualname__}",
-            "parameters": n_params,
-            "tensors": len(w_records),
-            "bytes": sum(rec["nbytes"] for rec in w_records.values()),
-        },
-        "versions": {
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-            "tvault_git": __version__,
-            "pygit2": pygit2.__version__,
-        },
-    }
-    tb = r.TreeBuilder()
-    tb.insert(MANIFEST, _blob(r, dumps(manifest)), pygit2.enums.FileMode.BLOB)
-    tb.insert(ARCHITECTURE, _blob(r, repr(model) + "\n"), pygit2.enums.FileMode.BLOB)
-    tb.insert(
-        WEIGHTS,
-        _blob(r, dumps({"chunk_bytes": CHUNK_BYTES, "tensors": w_records}, ordered=True)),
-        pygit2.enums.FileMode.BLOB,
-    )
-    tb.insert(
-        SOURCE_INDEX,
-        _blob(r, dumps({"objects": src_index, "external": cap.external, "missing": cap.missing})),
-        pygit2.enums.FileMode.BLOB,
-    )
-    if src_tree is not None:
-        tb.insert(SOURCE_DIR, src_tree, pygit2.enums.FileMode.TREE)
-    if opt_rec is not None:
-        tb.insert(OPTIMIZER, _blob(r, dumps(opt_rec)), pygit2.enums.FileMode.BLOB)
-    if opt_state_doc is not None:
-        tb.insert(OPTIMIZER_STATE, _blob(r, dumps(opt_state_doc, ordered=True)), pygit2.enums.FileMode.BLOB)
-    if sched_rec is not None:
-        tb.insert(SCHEDULER, _blob(r, dumps(sched_rec)), pygit2.enums.FileMode.BLOB)
-    if dirty:
-        tb.insert(PATCH, _blob(r, patch), pygit2.enums.FileMode.BLOB)
-    bt = r.TreeBuilder()
-    for oid in blob_ids:
-        bt.insert(oid, pygit2.Oid(hex=oid), pygit2.enums.FileMode.BLOB)
-    tb.insert(BLOB_DIR, bt.write(), pygit2.enums.FileMode.TREE)
-    tree = tb.write()
-    title = f"tvault: {name or manifest['model']['class'].rsplit('.', 1)[-1]}"
-    if clean_result is not None:
-        title += f" result={clean_result}"
-    body = f"{title}\n\ntrained on {head.id}{' (dirty)' if dirty else ''}\n"
-    if message:
-        body += f"\n{message}\n"
-    entry_id = str(r.create_commit(None, sig, sig, body, tree, []))
+        # 3. Tree and commit.
+        src_tree, src_index = _source_tree(r, cap)
+        n_params = sum(p.numel() for p in model.parameters())
+        manifest = {
+            "format": FORMAT_VERSION,
+            "kind": "tvault-entry",
+            "created": now.isoformat(timespec="microseconds"),
+            "author": {"name": sig.name, "email": sig.email},
+            "commit": str(head.id),
+            "branch": branch,
+            "dirty": dirty,
+            "untracked": untracked[:200],
+            "name": name,
+            "message": message,
+            "tags": clean_tags,
+            "result": clean_result,
+            "metrics": clean_metrics,
+            "model": {
+                "class": f"{type(model).__module__}.{type(model).__qualname__}",
+                "parameters": n_params,
+                "tensors": len(w_records),
+                "bytes": sum(rec["nbytes"] for rec in w_records.values()),
+            },
+            "versions": {
+                "python": platform.python_version(),
+                "torch": torch.__version__,
+                "tvault_git": __version__,
+                "pygit2": pygit2.__version__,
+            },
+        }
+        tb = r.TreeBuilder()
+        tb.insert(MANIFEST, _blob(r, dumps(manifest)), pygit2.enums.FileMode.BLOB)
+        tb.insert(ARCHITECTURE, _blob(r, repr(model) + "\n"), pygit2.enums.FileMode.BLOB)
+        tb.insert(
+            WEIGHTS,
+            _blob(r, dumps({"chunk_bytes": CHUNK_BYTES, "tensors": w_records}, ordered=True)),
+            pygit2.enums.FileMode.BLOB,
+        )
+        tb.insert(
+            SOURCE_INDEX,
+            _blob(r, dumps({"objects": src_index, "external": cap.external, "missing": cap.missing})),
+            pygit2.enums.FileMode.BLOB,
+        )
+        if src_tree is not None:
+            tb.insert(SOURCE_DIR, src_tree, pygit2.enums.FileMode.TREE)
+        if opt_rec is not None:
+            tb.insert(OPTIMIZER, _blob(r, dumps(opt_rec)), pygit2.enums.FileMode.BLOB)
+        if opt_state_doc is not None:
+            tb.insert(OPTIMIZER_STATE, _blob(r, dumps(opt_state_doc, ordered=True)), pygit2.enums.FileMode.BLOB)
+        if sched_rec is not None:
+            tb.insert(SCHEDULER, _blob(r, dumps(sched_rec)), pygit2.enums.FileMode.BLOB)
+        if dirty:
+            tb.insert(PATCH, _blob(r, patch), pygit2.enums.FileMode.BLOB)
+        bt = r.TreeBuilder()
+        for oid in blob_ids:
+            bt.insert(oid, pygit2.Oid(hex=oid), pygit2.enums.FileMode.BLOB)
+        tb.insert(BLOB_DIR, bt.write(), pygit2.enums.FileMode.TREE)
+        tree = tb.write()
+        title = f"tvault: {name or manifest['model']['class'].rsplit('.', 1)[-1]}"
+        if clean_result is not None:
+            title += f" result={clean_result}"
+        body = f"{title}\n\ntrained on {head.id}{' (dirty)' if dirty else ''}\n"
+        if message:
+            body += f"\n{message}\n"
+        entry_id = str(r.create_commit(None, sig, sig, body, tree, []))
 
-    # 4. Publish: the ref keeps the objects alive, the note line makes it visible.
-    r.references.create(REF_PREFIX + entry_id, pygit2.Oid(hex=entry_id), force=True)
-    res_txt = None if clean_result is None else repr(clean_result)
-    index = notes.add(r, str(head.id), entry_id, name, res_txt, created=manifest["created"])
-    # 5. Housekeeping: many small weight packs slow every object lookup down.
-    try:
-        packmerge.maybe_merge(r)
-    except OSError as e:  # the entry is logged; merging can wait for the next call
-        warnings.warn(f"tvault: could not merge weight packs ({e}); the entry is logged", stacklevel=2)
-    return Entry(entry_id, str(head.id), index, name, res_txt, new_bytes, _repo=r, _manifest=manifest)
+        # 4. Publish: the ref keeps the objects alive, the note line makes it visible.
+        r.references.create(REF_PREFIX + entry_id, pygit2.Oid(hex=entry_id), force=True)
+        res_txt = None if clean_result is None else repr(clean_result)
+        index = notes.add(r, str(head.id), entry_id, name, res_txt, created=manifest["created"])
+        # 5. Housekeeping: many small weight packs slow every object lookup down.
+        try:
+            packmerge.maybe_merge(r)
+        except OSError as e:  # the entry is logged; merging can wait for the next call
+            warnings.warn(f"tvault: could not merge weight packs ({e}); the entry is logged", stacklevel=2)
+        return Entry(entry_id, str(head.id), index, name, res_txt, new_bytes, _repo=r, _manifest=manifest)

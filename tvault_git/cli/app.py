@@ -13,7 +13,7 @@ import click
 import pygit2
 
 from tvault_git import __version__
-from tvault_git.gitutil.repo import open_repo
+from tvault_git.gitutil.repo import open_repo, shared_umask
 
 # name -> "module:attribute" under tvault_git.cli.commands; the order is the --help order.
 COMMANDS: dict[str, str] = {
@@ -63,4 +63,6 @@ def cli(ctx: click.Context, repo_path: str | None) -> None:
 def repo_from_ctx(ctx: click.Context) -> pygit2.Repository:
     """The repository the command runs in: ``-C PATH`` if given, else the one around the cwd."""
     root = ctx.find_root()
-    return open_repo(root.obj.get("repo_path") if root.obj else None)
+    repo = open_repo(root.obj.get("repo_path") if root.obj else None)
+    shared_umask(repo).__enter__()  # for the rest of this short process: git's modes in a shared repo
+    return repo

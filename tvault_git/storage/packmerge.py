@@ -25,8 +25,8 @@ from typing import NamedTuple
 
 import pygit2
 
+from tvault_git.gitutil.repo import gc_lock, tvault_dir
 from tvault_git.gitutil.repo import pack_dir as repo_pack_dir
-from tvault_git.gitutil.repo import tvault_dir
 from tvault_git.storage.packread import PackIndex
 from tvault_git.storage.packwrite import KEEP_TEXT, TMP_PACK, crc32, install_pack, temp_file, write_pieces
 
@@ -84,10 +84,10 @@ def maybe_merge(repo: pygit2.Repository) -> int:
         small = [b for b in tvault_packs(pack_dir) if _size(b + ".pack") < SMALL_PACK]
         if len(small) < MERGE_AT:
             return 0
-        return merge(pack_dir, small)
+        return merge(repo, pack_dir, small)
 
 
-def merge(pack_dir: str, bases: list[str]) -> int:
+def merge(repo: pygit2.Repository, pack_dir: str, bases: list[str]) -> int:
     """Merge the given packs into one; returns how many were merged.
 
     A pack that is not ours to copy (deltas, damage) is left out and left
@@ -132,7 +132,7 @@ def merge(pack_dir: str, bases: list[str]) -> int:
             os.close(fd)
             fd = -1
             os.unlink(tmp)
-            return merge(pack_dir, [b for b in bases if b != bad])
+            return merge(repo, pack_dir, [b for b in bases if b != bad])
         trailer = sha.digest()
         write_pieces(fd, [trailer])
         os.close(fd)
@@ -143,15 +143,22 @@ def merge(pack_dir: str, bases: list[str]) -> int:
             os.close(fd)
         if os.path.exists(tmp):  # still here only if something failed
             os.unlink(tmp)
-    for src in sources:
-        if src.base == base:
-            continue
-        for ext in (".idx", ".pack", ".keep", ".rev"):
-            try:
-                os.unlink(src.base + ext)
-            except FileNotFoundError:
-                pass
+    with gc_lock(repo) as lock:
+        if not lock.acquired:  # a git gc is running: it may open these packs any moment
+            return 0  # (the copies are installed and harmless; the next merge drops them)
+        for src in sources:
+            if src.base != base:
+                remove_pack(src.base)
     return len(sources)
+
+
+def remove_pack(base: str) -> None:
+    """Delete a pack, index first (git stops looking there); call it holding ``gc_lock``."""
+    for ext in (".idx", ".pack", ".keep", ".rev"):
+        try:
+            os.unlink(base + ext)
+        except FileNotFoundError:
+            pass
 
 
 def _read_source(base: str) -> _Source | None:

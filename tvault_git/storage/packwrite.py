@@ -447,7 +447,7 @@ def install_pack(pack_dir: str, tmp_pack: str, entries: list[tuple[str, int, int
         os.chmod(tmp_pack, 0o444)
         os.chmod(idx_tmp, 0o444)
         try:
-            kfd = os.open(base + ".keep", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            kfd = os.open(base + ".keep", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         except FileExistsError:
             pass  # kept already (a twin writer, or a killed one: its .keep protects us just as well)
         else:
