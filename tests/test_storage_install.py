@@ -12,8 +12,8 @@ import pytest
 import torch
 
 import tvault_git as tv
-from tvault_git.storage import packwrite
 from tests.conftest import git, import_fresh
+from tvault_git.storage import packwrite
 
 
 def _digest(sd: dict) -> str:

@@ -108,9 +108,8 @@ def test_shared_group_repository_gets_gits_modes(tmp_path, monkeypatch):
         if stat.S_ISDIR(mode):
             if (mode & 0o070) != 0o070 or not mode & stat.S_ISGID:
                 bad.append((rel, oct(mode)))
-        elif stat.S_ISREG(mode) and not rel.endswith(".lock"):
-            if not mode & 0o040 or (mode & 0o200 and not mode & 0o020):
-                bad.append((rel, oct(mode)))
+        elif stat.S_ISREG(mode) and (not mode & 0o040 or (mode & 0o200 and not mode & 0o020)):
+            bad.append((rel, oct(mode)))
     assert not bad, bad
 
 
