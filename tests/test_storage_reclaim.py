@@ -58,16 +58,16 @@ def test_gc_reclaims_what_killed_writers_left_and_keeps_every_entry(repo):
     (pack_dir / "tmp_tvault_pack_dead").write_bytes(b"x" * 100_000)  # a killed writer's temp file
     before = _pack_bytes(repo)
     assert len(packmerge.tvault_packs(str(pack_dir))) == 4  # git alone never frees kept packs
-    dry = tvault(repo, "gc", "--dry-run").stdout
+    dry = tvault(repo, "gc", "--dry-run", "--min-age", "0").stdout
     assert "3 unreferenced weight pack(s)" in dry and _pack_bytes(repo) == before
-    out = tvault(repo, "gc").stdout
+    out = tvault(repo, "gc", "--min-age", "0").stdout
     assert "freed" in out and "3 unreferenced weight pack(s)" in out and "1 temp file(s)" in out
     after = _pack_bytes(repo)
     assert before - after >= 3 * 256 * 256 * 4 + 100_000
     assert packmerge.tvault_packs(str(pack_dir)) and not (pack_dir / "tmp_tvault_pack_dead").exists()
     assert _digest(tv.load(e.id)) == _digest(live.state_dict())
     git(repo, "fsck", "--full", "--no-dangling")
-    assert "0 unreferenced" in tvault(repo, "gc").stdout
+    assert "0 unreferenced" in tvault(repo, "gc", "--min-age", "0").stdout
 
 
 def test_gc_never_removes_a_pack_a_running_writer_relies_on(repo, monkeypatch):
@@ -91,12 +91,12 @@ def test_gc_never_removes_a_pack_a_running_writer_relies_on(repo, monkeypatch):
     assert paused.wait(30)
     try:
         with pytest.raises(StorageError, match="writers kept running"):
-            reclaim.reclaim(pygit2.Repository(str(repo)), wait=0.3)
+            reclaim.reclaim(pygit2.Repository(str(repo)), wait=0.3, min_age=0)
     finally:
         release.set()
         t.join()
     assert box["e"].new_bytes == 0  # it did reuse the killed writer's blobs
-    r = reclaim.reclaim(pygit2.Repository(str(repo)))
+    r = reclaim.reclaim(pygit2.Repository(str(repo)), min_age=0)
     assert r.packs == 0  # the pack is referenced now
     assert _digest(tv.load(box["e"].id)) == _digest(m.state_dict())
     git(repo, "fsck", "--full", "--no-dangling")
@@ -128,7 +128,7 @@ def test_gc_concurrent_with_writers_loses_nothing(repo):
     while any(w.poll() is None for w in writers) or runs < 3:
         if runs < 2:
             _kill_a_writer(repo, 100 + runs)
-        out = tvault(repo, "gc", check=False)
+        out = tvault(repo, "gc", "--min-age", "0", check=False)
         assert out.returncode == 0 or "writers kept running" in out.stderr, out.stderr
         runs += 1
     for w in writers:
@@ -141,5 +141,23 @@ def test_gc_concurrent_with_writers_loses_nothing(repo):
             ref = torch.nn.Linear(64, 64).state_dict()
             assert _digest(tv.load(f"w{w}@{i + 1}", repo=str(repo))) == _digest(ref)
     assert len(tv.load("w0@1", repo=str(repo))) == 2
-    assert reclaim.reclaim(r).packs == 0  # the killed writers' packs went in the loop
+    assert reclaim.reclaim(r, min_age=0).packs == 0  # the killed writers' packs went in the loop
     git(repo, "fsck", "--full", "--no-dangling")
+
+
+def test_a_reused_pack_is_freshened_and_spared(repo):
+    """A killed writer's pack whose blobs a new write reuses gets a new mtime, as git freshens objects."""
+    import time
+
+    from tvault_git.storage import packwrite
+
+    _kill_a_writer(repo, 11)
+    (base,) = packmerge.tvault_packs(str(repo / ".git/objects/pack"))
+    old = time.time() - 2 * reclaim.MIN_AGE_S
+    os.utime(base + ".pack", (old, old))
+    r = pygit2.Repository(str(repo))
+    assert reclaim.reclaim(r, dry_run=True).packs == 1  # old and unreferenced
+    torch.manual_seed(11)
+    m = torch.nn.Linear(256, 256)
+    _, new = packwrite.write_blobs(r, [memoryview(t.detach().numpy()).cast("B") for t in m.state_dict().values()])
+    assert new == 0 and reclaim.reclaim(r).packs == 0  # reused: freshened, spared by the grace period

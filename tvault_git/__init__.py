@@ -14,6 +14,7 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "log_all": "api.log",
+    "PendingEntry": "api.background",
     "load": "api.read",
     "load_into": "api.read",
     "load_tensor": "api.read",
@@ -29,6 +30,7 @@ _LAZY = {
 
 from tvault_git.errors import (  # noqa: E402  (torch-free)
     AmbiguousRef,
+    CaptureWarning,
     CorruptEntry,
     InvalidInput,
     NoCommits,
@@ -54,11 +56,13 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "AmbiguousRef",
+    "CaptureWarning",
     "CorruptEntry",
     "Entry",
     "InvalidInput",
     "NoCommits",
     "NotARepository",
+    "PendingEntry",
     "RefNotFound",
     "RemoteError",
     "StorageError",

@@ -13,7 +13,7 @@ import click
 import pygit2
 
 from tvault_git import __version__
-from tvault_git.gitutil.repo import open_repo, shared_umask
+from tvault_git.gitutil.repo import open_repo
 
 # name -> "module:attribute" under tvault_git.cli.commands; the order is the --help order.
 COMMANDS: dict[str, str] = {
@@ -64,6 +64,4 @@ def cli(ctx: click.Context, repo_path: str | None) -> None:
 def repo_from_ctx(ctx: click.Context) -> pygit2.Repository:
     """The repository the command runs in: ``-C PATH`` if given, else the one around the cwd."""
     root = ctx.find_root()
-    repo = open_repo(root.obj.get("repo_path") if root.obj else None)
-    shared_umask(repo).__enter__()  # for the rest of this short process: git's modes in a shared repo
-    return repo
+    return open_repo(root.obj.get("repo_path") if root.obj else None)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import getpass
 import os
 import re
 import socket
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TypeVar
 
 import pygit2
@@ -27,25 +30,25 @@ _configured: set[str] = set()
 
 
 def open_repo(path: str | os.PathLike | None = None) -> pygit2.Repository:
-    """The repository git itself would use: ``path`` (a work tree or git dir, searched
-    upwards), else ``GIT_DIR``/``GIT_WORK_TREE`` as git reads them (so ``git
-    --git-dir=A --work-tree=B tvault`` works), else the one around the current directory."""
-    env_dir = os.environ.get("GIT_DIR") if path is None else None
-    if env_dir:
-        git_dir = os.path.abspath(env_dir)
-        try:
-            repo = pygit2.Repository(git_dir, pygit2.enums.RepositoryOpenFlag.NO_SEARCH)
-        except pygit2.GitError as e:
-            raise NotARepository(
-                f"GIT_DIR={env_dir!r} is not a git repository ({e}); unset GIT_DIR or fix it"
-            ) from None
-        work = os.environ.get("GIT_WORK_TREE")
-        if work:
-            repo.workdir = os.path.abspath(work)
-        return repo
+    """The repository git itself would use: ``GIT_DIR``/``GIT_WORK_TREE`` first, else discovery.
+
+    Why: ``git --git-dir=A --work-tree=B tvault ...`` and hook environments pass the repository
+    in ``GIT_DIR`` (git sets it for its subcommands); ignoring it split one job across two repos
+    (our objects in the repo around the cwd, git's fetches in ``GIT_DIR``). With ``path`` (``-C``,
+    ``repo=``) discovery starts there, honouring ``GIT_CEILING_DIRECTORIES`` and
+    ``GIT_DISCOVERY_ACROSS_FILESYSTEM`` as git does.
+    """
+    env_dir = os.environ.get("GIT_DIR")
+    if path is None and env_dir:
+        return _open_git_dir(os.path.abspath(env_dir), os.environ.get("GIT_WORK_TREE"))
     start = os.fspath(path) if path is not None else os.getcwd()
+    across = os.environ.get("GIT_DISCOVERY_ACROSS_FILESYSTEM", "").lower() in ("1", "true", "yes", "on")
+    ceiling = os.environ.get("GIT_CEILING_DIRECTORIES")
     try:
-        found = pygit2.discover_repository(start)
+        if ceiling:
+            found = pygit2.discover_repository(start, across, ceiling)
+        else:
+            found = pygit2.discover_repository(start, across)
     except pygit2.GitError as e:
         raise NotARepository(f"cannot open {start!r}: {e}") from None
     if found is None:
@@ -53,95 +56,57 @@ def open_repo(path: str | os.PathLike | None = None) -> pygit2.Repository:
     return pygit2.Repository(found)
 
 
-def common_dir(repo: pygit2.Repository) -> str:
-    """The git dir shared by all work trees: objects, refs and tvault's own files live there.
+def _open_git_dir(git_dir: str, work_tree: str | None) -> pygit2.Repository:
+    """Open ``GIT_DIR`` with the work tree git would give it (``GIT_WORK_TREE``, core.worktree, else the cwd)."""
+    try:
+        repo = pygit2.Repository(git_dir, pygit2.enums.RepositoryOpenFlag.NO_SEARCH)
+    except pygit2.GitError as e:
+        raise NotARepository(f"GIT_DIR={git_dir} is not a git repository: {e}") from None
+    if work_tree:
+        repo.workdir = os.path.abspath(work_tree)
+    elif not repo.is_bare and "core.worktree" not in repo.config and os.path.basename(git_dir.rstrip("/")) != ".git":
+        # git: GIT_DIR without GIT_WORK_TREE or core.worktree -> the cwd is the top of the work tree
+        repo.workdir = os.getcwd()
+    return repo
 
-    A linked work tree (``git worktree add``) has its own git dir under
-    ``.git/worktrees/<name>`` naming the common one in its ``commondir`` file;
-    git reads objects only from the common dir, so every path starts here.
+
+def common_dir(repo: pygit2.Repository) -> str:
+    """The git dir that holds objects and refs: a linked worktree's ``commondir``, else ``repo.path``.
+
+    Every path tvault writes (packs, its cache, info/attributes, locks) is built from this: a
+    pack under ``.git/worktrees/<name>/objects`` is one git never reads.
     """
     path = repo.path
     try:
         with open(os.path.join(path, "commondir")) as f:
             rel = f.read().strip()
+        return os.path.normpath(os.path.join(path, rel))
     except OSError:
         return os.path.normpath(path)
-    return os.path.normpath(os.path.join(path, rel))
 
 
 def pack_dir(repo: pygit2.Repository) -> str:
-    """``objects/pack`` of the common git dir (``GIT_OBJECT_DIRECTORY`` when set, as git does)."""
-    objects = os.environ.get("GIT_OBJECT_DIRECTORY") or os.path.join(common_dir(repo), "objects")
-    return os.path.join(objects, "pack")
+    """``objects/pack`` of the common git dir."""
+    return os.path.join(common_dir(repo), "objects", "pack")
 
 
-def tvault_dir(repo: pygit2.Repository, create: bool = False) -> str:
-    """``<common git dir>/tvault``: the query cache and tvault's lock files."""
-    path = os.path.join(common_dir(repo), "tvault")
-    if create and not os.path.isdir(path):
-        os.makedirs(path, exist_ok=True)
-        adjust_shared_perm(repo, path)
-    return path
+def tvault_dir(repo: pygit2.Repository) -> str:
+    """``tvault/`` in the common git dir: the derived cache and tvault's guard files."""
+    return os.path.join(common_dir(repo), "tvault")
 
 
-def shared_mode(repo: pygit2.Repository) -> int:
-    """The permission bits ``core.sharedRepository`` asks for (0: the umask decides), as git reads it."""
-    try:
-        v = str(repo.config["core.sharedRepository"]).strip().lower()
-    except (KeyError, ValueError, pygit2.GitError):
-        return 0
-    if v in ("", "umask", "false", "no", "off", "0"):
-        return 0
-    if v in ("group", "true", "yes", "on", "1"):
-        return 0o660
-    if v in ("all", "world", "everybody", "2"):
-        return 0o664
-    try:
-        return int(v, 8) & 0o666 if v.startswith("0") else 0
-    except ValueError:
-        return 0
+def git_env(repo: pygit2.Repository, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment for a git subprocess that must act on ``repo`` and no other.
 
-
-def adjust_shared_perm(repo: pygit2.Repository, path: str) -> None:
-    """Give a file or directory tvault created the modes git's ``adjust_shared_perm`` would."""
-    mode = shared_mode(repo)
-    if not mode:
-        return
-    try:
-        st = os.stat(path)
-        old = st.st_mode & 0o7777
-        if os.path.isdir(path):
-            new = old | mode | ((mode & 0o444) >> 2) | 0o2000  # x where r; setgid keeps the group
-        else:
-            new = old | (mode & (0o666 if old & 0o200 else 0o444))
-        if new != old:
-            os.chmod(path, new)
-    except OSError:
-        pass  # not ours to change: git would fail the same way
-
-
-class shared_umask:
-    """While tvault (and libgit2 inside it) writes, create files the group can write, as git does.
-
-    libgit2 does not apply ``core.sharedRepository`` to the loose objects'
-    fan-out directories and ref files it makes; a group-writable umask for
-    the duration of the write gives them git's modes.
+    An inherited ``GIT_DIR`` (a hook, ``git --git-dir``) would otherwise win over the cwd we
+    pass, and a ``repo=`` argument would act on one repository while git acts on another.
     """
-
-    def __init__(self, repo: pygit2.Repository) -> None:
-        mode = shared_mode(repo)
-        self.mask = (0o777 & ~(mode | ((mode & 0o444) >> 2))) if mode else None
-        self.old: int | None = None
-
-    def __enter__(self) -> shared_umask:
-        if self.mask is not None:
-            self.old = os.umask(0)
-            os.umask(self.old & self.mask)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self.old is not None:
-            os.umask(self.old)
+    env = {k: v for k, v in os.environ.items() if k not in ("GIT_DIR", "GIT_WORK_TREE", "GIT_COMMON_DIR")}
+    env["GIT_DIR"] = repo.path
+    if repo.workdir:
+        env["GIT_WORK_TREE"] = repo.workdir
+    env.update(extra or {})
+    return env
 
 
 def head_commit(repo: pygit2.Repository) -> pygit2.Commit:
@@ -170,9 +135,10 @@ def ensure_config(repo: pygit2.Repository) -> None:
     pack-objects not to try deltas there (which on floats is slow and useless).
     The packs we write carry ``.keep`` files, so repacking does not recompress.
     """
-    if repo.path in _configured:
+    common = common_dir(repo)
+    if common in _configured:
         return
-    info = os.path.join(common_dir(repo), "info")
+    info = os.path.join(common, "info")
     attrs = os.path.join(info, "attributes")
     try:
         existing = open(attrs).read() if os.path.exists(attrs) else ""
@@ -184,7 +150,7 @@ def ensure_config(repo: pygit2.Repository) -> None:
                 f.write(_ATTR_LINE + "\n")
     except OSError:
         pass  # read-only repo: reading still works, only gc speed suffers
-    _configured.add(repo.path)
+    _configured.add(common)
 
 
 def retry_locked(fn: Callable[[], T], what: str, timeout: float = 60.0, repo: pygit2.Repository | None = None) -> T:
@@ -198,9 +164,17 @@ def retry_locked(fn: Callable[[], T], what: str, timeout: float = 60.0, repo: py
     delay = 0.002
     while True:
         try:
-            return fn()
-        except (pygit2.GitError, _Conflict) as e:
+            if repo is None:
+                return fn()
+            with shared_umask(repo):
+                return fn()
+        except (pygit2.GitError, _Conflict, OSError) as e:
             msg = str(e)
+            denied = permission_problem(repo, what, msg)
+            if denied is not None:
+                raise denied from None
+            if isinstance(e, OSError) and not isinstance(e, pygit2.GitError):
+                raise
             if (
                 not isinstance(e, _Conflict)
                 and "lock" not in msg
@@ -209,12 +183,7 @@ def retry_locked(fn: Callable[[], T], what: str, timeout: float = 60.0, repo: py
                 and "modified" not in msg
             ):
                 raise
-            if "Permission denied" in msg or "permission denied" in msg:
-                raise StorageError(
-                    f"could not update {what}: {msg}; ask whoever owns the file for group write access "
-                    "(git config core.sharedRepository group)"
-                ) from None
-            if repo is not None and _clear_stale_lock(common_dir(repo), msg):
+            if repo is not None and _clear_stale_lock(common_dir(repo), msg, repo.path):
                 continue
             if time.monotonic() > deadline:
                 raise TvaultError(
@@ -228,8 +197,9 @@ STALE_LOCK_S = 5.0
 _LOCK_PATH = re.compile(r"'([^']+\.lock)'")
 
 
-def _clear_stale_lock(git_dir: str, msg: str) -> bool:
-    """Remove the ``*.lock`` file named in ``msg`` if it is inside ``git_dir`` and stale; True if removed.
+def _clear_stale_lock(git_dir: str, msg: str, own_dir: str | None = None) -> bool:
+    """Remove the ``*.lock`` file named in ``msg`` if it is inside ``git_dir`` (the common dir) or
+    ``own_dir`` (a linked worktree's) and stale; True if removed.
 
     git and libgit2 hold a ref lock for the milliseconds of one update, so a
     lock older than ``STALE_LOCK_S`` has no live owner. Removers serialize on
@@ -241,7 +211,8 @@ def _clear_stale_lock(git_dir: str, msg: str) -> bool:
         return False
     path = os.path.realpath(m.group(1))
     root = os.path.realpath(git_dir)
-    if not path.startswith(root + os.sep):
+    roots = [root] + ([os.path.realpath(own_dir)] if own_dir else [])
+    if not any(path.startswith(r + os.sep) for r in roots):
         return False
     try:
         os.makedirs(os.path.join(root, "tvault"), exist_ok=True)
@@ -326,6 +297,134 @@ def commit_to_ref(
         return oid
     except (pygit2.GitError, OSError) as e:  # lost the race, or the ref is locked
         raise Conflict(str(e)) from None
+
+
+# --- core.sharedRepository -----------------------------------------------------------------
+
+_PERM_GROUP = 0o660
+_PERM_EVERYBODY = 0o664
+_umask_lock = threading.RLock()
+_umask_depth = 0
+_umask_saved = 0o022
+
+
+def shared_perm(repo: pygit2.Repository) -> int | None:
+    """The file mode bits ``core.sharedRepository`` asks for (git's ``git_config_perm``), or None.
+
+    ``group``/``true``/``1`` -> 0660, ``all``/``world``/``everybody``/``2`` -> 0664, an octal
+    ``0xxx`` -> that mode; ``umask``/``false``/``0`` or unset -> None (the user's umask rules).
+    """
+    try:
+        value = repo.config["core.sharedRepository"]
+    except (KeyError, pygit2.GitError):
+        return None
+    v = str(value).strip().lower()
+    if v in ("", "umask", "false", "no", "off", "0"):
+        return None
+    if v in ("group", "true", "yes", "on", "1"):
+        return _PERM_GROUP
+    if v in ("all", "world", "everybody", "2"):
+        return _PERM_EVERYBODY
+    try:
+        mode = int(v, 8)
+    except ValueError:
+        return None
+    return (mode & 0o666) | 0o600 if mode else None
+
+
+@contextlib.contextmanager
+def shared_umask(repo: pygit2.Repository) -> Iterator[None]:
+    """Create files and directories with the permissions a shared repository needs, as git does.
+
+    git chmods every file it creates (``adjust_shared_perm``); libgit2, which writes our loose
+    objects, refs and lock files, does not. So while tvault writes into a shared repository the
+    process umask lets the group (and, for ``all``, others) bits through: fan-out directories
+    become ``rwxrwsr-x`` (setgid is inherited from git's own directories) and ref files
+    ``rw-rw-r--``, and a teammate's next write does not fail with Permission denied. Nested and
+    concurrent uses from threads share one umask change. Outside shared repositories: no effect.
+    """
+    global _umask_depth, _umask_saved
+    perm = shared_perm(repo)
+    if perm is None:
+        yield
+        return
+    dir_bits = perm | ((perm & 0o444) >> 2)  # x wherever r: directories must be searchable
+    with _umask_lock:
+        current = os.umask(0)
+        if _umask_depth == 0:
+            _umask_saved = current
+        os.umask(current & ~dir_bits & 0o777)
+        _umask_depth += 1
+    try:
+        yield
+    finally:
+        with _umask_lock:
+            _umask_depth -= 1
+            if _umask_depth == 0:
+                os.umask(_umask_saved)
+
+
+def adjust_shared_perm(repo: pygit2.Repository, path: str) -> None:
+    """chmod a file or directory tvault created the way git's ``adjust_shared_perm`` would."""
+    perm = shared_perm(repo)
+    if perm is None:
+        return
+    try:
+        st = os.stat(path)
+        mode = st.st_mode & 0o7777
+        tweak = perm
+        if not mode & 0o200:
+            tweak &= ~0o222  # read-only files (packs, indexes) stay read-only
+        if mode & 0o100 or os.path.isdir(path):
+            tweak |= (tweak & 0o444) >> 2
+        new = mode | tweak
+        if os.path.isdir(path):
+            new |= 0o2000
+        if new != mode:
+            os.chmod(path, new)
+    except OSError:
+        pass  # not ours to fix (another user's file); git itself only warns here
+
+
+def writes_shared(repo_of: Callable[..., pygit2.Repository | None]) -> Callable[[Callable[..., T]], Callable[..., T]]:
+    """Decorator: run an API call that writes into a repository inside ``shared_umask``.
+
+    ``repo_of(*args, **kwargs)`` returns the repository the call will write to (or None when it
+    cannot be known yet: then the call opens it itself and gets the user's umask).
+    """
+
+    def wrap(fn: Callable[..., T]) -> Callable[..., T]:
+        @functools.wraps(fn)
+        def inner(*args: object, **kwargs: object) -> T:
+            try:
+                repo = repo_of(*args, **kwargs)
+            except TvaultError:
+                repo = None  # let the call itself raise its one-line error
+            if repo is None:
+                return fn(*args, **kwargs)
+            with shared_umask(repo):
+                return fn(*args, **kwargs)
+
+        return inner
+
+    return wrap
+
+
+def repo_keyword(*_args: object, repo: object = None, **_kwargs: object) -> pygit2.Repository:
+    """For ``writes_shared``: the repository named by a call's ``repo=`` keyword (default: discovery)."""
+    return repo if isinstance(repo, pygit2.Repository) else open_repo(repo)  # type: ignore[arg-type]
+
+
+def permission_problem(repo: pygit2.Repository | None, what: str, msg: str) -> StorageError | None:
+    """A StorageError for a write refused by file permissions (never worth retrying), else None."""
+    if "Permission denied" not in msg and "Operation not permitted" not in msg:
+        return None
+    where = common_dir(repo) if repo is not None else "the repository"
+    return StorageError(
+        f"cannot write {what}: permission denied in {where}; if teammates share this repository, "
+        "set 'git config core.sharedRepository group' and make its files group-writable "
+        "(chmod -R g+rwX, chgrp -R GROUP), or ask the owner of the files named above"
+    )
 
 
 GC_PID_MAX_AGE_S = 12 * 3600  # git ignores a gc.pid this old

@@ -76,7 +76,7 @@ def maybe_merge(repo: pygit2.Repository) -> int:
     small = [b for b in tvault_packs(pack_dir) if _size(b + ".pack") < SMALL_PACK]
     if len(small) < MERGE_AT or fcntl is None:
         return 0
-    with open(os.path.join(tvault_dir(repo, create=True), "merge-packs"), "a") as guard:
+    with open(os.path.join(_tvault_dir(repo), "merge-packs"), "a") as guard:
         try:
             fcntl.flock(guard, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -188,3 +188,9 @@ def _size(path: str) -> int:
         return os.path.getsize(path)
     except OSError:
         return 1 << 62
+
+
+def _tvault_dir(repo: pygit2.Repository) -> str:
+    path = tvault_dir(repo)
+    os.makedirs(path, exist_ok=True)
+    return path

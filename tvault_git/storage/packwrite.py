@@ -178,8 +178,28 @@ def write_blobs(
                 "free space (or fix permissions) and log again - nothing was recorded"
             ) from e
         raise
+    if shared.existing:
+        freshen(repo, shared.existing)
     assert all(oid is not None for oid in shared.ids)
     return shared.ids, sum(lane.new_bytes for lane in lanes)  # type: ignore[return-value]
+
+
+def freshen(repo: pygit2.Repository, oids: set[str]) -> None:
+    """Touch the packs holding blobs a writer reuses, as git freshens objects it finds stored.
+
+    ``reclaim`` spares packs younger than its grace period, so a pack a killed
+    writer left, whose blobs a new entry now references, is never judged
+    unreferenced in the gap before that entry is published.
+    """
+    from tvault_git.storage.packread import _pack_list  # packread imports this module
+
+    want = [bytes.fromhex(o) for o in oids]
+    for idx in _pack_list(repo, refresh=True):
+        if any(idx.find(o) is not None for o in want):
+            try:
+                os.utime(idx.pack_path)
+            except OSError:
+                pass  # not ours to touch (another user's pack in a read-only place): nothing to reclaim there
 
 
 def sweep_temp(pack_dir: str, min_age: float = STALE_TMP_S) -> tuple[int, int]:
@@ -235,12 +255,16 @@ class _Shared:
         self.repo = repo
         self.ids: list[str | None] = [None] * n
         self._claimed: set[str] = set()
+        self.existing: set[str] = set()  # blobs found stored already: their packs get freshened
         self._lock = threading.Lock()
 
     def claim(self, oid: str) -> bool:
         """True exactly once per new blob: the caller must write it."""
         with self._lock:
-            if oid in self._claimed or self.repo.odb.exists(oid):
+            if oid in self._claimed:
+                return False
+            if self.repo.odb.exists(oid):
+                self.existing.add(oid)
                 return False
             self._claimed.add(oid)
             return True

@@ -27,7 +27,7 @@ from typing import NamedTuple
 import pygit2
 
 from tvault_git.errors import StorageError
-from tvault_git.gitutil.repo import common_dir, gc_lock, tvault_dir
+from tvault_git.gitutil.repo import common_dir, gc_lock, git_env, tvault_dir
 from tvault_git.gitutil.repo import pack_dir as repo_pack_dir
 from tvault_git.storage.packmerge import remove_pack, tvault_packs
 from tvault_git.storage.packread import PackIndex
@@ -55,7 +55,7 @@ def writing(repo: pygit2.Repository) -> Iterator[None]:
         yield
         return
     try:
-        f = open(os.path.join(tvault_dir(repo, create=True), LOCK_NAME), "a")
+        f = open(os.path.join(_tvault_dir(repo), LOCK_NAME), "a")
     except OSError:  # read-only repository: the write fails later with its own clear message
         yield
         return
@@ -67,36 +67,34 @@ def writing(repo: pygit2.Repository) -> Iterator[None]:
 def _referenced(repo: pygit2.Repository) -> set[str]:
     """Every object reachable from a ref, a reflog or the index, as ``git gc`` counts them."""
     p = subprocess.run(
-        [
-            "git",
-            "--git-dir",
-            common_dir(repo),
-            "rev-list",
-            "--objects",
-            "--no-object-names",
-            "--all",
-            "--reflog",
-            "--indexed-objects",
-        ],
+        ["git", "rev-list", "--objects", "--no-object-names", "--all", "--reflog", "--indexed-objects"],
         capture_output=True,
         text=True,
-        env={**os.environ, "LC_ALL": "C"},
+        env=git_env(repo, {"LC_ALL": "C"}),
+        cwd=common_dir(repo),
     )
     if p.returncode != 0:
         raise StorageError(f"could not list the referenced objects: {p.stderr.strip() or p.returncode}; run 'git fsck'")
     return set(p.stdout.split())
 
 
-def reclaim(repo: pygit2.Repository, dry_run: bool = False, wait: float = 60.0) -> Reclaimed:
+MIN_AGE_S = 3600.0  # packs younger than this are spared (a multi-process entry may still publish them)
+
+
+def reclaim(
+    repo: pygit2.Repository, dry_run: bool = False, wait: float = 60.0, min_age: float = MIN_AGE_S
+) -> Reclaimed:
     """Remove killed writers' temp files and weight packs nothing references; returns what went.
 
     Waits up to ``wait`` seconds for running writers to finish (they hold
-    the shared lock); a pack any referenced object lives in is kept whole.
+    the shared lock); a pack any referenced object lives in is kept whole, and
+    so is one modified less than ``min_age`` seconds ago (writers freshen the
+    packs whose blobs they reuse, see ``freshen``).
     """
     pack_dir = repo_pack_dir(repo)
     if fcntl is None:  # pragma: no cover
         raise StorageError("reclaiming space needs flock (not available on this platform)")
-    with open(os.path.join(tvault_dir(repo, create=True), LOCK_NAME), "a") as guard:
+    with open(os.path.join(_tvault_dir(repo), LOCK_NAME), "a") as guard:
         deadline = time.monotonic() + wait
         while True:
             try:
@@ -111,7 +109,10 @@ def reclaim(repo: pygit2.Repository, dry_run: bool = False, wait: float = 60.0) 
         temps, temp_bytes = (0, 0) if dry_run else sweep_temp(pack_dir, min_age=0.0)
         refs = _referenced(repo)
         dead: list[str] = []
+        now = time.time()
         for base in tvault_packs(pack_dir):
+            if now - _mtime(base + ".pack") < min_age:
+                continue
             try:
                 oids = [oid for oid, _, _ in PackIndex(base + ".idx").entries()]
             except (OSError, ValueError):
@@ -124,6 +125,7 @@ def reclaim(repo: pygit2.Repository, dry_run: bool = False, wait: float = 60.0) 
                 n.startswith("pack-")
                 and n.endswith(".keep")
                 and not os.path.exists(os.path.join(pack_dir, n[:-5] + ".pack"))
+                and now - _mtime(os.path.join(pack_dir, n)) >= min_age
             ):
                 try:
                     with open(os.path.join(pack_dir, n)) as f:
@@ -146,8 +148,21 @@ def reclaim(repo: pygit2.Repository, dry_run: bool = False, wait: float = 60.0) 
         return Reclaimed(temps, len(dead), len(lone), freed)
 
 
+def _mtime(path: str) -> float:
+    try:
+        return os.path.getmtime(path)
+    except OSError:
+        return time.time()
+
+
 def _size(path: str) -> int:
     try:
         return os.path.getsize(path)
     except OSError:
         return 0
+
+
+def _tvault_dir(repo: pygit2.Repository) -> str:
+    path = tvault_dir(repo)
+    os.makedirs(path, exist_ok=True)
+    return path
