@@ -22,8 +22,8 @@ from tvault_git.storage import packmerge, reclaim
 # log_all killed between installing its weight pack and publishing the entry
 KILLED = """
 import os, signal, torch, tvault_git as tv
-from tvault_git.capture import live
-live.capture_model = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)
+from tvault_git.api import log
+log.commit_entry = lambda *a, **k: os.kill(os.getpid(), signal.SIGKILL)
 torch.manual_seed(int(os.environ["SEED"]))
 tv.log_all(torch.nn.Linear(256, 256))
 """
