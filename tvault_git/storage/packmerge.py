@@ -10,7 +10,7 @@ Merging copies each object's packed bytes verbatim (they are whole blobs of
 stored zlib blocks, so their CRC-32s stay valid), drops duplicates, and
 hashes the new pack; nothing is recompressed. Big packs are left alone:
 rewriting them would cost a second write of the model. The new pack is
-installed like any other (``.pack``, ``.keep``, ``.idx``) before the old
+installed like any other (``.keep``, ``.pack``, ``.idx``) before the old
 ones are removed (``.idx`` first, so git stops looking there), which is what
 ``git repack`` does too: a reader that already opened an old pack keeps its
 file, and one that finds it gone looks again.
