@@ -76,7 +76,9 @@ def test_a_reader_keeps_its_fast_path_after_packs_are_merged_away(repo, monkeypa
     entries = [tvault.log_all(_model(i)) for i in range(3)]
     tvault.load(entries[0].id)  # this process has listed and opened the packs
     pack_dir = str(repo / ".git/objects/pack")
-    assert packs.merge(pygit2.Repository(str(repo)), pack_dir, packs.tvault_packs(pack_dir)) == 3  # as another process would
+    assert (
+        packs.merge(pygit2.Repository(str(repo)), pack_dir, packs.tvault_packs(pack_dir)) == 3
+    )  # as another process would
 
     def no_slow_path(*a, **k):
         raise AssertionError("fell back to libgit2")
