@@ -54,7 +54,7 @@ from tvault_git.spec.format import (
     WEIGHTS,
     dumps,
 )
-from tvault_git.storage import packmerge, tensors
+from tvault_git.storage import packmerge, reclaim, tensors
 
 
 def unwrap_model(model: Any) -> torch.nn.Module:
@@ -513,6 +513,7 @@ def log_all(
         raise InvalidInput(
             "the weights are sharded (FSDP / DTensor): call log_all on every rank, without collective=False"
         )
-    weights = tensors.store_tensors(p.repo, state_dict)
-    opt_state = tensors.store_tensors(p.repo, opt_tensors, "optimizer state") if opt_tensors is not None else None
-    return commit_entry(p, weights, opt_state)
+    with reclaim.writing(p.repo):  # no space reclaim between "this blob is stored" and the entry's ref
+        weights = tensors.store_tensors(p.repo, state_dict)
+        opt_state = tensors.store_tensors(p.repo, opt_tensors, "optimizer state") if opt_tensors is not None else None
+        return commit_entry(p, weights, opt_state)
