@@ -448,13 +448,14 @@ def commit_entry(p: Prepared, weights: Stored, opt_state: Stored | None) -> Entr
     res_txt = None if p.result is None else repr(p.result)
     index = notes.add(r, p.head, entry_id, p.name, res_txt, created=p.created)
     # Housekeeping: many small weight packs slow every object lookup down.
+    # Warnings name the user's line: commit_entry <- log_all <- its shared-umask wrapper <- the caller.
     try:
         packmerge.maybe_merge(r)
     except OSError as e:  # the entry is logged; merging can wait for the next call
-        warnings.warn(f"tvault: could not merge weight packs ({e}); the entry is logged", stacklevel=3)
+        warnings.warn(f"tvault: could not merge weight packs ({e}); the entry is logged", stacklevel=4)
     gaps = live.capture_gaps(p.capture.missing, p.capture.drift)
     if gaps:
-        warnings.warn(f"tvault: entry {entry_id[:10]}: {gaps}", CaptureWarning, stacklevel=3)
+        warnings.warn(f"tvault: entry {entry_id[:10]}: {gaps}", CaptureWarning, stacklevel=4)
     return Entry(entry_id, p.head, index, p.name, res_txt, new_bytes, _repo=r, _manifest=manifest)
 
 
