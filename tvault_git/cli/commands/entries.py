@@ -12,7 +12,7 @@ from tvault_git.cli.style import heading
 from tvault_git.errors import InvalidInput
 from tvault_git.registry import entries
 from tvault_git.spec.format import ARCHITECTURE, OPTIMIZER, PATCH, SCHEDULER, SOURCE_INDEX
-from tvault_git.textfmt import fmt_tags, fmt_value, human_bytes, short_date
+from tvault_git.textfmt import fmt_tags, fmt_value, human_bytes, printable, printable_tree, short_date
 
 
 def entry_summary(e: entries.Entry) -> dict[str, Any]:
@@ -60,15 +60,18 @@ def log_cmd(ctx: click.Context, limit: int | None, as_json: bool) -> None:
         raise InvalidInput("-n must be zero or more")
     from tvault_git.registry import query  # the derived cache answers this without reading every manifest
 
-    rows = query.find(repo_from_ctx(ctx), limit=limit)
+    from tvault_git.cli.commands.check import warn_damaged
+
+    repo = repo_from_ctx(ctx)
+    rows = query.find(repo, limit=limit)
     if as_json:
         click.echo(json.dumps(rows, indent=1))
-        return
-    if not rows:
+    elif not rows:
         click.echo("no entries yet: log one with tvault_git.log_all(model, ...)")
-        return
-    for s in rows:
-        click.echo(log_line(s))
+    else:
+        for s in printable_tree(rows):
+            click.echo(log_line(s))
+    warn_damaged(repo)
 
 
 @click.command("show")
@@ -88,13 +91,19 @@ def show_cmd(ctx: click.Context, ref: str, show_source: bool, show_patch: bool, 
     weights = entries.weight_records(repo, e.id)
     opt = read(OPTIMIZER)
     sched = read(SCHEDULER)
-    arch = (entries.read_blob(repo, tree, ARCHITECTURE) or b"").decode("utf-8", "replace")
+    arch = entries.read_text(repo, tree, ARCHITECTURE)
     if as_json:
         out = entry_summary(e)
         out.update({"manifest": m, "architecture": arch, "source": src, "weights": weights, "optimizer": opt, "scheduler": sched})
         click.echo(json.dumps(out, indent=1))
         return
-    s = entry_summary(e)
+    # everything below came from the registry: printable before it reaches the terminal
+    m, src, weights, opt, sched = (printable_tree(x) for x in (m, src, weights, opt, sched))
+    src = src if isinstance(src, dict) else {}
+    opt = opt if isinstance(opt, dict) else None
+    sched = sched if isinstance(sched, dict) else None
+    arch = printable(arch)
+    s = printable_tree(entry_summary(e))
     a = m.get("author") or {}
     lines = [
         f"{heading('entry')}    {click.style(e.id, fg='yellow')}  ({s['ref']})",
@@ -115,39 +124,43 @@ def show_cmd(ctx: click.Context, ref: str, show_source: bool, show_patch: bool, 
     v = m.get("versions") or {}
     lines.append(f"{heading('versions')} " + ", ".join(f"{k} {val}" for k, val in sorted(v.items())))
     model = m.get("model") or {}
-    lines.append(f"{heading('model')}    {model.get('class')} ({model.get('parameters', 0):,} parameters)")
+    lines.append(f"{heading('model')}    {model.get('class')} ({model.get('parameters') or 0:,} parameters)")
     lines += ["", heading("Architecture")] + ["    " + ln for ln in arch.rstrip("\n").splitlines()]
-    objs = src.get("objects") or []
-    files = sorted({o.get("file") for o in objs})
+    objs = [o for o in src.get("objects") or [] if isinstance(o, dict)]
+    files = sorted({str(o.get("file")) for o in objs})
     lines += ["", heading(f"Source ({len(objs)} object{'s' * (len(objs) != 1)} in {len(files)} file{'s' * (len(files) != 1)})")]
     for o in objs:
         label = f"{o.get('module')}.{o.get('qualname')}"
         lines.append(f"    {o.get('kind', '?'):<9}{label:<36} {o.get('file')}:{o.get('line')}")
         if show_source:
-            text = (entries.read_blob(repo, tree, o.get("path", "")) or b"").decode("utf-8", "replace")
+            text = printable(entries.read_text(repo, tree, str(o.get("path", ""))))
             lines += ["        " + ln for ln in text.rstrip("\n").splitlines()] + [""]
-    for x in src.get("external") or []:
+    for x in [x for x in src.get("external") or [] if isinstance(x, dict)]:
         lines.append(f"    external {x.get('qualname')} ({x.get('package')} {x.get('version')})")
-    for x in src.get("missing") or []:
+    for x in [x for x in src.get("missing") or [] if isinstance(x, dict)]:
         lines.append(f"    missing  {x.get('qualname')}: {x.get('reason')}")
-    total = sum(int(r.get("nbytes", 0)) for r in weights.values())
+    total = sum(_count(r.get("nbytes")) for r in weights.values())
     lines += ["", heading(f"Weights ({len(weights)} tensors, {human_bytes(total)})")]
     width = max([len(n) for n in weights] + [4])
     lines.append(f"    {'name':<{width}}  {'shape':<20} {'dtype':<10} {'size':>10}")
     for n, r in weights.items():
-        lines.append(f"    {n:<{width}}  {str(tuple(r.get('shape', []))):<20} {r.get('dtype', '?'):<10} {human_bytes(int(r.get('nbytes', 0))):>10}")
+        lines.append(f"    {n:<{width}}  {str(tuple(r.get('shape') or [])):<20} {str(r.get('dtype', '?')):<10} {human_bytes(_count(r.get('nbytes'))):>10}")
     if opt:
         lines += ["", heading(f"Optimizer {opt.get('class')}")]
-        for i, g in enumerate(opt.get("param_groups") or []):
+        for i, g in enumerate(g for g in opt.get("param_groups") or [] if isinstance(g, dict)):
             hp = " ".join(f"{k}={fmt_value(val)}" for k, val in sorted(g.items()) if k != "params")
             lines.append(f"    group {i} ({len(g.get('params') or [])} params): {hp}")
     if sched:
         lines += ["", heading(f"Scheduler {sched.get('class')}")]
-        lines.append("    " + " ".join(f"{k}={fmt_value(val)}" for k, val in sorted((sched.get("state") or {}).items())))
+        lines.append("    " + " ".join(f"{k}={fmt_value(val)}" for k, val in sorted((sched.get("state") if isinstance(sched.get("state"), dict) else {}).items())))
     if show_patch and m.get("dirty"):
         lines += ["", heading("Uncommitted changes at training time")]
-        lines += (entries.read_blob(repo, tree, PATCH) or b"").decode("utf-8", "replace").splitlines()
+        lines += printable(entries.read_text(repo, tree, PATCH)).splitlines()
     click.echo("\n".join(lines))
+
+
+def _count(v: object) -> int:
+    return v if isinstance(v, int) and not isinstance(v, bool) else 0
 
 
 @click.command("export")
