@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import pygit2
-
 from conftest import GIT_ENV, git, import_fresh, init_repo
 
 BLOB = pygit2.enums.FileMode.BLOB
@@ -44,7 +43,9 @@ def log_in(clone: Path, result: float, name: str | None = "mnist", **kw: Any) ->
             sys.modules.pop(m, None)
 
 
-def cli(repo: Path, *args: str, limit_mb: int | None = None, timeout: float = 120, env: dict | None = None) -> subprocess.CompletedProcess:
+def cli(
+    repo: Path, *args: str, limit_mb: int | None = None, timeout: float = 120, env: dict | None = None
+) -> subprocess.CompletedProcess:
     """``git tvault ARGS`` in ``repo``, with a timeout and (``limit_mb``) an address-space limit."""
     e = dict(os.environ)
     e.update(GIT_ENV)
@@ -56,8 +57,16 @@ def cli(repo: Path, *args: str, limit_mb: int | None = None, timeout: float = 12
         if limit_mb:
             resource.setrlimit(resource.RLIMIT_AS, (limit_mb << 20, limit_mb << 20))
 
-    return subprocess.run(["git", "tvault", *args], cwd=repo, capture_output=True, text=True, env=e, timeout=timeout,
-                          preexec_fn=cap, errors="surrogateescape")
+    return subprocess.run(
+        ["git", "tvault", *args],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+        env=e,
+        timeout=timeout,
+        preexec_fn=cap,
+        errors="surrogateescape",
+    )
 
 
 def no_traceback(p: subprocess.CompletedProcess) -> None:
@@ -126,7 +135,13 @@ def tree(r: pygit2.Repository, files: dict[str, Any]) -> str:
     return str(tb.write())
 
 
-def raw_commit(r: pygit2.Repository, tree_id: str, message: str = "tvault: evil\n", parents: list[str] = (), extra_headers: str = "") -> str:
+def raw_commit(
+    r: pygit2.Repository,
+    tree_id: str,
+    message: str = "tvault: evil\n",
+    parents: list[str] = (),
+    extra_headers: str = "",
+) -> str:
     body = f"tree {tree_id}\n" + "".join(f"parent {p}\n" for p in parents)
     body += "author Eve <eve@evil.example> 1700000000 +0000\ncommitter Eve <eve@evil.example> 1700000000 +0000\n"
     body += extra_headers + "\n" + message
@@ -135,10 +150,20 @@ def raw_commit(r: pygit2.Repository, tree_id: str, message: str = "tvault: evil\
 
 def manifest(training: str, **over: Any) -> dict[str, Any]:
     m = {
-        "format": "1.0", "kind": "tvault-entry", "created": "2026-11-22T13:40:41.233817+00:00",
-        "author": {"name": "Eve", "email": "eve@evil.example"}, "commit": training, "branch": "main",
-        "dirty": False, "untracked": [], "name": "mnist", "message": None, "tags": {}, "result": 0.05,
-        "metrics": {}, "model": {"class": "model.Net", "parameters": 4, "tensors": 1, "bytes": 16},
+        "format": "1.0",
+        "kind": "tvault-entry",
+        "created": "2026-11-22T13:40:41.233817+00:00",
+        "author": {"name": "Eve", "email": "eve@evil.example"},
+        "commit": training,
+        "branch": "main",
+        "dirty": False,
+        "untracked": [],
+        "name": "mnist",
+        "message": None,
+        "tags": {},
+        "result": 0.05,
+        "metrics": {},
+        "model": {"class": "model.Net", "parameters": 4, "tensors": 1, "bytes": 16},
         "versions": {"python": "3.11.7", "torch": "2.13.0", "tvault_git": "0.1.0", "pygit2": "1.21.0"},
     }
     m.update(over)
@@ -148,8 +173,14 @@ def manifest(training: str, **over: Any) -> dict[str, Any]:
 _DROP = object()
 
 
-def weights(r: pygit2.Repository, data: bytes = b"\x00" * 16, shape: list[int] = (4,), dtype: str = "float32",
-            name: str = "w", **rec_over: Any) -> tuple[bytes, dict[str, bytes]]:
+def weights(
+    r: pygit2.Repository,
+    data: bytes = b"\x00" * 16,
+    shape: list[int] = (4,),
+    dtype: str = "float32",
+    name: str = "w",
+    **rec_over: Any,
+) -> tuple[bytes, dict[str, bytes]]:
     """A weights.json and the chunk files it references."""
     cid = blob(r, data)
     rec = {"dtype": dtype, "shape": list(shape), "nbytes": len(data), "chunks": [cid]}
@@ -157,8 +188,18 @@ def weights(r: pygit2.Repository, data: bytes = b"\x00" * 16, shape: list[int] =
     return json.dumps({"chunk_bytes": 33554432, "tensors": {name: rec}}).encode(), {f"tvault-blobs/{cid}": data}
 
 
-def entry(w: World, man: Any = None, files: dict[str, Any] | None = None, *, note: str | None = "auto", name: str = "mnist",
-          seq: int = 1, on: str | None = None, result: str = "0.05", created: str | None = None) -> str:
+def entry(
+    w: World,
+    man: Any = None,
+    files: dict[str, Any] | None = None,
+    *,
+    note: str | None = "auto",
+    name: str = "mnist",
+    seq: int = 1,
+    on: str | None = None,
+    result: str = "0.05",
+    created: str | None = None,
+) -> str:
     """An entry commit in evil with its ref and (``note``) a note line on ``on`` (default: the victim's commit).
 
     ``man``: a dict (JSON-encoded), bytes (written as is), or a (mode, oid) tuple (a gitlink, say).
@@ -186,7 +227,9 @@ def entry(w: World, man: Any = None, files: dict[str, Any] | None = None, *, not
 
 def add_note(w: World, commit: str, line: str | bytes) -> None:
     """Append raw text to the note of ``commit`` in evil's refs/notes/tvault (with git notes)."""
-    old = subprocess.run(["git", "--git-dir", str(w.evil), "notes", "--ref=tvault", "show", commit], capture_output=True).stdout
+    old = subprocess.run(
+        ["git", "--git-dir", str(w.evil), "notes", "--ref=tvault", "show", commit], capture_output=True
+    ).stdout
     data = line if isinstance(line, bytes) else line.encode()
     body = old + (b"" if not old or old.endswith(b"\n") else b"\n") + data + b"\n"
     f = w.tmp / "note.txt"

@@ -10,12 +10,23 @@ from pathlib import Path
 
 import pygit2
 import pytest
-
 from conftest import git
-from test_share import daemon  # noqa: F401  (fixture)
 from hostile_kit import (
-    GITLINK, World, _DROP, add_note, alias_commit, blob, cli, entry, log_in, manifest, no_traceback, set_ref, world,
+    _DROP,
+    GITLINK,
+    World,
+    add_note,
+    alias_commit,
+    blob,
+    cli,
+    entry,
+    log_in,
+    manifest,
+    no_traceback,
+    set_ref,
+    world,
 )
+from test_share import daemon  # noqa: F401  (fixture)
 
 
 @pytest.fixture
@@ -57,7 +68,14 @@ def test_one_damaged_entry_never_breaks_the_rest(w: World, kind: str) -> None:
     p = w.pull()
     no_traceback(p)
     assert p.returncode == 0, p.stderr
-    for args in (["log"], ["find", "--name", "mnist"], ["history", "mnist"], ["find", "--best", "result"], ["show", "HEAD:0"], ["alias"]):
+    for args in (
+        ["log"],
+        ["find", "--name", "mnist"],
+        ["history", "mnist"],
+        ["find", "--best", "result"],
+        ["show", "HEAD:0"],
+        ["alias"],
+    ):
         q = cli(w.victim, *args)
         no_traceback(q)
         assert q.returncode == 0, (args, q.stderr)
@@ -139,10 +157,20 @@ def test_versions_and_best_follow_manifests_not_notes(w: World) -> None:
     git(w.victim, "push", "-q", "origin", "refs/tvault/*:refs/tvault/*", "+refs/notes/tvault:refs/notes/tvault")
     git(w.tmp, "--git-dir", str(w.evil), "fetch", "-q", str(w.origin), "+refs/*:refs/*")
     # by their manifests, early is the newest and late the oldest version; the note lines say the opposite
-    early = entry(w, manifest(w.commit, created="2031-01-01T00:00:00+00:00", result=0.01), seq=7, result="0.01",
-                  created="1970-01-01T00:00:00+00:00")
-    late = entry(w, manifest(w.commit, created="2020-01-01T00:00:00+00:00", result=0.02), seq=8, result="inf",
-                 created="9999-01-01T00:00:00+00:00")
+    early = entry(
+        w,
+        manifest(w.commit, created="2031-01-01T00:00:00+00:00", result=0.01),
+        seq=7,
+        result="0.01",
+        created="1970-01-01T00:00:00+00:00",
+    )
+    late = entry(
+        w,
+        manifest(w.commit, created="2020-01-01T00:00:00+00:00", result=0.02),
+        seq=8,
+        result="inf",
+        created="9999-01-01T00:00:00+00:00",
+    )
     assert w.pull().returncode == 0
     hist = json.loads(cli(w.victim, "history", "mnist", "--json").stdout)
     assert hist[0]["id"] == late and hist[-1]["id"] == early, hist
@@ -182,7 +210,10 @@ def test_future_dated_alias_does_not_win_later_merges(w: World) -> None:
     assert w.pull().returncode == 0
     assert cli(w.victim, "alias", "mnist@1", "production").returncode == 0
     assert json.loads(cli(w.victim, "show", "mnist@production", "--json").stdout)["id"] == w.victim_entry
-    alias_commit(w, f"alias mnist production {evil} 2999-01-01T00:00:00.000000Z eve@evil\nalias mnist other {evil} 2026-01-01T00:00:00.000000Z eve@evil\n")
+    alias_commit(
+        w,
+        f"alias mnist production {evil} 2999-01-01T00:00:00.000000Z eve@evil\nalias mnist other {evil} 2026-01-01T00:00:00.000000Z eve@evil\n",
+    )
     assert w.pull().returncode == 0
     assert json.loads(cli(w.victim, "show", "mnist@production", "--json").stdout)["id"] == w.victim_entry
 

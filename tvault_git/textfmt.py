@@ -40,6 +40,7 @@ def printable_tree(v: Any) -> Any:
         return [printable_tree(x) for x in v]
     return v
 
+
 def human_bytes(n: int) -> str:
     v = float(n)
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):

@@ -23,9 +23,8 @@ from typing import Any
 
 import pygit2
 
-from tvault_git.registry import notes
 from tvault_git.errors import RefNotFound, TvaultError
-from tvault_git.spec.format import NOTES_REF
+from tvault_git.registry import notes
 from tvault_git.registry.entries import read_manifest, read_manifests
 
 SCHEMA = "5"  # 5: damaged entries get a row (missing=2, problem) instead of failing the build; 4: an entry may be listed on several commits (hooks, rewrites): key (id, commit_id), shadowed
@@ -189,7 +188,22 @@ def _fields(entry_id: str, m: dict[str, Any] | TvaultError | None) -> tuple[dict
     return fields, kv
 
 
-_FIELDS = ("name", "result", "res_js", "created", "ts", "author", "email", "branch", "dirty", "message", "tags", "metrics", "base", "problem")
+_FIELDS = (
+    "name",
+    "result",
+    "res_js",
+    "created",
+    "ts",
+    "author",
+    "email",
+    "branch",
+    "dirty",
+    "message",
+    "tags",
+    "metrics",
+    "base",
+    "problem",
+)
 
 
 def _store(con: sqlite3.Connection, repo: pygit2.Repository, commit: str, lines: list[notes.NoteLine]) -> None:
@@ -199,7 +213,10 @@ def _store(con: sqlite3.Connection, repo: pygit2.Repository, commit: str, lines:
     gone = [i for i in have if i not in wanted]
     if gone:
         con.executemany("DELETE FROM entries WHERE id=? AND commit_id=?", [(i, commit) for i in gone])
-        con.executemany("DELETE FROM kv WHERE id=? AND NOT EXISTS (SELECT 1 FROM entries WHERE entries.id=kv.id)", [(i,) for i in gone])
+        con.executemany(
+            "DELETE FROM kv WHERE id=? AND NOT EXISTS (SELECT 1 FROM entries WHERE entries.id=kv.id)",
+            [(i,) for i in gone],
+        )
     for idx, n in enumerate(lines):
         if n.removed:
             continue
@@ -209,8 +226,10 @@ def _store(con: sqlite3.Connection, repo: pygit2.Repository, commit: str, lines:
         _insert(con, repo, commit, n.seq, idx, n.entry)
 
 
-_INSERT_ENTRY = (f"INSERT OR REPLACE INTO entries(id, commit_id, seq, idx, missing, {', '.join(_FIELDS)}) "
-                 f"VALUES (?,?,?,?,?,{','.join('?' * len(_FIELDS))})")
+_INSERT_ENTRY = (
+    f"INSERT OR REPLACE INTO entries(id, commit_id, seq, idx, missing, {', '.join(_FIELDS)}) "
+    f"VALUES (?,?,?,?,?,{','.join('?' * len(_FIELDS))})"
+)
 
 
 def _entry_row(entry_id: str, commit: str, seq: int, idx: int, fields: dict[str, Any] | str | None) -> tuple:
@@ -247,7 +266,9 @@ def _bulk_load(con: sqlite3.Connection, repo: pygit2.Repository, tree: pygit2.Tr
     entry_rows: list[tuple] = []
     kv_rows: list[tuple] = []
     listed = list(notes.walk_tree(repo, tree))
-    ids = list(dict.fromkeys(n.entry for _, lines in listed for n in lines if not n.removed))  # once, even if on several commits
+    ids = list(
+        dict.fromkeys(n.entry for _, lines in listed for n in lines if not n.removed)
+    )  # once, even if on several commits
     rows = {i: _fields(i, m) for i, m in read_manifests(repo, ids).items()}
     for fields, kv in rows.values():
         kv_rows += kv
@@ -292,7 +313,9 @@ def refresh(repo: pygit2.Repository) -> sqlite3.Connection:
             _catch_up(con, repo, cached, tip)
             con.execute("INSERT OR REPLACE INTO meta VALUES ('notes_tip', ?)", (tip_id,))
             con.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (SCHEMA,))
-        for entry_id, commit, seq, idx in con.execute("SELECT id, commit_id, seq, idx FROM entries WHERE missing=1").fetchall():
+        for entry_id, commit, seq, idx in con.execute(
+            "SELECT id, commit_id, seq, idx FROM entries WHERE missing=1"
+        ).fetchall():
             if entry_id in repo:
                 _insert(con, repo, commit, seq, idx, entry_id)
         _mark_shadowed(con)
@@ -355,12 +378,13 @@ def rebuild(repo: pygit2.Repository) -> int:
     return int(n)
 
 
-
 def damaged(repo: pygit2.Repository) -> list[tuple[str, str, int, str]]:
     """Indexed entries that cannot be read: (id, commit, index, why), one per entry."""
     con = refresh(repo)
     try:
-        rows = con.execute("SELECT id, min(commit_id), idx, problem FROM entries WHERE missing = 2 GROUP BY id ORDER BY id").fetchall()
+        rows = con.execute(
+            "SELECT id, min(commit_id), idx, problem FROM entries WHERE missing = 2 GROUP BY id ORDER BY id"
+        ).fetchall()
     finally:
         con.close()
     return [(str(a), str(b), int(c), str(d)) for a, b, c, d in rows]

@@ -13,9 +13,8 @@ import pygit2
 
 from tvault_git.errors import CorruptEntry, TvaultError, UnsupportedFormat
 from tvault_git.registry import notes
-from tvault_git.registry.entries import blob_size, preferred, Entry, read_manifests, weight_records
+from tvault_git.registry.entries import Entry, blob_size, preferred, read_manifests, weight_records
 from tvault_git.spec.format import CHUNK_BYTES, OPTIMIZER_STATE, WEIGHTS, check_declared, validate_tensor_record
-
 
 
 @dataclass(frozen=True)
@@ -56,12 +55,19 @@ def check(repo: pygit2.Repository, tables: bool = True) -> tuple[int, list[Probl
             if not n.removed:
                 found.append(Entry(n.entry, commit, i, n.name, n.result, _repo=repo))
     entries = sorted(preferred(found), key=lambda e: e.id)
-    problems = [Problem(c, c[:7], "note", f"commit {c[:10]}: {why}; its entries are not listed") for c, why in sorted(notes.skipped().items())]
+    problems = [
+        Problem(c, c[:7], "note", f"commit {c[:10]}: {why}; its entries are not listed")
+        for c, why in sorted(notes.skipped().items())
+    ]
     mans = read_manifests(repo, [e.id for e in entries])
     for e in entries:
         m = mans.get(e.id)
         if m is None:
-            problems.append(Problem(e.id, e.ref, "missing", "objects not here (git tvault fetch REMOTE " + e.id[:12] + ")", TvaultError))
+            problems.append(
+                Problem(
+                    e.id, e.ref, "missing", "objects not here (git tvault fetch REMOTE " + e.id[:12] + ")", TvaultError
+                )
+            )
             continue
         if isinstance(m, TvaultError):
             kind = "unsupported" if isinstance(m, UnsupportedFormat) else "damaged"

@@ -12,11 +12,19 @@ from typing import Any
 
 import pygit2
 
-from tvault_git.registry import notes
 from tvault_git.errors import AmbiguousRef, CorruptEntry, RefNotFound, TvaultError
+from tvault_git.registry import notes
 from tvault_git.spec.format import (
-    MANIFEST, MAX_JSON_BLOB, MAX_PATCH, MAX_TEXT_BLOB, NAME_RE, PATCH, REF_PREFIX, WEIGHTS,
-    parse_json, validate_manifest,
+    MANIFEST,
+    MAX_JSON_BLOB,
+    MAX_PATCH,
+    MAX_TEXT_BLOB,
+    NAME_RE,
+    PATCH,
+    REF_PREFIX,
+    WEIGHTS,
+    parse_json,
+    validate_manifest,
 )
 
 
@@ -91,7 +99,11 @@ def read_blob(repo: pygit2.Repository, tree: pygit2.Tree, path: str, cap: int | 
         e = tree[path]
     except (KeyError, ValueError):
         return None
-    if e.filemode not in (pygit2.enums.FileMode.BLOB, pygit2.enums.FileMode.BLOB_EXECUTABLE, pygit2.enums.FileMode.LINK):
+    if e.filemode not in (
+        pygit2.enums.FileMode.BLOB,
+        pygit2.enums.FileMode.BLOB_EXECUTABLE,
+        pygit2.enums.FileMode.LINK,
+    ):
         raise CorruptEntry(f"{path} in the entry is not a file")
     blob_size(repo, e.id, f"{path} in the entry", blob_cap(path) if cap is None else cap)
     return repo[e.id].data
@@ -125,7 +137,7 @@ def read_manifest(repo: pygit2.Repository, entry_id: str) -> dict[str, Any]:
     return _parse_manifest(data, entry_id)
 
 
-def read_manifests(repo: pygit2.Repository, ids: list[str]) -> dict[str, dict[str, Any] | None | TvaultError]:
+def read_manifests(repo: pygit2.Repository, ids: list[str]) -> dict[str, dict[str, Any] | TvaultError | None]:
     """Many manifests at once, for building the query cache: per id the manifest, None (the entry's
     objects are not here), or the error that makes it unreadable (damaged, newer format). One bad
     entry never fails the others.
@@ -135,10 +147,12 @@ def read_manifests(repo: pygit2.Repository, ids: list[str]) -> dict[str, dict[st
     gives every size from the object headers, so a manifest over the limit is
     never read. Where git cannot be run, it is one at a time.
     """
-    out: dict[str, dict[str, Any] | None | TvaultError] = {}
+    out: dict[str, dict[str, Any] | TvaultError | None] = {}
     try:
         spec = "".join(f"{i}:{MANIFEST}\n" for i in ids).encode()
-        p = subprocess.run(["git", "--git-dir", repo.path, "cat-file", "--batch-check"], input=spec, capture_output=True, check=True)
+        p = subprocess.run(
+            ["git", "--git-dir", repo.path, "cat-file", "--batch-check"], input=spec, capture_output=True, check=True
+        )
         heads = p.stdout.split(b"\n")
         ok = []
         for i, line in zip(ids, heads):
@@ -147,8 +161,12 @@ def read_manifests(repo: pygit2.Repository, ids: list[str]) -> dict[str, dict[st
                 ok.append(i)
             else:
                 out[i] = _one(repo, i)
-        p = subprocess.run(["git", "--git-dir", repo.path, "cat-file", "--batch"],
-                           input="".join(f"{i}:{MANIFEST}\n" for i in ok).encode(), capture_output=True, check=True)
+        p = subprocess.run(
+            ["git", "--git-dir", repo.path, "cat-file", "--batch"],
+            input="".join(f"{i}:{MANIFEST}\n" for i in ok).encode(),
+            capture_output=True,
+            check=True,
+        )
     except (OSError, subprocess.CalledProcessError):
         return {i: _one(repo, i) for i in ids}
     data, pos = p.stdout, 0
@@ -168,7 +186,7 @@ def read_manifests(repo: pygit2.Repository, ids: list[str]) -> dict[str, dict[st
     return out
 
 
-def _one(repo: pygit2.Repository, entry_id: str) -> dict[str, Any] | None | TvaultError:
+def _one(repo: pygit2.Repository, entry_id: str) -> dict[str, Any] | TvaultError | None:
     """One manifest through libgit2: None when the objects are not here, the error when unreadable."""
     try:
         return read_manifest(repo, entry_id)
@@ -219,7 +237,10 @@ def entries(repo: pygit2.Repository) -> list[Entry]:
 
 
 def entries_on(repo: pygit2.Repository, commit: str) -> list[Entry]:
-    return [Entry(n.entry, commit, i, n.name, n.result, n.removed, _repo=repo) for i, n in enumerate(notes.read(repo, commit))]
+    return [
+        Entry(n.entry, commit, i, n.name, n.result, n.removed, _repo=repo)
+        for i, n in enumerate(notes.read(repo, commit))
+    ]
 
 
 def resolve_commit(repo: pygit2.Repository, rev: str) -> str:

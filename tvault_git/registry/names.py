@@ -21,16 +21,15 @@ from __future__ import annotations
 
 import datetime as _dt
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable
 
 import pygit2
 
-from tvault_git.registry import notes
-from tvault_git.registry import entries
 from tvault_git.errors import CorruptEntry, InvalidInput, RefNotFound, TvaultError
-from tvault_git.spec.format import ALIASES_FILE, ALIASES_REF, MAX_ALIASES, NAME_RE, NOTES_REF
 from tvault_git.gitutil.repo import commit_to_ref, merge_history, retry_locked, signature
+from tvault_git.registry import entries, notes
+from tvault_git.spec.format import ALIASES_FILE, ALIASES_REF, MAX_ALIASES, NAME_RE, NOTES_REF
 
 RESERVED = ("latest", "best")
 _TIME_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
@@ -67,7 +66,9 @@ def _ts(created: str) -> float | None:
     return d.timestamp()
 
 
-def _named_lines(repo: pygit2.Repository, notes_ref: str = NOTES_REF, name: str | None = None) -> Iterable[tuple[str, int, notes.NoteLine]]:
+def _named_lines(
+    repo: pygit2.Repository, notes_ref: str = NOTES_REF, name: str | None = None
+) -> Iterable[tuple[str, int, notes.NoteLine]]:
     """(commit, model index, line) of every named entry; with ``name``, only notes that mention it are parsed."""
     for commit, lines in notes.walk(repo, notes_ref, None if name is None else f" {name}"):
         for i, n in enumerate(lines):
@@ -80,7 +81,9 @@ def names(repo: pygit2.Repository, notes_ref: str = NOTES_REF) -> list[str]:
     return sorted({n.name for _, _, n in _named_lines(repo, notes_ref) if n.name and not n.removed})
 
 
-def versions(repo: pygit2.Repository, name: str, *, notes_ref: str = NOTES_REF, aliases_ref: str = ALIASES_REF) -> list[Version]:
+def versions(
+    repo: pygit2.Repository, name: str, *, notes_ref: str = NOTES_REF, aliases_ref: str = ALIASES_REF
+) -> list[Version]:
     """Versions of ``name``, oldest first, numbered from 1 identically in every clone.
 
     Where an entry's objects are here, its manifest is the authority: a note line that names it
@@ -99,7 +102,9 @@ def versions(repo: pygit2.Repository, name: str, *, notes_ref: str = NOTES_REF, 
     for eid, group in lines.items():
         commit, i, n = group[0]
         if len(group) > 1:  # listed on several commits: the same choice as everywhere else
-            pick = entries.preferred([entries.Entry(n.entry, c, k, n.name, n.result, _repo=repo) for c, k, _ in group])[0]
+            pick = entries.preferred([entries.Entry(n.entry, c, k, n.name, n.result, _repo=repo) for c, k, _ in group])[
+                0
+            ]
             commit, i = pick.commit, pick.index
         removed = all(x[2].removed for x in group)
         m = manifests.get(eid)
@@ -120,7 +125,9 @@ def versions(repo: pygit2.Repository, name: str, *, notes_ref: str = NOTES_REF, 
             e._manifest = m
         found.append((_ts(created), eid, created, e))  # type: ignore[arg-type]
     if not found:
-        raise RefNotFound(f"no model named {name!r}; names: {', '.join(names(repo, notes_ref)) or 'none yet'} (log one with log_all(..., name=...))")
+        raise RefNotFound(
+            f"no model named {name!r}; names: {', '.join(names(repo, notes_ref)) or 'none yet'} (log one with log_all(..., name=...))"
+        )
     found.sort(key=lambda t: (t[0], t[1]))
     by_entry: dict[str, list[str]] = {}
     for alias, eid in aliases(repo, name, ref=aliases_ref).items():
@@ -143,7 +150,13 @@ def parse_records(text: str) -> dict[tuple[str, str], AliasRecord]:
     out: dict[tuple[str, str], AliasRecord] = {}
     for raw in text.split("\n"):
         p = raw.split(" ")
-        if len(p) < 6 or p[0] != "alias" or not _TIME_RE.match(p[4]) or not NAME_RE.match(p[1]) or not _ALIAS_RE.match(p[2]):
+        if (
+            len(p) < 6
+            or p[0] != "alias"
+            or not _TIME_RE.match(p[4])
+            or not NAME_RE.match(p[1])
+            or not _ALIAS_RE.match(p[2])
+        ):
             continue
         entry = None if p[3] == "-" else p[3]
         if entry is not None and not re.fullmatch(r"[0-9a-f]{40}", entry):
@@ -177,7 +190,9 @@ def _tip(repo: pygit2.Repository, ref: str) -> pygit2.Commit | None:
     try:
         return r.peel(pygit2.Commit)
     except (ValueError, pygit2.GitError, pygit2.InvalidSpecError):
-        raise CorruptEntry(f"{ref} does not point at a commit; delete it with 'git update-ref -d {ref}' and pull again") from None
+        raise CorruptEntry(
+            f"{ref} does not point at a commit; delete it with 'git update-ref -d {ref}' and pull again"
+        ) from None
 
 
 def _text(repo: pygit2.Repository, commit: pygit2.Commit | None) -> str:
@@ -201,9 +216,13 @@ def aliases(repo: pygit2.Repository, name: str, *, ref: str = ALIASES_REF) -> di
 
 def check_alias(alias: str) -> None:
     if not isinstance(alias, str) or not _ALIAS_RE.match(alias):
-        raise InvalidInput(f"alias {alias!r} is invalid: start with a letter; letters, digits, '.', '_' or '-' (at most 64)")
+        raise InvalidInput(
+            f"alias {alias!r} is invalid: start with a letter; letters, digits, '.', '_' or '-' (at most 64)"
+        )
     if alias in RESERVED:
-        raise InvalidInput(f"alias {alias!r} is reserved: '{alias}' is computed ({', '.join(RESERVED)}); choose another name")
+        raise InvalidInput(
+            f"alias {alias!r} is reserved: '{alias}' is computed ({', '.join(RESERVED)}); choose another name"
+        )
 
 
 def _now() -> str:
@@ -235,7 +254,9 @@ def set_alias(repo: pygit2.Repository, name: str, target_ref: str, alias: str) -
     vs = versions(repo, name)
     hit = next((v for v in vs if v.entry.id == e.id), None)
     if hit is None:
-        raise InvalidInput(f"entry {e.short} is not a version of {name!r} (its name is {e.name or 'unset'}); aliases point at versions of their own model")
+        raise InvalidInput(
+            f"entry {e.short} is not a version of {name!r} (its name is {e.name or 'unset'}); aliases point at versions of their own model"
+        )
     sig = signature(repo)
     _write(repo, AliasRecord(name, alias, e.id, _now(), sig.email.replace(" ", "_") or "-"))
     return next(v for v in versions(repo, name) if v.entry.id == e.id)
@@ -293,7 +314,9 @@ def best(vs: list[Version]) -> Version | None:
     return max(scored, key=lambda t: (t[0], t[1]))[2] if scored else None
 
 
-def resolve(repo: pygit2.Repository, name: str, selector: str, *, notes_ref: str = NOTES_REF, aliases_ref: str = ALIASES_REF) -> entries.Entry:
+def resolve(
+    repo: pygit2.Repository, name: str, selector: str, *, notes_ref: str = NOTES_REF, aliases_ref: str = ALIASES_REF
+) -> entries.Entry:
     """``NAME@N``, ``NAME@alias``, ``NAME@latest``, ``NAME@best`` (highest result) -> Entry."""
     vs = versions(repo, name, notes_ref=notes_ref, aliases_ref=aliases_ref)
     if selector.isdigit():
@@ -315,7 +338,9 @@ def resolve(repo: pygit2.Repository, name: str, selector: str, *, notes_ref: str
     if selector in al:
         hit = next((v for v in vs if v.entry.id == al[selector]), None)
         if hit is None:
-            raise RefNotFound(f"{name}@{selector} points at entry {al[selector][:12]}, which is not here; fetch it (git tvault fetch REMOTE {name}@{selector})")
+            raise RefNotFound(
+                f"{name}@{selector} points at entry {al[selector][:12]}, which is not here; fetch it (git tvault fetch REMOTE {name}@{selector})"
+            )
         return _live(hit.entry, f"{name}@{selector}")
     known = ", ".join(sorted(al) + list(RESERVED))
     raise RefNotFound(f"{name} has no version or alias {selector!r} (aliases: {known})")

@@ -11,14 +11,14 @@ same way get a deterministic order after a merge.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import pygit2
 
 from tvault_git.errors import CorruptEntry
-from tvault_git.spec.format import MAX_NOTE, NOTES_REF
 from tvault_git.gitutil.repo import commit_to_ref, merge_history, retry_locked
+from tvault_git.spec.format import MAX_NOTE, NOTES_REF
 
 _ENTRY_RE = re.compile(r"[0-9a-f]{40}")
 
@@ -33,7 +33,9 @@ class NoteLine:
     removed: bool = False  # a ``removed <entry-id>`` line (git tvault rm) names it: the slot stays, the entry is gone
 
     def render(self) -> str:
-        line = f"model {self.seq} {self.entry} {self.name or '-'} result={self.result if self.result is not None else '-'}"
+        line = (
+            f"model {self.seq} {self.entry} {self.name or '-'} result={self.result if self.result is not None else '-'}"
+        )
         return line + (f" created={self.created}" if self.created else "")
 
 
@@ -69,7 +71,11 @@ def parse(text: str) -> list[NoteLine]:
         result = None
         if len(parts) > 4 and parts[4].startswith("result=") and parts[4] != "result=-":
             result = parts[4][7:]
-        created = next((p[8:] for p in parts[5:] if p.startswith("created=") and len(p) > 8), None) if "created=" in raw else None
+        created = (
+            next((p[8:] for p in parts[5:] if p.startswith("created=") and len(p) > 8), None)
+            if "created=" in raw
+            else None
+        )
         prev = out.get(entry)
         if prev is None or seq < prev.seq:
             out[entry] = NoteLine(seq, entry, name, result, created or (prev.created if prev else None))
@@ -88,7 +94,11 @@ def note_text(repo: pygit2.Repository, oid: pygit2.Oid | str, commit: str = "") 
     except (KeyError, ValueError, pygit2.GitError):
         return None
     if kind != pygit2.enums.ObjectType.BLOB or size > MAX_NOTE:
-        _skipped[commit or str(oid)] = f"its note is {size} bytes, over the {MAX_NOTE} byte limit" if kind == pygit2.enums.ObjectType.BLOB else "its note is not a blob"
+        _skipped[commit or str(oid)] = (
+            f"its note is {size} bytes, over the {MAX_NOTE} byte limit"
+            if kind == pygit2.enums.ObjectType.BLOB
+            else "its note is not a blob"
+        )
         return None
     return repo[oid].data.decode("utf-8", "replace")
 
@@ -111,8 +121,10 @@ def _notes_tree(repo: pygit2.Repository, ref: str = NOTES_REF) -> tuple[pygit2.O
     try:
         commit = r.peel(pygit2.Commit)
     except (ValueError, pygit2.GitError, pygit2.InvalidSpecError):
-        raise CorruptEntry(f"{ref} does not point at a commit (a plain 'git fetch' of a damaged remote?); "
-                           f"restore it with 'git update-ref {ref} <commit>' or delete it with 'git update-ref -d {ref}'") from None
+        raise CorruptEntry(
+            f"{ref} does not point at a commit (a plain 'git fetch' of a damaged remote?); "
+            f"restore it with 'git update-ref {ref} <commit>' or delete it with 'git update-ref -d {ref}'"
+        ) from None
     return commit.id, commit.tree
 
 
@@ -146,7 +158,9 @@ def read(repo: pygit2.Repository, commit: str, ref: str = NOTES_REF) -> list[Not
     return [] if tree is None else read_at(repo, tree, commit)
 
 
-def walk_tree(repo: pygit2.Repository, tree: pygit2.Tree, containing: str | None = None) -> Iterator[tuple[str, list[NoteLine]]]:
+def walk_tree(
+    repo: pygit2.Repository, tree: pygit2.Tree, containing: str | None = None
+) -> Iterator[tuple[str, list[NoteLine]]]:
     """Every annotated commit of one notes tree with its entry lines.
 
     ``containing``: skip, unparsed, the notes whose text lacks that string (a
@@ -163,7 +177,9 @@ def walk_tree(repo: pygit2.Repository, tree: pygit2.Tree, containing: str | None
             yield sha, lines
 
 
-def walk(repo: pygit2.Repository, ref: str = NOTES_REF, containing: str | None = None) -> Iterator[tuple[str, list[NoteLine]]]:
+def walk(
+    repo: pygit2.Repository, ref: str = NOTES_REF, containing: str | None = None
+) -> Iterator[tuple[str, list[NoteLine]]]:
     """Every annotated commit with its entry lines (``containing``: see walk_tree)."""
     _, tree = _notes_tree(repo, ref)
     if tree is not None:
@@ -182,8 +198,16 @@ def _write_path(repo: pygit2.Repository, tree: pygit2.Tree | None, path: list[st
     return tb.write()
 
 
-def add(repo: pygit2.Repository, commit: str, entry: str, name: str | None, result: str | None, ref: str = NOTES_REF,
-        created: str | None = None, seq: int | None = None) -> int:
+def add(
+    repo: pygit2.Repository,
+    commit: str,
+    entry: str,
+    name: str | None,
+    result: str | None,
+    ref: str = NOTES_REF,
+    created: str | None = None,
+    seq: int | None = None,
+) -> int:
     """Append an entry line to ``commit``'s note atomically; returns the entry's index.
 
     ``seq`` copies another clone's line exactly (a single-entry fetch), so the index matches theirs.

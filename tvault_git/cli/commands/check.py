@@ -27,8 +27,11 @@ def warn_damaged(repo: pygit2.Repository) -> None:
     parts += [f"note of {c[:10]} ({why})" for c, why in list(skipped.items())[:2]]
     more = len(bad) + len(skipped) - len(parts)
     n = len(bad) + len(skipped)
-    click.echo(f"tvault: warning: skipped {n} damaged entr{'y' if n == 1 else 'ies'}: {'; '.join(parts)}"
-               f"{f' and {more} more' if more > 0 else ''}; 'git tvault fsck' lists them, 'git tvault rm ID' removes one", err=True)
+    click.echo(
+        f"tvault: warning: skipped {n} damaged entr{'y' if n == 1 else 'ies'}: {'; '.join(parts)}"
+        f"{f' and {more} more' if more > 0 else ''}; 'git tvault fsck' lists them, 'git tvault rm ID' removes one",
+        err=True,
+    )
 
 
 @click.command("fsck")
@@ -41,7 +44,9 @@ def fsck_cmd(ctx: click.Context, as_json: bool, quick: bool) -> None:
 
     n, problems = check.check(repo_from_ctx(ctx), tables=not quick)
     if as_json:
-        click.echo(json.dumps([{"id": p.entry, "ref": p.ref, "kind": p.kind, "why": p.why} for p in problems], indent=1))
+        click.echo(
+            json.dumps([{"id": p.entry, "ref": p.ref, "kind": p.kind, "why": p.why} for p in problems], indent=1)
+        )
     else:
         for p in problems:
             click.echo(f"{p.kind:<11} {p.entry[:10]}  {p.ref}  {printable(p.why, newlines=False)}")
@@ -50,7 +55,9 @@ def fsck_cmd(ctx: click.Context, as_json: bool, quick: bool) -> None:
     if bad:
         raise CorruptEntry(f"{len(bad)} of {n} entries are damaged; remove one with 'git tvault rm ID'")
     if newer:
-        raise UnsupportedFormat(f"{len(newer)} of {n} entries use a newer format; upgrade tvault-git (pip install -U tvault-git)")
+        raise UnsupportedFormat(
+            f"{len(newer)} of {n} entries use a newer format; upgrade tvault-git (pip install -U tvault-git)"
+        )
     if not as_json:
         missing = sum(p.kind == "missing" for p in problems)
         click.echo(f"{n} entries checked: ok" + (f" ({missing} not fetched here)" if missing else ""), err=True)
@@ -68,4 +75,6 @@ def rm_cmd(ctx: click.Context, ref: str) -> None:
     from tvault_git.registry import remove
 
     eid, commits = remove.remove(repo_from_ctx(ctx), ref)
-    click.echo(f"removed {eid[:10]} from {len(commits)} commit{'s' * (len(commits) != 1)}; 'git tvault push' shares the removal")
+    click.echo(
+        f"removed {eid[:10]} from {len(commits)} commit{'s' * (len(commits) != 1)}; 'git tvault push' shares the removal"
+    )

@@ -58,9 +58,8 @@ def log_cmd(ctx: click.Context, limit: int | None, as_json: bool) -> None:
     """List entries, newest first."""
     if limit is not None and limit < 0:
         raise InvalidInput("-n must be zero or more")
-    from tvault_git.registry import query  # the derived cache answers this without reading every manifest
-
     from tvault_git.cli.commands.check import warn_damaged
+    from tvault_git.registry import query  # the derived cache answers this without reading every manifest
 
     repo = repo_from_ctx(ctx)
     rows = query.find(repo, limit=limit)
@@ -94,7 +93,16 @@ def show_cmd(ctx: click.Context, ref: str, show_source: bool, show_patch: bool, 
     arch = entries.read_text(repo, tree, ARCHITECTURE)
     if as_json:
         out = entry_summary(e)
-        out.update({"manifest": m, "architecture": arch, "source": src, "weights": weights, "optimizer": opt, "scheduler": sched})
+        out.update(
+            {
+                "manifest": m,
+                "architecture": arch,
+                "source": src,
+                "weights": weights,
+                "optimizer": opt,
+                "scheduler": sched,
+            }
+        )
         click.echo(json.dumps(out, indent=1))
         return
     # everything below came from the registry: printable before it reaches the terminal
@@ -107,7 +115,9 @@ def show_cmd(ctx: click.Context, ref: str, show_source: bool, show_patch: bool, 
     a = m.get("author") or {}
     lines = [
         f"{heading('entry')}    {click.style(e.id, fg='yellow')}  ({s['ref']})",
-        f"{heading('commit')}   {e.commit}" + (f" on {m['branch']}" if m.get("branch") else "") + (click.style(" (dirty work tree)", fg="red") if m.get("dirty") else ""),
+        f"{heading('commit')}   {e.commit}"
+        + (f" on {m['branch']}" if m.get("branch") else "")
+        + (click.style(" (dirty work tree)", fg="red") if m.get("dirty") else ""),
         f"{heading('author')}   {a.get('name')} <{a.get('email')}>",
         f"{heading('date')}     {m.get('created')}",
     ]
@@ -128,7 +138,10 @@ def show_cmd(ctx: click.Context, ref: str, show_source: bool, show_patch: bool, 
     lines += ["", heading("Architecture")] + ["    " + ln for ln in arch.rstrip("\n").splitlines()]
     objs = [o for o in src.get("objects") or [] if isinstance(o, dict)]
     files = sorted({str(o.get("file")) for o in objs})
-    lines += ["", heading(f"Source ({len(objs)} object{'s' * (len(objs) != 1)} in {len(files)} file{'s' * (len(files) != 1)})")]
+    lines += [
+        "",
+        heading(f"Source ({len(objs)} object{'s' * (len(objs) != 1)} in {len(files)} file{'s' * (len(files) != 1)})"),
+    ]
     for o in objs:
         label = f"{o.get('module')}.{o.get('qualname')}"
         lines.append(f"    {o.get('kind', '?'):<9}{label:<36} {o.get('file')}:{o.get('line')}")
@@ -144,7 +157,9 @@ def show_cmd(ctx: click.Context, ref: str, show_source: bool, show_patch: bool, 
     width = max([len(n) for n in weights] + [4])
     lines.append(f"    {'name':<{width}}  {'shape':<20} {'dtype':<10} {'size':>10}")
     for n, r in weights.items():
-        lines.append(f"    {n:<{width}}  {str(tuple(r.get('shape') or [])):<20} {str(r.get('dtype', '?')):<10} {human_bytes(_count(r.get('nbytes'))):>10}")
+        lines.append(
+            f"    {n:<{width}}  {tuple(r.get('shape') or [])!s:<20} {r.get('dtype', '?')!s:<10} {human_bytes(_count(r.get('nbytes'))):>10}"
+        )
     if opt:
         lines += ["", heading(f"Optimizer {opt.get('class')}")]
         for i, g in enumerate(g for g in opt.get("param_groups") or [] if isinstance(g, dict)):
@@ -152,7 +167,13 @@ def show_cmd(ctx: click.Context, ref: str, show_source: bool, show_patch: bool, 
             lines.append(f"    group {i} ({len(g.get('params') or [])} params): {hp}")
     if sched:
         lines += ["", heading(f"Scheduler {sched.get('class')}")]
-        lines.append("    " + " ".join(f"{k}={fmt_value(val)}" for k, val in sorted((sched.get("state") if isinstance(sched.get("state"), dict) else {}).items())))
+        lines.append(
+            "    "
+            + " ".join(
+                f"{k}={fmt_value(val)}"
+                for k, val in sorted((sched.get("state") if isinstance(sched.get("state"), dict) else {}).items())
+            )
+        )
     if show_patch and m.get("dirty"):
         lines += ["", heading("Uncommitted changes at training time")]
         lines += printable(entries.read_text(repo, tree, PATCH)).splitlines()
