@@ -138,7 +138,7 @@ def build(repo: str, n_entries: int, n_commits: int, start: int = 0, seed: int =
             f.write(f"{eid} refs/tvault/entries/{eid}\n")
     # notes: one line per entry on its training commit, as notes.add writes them
     per_commit: dict[str, list[str]] = {}
-    for (em, cm), eid, (nm, res, created) in zip(entry_marks, ids, note_meta):
+    for (_em, cm), eid, (nm, res, created) in zip(entry_marks, ids, note_meta):
         per_commit.setdefault(sha[cm], []).append(f"{eid} {nm} result={res} created={created}")
     have_notes = run(repo, "git", "rev-parse", "-q", "--verify", "refs/notes/tvault").returncode == 0
     notes = [
@@ -187,7 +187,7 @@ def main() -> None:
         file=sys.stderr,
     )
     t = time.perf_counter()
-    run(big, "git", "tvault", "find", "--min", "0.9999").stdout
+    run(big, "git", "tvault", "find", "--min", "0.9999")
     print(f"| {a.entries:,} entries: first find (builds the cache) | {(time.perf_counter() - t):.2f} s | | |")
     row(
         f"{a.entries:,}: `find --min 0.999 --max 1` (result)",

@@ -160,7 +160,7 @@ def build(repo: str, n: int, start: int, n_commits: int = 10) -> list[str]:
         == 0
     )
     st = []
-    for j, ((em, cm, name, created, result), eid) in enumerate(zip(entries, ids)):
+    for j, ((_em, cm, name, created, result), eid) in enumerate(zip(entries, ids)):
         lines = per.setdefault(sha[cm], [])
         if not lines and have_notes:
             old = subprocess.run(
@@ -270,7 +270,7 @@ def main() -> None:
     solo = os.path.join(a.dir, "solo")
     run(a.dir, "git", "clone", "-q", "--no-local", f"file://{origin}", solo)
     run(solo, "git", "config", "transfer.unpackLimit", "1")
-    size, objs, dt, e = measured(
+    size, objs, dt, _e = measured(
         solo, lambda: remotes.fetch_one(pygit2.Repository(solo), "origin", "model7@latest", progress=False)
     )
     # fetch_one reads the remote's index from its notes tip (--depth=1, in a scratch repository it then

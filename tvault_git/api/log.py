@@ -178,7 +178,7 @@ def _work_tree_state(repo: pygit2.Repository, head: pygit2.Commit) -> tuple[bool
     )
     tracked_changed = any(
         f not in (pygit2.enums.FileStatus.CURRENT, pygit2.enums.FileStatus.IGNORED)
-        and not (f == pygit2.enums.FileStatus.WT_NEW)
+        and f != pygit2.enums.FileStatus.WT_NEW
         for f in st.values()
     )
     if not tracked_changed:

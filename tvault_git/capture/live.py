@@ -128,8 +128,7 @@ class _Capturer:
                 except (TypeError, OSError):
                     f = None
                 if (
-                    (f
-                    and _is_installed(os.path.realpath(f)))
+                    (f and _is_installed(os.path.realpath(f)))
                     or (f is None and module.split(".")[0] in sys.stdlib_module_names)
                 ) or (
                     f is None
@@ -192,7 +191,7 @@ class _Capturer:
         if obj is builtins or (head in vars(builtins) and obj is vars(builtins)[head]):
             return
         # Follow module attributes: utils.helper, pkg.mod.CONST
-        for i, attr in enumerate(chain[1:], start=1):
+        for _i, attr in enumerate(chain[1:], start=1):
             if not isinstance(obj, types.ModuleType):
                 break
             if not hasattr(obj, attr):

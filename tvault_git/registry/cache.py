@@ -270,7 +270,7 @@ def _bulk_load(con: sqlite3.Connection, repo: pygit2.Repository, tree: pygit2.Tr
         dict.fromkeys(n.entry for _, lines in listed for n in lines if not n.removed)
     )  # once, even if on several commits
     rows = {i: _fields(i, m) for i, m in read_manifests(repo, ids).items()}
-    for fields, kv in rows.values():
+    for _fields_row, kv in rows.values():
         kv_rows += kv
     for commit, lines in listed:
         for idx, n in enumerate(lines):

@@ -228,7 +228,7 @@ def entries(repo: pygit2.Repository) -> list[Entry]:
     readable = []
     for e in preferred(out):
         try:
-            e.manifest
+            _ = e.manifest
         except TvaultError:  # objects not here, damaged or newer: 'git tvault fsck' lists them
             continue
         readable.append(e)

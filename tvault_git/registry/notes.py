@@ -310,7 +310,7 @@ def merge(repo: pygit2.Repository, other: pygit2.Oid | str, ref: str = NOTES_REF
         base = ours.tree if ours is not None else repo[repo.TreeBuilder().write()]
         ours_map = _flatten(repo, base)
         new_tree = base
-        for sha, (path, blob) in sorted(_flatten(repo, theirs.tree).items()):
+        for sha, (_path, blob) in sorted(_flatten(repo, theirs.tree).items()):
             mine = ours_map.get(sha)
             if mine is not None and mine[1] == blob:
                 continue

@@ -262,9 +262,8 @@ def find(
         conds.append("e.id IN (" + " INTERSECT ".join(f"SELECT id FROM ({sub})" for sub, _ in id_sets) + ")")
         for _, sargs in id_sets:
             args += sargs
-    if limit is not None:
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
-            raise InvalidInput(f"limit must be zero or more, got {limit!r}")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
+        raise InvalidInput(f"limit must be zero or more, got {limit!r}")
     direction = "DESC" if desc else "ASC"
     where_sql = " AND ".join(conds)
     if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:

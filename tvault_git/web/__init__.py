@@ -15,6 +15,7 @@ download).
 from __future__ import annotations
 
 import datetime as _dt
+import itertools
 import json
 import os
 import re
@@ -538,7 +539,7 @@ def history_page(repo: pygit2.Repository, name: str) -> dict[str, Any]:
                 "message": r.get("message"),
             }
         )
-    for prev, r in zip(rows, rows[1:]):
+    for prev, r in itertools.pairwise(rows):
         if prev["fetched"] and r["fetched"]:
             r["prev"] = prev
     computed: dict[str, str] = {}  # NAME@latest and NAME@best, by models' own rule
@@ -550,7 +551,7 @@ def history_page(repo: pygit2.Repository, name: str) -> dict[str, Any]:
     for r in rows:
         r["computed"] = [k for k, eid in computed.items() if eid == r["e"].id]
     keys = sorted({k for r in rows for k in r["metrics"]})
-    for prev, r in zip(rows, rows[1:]):  # how each number moved since the previous version
+    for prev, r in itertools.pairwise(rows):  # how each number moved since the previous version
         r["moves"] = {k: _move(k, prev["metrics"].get(k), r["metrics"].get(k)) for k in keys}
         r["moves"]["result"] = _move("result", prev["result"], r["result"])
     series = (
