@@ -27,7 +27,7 @@ def printable(text: Any, newlines: bool = True) -> str:
     """
     s = text if isinstance(text, str) else str(text)
     out = _CONTROL.sub(_escape, s)
-    return out if newlines else out.replace("\n", "\\n").replace("\t", "\\t")
+    return out if newlines else out.replace("\n", "\\n")
 
 
 def printable_tree(v: Any) -> Any:

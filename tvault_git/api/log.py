@@ -23,7 +23,7 @@ import torch
 
 from tvault_git import __version__
 from tvault_git.capture import live
-from tvault_git.errors import InvalidInput
+from tvault_git.errors import InvalidInput, StorageError
 from tvault_git.gitutil.repo import ensure_config, head_commit, open_repo, signature
 from tvault_git.registry import notes
 from tvault_git.registry.entries import Entry
@@ -43,6 +43,7 @@ from tvault_git.spec.format import (
     SOURCE_INDEX,
     WEIGHTS,
     dumps,
+    manifest_problem,
 )
 from tvault_git.storage import packmerge, tensors
 
@@ -300,46 +301,52 @@ def log_all(
             "pygit2": pygit2.__version__,
         },
     }
-    tb = r.TreeBuilder()
-    tb.insert(MANIFEST, _blob(r, dumps(manifest)), pygit2.enums.FileMode.BLOB)
-    tb.insert(ARCHITECTURE, _blob(r, repr(model) + "\n"), pygit2.enums.FileMode.BLOB)
-    tb.insert(
-        WEIGHTS,
-        _blob(r, dumps({"chunk_bytes": CHUNK_BYTES, "tensors": w_records}, ordered=True)),
-        pygit2.enums.FileMode.BLOB,
-    )
-    tb.insert(
-        SOURCE_INDEX,
-        _blob(r, dumps({"objects": src_index, "external": cap.external, "missing": cap.missing})),
-        pygit2.enums.FileMode.BLOB,
-    )
-    if src_tree is not None:
-        tb.insert(SOURCE_DIR, src_tree, pygit2.enums.FileMode.TREE)
-    if opt_rec is not None:
-        tb.insert(OPTIMIZER, _blob(r, dumps(opt_rec)), pygit2.enums.FileMode.BLOB)
-    if opt_state_doc is not None:
-        tb.insert(OPTIMIZER_STATE, _blob(r, dumps(opt_state_doc, ordered=True)), pygit2.enums.FileMode.BLOB)
-    if sched_rec is not None:
-        tb.insert(SCHEDULER, _blob(r, dumps(sched_rec)), pygit2.enums.FileMode.BLOB)
-    if dirty:
-        tb.insert(PATCH, _blob(r, patch), pygit2.enums.FileMode.BLOB)
-    bt = r.TreeBuilder()
-    for oid in blob_ids:
-        bt.insert(oid, pygit2.Oid(hex=oid), pygit2.enums.FileMode.BLOB)
-    tb.insert(BLOB_DIR, bt.write(), pygit2.enums.FileMode.TREE)
-    tree = tb.write()
-    title = f"tvault: {name or manifest['model']['class'].rsplit('.', 1)[-1]}"
-    if clean_result is not None:
-        title += f" result={clean_result}"
-    body = f"{title}\n\ntrained on {head.id}{' (dirty)' if dirty else ''}\n"
-    if message:
-        body += f"\n{message}\n"
-    entry_id = str(r.create_commit(None, sig, sig, body, tree, []))
+    why = manifest_problem(manifest)  # the rule every reader applies: never write an entry readers refuse
+    if why is not None:
+        raise InvalidInput(f"cannot log this entry: {why}")
+    try:
+        tb = r.TreeBuilder()
+        tb.insert(MANIFEST, _blob(r, dumps(manifest)), pygit2.enums.FileMode.BLOB)
+        tb.insert(ARCHITECTURE, _blob(r, repr(model) + "\n"), pygit2.enums.FileMode.BLOB)
+        tb.insert(
+            WEIGHTS,
+            _blob(r, dumps({"chunk_bytes": CHUNK_BYTES, "tensors": w_records}, ordered=True)),
+            pygit2.enums.FileMode.BLOB,
+        )
+        tb.insert(
+            SOURCE_INDEX,
+            _blob(r, dumps({"objects": src_index, "external": cap.external, "missing": cap.missing})),
+            pygit2.enums.FileMode.BLOB,
+        )
+        if src_tree is not None:
+            tb.insert(SOURCE_DIR, src_tree, pygit2.enums.FileMode.TREE)
+        if opt_rec is not None:
+            tb.insert(OPTIMIZER, _blob(r, dumps(opt_rec)), pygit2.enums.FileMode.BLOB)
+        if opt_state_doc is not None:
+            tb.insert(OPTIMIZER_STATE, _blob(r, dumps(opt_state_doc, ordered=True)), pygit2.enums.FileMode.BLOB)
+        if sched_rec is not None:
+            tb.insert(SCHEDULER, _blob(r, dumps(sched_rec)), pygit2.enums.FileMode.BLOB)
+        if dirty:
+            tb.insert(PATCH, _blob(r, patch), pygit2.enums.FileMode.BLOB)
+        bt = r.TreeBuilder()
+        for oid in blob_ids:
+            bt.insert(oid, pygit2.Oid(hex=oid), pygit2.enums.FileMode.BLOB)
+        tb.insert(BLOB_DIR, bt.write(), pygit2.enums.FileMode.TREE)
+        tree = tb.write()
+        title = f"tvault: {name or manifest['model']['class'].rsplit('.', 1)[-1]}"
+        if clean_result is not None:
+            title += f" result={clean_result}"
+        body = f"{title}\n\ntrained on {head.id}{' (dirty)' if dirty else ''}\n"
+        if message:
+            body += f"\n{message}\n"
+        entry_id = str(r.create_commit(None, sig, sig, body, tree, []))
 
-    # 4. Publish: the ref keeps the objects alive, the note line makes it visible.
-    r.references.create(REF_PREFIX + entry_id, pygit2.Oid(hex=entry_id), force=True)
-    res_txt = None if clean_result is None else repr(clean_result)
-    index = notes.add(r, str(head.id), entry_id, name, res_txt, created=manifest["created"])
+        # 4. Publish: the ref keeps the objects alive, the note line makes it visible.
+        r.references.create(REF_PREFIX + entry_id, pygit2.Oid(hex=entry_id), force=True)
+        res_txt = None if clean_result is None else repr(clean_result)
+        index = notes.add(r, str(head.id), entry_id, name, res_txt, created=manifest["created"])
+    except (OSError, pygit2.GitError) as e:  # disk full or read-only outside the weight write
+        raise StorageError(f"could not record the entry: {e}; nothing is indexed (free space and retry)") from None
     # 5. Housekeeping: many small weight packs slow every object lookup down.
     try:
         packmerge.maybe_merge(r)

@@ -37,8 +37,8 @@ class Entry:
     index: int
     name: str | None = None
     result: str | None = None
-    removed: bool = False  # a ``removed`` line (git tvault rm) holds its slot, so later indexes never shift
     new_bytes: int = field(default=0, compare=False)
+    removed: bool = False  # a ``removed`` line (git tvault rm) holds its slot, so later indexes never shift
     _repo: pygit2.Repository | None = field(default=None, repr=False, compare=False)
     _manifest: dict[str, Any] | None = field(default=None, repr=False, compare=False)
 
@@ -238,7 +238,7 @@ def entries(repo: pygit2.Repository) -> list[Entry]:
 
 def entries_on(repo: pygit2.Repository, commit: str) -> list[Entry]:
     return [
-        Entry(n.entry, commit, i, n.name, n.result, n.removed, _repo=repo)
+        Entry(n.entry, commit, i, n.name, n.result, removed=n.removed, _repo=repo)
         for i, n in enumerate(notes.read(repo, commit))
     ]
 

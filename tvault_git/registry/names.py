@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 
 import pygit2
 
-from tvault_git.errors import CorruptEntry, InvalidInput, RefNotFound, TvaultError
+from tvault_git.errors import CorruptEntry, InvalidInput, RefNotFound, StorageError, TvaultError
 from tvault_git.gitutil.repo import commit_to_ref, merge_history, retry_locked, signature
 from tvault_git.registry import entries, notes
 from tvault_git.spec.format import ALIASES_FILE, ALIASES_REF, MAX_ALIASES, NAME_RE, NOTES_REF
@@ -120,7 +120,7 @@ def versions(
             created, result = n.created, n.result
         if not isinstance(created, str) or _ts(created) is None:
             continue  # neither the manifest nor the note says when: cannot be numbered
-        e = entries.Entry(eid, commit, i, name, result, removed, _repo=repo)
+        e = entries.Entry(eid, commit, i, name, result, removed=removed, _repo=repo)
         if isinstance(m, dict):
             e._manifest = m
         found.append((_ts(created), eid, created, e))  # type: ignore[arg-type]
@@ -242,7 +242,10 @@ def _write(repo: pygit2.Repository, change: AliasRecord, ref: str = ALIASES_REF)
         msg = f"tvault: alias {change.name}@{change.alias} -> {(change.entry or 'removed')[:12]}\n"
         commit_to_ref(repo, ref, msg, tb.write(), tip.id if tip is not None else None)
 
-    retry_locked(step, ref, repo=repo)
+    try:
+        retry_locked(step, ref, repo=repo)
+    except (OSError, pygit2.GitError) as e:  # read-only .git, disk full
+        raise StorageError(f"could not record the alias: {e}") from None
 
 
 def set_alias(repo: pygit2.Repository, name: str, target_ref: str, alias: str) -> Version:

@@ -10,8 +10,8 @@ from typing import Any
 import pygit2
 import torch
 
-from tvault_git.errors import CorruptEntry, InvalidInput
-from tvault_git.spec.format import CHUNK_BYTES, DTYPES, validate_tensor_record
+from tvault_git.errors import CorruptEntry, InvalidInput, TvaultError
+from tvault_git.spec.format import CHUNK_BYTES, DTYPES, check_declared, validate_tensor_record
 from tvault_git.storage import packread, packwrite
 
 if sys.byteorder != "little":  # pragma: no cover - no such host in CI
@@ -151,7 +151,10 @@ def _alloc(name: str, rec: Any, where: str) -> tuple[torch.Tensor, list[tuple[st
     tdtype = _TORCH_DTYPES.get(dtype)
     if tdtype is None:
         raise CorruptEntry(f"{where}: tensor {name!r} has dtype {dtype}, which this torch build lacks")
-    out = _empty(shape, tdtype)
+    try:
+        out = _empty(shape, tdtype)
+    except (RuntimeError, MemoryError):
+        raise TvaultError(f"{where}: not enough memory for tensor {name!r} ({nbytes} bytes)") from None
     reads = []
     if nbytes:
         buf = memoryview(out.reshape(-1).view(torch.uint8).numpy()).cast("B")
@@ -160,15 +163,47 @@ def _alloc(name: str, rec: Any, where: str) -> tuple[torch.Tensor, list[tuple[st
     return out, reads
 
 
+def check_stored(repo: pygit2.Repository, items: Iterable[tuple[str, Any]], where: str, max_bytes: int | None) -> int:
+    """Validate records and their chunks' sizes (object headers only) and bound declared bytes to
+    distinct stored bytes; returns the declared total. Nothing is allocated or inflated."""
+    sizes: dict[str, int] = {}
+    declared = 0
+    for name, rec in items:
+        _, _, nbytes, chunks = validate_tensor_record(name, rec, where)
+        declared += nbytes
+        for i, c in enumerate(chunks):
+            want = max(0, min(CHUNK_BYTES, nbytes - i * CHUNK_BYTES))
+            if c not in sizes:
+                try:
+                    kind, size = repo.odb.read_header(pygit2.Oid(hex=c))
+                except (KeyError, ValueError, pygit2.GitError):
+                    raise CorruptEntry(
+                        f"{where}: tensor {name!r} chunk {i} ({c[:12]}) is missing; fetch the entry again"
+                    ) from None
+                if kind != pygit2.enums.ObjectType.BLOB:
+                    raise CorruptEntry(f"{where}: tensor {name!r} chunk {i} ({c[:12]}) is not a blob")
+                sizes[c] = size
+            if sizes[c] != want:
+                raise CorruptEntry(
+                    f"{where}: tensor {name!r} chunk {i} ({c[:12]}) is {sizes[c]} bytes, expected {want}"
+                )
+    check_declared(declared, sum(sizes.values()), where, max_bytes)
+    return declared
+
+
 def read_tensors(
     repo: pygit2.Repository,
     records: Mapping[str, Any],
     where: str,
     names: Iterable[str] | None = None,
     threads: int = 2,
+    max_bytes: int | None = None,
 ) -> dict[str, torch.Tensor]:
     """Read tensors, validating shape, size and checksums; never returns garbage.
 
+    Before anything is allocated, every record is validated, every chunk's size is read from its
+    object header and the declared bytes are bound to the distinct bytes stored
+    (``spec.format.check_declared``; ``max_bytes``: the caller's own budget, -1 for none).
     Chunks are read in a small thread pool: ``preadv`` and Adler-32 both
     release the GIL, so copying one chunk overlaps checking another.
     """
@@ -178,6 +213,8 @@ def read_tensors(
     for name in wanted:
         if name not in records:
             raise InvalidInput(f"{where} has no tensor named {name!r}")
+    check_stored(repo, [(n, records[n]) for n in wanted], where, max_bytes)
+    for name in wanted:
         t, reads = _alloc(name, records[name], where)
         out[name] = t
         tasks += [(name, oid, mv, i) for oid, mv, i in reads]
@@ -202,7 +239,11 @@ def read_tensors(
 
 
 def stream_pairs(
-    repo: pygit2.Repository, items: Iterable[tuple[str, Any, Any]], where_a: str, where_b: str
+    repo: pygit2.Repository,
+    items: Iterable[tuple[str, Any, Any]],
+    where_a: str,
+    where_b: str,
+    max_bytes: int | None = None,
 ) -> Iterator[tuple[str, torch.Tensor, torch.Tensor | None, bool]]:
     """Values of tensor pairs of equal dtype and shape, chunk by chunk: ``(name, a, b, last)``.
 
@@ -214,6 +255,9 @@ def stream_pairs(
     """
     plan: list[tuple[str, torch.dtype, int, str, str, bool]] = []
     biggest = 0
+    items = list(items)
+    check_stored(repo, [(n, ra) for n, ra, _ in items], where_a, max_bytes)
+    check_stored(repo, [(n, rb) for n, _, rb in items], where_b, max_bytes)
     for name, ra, rb in items:
         dt, _, nbytes, ca = validate_tensor_record(name, ra, where_a)
         _, _, _, cb = validate_tensor_record(name, rb, where_b)

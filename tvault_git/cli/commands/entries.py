@@ -187,11 +187,12 @@ def _count(v: object) -> int:
 @click.command("export")
 @click.argument("ref")
 @click.argument("path", type=click.Path(dir_okay=False, writable=True))
+@click.option("--allow-large", is_flag=True, help="Load tensors that declare far more bytes than the entry stores.")
 @click.pass_context
-def export_cmd(ctx: click.Context, ref: str, path: str) -> None:
+def export_cmd(ctx: click.Context, ref: str, path: str, allow_large: bool) -> None:
     """Write an entry's weights as .safetensors or .pt."""
     from tvault_git.api import read
 
     repo = repo_from_ctx(ctx)
-    read.export(ref, path, repo)
-    click.echo(f"wrote {path}")
+    read.export(ref, path, repo, max_bytes=-1 if allow_large else None)
+    click.echo(printable(f"wrote {path}"))
