@@ -588,6 +588,13 @@ def commit_message(c: pygit2.Commit) -> str:
         return c.raw_message.decode("utf-8", "replace")
 
 
+def _author(c: pygit2.Commit) -> str:
+    try:
+        return c.author.name
+    except (LookupError, UnicodeDecodeError):
+        return c.author.raw_name.decode("utf-8", "replace")
+
+
 def _commits_between(repo: pygit2.Repository, base: str, tip: str) -> list[dict[str, Any]]:
     if base == tip:
         return []
@@ -599,7 +606,7 @@ def _commits_between(repo: pygit2.Repository, base: str, tip: str) -> list[dict[
             {
                 "commit": str(c.id),
                 "subject": commit_message(c).split("\n", 1)[0],
-                "author": c.author.name,
+                "author": _author(c),
                 "time": c.commit_time,
             }
         )

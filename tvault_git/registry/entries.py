@@ -24,6 +24,7 @@ from tvault_git.spec.format import (
     REF_PREFIX,
     WEIGHTS,
     parse_json,
+    validate_tensor_record,
     validate_manifest,
 )
 
@@ -212,9 +213,8 @@ def weight_records(repo: pygit2.Repository, entry_id: str, path: str = WEIGHTS) 
         return {}
     if not isinstance(doc, dict) or not isinstance(doc.get("tensors"), dict):
         raise CorruptEntry(f"{where} is malformed")
-    bad = next((n for n, r in doc["tensors"].items() if not isinstance(r, dict)), None)
-    if bad is not None:
-        raise CorruptEntry(f"{where}: tensor {bad!r} record is not an object; the entry is damaged")
+    for n, rec in doc["tensors"].items():  # every record, before any caller formats or reads one
+        validate_tensor_record(n, rec, where)
     return doc["tensors"]
 
 

@@ -634,8 +634,7 @@ def create_app(repo_path: str = ".", *, host: str | None = None, token: str | No
     cookie), for a server bound to a non-loopback address, where any Host must be allowed.
     """
     app = Flask("tvault_git.web", template_folder=TEMPLATES, static_folder=STATIC, static_url_path="/static")
-    if token is None:
-        app.config["TRUSTED_HOSTS"] = LOOPBACK_NAMES + ([host] if host and host not in LOOPBACK_NAMES else [])
+    allowed = {h.strip("[]").lower() for h in LOOPBACK_NAMES + ([host] if host else [])}
     _jinja_setup(app)
     path = open_repo_at(repo_path).path  # fail fast, one line, when this is not a repository
     L = Links()
@@ -656,8 +655,12 @@ def create_app(repo_path: str = ".", *, host: str | None = None, token: str | No
         return page("error.html", status=404, message="no such page")
 
     @app.before_request
-    def _check_token() -> Response | None:
+    def _check_host_and_token() -> Response | None:
         if token is None:
+            raw = request.headers.get("Host", "")
+            name = raw[1 : raw.index("]")] if raw.startswith("[") and "]" in raw else raw.rsplit(":", 1)[0]
+            if name.lower() not in allowed:
+                return Response("tvault ui answers only its own address (localhost)\n", status=400, mimetype="text/plain")
             return None
         given = request.args.get("token")
         if given is not None and hmac.compare_digest(given, token):
