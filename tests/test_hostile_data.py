@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pygit2
 import pytest
-
 from conftest import git
 from hostile_kit import (
     GITLINK,
@@ -81,7 +80,9 @@ def test_csv_cells_never_run_as_formulas(w: World) -> None:
     assert w.pull().returncode == 0
     out = cli(w.victim, "find", "--csv").stdout
     cells = [c for row in csv.reader(io.StringIO(out)) for c in row]
-    assert not [c for c in cells if c and (c[0] in "=+@") or (c[:1] == "-" and not c.lstrip("-").replace(".", "").isdigit())], out
+    assert not [
+        c for c in cells if (c and (c[0] in "=+@")) or (c[:1] == "-" and not c.lstrip("-").replace(".", "").isdigit())
+    ], out
     assert "-0.5" in cells
 
 
@@ -102,9 +103,12 @@ def test_note_bomb_is_never_read(w: World) -> None:
         assert q.returncode in (0, 4), (args, q.stderr)
     log = cli(w.victim, "log", limit_mb=LIMIT_MB)
     assert w.victim_entry[:10] in log.stdout
-    assert pygit2.Repository(str(w.victim)).odb.read_header(  # the victim's own note was not replaced by the bomb
-        pygit2.Repository(str(w.victim)).lookup_note(w.commit, "refs/notes/tvault").id
-    )[1] < 1024
+    assert (
+        pygit2.Repository(str(w.victim)).odb.read_header(  # the victim's own note was not replaced by the bomb
+            pygit2.Repository(str(w.victim)).lookup_note(w.commit, "refs/notes/tvault").id
+        )[1]
+        < 1024
+    )
 
 
 def test_blob_bombs_are_refused_from_their_headers(w: World) -> None:
@@ -118,7 +122,18 @@ def test_blob_bombs_are_refused_from_their_headers(w: World) -> None:
             "patch.diff": big,
             "source/m/Net.py": big,
             "source.json": json.dumps(
-                {"objects": [{"kind": "class", "module": "m", "qualname": "Net", "file": "m.py", "line": 1, "path": "source/m/Net.py"}]}
+                {
+                    "objects": [
+                        {
+                            "kind": "class",
+                            "module": "m",
+                            "qualname": "Net",
+                            "file": "m.py",
+                            "line": 1,
+                            "path": "source/m/Net.py",
+                        }
+                    ]
+                }
             ).encode(),
         },
         seq=3,
@@ -142,7 +157,12 @@ def _repeated(w: World, n_chunks: int, seq: int, fill: bytes = b"\0") -> str:
     cid = blob(r, fill * (32 << 20))
     rec = {"dtype": "uint8", "shape": [n_chunks << 25], "nbytes": n_chunks << 25, "chunks": [cid] * n_chunks}
     wj = json.dumps({"chunk_bytes": 33554432, "tensors": {"big": rec}}).encode()
-    return entry(w, manifest(w.commit, created=f"2031-01-0{seq}T00:00:00+00:00"), {"weights.json": wj, f"tvault-blobs/{cid}": (pygit2.enums.FileMode.BLOB, cid)}, seq=seq)
+    return entry(
+        w,
+        manifest(w.commit, created=f"2031-01-0{seq}T00:00:00+00:00"),
+        {"weights.json": wj, f"tvault-blobs/{cid}": (pygit2.enums.FileMode.BLOB, cid)},
+        seq=seq,
+    )
 
 
 def test_declared_sizes_are_bound_to_stored_bytes(w: World) -> None:
@@ -165,7 +185,9 @@ def _weights_file(w: World, rec: object) -> bytes:
     return json.dumps({"chunk_bytes": 33554432, "tensors": {"w": rec}}).encode()
 
 
-@pytest.mark.parametrize("kind", ["dtype-list", "record-list", "weights-gitlink", "arch-gitlink", "shape-4tb", "source-gitlink"])
+@pytest.mark.parametrize(
+    "kind", ["dtype-list", "record-list", "weights-gitlink", "arch-gitlink", "shape-4tb", "source-gitlink"]
+)
 def test_malformed_parts_are_one_line_corrupt_entry(w: World, kind: str) -> None:
     """D11: refused as CorruptEntry (exit 4), one line, nothing allocated, the tensor named."""
     r = w.er
@@ -183,7 +205,9 @@ def test_malformed_parts_are_one_line_corrupt_entry(w: World, kind: str) -> None
     elif kind == "source-gitlink":
         files["source.json"] = (GITLINK, "4" * 40)
     elif kind == "shape-4tb":
-        files["weights.json"] = _weights_file(w, {"dtype": "float32", "shape": [1 << 40], "nbytes": 4 << 40, "chunks": [cid] * (1 << 17)})
+        files["weights.json"] = _weights_file(
+            w, {"dtype": "float32", "shape": [1 << 40], "nbytes": 4 << 40, "chunks": [cid] * (1 << 17)}
+        )
     bad = entry(w, manifest(w.commit, created="2031-01-01T00:00:00+00:00"), files, seq=3)
     assert w.pull().returncode == 0
     for args in (["export", bad, str(w.tmp / "o.pt")], ["show", bad]):
@@ -223,7 +247,10 @@ def test_newer_major_entry_weights_are_refused(w: World) -> None:
 
     evil = entry(w, manifest(w.commit, format="2.0"), seq=3)
     assert w.pull().returncode == 0
-    for fn in (lambda: tvault.load(evil, repo=str(w.victim)), lambda: tvault.load_tensor(evil, "w", repo=str(w.victim))):
+    for fn in (
+        lambda: tvault.load(evil, repo=str(w.victim)),
+        lambda: tvault.load_tensor(evil, "w", repo=str(w.victim)),
+    ):
         with pytest.raises(tvault.UnsupportedFormat):
             fn()
     p = cli(w.victim, "export", evil, str(w.tmp / "o.pt"))
@@ -251,7 +278,15 @@ def test_worktree_diff_never_opens_paths_outside_the_tree(w: World) -> None:
     (w.tmp / "secret.py").write_text("class Key:\n    API_KEY = 'sekrit'\n")
     os.mkfifo(w.victim / "fifo.py")
     objs = [
-        {"kind": "class", "role": "module", "module": "m", "qualname": "Key", "file": f, "line": 1, "path": "source/m/Key.py"}
+        {
+            "kind": "class",
+            "role": "module",
+            "module": "m",
+            "qualname": "Key",
+            "file": f,
+            "line": 1,
+            "path": "source/m/Key.py",
+        }
         for f in ("../secret.py", str(w.tmp / "secret.py"), "/dev/zero", "fifo.py")
     ]
     evil = entry(
@@ -280,7 +315,10 @@ def test_diff_without_the_training_commit_degrades(w: World) -> None:
     git(w.victim, "fetch", "-q", str(w.evil), "refs/heads/weird:refs/heads/weird")
     git(w.victim, "cat-file", "-e", b) if False else None
     for other in (e1, e2, e3):
-        for args in (["diff", "--no-pager", w.victim_entry, other], ["diff", "--no-pager", "--stat", other, w.victim_entry]):
+        for args in (
+            ["diff", "--no-pager", w.victim_entry, other],
+            ["diff", "--no-pager", "--stat", other, w.victim_entry],
+        ):
             p = cli(w.victim, *args)
             no_traceback(p)
             assert p.returncode == 0, (args, p.stderr)
@@ -345,14 +383,18 @@ def test_disk_full_outside_the_weight_write_is_storage_error(w: World, monkeypat
     with pytest.raises(tvault.StorageError):
         log_in(w.victim, 0.3)
     monkeypatch.undo()
-    monkeypatch.setattr(torch, "save", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("[enforce fail] No space left on device")))
+    monkeypatch.setattr(
+        torch, "save", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("[enforce fail] No space left on device"))
+    )
     out = w.tmp / "o.pt"
     with pytest.raises(tvault.StorageError):
         tvault.export(w.victim_entry, out, repo=str(w.victim))
     assert not out.exists()
 
 
-def test_post_commit_survives_a_bad_entry_and_applies_only_plausible_patches(w: World, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_post_commit_survives_a_bad_entry_and_applies_only_plausible_patches(
+    w: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """D18: a gitlink manifest on the parent does not stop the pass; unrelated dirty patches are not applied."""
     from tvault_git import hooks
 

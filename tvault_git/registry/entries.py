@@ -24,8 +24,8 @@ from tvault_git.spec.format import (
     REF_PREFIX,
     WEIGHTS,
     parse_json,
-    validate_tensor_record,
     validate_manifest,
+    validate_tensor_record,
 )
 
 

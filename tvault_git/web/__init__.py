@@ -660,7 +660,9 @@ def create_app(repo_path: str = ".", *, host: str | None = None, token: str | No
             raw = request.headers.get("Host", "")
             name = raw[1 : raw.index("]")] if raw.startswith("[") and "]" in raw else raw.rsplit(":", 1)[0]
             if name.lower() not in allowed:
-                return Response("tvault ui answers only its own address (localhost)\n", status=400, mimetype="text/plain")
+                return Response(
+                    "tvault ui answers only its own address (localhost)\n", status=400, mimetype="text/plain"
+                )
             return None
         given = request.args.get("token")
         if given is not None and hmac.compare_digest(given, token):
