@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import pygit2
 
-from tvault_git.errors import CorruptEntry
+from tvault_git.errors import CorruptEntry, InvalidInput
 from tvault_git.gitutil.repo import commit_to_ref, merge_history, retry_locked
 from tvault_git.spec.format import MAX_NOTE, NOTES_REF
 
@@ -227,6 +227,10 @@ def add(
         new = NoteLine(new_seq, entry, name, result, created)
         body = text if text.endswith("\n") or not text else text + "\n"
         body += new.render() + "\n"
+        if len(body.encode()) > MAX_NOTE:  # readers would skip the whole note: refuse instead
+            raise InvalidInput(
+                f"commit {commit[:10]} already lists {len(lines)} entries (the note limit); commit your code and log on the new commit"
+            )
         blob = repo.create_blob(body.encode())
         path = hit[0] if hit else [commit[:2], commit[2:]]
         new_tree = _write_path(repo, tree, path, blob)
