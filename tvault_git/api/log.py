@@ -24,13 +24,13 @@ import torch
 from tvault_git import __version__
 from tvault_git.capture import live
 from tvault_git.errors import InvalidInput, StorageError
-from tvault_git.gitutil.repo import ensure_config, head_commit, open_repo, signature
+from tvault_git.gitutil.repo import ensure_config, head_commit, open_repo, repo_keyword, signature, writes_shared
 from tvault_git.registry import notes
 from tvault_git.registry.entries import Entry
+from tvault_git.spec import format as fmt
 from tvault_git.spec.format import (
     ARCHITECTURE,
     BLOB_DIR,
-    CHUNK_BYTES,
     FORMAT_VERSION,
     MANIFEST,
     NAME_RE,
@@ -209,6 +209,7 @@ def _source_tree(repo: pygit2.Repository, cap: live.Captured) -> tuple[pygit2.Oi
     return (tb.write() if modules else None), index
 
 
+@writes_shared(repo_keyword)
 def log_all(
     model: Any,
     tags: Mapping[str, Any] | None = None,
@@ -266,7 +267,7 @@ def log_all(
         s_records, s_ids, s_new = tensors.store_tensors(r, tens, "optimizer state")
         blob_ids = sorted(set(blob_ids) | set(s_ids))
         new_bytes += s_new
-        opt_state_doc = {"chunk_bytes": CHUNK_BYTES, "tensors": s_records, "values": plain}
+        opt_state_doc = {"chunk_bytes": fmt.CHUNK_BYTES, "tensors": s_records, "values": plain}
     cap = live.capture_model(model, root)
     dirty, patch, untracked = _work_tree_state(r, head)
     branch = None if r.head_is_detached else r.head.shorthand
@@ -310,7 +311,7 @@ def log_all(
         tb.insert(ARCHITECTURE, _blob(r, repr(model) + "\n"), pygit2.enums.FileMode.BLOB)
         tb.insert(
             WEIGHTS,
-            _blob(r, dumps({"chunk_bytes": CHUNK_BYTES, "tensors": w_records}, ordered=True)),
+            _blob(r, dumps({"chunk_bytes": fmt.CHUNK_BYTES, "tensors": w_records}, ordered=True)),
             pygit2.enums.FileMode.BLOB,
         )
         tb.insert(

@@ -53,9 +53,10 @@ def load(
     """
     r = _repo(repo)
     e = registry.resolve(r, ref)
-    recs = weight_records(r, e)  # reads and checks the manifest first (format version)
-    where = f"entry {e.short}"
-    sd = tensors.read_tensors(r, recs, where, names, max_bytes=max_bytes)
+    table = registry.tensor_table(r, e.id)  # reads and checks the manifest first (format version)
+    sd = tensors.read_tensors(
+        r, table.tensors, f"entry {e.short}", names, chunk_bytes=table.chunk_bytes, max_bytes=max_bytes
+    )
     return sd if str(device) == "cpu" else {n: t.to(device) for n, t in sd.items()}
 
 
@@ -162,9 +163,8 @@ def load_optimizer_into(optimizer: torch.optim.Optimizer, ref: str, repo: Any = 
     if [len(g["params"]) for g in rec["param_groups"]] != [len(g["params"]) for g in cur["param_groups"]]:
         raise InvalidInput(f"entry {e.short}: the optimizer's param groups have a different layout than the logged one")
     names = [n for g in rec["param_groups"] for n in g["params"]]
-    tens = tensors.read_tensors(
-        r, registry.weight_records(r, e.id, OPTIMIZER_STATE), f"entry {e.short} optimizer state"
-    )
+    table = registry.tensor_table(r, e.id, OPTIMIZER_STATE)
+    tens = tensors.read_tensors(r, table.tensors, f"entry {e.short} optimizer state", chunk_bytes=table.chunk_bytes)
     values = doc.get("values") or {}
     state: dict[int, dict[str, Any]] = {}
     for idx, pname in enumerate(names):

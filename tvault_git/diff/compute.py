@@ -22,7 +22,7 @@ import pygit2
 from tvault_git.errors import InvalidInput, TvaultError
 from tvault_git.gitutil.repo import open_repo
 from tvault_git.registry import entries
-from tvault_git.spec.format import ARCHITECTURE, OPTIMIZER, SCHEDULER, SOURCE_INDEX, WEIGHTS
+from tvault_git.spec.format import ARCHITECTURE, CHUNK_BYTES, OPTIMIZER, SCHEDULER, SOURCE_INDEX, WEIGHTS
 
 SECTIONS = ("architecture", "classes", "functions", "weights", "optimizer", "metadata", "context")
 TITLES = {
@@ -71,6 +71,7 @@ class Side:
     objects: list[dict[str, Any]] = field(default_factory=list)
     architecture: str | None = None
     weights: dict[str, Any] | None = None
+    chunk_bytes: int = CHUNK_BYTES  # the weights table's own (spec/tables.py)
     optimizer: dict[str, Any] | None = None
     scheduler: dict[str, Any] | None = None
 
@@ -101,7 +102,7 @@ def _entry_side(repo: pygit2.Repository, ref: str) -> Side:
         text = entries.read_blob(repo, tree, o.get("path", "")) or b""
         objs.append({**o, "text": text.decode("utf-8", "replace")})
     arch = entries.read_blob(repo, tree, ARCHITECTURE)
-    w = entries.read_json(repo, e.id, WEIGHTS) or {}
+    w = entries.tensor_table(repo, e.id, WEIGHTS)
     return Side(
         label=f"{e.short} ({e.ref})",
         commit=e.commit,
@@ -109,7 +110,8 @@ def _entry_side(repo: pygit2.Repository, ref: str) -> Side:
         manifest=e.manifest,
         objects=objs,
         architecture=None if arch is None else arch.decode("utf-8", "replace"),
-        weights=w.get("tensors") or {},
+        weights=w.tensors,
+        chunk_bytes=w.chunk_bytes,
         optimizer=entries.read_json(repo, e.id, OPTIMIZER),
         scheduler=entries.read_json(repo, e.id, SCHEDULER),
     )
@@ -343,16 +345,21 @@ def _weights(repo: pygit2.Repository, a: Side, b: Side) -> dict[str, Any]:
         pos = {it["name"]: it for it in items if "status" not in it}
         acc = _Stats()
         try:
-            tensors.check_stored(repo, [(n, ra) for n, ra, _ in to_read], f"entry {a.entry.short}", None)  # type: ignore[union-attr]
-            tensors.check_stored(repo, [(n, rb) for n, _, rb in to_read], f"entry {b.entry.short}", None)  # type: ignore[union-attr]
+            tensors.check_stored(repo, [(n, ra) for n, ra, _ in to_read], f"entry {a.entry.short}", None, a.chunk_bytes)  # type: ignore[union-attr]
+            tensors.check_stored(repo, [(n, rb) for n, _, rb in to_read], f"entry {b.entry.short}", None, b.chunk_bytes)  # type: ignore[union-attr]
         except TvaultError as e:  # e.g. 1 TB declared from one repeated chunk: not worth 8 hours of reading
             for it in pos.values():
                 it.update(status="unread")
             to_read = []
             unread = str(e)
         for name, ta, tb, last in tensors.stream_pairs(
-            repo, to_read, f"entry {a.entry.short}", f"entry {b.entry.short}"
-        ):  # type: ignore[union-attr]
+            repo,
+            to_read,
+            f"entry {a.entry.short}",  # type: ignore[union-attr]
+            f"entry {b.entry.short}",  # type: ignore[union-attr]
+            chunk_a=a.chunk_bytes,
+            chunk_b=b.chunk_bytes,
+        ):
             acc.add(ta, tb)
             if last:
                 stats = acc.result()

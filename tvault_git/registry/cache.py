@@ -24,6 +24,7 @@ from typing import Any
 import pygit2
 
 from tvault_git.errors import RefNotFound, TvaultError
+from tvault_git.gitutil.repo import adjust_shared_perm, common_dir, shared_umask
 from tvault_git.registry import notes
 from tvault_git.registry.entries import read_manifest, read_manifests
 
@@ -49,17 +50,6 @@ CREATE INDEX IF NOT EXISTS kv_id ON kv(id, kind, key, num);
 """
 
 
-def common_dir(repo: pygit2.Repository) -> str:
-    """The shared git dir (linked worktrees share refs, so they share the cache)."""
-    path = repo.path
-    try:
-        with open(os.path.join(path, "commondir")) as f:
-            rel = f.read().strip()
-        return os.path.normpath(os.path.join(path, rel))
-    except OSError:
-        return os.path.normpath(path)
-
-
 def cache_path(repo: pygit2.Repository) -> str:
     return os.path.join(common_dir(repo), "tvault", FILE_NAME)
 
@@ -82,8 +72,12 @@ def _open(repo: pygit2.Repository) -> sqlite3.Connection:
     """The on-disk cache, rebuilt when damaged; in memory where .git is read-only."""
     path = cache_path(repo)
     try:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        con = _connect(path)
+        with shared_umask(repo):  # teammates in a shared repository update the same cache file
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            con = _connect(path)
+        for suffix in ("", "-wal", "-shm"):  # SQLite creates its files 0644 whatever the umask
+            if os.path.exists(path + suffix):
+                adjust_shared_perm(repo, path + suffix)
         row = con.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
         if row is not None and row[0] != SCHEMA:
             con.close()

@@ -32,7 +32,7 @@ from tvault_git.registry import entries, notes
 from tvault_git.spec.format import ALIASES_FILE, ALIASES_REF, MAX_ALIASES, NAME_RE, NOTES_REF
 
 RESERVED = ("latest", "best")
-_TIME_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$")
+_TIME_RE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z$")  # ASCII digits
 _ALIAS_RE = re.compile(r"^[A-Za-z][A-Za-z0-9._-]{0,63}$")
 
 
@@ -322,7 +322,7 @@ def resolve(
 ) -> entries.Entry:
     """``NAME@N``, ``NAME@alias``, ``NAME@latest``, ``NAME@best`` (highest result) -> Entry."""
     vs = versions(repo, name, notes_ref=notes_ref, aliases_ref=aliases_ref)
-    if selector.isdigit():
+    if selector.isascii() and selector.isdigit():  # '²' is a digit int() refuses: an alias name
         k = int(selector)
         if not 1 <= k <= len(vs):
             raise RefNotFound(f"{name} has versions 1..{len(vs)}; there is no version {k}")

@@ -21,6 +21,8 @@ from tvault_git.gitutil.repo import commit_to_ref, merge_history, retry_locked
 from tvault_git.spec.format import MAX_NOTE, NOTES_REF
 
 _ENTRY_RE = re.compile(r"[0-9a-f]{40}")
+_FANOUT_RE = re.compile(r"[0-9a-f]{2}")  # a notes fanout directory
+_SEQ_RE = re.compile(r"[0-9]{1,18}")  # FORMAT.md: seq = 1*18DIGIT (ASCII: int() also takes '١', '+1', '1_0')
 
 
 @dataclass(frozen=True)
@@ -37,9 +39,6 @@ class NoteLine:
             f"model {self.seq} {self.entry} {self.name or '-'} result={self.result if self.result is not None else '-'}"
         )
         return line + (f" created={self.created}" if self.created else "")
-
-
-_SEQ_RE = re.compile(r"^\d{1,18}$")
 
 
 def lines_of(text: str) -> list[str]:
@@ -61,7 +60,7 @@ def parse(text: str) -> list[NoteLine]:
         if len(parts) >= 2 and parts[0] == "removed" and _ENTRY_RE.fullmatch(parts[1]):
             gone.add(parts[1])
             continue
-        if len(parts) < 3 or parts[0] != "model" or not _SEQ_RE.match(parts[1]):
+        if len(parts) < 3 or parts[0] != "model" or not _SEQ_RE.fullmatch(parts[1]):
             continue
         seq = int(parts[1])
         entry = parts[2]
@@ -135,7 +134,8 @@ def _find(repo: pygit2.Repository, tree: pygit2.Tree, sha: str) -> tuple[list[st
     node = tree
     while rest:
         if rest in node:
-            return path + [rest], node[rest]
+            hit = node[rest]
+            return (path + [rest], hit) if hit.type == pygit2.enums.ObjectType.BLOB else None
         head = rest[:2]
         if head in node and node[head].type == pygit2.enums.ObjectType.TREE:
             path.append(head)
@@ -248,9 +248,9 @@ def _flatten(repo: pygit2.Repository, tree: pygit2.Tree) -> dict[str, tuple[list
         path, node = stack.pop()
         for e in node:
             full = "".join(path) + e.name
-            if e.type == pygit2.enums.ObjectType.TREE and len(full) < 40:
+            if e.type == pygit2.enums.ObjectType.TREE and len(full) < 40 and _FANOUT_RE.fullmatch(e.name):
                 stack.append((path + [e.name], repo[e.id]))
-            elif e.type == pygit2.enums.ObjectType.BLOB and len(full) == 40:
+            elif e.type == pygit2.enums.ObjectType.BLOB and _ENTRY_RE.fullmatch(full):  # else: a bad fanout, ignored
                 out[full] = (path + [e.name], e.id)
     return out
 
@@ -284,7 +284,7 @@ def merge_text(ours: str, theirs: str) -> str:
             continue
         parts = line.split(" ")
         if parts[0] == "model":
-            if len(parts) < 3 or parts[2] in known or parts[2] not in first_seq or not _SEQ_RE.match(parts[1]):
+            if len(parts) < 3 or parts[2] in known or parts[2] not in first_seq or not _SEQ_RE.fullmatch(parts[1]):
                 continue
             if int(parts[1]) != first_seq[parts[2]]:
                 continue  # their own duplicate line with a larger seq: the one that counts is kept below
