@@ -13,8 +13,8 @@ import pygit2
 
 from tvault_git.errors import CorruptEntry, TvaultError, UnsupportedFormat
 from tvault_git.registry import notes
-from tvault_git.registry.entries import Entry, blob_size, preferred, read_manifests, weight_records
-from tvault_git.spec.format import CHUNK_BYTES, OPTIMIZER_STATE, WEIGHTS, check_declared, validate_tensor_record
+from tvault_git.registry.entries import Entry, blob_size, preferred, read_manifests, tensor_table, weight_records
+from tvault_git.spec.format import OPTIMIZER_STATE, WEIGHTS, check_declared, validate_tensor_record
 
 
 @dataclass(frozen=True)
@@ -31,17 +31,18 @@ def verify_tables(repo: pygit2.Repository, entry_id: str) -> None:
     or the declared bytes are out of proportion to the bytes stored (see spec.format.check_declared)."""
     for path in (WEIGHTS, OPTIMIZER_STATE):
         recs = weight_records(repo, entry_id, path)
+        chunk_bytes = tensor_table(repo, entry_id, path).chunk_bytes
         where = f"entry {entry_id[:10]}: {path}"
         sizes: dict[str, int] = {}
         declared = 0
         for name, rec in recs.items():
-            _, _, nbytes, chunks = validate_tensor_record(name, rec, where)
+            _, _, nbytes, chunks = validate_tensor_record(name, rec, where, chunk_bytes)
             declared += nbytes
             for i, c in enumerate(chunks):
-                want = max(0, min(CHUNK_BYTES, nbytes - i * CHUNK_BYTES))
+                want = max(0, min(chunk_bytes, nbytes - i * chunk_bytes))
                 got = sizes.get(c)
                 if got is None:
-                    got = sizes[c] = blob_size(repo, c, f"{where}: tensor {name!r} chunk {i} ({c[:12]})", CHUNK_BYTES)
+                    got = sizes[c] = blob_size(repo, c, f"{where}: tensor {name!r} chunk {i} ({c[:12]})", chunk_bytes)
                 if got != want:
                     raise CorruptEntry(f"{where}: tensor {name!r} chunk {i} is {got} bytes, expected {want}")
         check_declared(declared, sum(sizes.values()), where, None)
