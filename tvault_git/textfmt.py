@@ -4,7 +4,41 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import re
 from typing import Any
+
+# C0 controls except TAB and LF, DEL, C1 controls (U+0080-U+009F: 8-bit CSI/OSC), and the Unicode
+# line/paragraph separators: what a terminal would obey as escape sequences or line breaks.
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _escape(m: re.Match[str]) -> str:
+    c = ord(m.group())
+    return f"\\x{c:02x}" if c < 0x100 else f"\\u{c:04x}"
+
+
+def printable(text: Any, newlines: bool = True) -> str:
+    """``text`` safe to print on a terminal: control characters become visible ``\\x1b`` escapes.
+
+    Every value that came from a registry (names, messages, tags, source, errors) passes through
+    this before it is shown to a human, so a pulled entry cannot write OSC 52 (clipboard), OSC 8
+    (links), clear the screen or forge a line with CR. JSON output needs none of it (json.dumps
+    escapes controls). ``newlines=False`` escapes LF too (one-line fields).
+    """
+    s = text if isinstance(text, str) else str(text)
+    out = _CONTROL.sub(_escape, s)
+    return out if newlines else out.replace("\n", "\\n")
+
+
+def printable_tree(v: Any) -> Any:
+    """``v`` (a manifest, a row) with every string in it, keys included, made printable (one-line)."""
+    if isinstance(v, str):
+        return printable(v, newlines=False)
+    if isinstance(v, dict):
+        return {printable_tree(k): printable_tree(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [printable_tree(x) for x in v]
+    return v
 
 
 def human_bytes(n: int) -> str:

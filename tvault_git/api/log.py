@@ -25,7 +25,7 @@ import torch
 from tvault_git import __version__
 from tvault_git.api import distributed
 from tvault_git.capture import live, values
-from tvault_git.errors import CaptureWarning, InvalidInput
+from tvault_git.errors import CaptureWarning, InvalidInput, StorageError
 from tvault_git.gitutil.repo import (
     ensure_config,
     head_commit,
@@ -54,6 +54,7 @@ from tvault_git.spec.format import (
     STEPS,
     WEIGHTS,
     dumps,
+    manifest_problem,
 )
 from tvault_git.storage import packmerge, reclaim, tensors
 
@@ -417,49 +418,55 @@ def commit_entry(p: Prepared, weights: Stored, opt_state: Stored | None) -> Entr
             "pygit2": pygit2.__version__,
         },
     }
-    tb = r.TreeBuilder()
-    tb.insert(MANIFEST, _blob(r, dumps(manifest)), pygit2.enums.FileMode.BLOB)
-    tb.insert(ARCHITECTURE, _blob(r, p.architecture), pygit2.enums.FileMode.BLOB)
-    tb.insert(
-        WEIGHTS,
-        _blob(r, dumps({"chunk_bytes": fmt.CHUNK_BYTES, "tensors": w_records}, ordered=True)),
-        pygit2.enums.FileMode.BLOB,
-    )
-    tb.insert(
-        SOURCE_INDEX,
-        _blob(r, dumps({"objects": src_index, "external": p.capture.external, "missing": p.capture.missing})),
-        pygit2.enums.FileMode.BLOB,
-    )
-    tb.insert(CONFIGURATION, _blob(r, dumps(p.capture.configuration)), pygit2.enums.FileMode.BLOB)
-    if src_tree is not None:
-        tb.insert(SOURCE_DIR, src_tree, pygit2.enums.FileMode.TREE)
-    if p.optimizer is not None:
-        tb.insert(OPTIMIZER, _blob(r, dumps(p.optimizer)), pygit2.enums.FileMode.BLOB)
-    if opt_state_doc is not None:
-        tb.insert(OPTIMIZER_STATE, _blob(r, dumps(opt_state_doc, ordered=True)), pygit2.enums.FileMode.BLOB)
-    if steps_doc is not None:
-        tb.insert(STEPS, _blob(r, dumps(steps_doc, ordered=True)), pygit2.enums.FileMode.BLOB)
-    if p.scheduler is not None:
-        tb.insert(SCHEDULER, _blob(r, dumps(p.scheduler)), pygit2.enums.FileMode.BLOB)
-    if p.dirty:
-        tb.insert(PATCH, _blob(r, p.patch), pygit2.enums.FileMode.BLOB)
-    bt = r.TreeBuilder()
-    for oid in blob_ids:
-        bt.insert(oid, pygit2.Oid(hex=oid), pygit2.enums.FileMode.BLOB)
-    tb.insert(BLOB_DIR, bt.write(), pygit2.enums.FileMode.TREE)
-    tree = tb.write()
-    title = f"tvault: {p.name or p.model_class.rsplit('.', 1)[-1]}"
-    if p.result is not None:
-        title += f" result={p.result}"
-    body = f"{title}\n\ntrained on {p.head}{' (dirty)' if p.dirty else ''}\n"
-    if p.message:
-        body += f"\n{p.message}\n"
-    entry_id = str(r.create_commit(None, p.sig, p.sig, body, tree, []))
+    why = manifest_problem(manifest)  # the rule every reader applies: never write an entry readers refuse
+    if why is not None:
+        raise InvalidInput(f"cannot log this entry: {why}")
+    try:
+        tb = r.TreeBuilder()
+        tb.insert(MANIFEST, _blob(r, dumps(manifest)), pygit2.enums.FileMode.BLOB)
+        tb.insert(ARCHITECTURE, _blob(r, p.architecture), pygit2.enums.FileMode.BLOB)
+        tb.insert(
+            WEIGHTS,
+            _blob(r, dumps({"chunk_bytes": fmt.CHUNK_BYTES, "tensors": w_records}, ordered=True)),
+            pygit2.enums.FileMode.BLOB,
+        )
+        tb.insert(
+            SOURCE_INDEX,
+            _blob(r, dumps({"objects": src_index, "external": p.capture.external, "missing": p.capture.missing})),
+            pygit2.enums.FileMode.BLOB,
+        )
+        tb.insert(CONFIGURATION, _blob(r, dumps(p.capture.configuration)), pygit2.enums.FileMode.BLOB)
+        if src_tree is not None:
+            tb.insert(SOURCE_DIR, src_tree, pygit2.enums.FileMode.TREE)
+        if p.optimizer is not None:
+            tb.insert(OPTIMIZER, _blob(r, dumps(p.optimizer)), pygit2.enums.FileMode.BLOB)
+        if opt_state_doc is not None:
+            tb.insert(OPTIMIZER_STATE, _blob(r, dumps(opt_state_doc, ordered=True)), pygit2.enums.FileMode.BLOB)
+        if steps_doc is not None:
+            tb.insert(STEPS, _blob(r, dumps(steps_doc, ordered=True)), pygit2.enums.FileMode.BLOB)
+        if p.scheduler is not None:
+            tb.insert(SCHEDULER, _blob(r, dumps(p.scheduler)), pygit2.enums.FileMode.BLOB)
+        if p.dirty:
+            tb.insert(PATCH, _blob(r, p.patch), pygit2.enums.FileMode.BLOB)
+        bt = r.TreeBuilder()
+        for oid in blob_ids:
+            bt.insert(oid, pygit2.Oid(hex=oid), pygit2.enums.FileMode.BLOB)
+        tb.insert(BLOB_DIR, bt.write(), pygit2.enums.FileMode.TREE)
+        tree = tb.write()
+        title = f"tvault: {p.name or p.model_class.rsplit('.', 1)[-1]}"
+        if p.result is not None:
+            title += f" result={p.result}"
+        body = f"{title}\n\ntrained on {p.head}{' (dirty)' if p.dirty else ''}\n"
+        if p.message:
+            body += f"\n{p.message}\n"
+        entry_id = str(r.create_commit(None, p.sig, p.sig, body, tree, []))
 
-    # Publish: the ref keeps the objects alive, the note line makes it visible.
-    r.references.create(REF_PREFIX + entry_id, pygit2.Oid(hex=entry_id), force=True)
-    res_txt = None if p.result is None else repr(p.result)
-    index = notes.add(r, p.head, entry_id, p.name, res_txt, created=p.created)
+        # Publish: the ref keeps the objects alive, the note line makes it visible.
+        r.references.create(REF_PREFIX + entry_id, pygit2.Oid(hex=entry_id), force=True)
+        res_txt = None if p.result is None else repr(p.result)
+        index = notes.add(r, p.head, entry_id, p.name, res_txt, created=p.created)
+    except (OSError, pygit2.GitError) as e:  # disk full or read-only outside the weight write
+        raise StorageError(f"could not record the entry: {e}; nothing is indexed (free space and retry)") from None
     # Housekeeping: many small weight packs slow every object lookup down.
     # Warnings name the user's line: commit_entry <- log_all <- its shared-umask wrapper <- the caller.
     try:

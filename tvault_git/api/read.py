@@ -9,7 +9,7 @@ from typing import Any
 import pygit2
 import torch
 
-from tvault_git.errors import InvalidInput, TvaultError
+from tvault_git.errors import InvalidInput, StorageError, TvaultError
 from tvault_git.gitutil.repo import open_repo
 from tvault_git.registry import entries as registry
 from tvault_git.registry.entries import Entry
@@ -39,19 +39,30 @@ def weight_records(r: pygit2.Repository, e: Entry) -> dict[str, Any]:
 
 
 def load(
-    ref: str, repo: Any = None, names: Iterable[str] | None = None, device: str | torch.device = "cpu"
+    ref: str,
+    repo: Any = None,
+    names: Iterable[str] | None = None,
+    device: str | torch.device = "cpu",
+    *,
+    max_bytes: int | None = None,
 ) -> dict[str, torch.Tensor]:
-    """The entry's state_dict (or just ``names``), bit-identical to what was logged."""
+    """The entry's state_dict (or just ``names``), bit-identical to what was logged.
+
+    Refuses a newer-major entry, and tensors that declare far more bytes than the entry stores
+    (repeated chunks) unless ``max_bytes`` names a budget (-1: none).
+    """
     r = _repo(repo)
     e = registry.resolve(r, ref)
-    table = registry.tensor_table(r, e.id)
-    sd = tensors.read_tensors(r, table.tensors, f"entry {e.short}", names, chunk_bytes=table.chunk_bytes)
+    table = registry.tensor_table(r, e.id)  # reads and checks the manifest first (format version)
+    sd = tensors.read_tensors(
+        r, table.tensors, f"entry {e.short}", names, chunk_bytes=table.chunk_bytes, max_bytes=max_bytes
+    )
     return sd if str(device) == "cpu" else {n: t.to(device) for n, t in sd.items()}
 
 
-def load_tensor(ref: str, name: str, repo: Any = None) -> torch.Tensor:
+def load_tensor(ref: str, name: str, repo: Any = None, *, max_bytes: int | None = None) -> torch.Tensor:
     """One tensor, without reading the others."""
-    return load(ref, repo, names=[name])[name]
+    return load(ref, repo, names=[name], max_bytes=max_bytes)[name]
 
 
 def load_into(
@@ -114,22 +125,31 @@ def update(name: str, model: torch.nn.Module, result: Any = None, **kwargs: Any)
     return log_all(model, result=result, name=name, **kwargs)
 
 
-def export(ref: str, path: str | os.PathLike, repo: Any = None) -> str:
-    """Write the weights as ``.safetensors`` or ``.pt`` (chosen by extension)."""
+def export(ref: str, path: str | os.PathLike, repo: Any = None, *, max_bytes: int | None = None) -> str:
+    """Write the weights as ``.safetensors`` or ``.pt`` (chosen by extension); no partial file on failure."""
     path = os.fspath(path)
-    sd = load(ref, repo)
-    if path.endswith(".safetensors"):
-        try:
-            from safetensors.torch import save_file
-        except ImportError:
-            raise InvalidInput(
-                "exporting .safetensors needs the safetensors package: pip install safetensors"
-            ) from None
-        save_file({k: v.contiguous() for k, v in sd.items()}, path)
-    elif path.endswith((".pt", ".pth")):
-        torch.save(sd, path)
-    else:
+    if not path.endswith((".safetensors", ".pt", ".pth")):
         raise InvalidInput(f"unknown export format for {path!r}: use a .safetensors or .pt file name")
+    sd = load(ref, repo, max_bytes=max_bytes)
+    try:
+        if path.endswith(".safetensors"):
+            try:
+                from safetensors.torch import save_file
+            except ImportError:
+                raise InvalidInput(
+                    "exporting .safetensors needs the safetensors package: pip install safetensors"
+                ) from None
+            save_file({k: v.contiguous() for k, v in sd.items()}, path)
+        else:
+            torch.save(sd, path)
+    except (OSError, RuntimeError) as e:  # disk full, read-only: torch wraps OSError in RuntimeError
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+        raise StorageError(
+            f"could not write {path}: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
+        ) from None
     return path
 
 

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import ast
 import os
+import stat
 from typing import Any
 
 from tvault_git.capture.pysource import locate as _locate
 from tvault_git.capture.pysource import node_text as _node_text
 from tvault_git.capture.scope import global_references
+from tvault_git.spec.format import MAX_TEXT_BLOB
 
 _SKIP_DIRS = {
     ".git",
@@ -43,8 +45,17 @@ class _Files:
     def parse(self, rel: str) -> tuple[list[str], ast.Module] | None:
         if rel not in self._parsed:
             try:
-                with open(os.path.join(self.root, rel), encoding="utf-8") as f:
-                    src = f.read()
+                # ``rel`` may come from a pulled entry's source.json: only a regular file inside the
+                # work tree, of bounded size, is ever opened (no ../, absolute paths, /dev/zero, FIFOs)
+                root = os.path.realpath(self.root)
+                full = os.path.realpath(os.path.join(root, rel))
+                if not isinstance(rel, str) or os.path.isabs(rel) or os.path.commonpath([root, full]) != root:
+                    raise ValueError("outside the work tree")
+                st = os.stat(full)
+                if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_TEXT_BLOB:
+                    raise ValueError("not a regular source file")
+                with open(full, encoding="utf-8") as f:
+                    src = f.read(MAX_TEXT_BLOB + 1)
                 self._parsed[rel] = (src.splitlines(keepends=True), ast.parse(src))
             except (OSError, SyntaxError, UnicodeDecodeError, ValueError):
                 self._parsed[rel] = None

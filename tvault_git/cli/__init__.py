@@ -13,6 +13,7 @@ import click
 
 from tvault_git.cli.app import cli
 from tvault_git.errors import TvaultError
+from tvault_git.textfmt import printable
 
 __all__ = ["cli", "main"]
 
@@ -22,7 +23,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         cli.main(args=argv, prog_name="git tvault", standalone_mode=False)
     except TvaultError as e:
-        click.echo(f"tvault: error: {e}", err=True)
+        click.echo(f"tvault: error: {printable(e, newlines=False)}", err=True)
         sys.exit(e.exit_code)
     except click.exceptions.Abort:
         click.echo("tvault: aborted", err=True)

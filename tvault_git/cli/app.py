@@ -24,6 +24,8 @@ COMMANDS: dict[str, str] = {
     "history": "models:history_cmd",
     "alias": "models:alias_cmd",
     "export": "entries:export_cmd",
+    "fsck": "check:fsck_cmd",
+    "rm": "check:rm_cmd",
     "fetch": "share:fetch_cmd",
     "pull": "share:pull_cmd",
     "push": "share:push_cmd",

@@ -21,7 +21,7 @@ from typing import Any
 import pygit2
 
 from tvault_git.diff import config
-from tvault_git.errors import InvalidInput
+from tvault_git.errors import InvalidInput, TvaultError
 from tvault_git.gitutil.repo import open_repo
 from tvault_git.registry import entries
 from tvault_git.spec.format import (
@@ -385,6 +385,7 @@ def _weights(repo: pygit2.Repository, a: Side, b: Side) -> dict[str, Any]:
     items: list[dict[str, Any]] = []
     to_read: list[tuple[str, Any, Any]] = []
     unchanged = 0
+    unread = ""
     for name, ra in wa.items():
         rb = wb.get(name)
         if rb is None:
@@ -414,6 +415,16 @@ def _weights(repo: pygit2.Repository, a: Side, b: Side) -> dict[str, Any]:
     if to_read:  # values of every changed tensor, streamed chunk by chunk in one pipeline
         pos = {it["name"]: it for it in items if "status" not in it}
         where = (f"entry {a.entry.short}", f"entry {b.entry.short}")  # type: ignore[union-attr]
+        from tvault_git.storage.packread import check_stored  # torch-free: object headers only
+
+        try:
+            check_stored(repo, [(n, ra) for n, ra, _ in to_read], where[0], None, a.chunk_bytes)
+            check_stored(repo, [(n, rb) for n, _, rb in to_read], where[1], None, b.chunk_bytes)
+        except TvaultError as e:  # e.g. 1 TB declared from one repeated chunk: not worth 8 hours of reading
+            for it in pos.values():
+                it.update(status="unread")
+            to_read = []
+            unread = str(e)
         from tvault_git.diff import weights_np  # numpy: only when tensor values are compared
 
         same_chunks = a.chunk_bytes == b.chunk_bytes
@@ -449,12 +460,14 @@ def _weights(repo: pygit2.Repository, a: Side, b: Side) -> dict[str, Any]:
             "added": "added",
             "removed": "removed",
             "bits": "with equal values but different bits",
+            "unread": "not compared",
         }
         summary = (
             ", ".join(
                 f"{counts[k]} tensor{'s' if counts[k] > 1 else ''} {w}" for k, w in words.items() if counts.get(k)
             )
             + f"; {unchanged} unchanged"
+            + (f" ({unread})" if unread else "")
         )
     return {"summary": summary, "changed": bool(items), "unchanged": unchanged, "counts": counts, "items": items}
 
@@ -594,6 +607,13 @@ def _context(repo: pygit2.Repository, a: Side, b: Side) -> dict[str, Any]:
     }
     if ca is None or cb is None:
         return {**out, "summary": "no training commit to compare", "changed": False}
+    gone = [c for c in (ca, cb) if commit_or_none(repo, c) is None]
+    if gone:  # a teammate never pushed it: every other section still compares
+        return {
+            **out,
+            "summary": f"training commit {gone[0][:10]} is not in this clone (fetch it to compare code history)",
+            "changed": False,
+        }
     out["commits"] = _commits_between(repo, ca, cb)
     if ca != cb:
         out["commits_only_in_a"] = _commits_between(repo, cb, ca)
@@ -634,6 +654,32 @@ def _context(repo: pygit2.Repository, a: Side, b: Side) -> dict[str, Any]:
     return {**out, "summary": "; ".join(parts), "changed": changed}
 
 
+def commit_or_none(repo: pygit2.Repository, sha: Any) -> pygit2.Commit | None:
+    """The commit ``sha`` names, or None: not here, not a commit, not a commit id (a pulled manifest says it)."""
+    if not isinstance(sha, str) or not re.fullmatch(r"[0-9a-f]{40}", sha):
+        return None
+    try:
+        o = repo.get(sha)
+    except (ValueError, pygit2.GitError):
+        return None
+    return o if o is not None and o.type == pygit2.enums.ObjectType.COMMIT else None
+
+
+def commit_message(c: pygit2.Commit) -> str:
+    """The message, even under an encoding header Python does not know (``encoding x-nope``)."""
+    try:
+        return c.message
+    except (LookupError, UnicodeDecodeError):
+        return c.raw_message.decode("utf-8", "replace")
+
+
+def _author(c: pygit2.Commit) -> str:
+    try:
+        return c.author.name
+    except (LookupError, UnicodeDecodeError):
+        return c.author.raw_name.decode("utf-8", "replace")
+
+
 def _commits_between(repo: pygit2.Repository, base: str, tip: str) -> list[dict[str, Any]]:
     if base == tip:
         return []
@@ -644,8 +690,8 @@ def _commits_between(repo: pygit2.Repository, base: str, tip: str) -> list[dict[
         out.append(
             {
                 "commit": str(c.id),
-                "subject": c.message.split("\n", 1)[0],
-                "author": c.author.name,
+                "subject": commit_message(c).split("\n", 1)[0],
+                "author": _author(c),
                 "time": c.commit_time,
             }
         )

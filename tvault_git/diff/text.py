@@ -82,6 +82,8 @@ def _weights_body(sec: dict[str, Any]) -> list[str]:
             out.append(click.style(f"! {name}  shape {tuple(it['shape_a'])} -> {tuple(it['shape_b'])}", fg="yellow"))
         elif st == "dtype":
             out.append(click.style(f"! {name}  dtype {it['dtype_a']} -> {it['dtype_b']}", fg="yellow"))
+        elif st == "unread":
+            out.append(f"? {name}  values not compared")
         else:
             out.append(
                 f"~ {name}  l2={_g(it['l2'])} rel={_g(it['relative'])} max={_g(it['max_abs'])} cos={_g(it['cosine'])}"

@@ -240,13 +240,13 @@ def merge_history(
     repo: pygit2.Repository,
     ref: str,
     theirs: pygit2.Commit,
-    merged_tree: Callable[[pygit2.Commit], pygit2.Oid],
+    merged_tree: Callable[[pygit2.Commit | None], pygit2.Oid],
     what: str,
 ) -> bool:
     """Bring another history of ``ref`` (a remote's notes or aliases) in; True when ``ref`` moved.
 
-    Creates the ref, or fast-forwards it, when that loses nothing; otherwise
-    commits ``merged_tree(ours)`` with parents (ours, theirs). Compare-and-swap,
+    Creates the ref, or fast-forwards it, when that gives exactly ``merged_tree(ours)`` (ours is
+    None when the ref does not exist yet); otherwise commits that tree with parents (ours, theirs). Compare-and-swap,
     retried while another writer moves the ref.
     """
     sig = signature(repo)
@@ -258,18 +258,25 @@ def merge_history(
         except pygit2.GitError:
             r = None
         try:
-            if r is None:
-                repo.references.create(ref, theirs.id, force=False)
+            ours = None if r is None else r.peel(pygit2.Commit)
+            if ours is not None and (ours.id == theirs.id or repo.descendant_of(ours.id, theirs.id)):
+                return
+            # Their history is adopted as is only when merging would give the same tree: a remote
+            # cannot make us take lines or records the merge rule refuses (re-pointed entries,
+            # future-dated aliases) just by building on our tip.
+            tree = merged_tree(ours)
+            if tree == theirs.tree_id and (ours is None or repo.descendant_of(theirs.id, ours.id)):
+                if r is None:
+                    repo.references.create(ref, theirs.id, force=False)
+                else:
+                    r.set_target(theirs.id, message=f"tvault: fast-forward {what}")
                 moved[0] = True
                 return
-            ours = r.peel(pygit2.Commit)
-            if ours.id == theirs.id or repo.descendant_of(ours.id, theirs.id):
-                return
-            if repo.descendant_of(theirs.id, ours.id):
-                r.set_target(theirs.id, message=f"tvault: fast-forward {what}")
-                moved[0] = True
-                return
-            repo.create_commit(ref, sig, sig, f"tvault: merge {what}\n", merged_tree(ours), [ours.id, theirs.id])
+            if ours is None:
+                c = repo.create_commit(None, sig, sig, f"tvault: merge {what}\n", tree, [theirs.id])
+                repo.references.create(ref, c, force=False)
+            else:  # parents (ours, theirs), even when nothing of theirs was taken: the next pull is a no-op
+                repo.create_commit(ref, sig, sig, f"tvault: merge {what}\n", tree, [ours.id, theirs.id])
             moved[0] = True
         except (pygit2.GitError, OSError) as e:  # another writer moved the ref: start over
             raise Conflict(str(e)) from None

@@ -23,13 +23,12 @@ from typing import Any
 
 import pygit2
 
-from tvault_git.errors import RefNotFound
+from tvault_git.errors import RefNotFound, TvaultError
 from tvault_git.gitutil.repo import adjust_shared_perm, common_dir, shared_umask
 from tvault_git.registry import notes
 from tvault_git.registry.entries import read_manifest, read_manifests
-from tvault_git.spec.format import NOTES_REF
 
-SCHEMA = "5"  # 5: configuration values (kind "config") in kv; 4: an entry may be listed on several commits (hooks, rewrites): key (id, commit_id), shadowed
+SCHEMA = "6"  # 6: damaged entries get a row (missing=2, problem) instead of failing the build; 5: configuration values (kind "config") in kv; 4: an entry may be listed on several commits (hooks, rewrites): key (id, commit_id), shadowed
 FILE_NAME = "index.sqlite"
 
 _DDL = """
@@ -38,7 +37,7 @@ CREATE TABLE IF NOT EXISTS entries(
     id TEXT NOT NULL, commit_id TEXT NOT NULL, seq INTEGER, idx INTEGER,
     missing INTEGER NOT NULL DEFAULT 0, base TEXT, shadowed INTEGER NOT NULL DEFAULT 0,
     name TEXT, result REAL, res_js TEXT, created TEXT, ts REAL, author TEXT, email TEXT,
-    branch TEXT, dirty INTEGER, message TEXT, tags TEXT, metrics TEXT,
+    branch TEXT, dirty INTEGER, message TEXT, tags TEXT, metrics TEXT, problem TEXT,
     PRIMARY KEY (id, commit_id));
 CREATE INDEX IF NOT EXISTS entries_commit ON entries(commit_id);
 CREATE INDEX IF NOT EXISTS entries_result ON entries(result);
@@ -56,11 +55,9 @@ def cache_path(repo: pygit2.Repository) -> str:
 
 
 def _notes_tip(repo: pygit2.Repository) -> pygit2.Commit | None:
-    try:
-        r = repo.references.get(NOTES_REF)
-    except pygit2.GitError:
-        return None
-    return None if r is None else r.peel(pygit2.Commit)
+    """The notes commit (CorruptEntry, one line, when the ref points at something else)."""
+    tip, _ = notes._notes_tree(repo)
+    return None if tip is None else repo[tip]
 
 
 def _connect(path: str | None) -> sqlite3.Connection:
@@ -115,7 +112,10 @@ def _ts(created: Any) -> float | None:
 def _num(v: Any) -> float | None:
     if isinstance(v, bool) or not isinstance(v, (int, float)):
         return None
-    f = float(v)
+    try:
+        f = float(v)
+    except OverflowError:
+        return None
     return f if math.isfinite(f) else None
 
 
@@ -137,17 +137,26 @@ def canonical(v: Any) -> str:
 _CANON = json.JSONEncoder(sort_keys=True, separators=(",", ":"))  # json.dumps would build one per call
 
 
-def _row(repo: pygit2.Repository, entry_id: str) -> tuple[dict[str, Any] | None, list[tuple]]:
+def _row(repo: pygit2.Repository, entry_id: str) -> tuple[dict[str, Any] | str | None, list[tuple]]:
     """Manifest fields and kv rows of one entry; (None, []) when its objects are not here."""
     try:
         return _fields(entry_id, read_manifest(repo, entry_id))
     except RefNotFound:
         return None, []
+    except TvaultError as e:
+        return _fields(entry_id, e)
 
 
-def _fields(entry_id: str, m: dict[str, Any] | None) -> tuple[dict[str, Any] | None, list[tuple]]:
+def _fields(entry_id: str, m: dict[str, Any] | TvaultError | None) -> tuple[dict[str, Any] | str | None, list[tuple]]:
+    """(fields, kv rows); fields None: objects not here; a string: why the entry cannot be read.
+
+    The per-entry error boundary of the cache: one damaged entry is a row saying so, never a
+    failed build (which would take ``log``, ``find`` and the web UI down for every entry).
+    """
     if m is None:
         return None, []
+    if isinstance(m, TvaultError):
+        return str(m) or type(m).__name__, []
     author = m.get("author") or {}
     tags = m.get("tags") if isinstance(m.get("tags"), dict) else {}
     metrics = m.get("metrics") if isinstance(m.get("metrics"), dict) else {}
@@ -170,6 +179,7 @@ def _fields(entry_id: str, m: dict[str, Any] | None) -> tuple[dict[str, Any] | N
         "tags": canonical(tags),
         "metrics": canonical(metrics),
         "base": m.get("commit") if isinstance(m.get("commit"), str) else None,
+        "problem": None,
     }
     return fields, kv
 
@@ -188,13 +198,14 @@ _FIELDS = (
     "tags",
     "metrics",
     "base",
+    "problem",
 )
 
 
 def _store(con: sqlite3.Connection, repo: pygit2.Repository, commit: str, lines: list[notes.NoteLine]) -> None:
     """Make the rows for ``commit`` match its note: indexes, new and dropped entries."""
     have = {r[0]: r[1] for r in con.execute("SELECT id, missing FROM entries WHERE commit_id=?", (commit,))}
-    wanted = {n.entry for n in lines}
+    wanted = {n.entry for n in lines if not n.removed}
     gone = [i for i in have if i not in wanted]
     if gone:
         con.executemany("DELETE FROM entries WHERE id=? AND commit_id=?", [(i, commit) for i in gone])
@@ -203,6 +214,8 @@ def _store(con: sqlite3.Connection, repo: pygit2.Repository, commit: str, lines:
             [(i,) for i in gone],
         )
     for idx, n in enumerate(lines):
+        if n.removed:
+            continue
         if n.entry in have and not have[n.entry]:
             con.execute("UPDATE entries SET seq=?, idx=? WHERE id=? AND commit_id=?", (n.seq, idx, n.entry, commit))
             continue
@@ -215,10 +228,12 @@ _INSERT_ENTRY = (
 )
 
 
-def _entry_row(entry_id: str, commit: str, seq: int, idx: int, fields: dict[str, Any] | None) -> tuple:
-    """One entries row; ``fields`` None: indexed, objects not here yet (missing=1)."""
+def _entry_row(entry_id: str, commit: str, seq: int, idx: int, fields: dict[str, Any] | str | None) -> tuple:
+    """One entries row; ``fields`` None: indexed, objects not here yet (missing=1); a string: damaged (missing=2)."""
     if fields is None:
         return (entry_id, commit, seq, idx, 1) + (None,) * len(_FIELDS)
+    if isinstance(fields, str):
+        return (entry_id, commit, seq, idx, 2) + (None,) * (len(_FIELDS) - 1) + (fields,)
     return (entry_id, commit, seq, idx, 0) + tuple(fields[f] for f in _FIELDS)
 
 
@@ -247,12 +262,16 @@ def _bulk_load(con: sqlite3.Connection, repo: pygit2.Repository, tree: pygit2.Tr
     entry_rows: list[tuple] = []
     kv_rows: list[tuple] = []
     listed = list(notes.walk_tree(repo, tree))
-    ids = list(dict.fromkeys(n.entry for _, lines in listed for n in lines))  # once, even if on several commits
+    ids = list(
+        dict.fromkeys(n.entry for _, lines in listed for n in lines if not n.removed)
+    )  # once, even if on several commits
     rows = {i: _fields(i, m) for i, m in read_manifests(repo, ids).items()}
-    for _, kv in rows.values():
+    for _fields_row, kv in rows.values():
         kv_rows += kv
     for commit, lines in listed:
         for idx, n in enumerate(lines):
+            if n.removed:
+                continue
             entry_rows.append(_entry_row(n.entry, commit, n.seq, idx, rows[n.entry][0]))
     entry_rows.sort(key=lambda r: (r[0], r[1]))
     kv_rows.sort(key=lambda r: r[0])
@@ -293,7 +312,7 @@ def refresh(repo: pygit2.Repository) -> sqlite3.Connection:
         for entry_id, commit, seq, idx in con.execute(
             "SELECT id, commit_id, seq, idx FROM entries WHERE missing=1"
         ).fetchall():
-            if repo.get(entry_id) is not None:
+            if entry_id in repo:
                 _insert(con, repo, commit, seq, idx, entry_id)
         _mark_shadowed(con)
         con.execute("COMMIT")
@@ -353,3 +372,15 @@ def rebuild(repo: pygit2.Repository) -> int:
     n = con.execute("SELECT COUNT(*) FROM entries WHERE missing=0").fetchone()[0]
     con.close()
     return int(n)
+
+
+def damaged(repo: pygit2.Repository) -> list[tuple[str, str, int, str]]:
+    """Indexed entries that cannot be read: (id, commit, index, why), one per entry."""
+    con = refresh(repo)
+    try:
+        rows = con.execute(
+            "SELECT id, min(commit_id), idx, problem FROM entries WHERE missing = 2 GROUP BY id ORDER BY id"
+        ).fetchall()
+    finally:
+        con.close()
+    return [(str(a), str(b), int(c), str(d)) for a, b, c, d in rows]

@@ -11,9 +11,20 @@ from typing import Any
 
 import pygit2
 
-from tvault_git.errors import AmbiguousRef, CorruptEntry, RefNotFound
+from tvault_git.errors import AmbiguousRef, CorruptEntry, RefNotFound, TvaultError
 from tvault_git.registry import notes
-from tvault_git.spec.format import MANIFEST, REF_PREFIX, WEIGHTS, check_version, parse_json
+from tvault_git.spec.format import (
+    MANIFEST,
+    MAX_JSON_BLOB,
+    MAX_PATCH,
+    MAX_TEXT_BLOB,
+    PATCH,
+    REF_PREFIX,
+    WEIGHTS,
+    parse_json,
+    validate_manifest,
+    validate_tensor_record,
+)
 from tvault_git.spec.refs import EntryRef
 from tvault_git.spec.tables import TensorTable, parse_table
 
@@ -28,6 +39,7 @@ class Entry:
     name: str | None = None
     result: str | None = None
     new_bytes: int = field(default=0, compare=False)
+    removed: bool = False  # a ``removed`` line (git tvault rm) holds its slot, so later indexes never shift
     _repo: pygit2.Repository | None = field(default=None, repr=False, compare=False)
     _manifest: dict[str, Any] | None = field(default=None, repr=False, compare=False)
 
@@ -61,77 +73,135 @@ def entry_tree(repo: pygit2.Repository, entry_id: str) -> pygit2.Tree:
     return obj.tree
 
 
-def read_blob(repo: pygit2.Repository, tree: pygit2.Tree, path: str) -> bytes | None:
+def blob_cap(path: str) -> int:
+    """The most bytes a reader takes for one part of an entry (docs/FORMAT.md, Limits)."""
+    if path.endswith(".json"):
+        return MAX_JSON_BLOB
+    return MAX_PATCH if path == PATCH else MAX_TEXT_BLOB
+
+
+def blob_size(repo: pygit2.Repository, oid: pygit2.Oid | str, what: str, cap: int) -> int:
+    """The size of blob ``oid`` from its header (nothing is inflated); CorruptEntry when it is not a
+    blob, is missing or is over ``cap``: a 300 KB zlib bomb must never become 96 MiB in memory."""
+    try:
+        kind, size = repo.odb.read_header(oid if isinstance(oid, pygit2.Oid) else pygit2.Oid(hex=oid))
+    except (KeyError, ValueError, pygit2.GitError):
+        raise CorruptEntry(f"{what} is missing from the repository") from None
+    if kind != pygit2.enums.ObjectType.BLOB:
+        raise CorruptEntry(f"{what} is not a file")
+    if size > cap:
+        raise CorruptEntry(f"{what} is {size} bytes, over the {cap} byte limit")
+    return size
+
+
+def read_blob(repo: pygit2.Repository, tree: pygit2.Tree, path: str, cap: int | None = None) -> bytes | None:
+    """A part of an entry (None when absent), its size checked from the header before it is read."""
     try:
         e = tree[path]
-    except KeyError:
+    except (KeyError, ValueError):
         return None
-    obj = repo[e.id]
-    if obj.type != pygit2.enums.ObjectType.BLOB:
+    if e.filemode not in (
+        pygit2.enums.FileMode.BLOB,
+        pygit2.enums.FileMode.BLOB_EXECUTABLE,
+        pygit2.enums.FileMode.LINK,
+    ):
         raise CorruptEntry(f"{path} in the entry is not a file")
-    return obj.data
+    blob_size(repo, e.id, f"{path} in the entry", blob_cap(path) if cap is None else cap)
+    return repo[e.id].data
+
+
+def read_text(repo: pygit2.Repository, tree: pygit2.Tree, path: str) -> str:
+    """A text part (architecture, source, patch): '' when absent; over its limit, a note saying so."""
+    try:
+        data = read_blob(repo, tree, path)
+    except CorruptEntry as e:
+        return f"({e})\n"
+    return (data or b"").decode("utf-8", "replace")
 
 
 def read_json(repo: pygit2.Repository, entry_id: str, path: str) -> Any:
-    data = read_blob(repo, entry_tree(repo, entry_id), path)
-    return None if data is None else parse_json(data, f"entry {entry_id[:10]}: {path}")
+    where = f"entry {entry_id[:10]}: {path}"
+    try:
+        data = read_blob(repo, entry_tree(repo, entry_id), path)
+    except CorruptEntry as e:
+        raise CorruptEntry(f"entry {entry_id[:10]}: {e}; the entry is damaged") from None
+    return None if data is None else parse_json(data, where)
 
 
 def read_manifest(repo: pygit2.Repository, entry_id: str) -> dict[str, Any]:
-    return _parse_manifest(read_blob(repo, entry_tree(repo, entry_id), MANIFEST), entry_id)
+    """The validated manifest; RefNotFound (objects not here), CorruptEntry or UnsupportedFormat."""
+    tree = entry_tree(repo, entry_id)
+    try:
+        data = read_blob(repo, tree, MANIFEST)
+    except CorruptEntry as e:
+        raise CorruptEntry(f"entry {entry_id[:10]}: {e}; the entry is damaged") from None
+    return _parse_manifest(data, entry_id)
 
 
-def read_manifests(repo: pygit2.Repository, ids: list[str]) -> dict[str, dict[str, Any] | None]:
-    """Many manifests at once (None: the entry's objects are not here), for building the query cache.
+def read_manifests(repo: pygit2.Repository, ids: list[str]) -> dict[str, dict[str, Any] | TvaultError | None]:
+    """Many manifests at once, for building the query cache: per id the manifest, None (the entry's
+    objects are not here), or the error that makes it unreadable (damaged, newer format). One bad
+    entry never fails the others.
 
     One ``git cat-file --batch`` reads 100,000 of them in ~1 s; libgit2, one
-    entry at a time (commit, tree, blob), takes ~5 s. Where git cannot be
-    run, it is one at a time.
+    entry at a time (commit, tree, blob), takes ~5 s. ``--batch-check`` first
+    gives every size from the object headers, so a manifest over the limit is
+    never read. Where git cannot be run, it is one at a time.
     """
+    out: dict[str, dict[str, Any] | TvaultError | None] = {}
     try:
+        spec = "".join(f"{i}:{MANIFEST}\n" for i in ids).encode()
+        p = subprocess.run(
+            ["git", "--git-dir", repo.path, "cat-file", "--batch-check"], input=spec, capture_output=True, check=True
+        )
+        heads = p.stdout.split(b"\n")
+        ok = []
+        for i, line in zip(ids, heads):
+            head = line.split()
+            if len(head) == 3 and head[1] == b"blob" and head[2].isdigit() and int(head[2]) <= MAX_JSON_BLOB:
+                ok.append(i)
+            else:
+                out[i] = _one(repo, i)
         p = subprocess.run(
             ["git", "--git-dir", repo.path, "cat-file", "--batch"],
-            input="".join(f"{i}:{MANIFEST}\n" for i in ids).encode(),
+            input="".join(f"{i}:{MANIFEST}\n" for i in ok).encode(),
             capture_output=True,
             check=True,
         )
     except (OSError, subprocess.CalledProcessError):
-        out: dict[str, dict[str, Any] | None] = {}
-        for i in ids:
-            try:
-                out[i] = read_manifest(repo, i)
-            except RefNotFound:
-                out[i] = None
-        return out
-    data, pos, out = p.stdout, 0, {}
-    for i in ids:
+        return {i: _one(repo, i) for i in ids}
+    data, pos = p.stdout, 0
+    for i in ok:
         end = data.index(b"\n", pos)
         head = data[pos:end].split()
         pos = end + 1
-        if len(head) != 3:  # "<name> missing": the entry commit is not here (fetch it), or has no manifest
-            try:
-                entry_tree(repo, i)
-            except RefNotFound:
-                out[i] = None
-                continue
-            _parse_manifest(None, i)  # raises: not a tvault entry
+        if len(head) != 3:  # changed between the two reads: the careful path decides
+            out[i] = _one(repo, i)
+            continue
         size = int(head[2])
-        if head[1] != b"blob":
-            raise CorruptEntry(f"entry {i[:10]}: {MANIFEST} is not a file")
-        out[i] = _parse_manifest(data[pos : pos + size], i)
+        try:
+            out[i] = _parse_manifest(data[pos : pos + size], i)
+        except TvaultError as e:
+            out[i] = e
         pos += size + 1
     return out
+
+
+def _one(repo: pygit2.Repository, entry_id: str) -> dict[str, Any] | TvaultError | None:
+    """One manifest through libgit2: None when the objects are not here, the error when unreadable."""
+    try:
+        return read_manifest(repo, entry_id)
+    except RefNotFound:
+        return None
+    except TvaultError as e:
+        return e
 
 
 def _parse_manifest(data: bytes | None, entry_id: str) -> dict[str, Any]:
     where = f"entry {entry_id[:10]}"
     if data is None:
         raise CorruptEntry(f"{where} has no {MANIFEST}; it is not a tvault entry")
-    m = parse_json(data, f"{where}: {MANIFEST}")
-    if not isinstance(m, dict):
-        raise CorruptEntry(f"{where}: {MANIFEST} is not an object")
-    check_version(m, where)
-    return m
+    return validate_manifest(parse_json(data, f"{where}: {MANIFEST}"), where)
 
 
 def tensor_table(repo: pygit2.Repository, entry_id: str, path: str = WEIGHTS) -> TensorTable:
@@ -146,7 +216,10 @@ def tensor_table(repo: pygit2.Repository, entry_id: str, path: str = WEIGHTS) ->
 
 def weight_records(repo: pygit2.Repository, entry_id: str, path: str = WEIGHTS) -> dict[str, dict[str, Any]]:
     """Tensor records in state_dict order: name -> {dtype, shape, nbytes, chunks}."""
-    return tensor_table(repo, entry_id, path).tensors
+    table = tensor_table(repo, entry_id, path)
+    for n, rec in table.tensors.items():  # every record, before any caller formats or reads one
+        validate_tensor_record(n, rec, f"entry {entry_id[:10]}: {path}", table.chunk_bytes)
+    return table.tensors
 
 
 def entries(repo: pygit2.Repository) -> list[Entry]:
@@ -154,14 +227,24 @@ def entries(repo: pygit2.Repository) -> list[Entry]:
     out: list[Entry] = []
     for commit, lines in notes.walk(repo):
         for i, n in enumerate(lines):
-            out.append(Entry(n.entry, commit, i, n.name, n.result, _repo=repo))
-    out = preferred(out)
-    out.sort(key=lambda e: (e.manifest.get("created", ""), e.id), reverse=True)
-    return out
+            if not n.removed:
+                out.append(Entry(n.entry, commit, i, n.name, n.result, _repo=repo))
+    readable = []
+    for e in preferred(out):
+        try:
+            _ = e.manifest
+        except TvaultError:  # objects not here, damaged or newer: 'git tvault fsck' lists them
+            continue
+        readable.append(e)
+    readable.sort(key=lambda e: (str(e.manifest.get("created") or ""), e.id), reverse=True)
+    return readable
 
 
 def entries_on(repo: pygit2.Repository, commit: str) -> list[Entry]:
-    return [Entry(n.entry, commit, i, n.name, n.result, _repo=repo) for i, n in enumerate(notes.read(repo, commit))]
+    return [
+        Entry(n.entry, commit, i, n.name, n.result, removed=n.removed, _repo=repo)
+        for i, n in enumerate(notes.read(repo, commit))
+    ]
 
 
 def resolve_commit(repo: pygit2.Repository, rev: str) -> str:
@@ -186,6 +269,8 @@ def resolve(repo: pygit2.Repository, ref: str) -> Entry:
         if i >= len(found):
             have = f"indexes 0..{len(found) - 1}" if found else "no entries"
             raise RefNotFound(f"commit {commit[:7]} has {have}; there is no model {i}")
+        if found[i].removed:
+            raise RefNotFound(f"model {i} on commit {commit[:7]} (entry {found[i].short}) was removed (git tvault rm)")
         return found[i]
     if parsed is not None and parsed.kind == "id":
         matches = _by_prefix(repo, parsed.prefix)
@@ -212,7 +297,7 @@ def preferred(found: list[Entry]) -> list[Entry]:
             continue
         try:
             base = group[0].manifest.get("commit")
-        except (RefNotFound, CorruptEntry):
+        except TvaultError:
             base = None
         out.append(min(group, key=lambda e: (e.commit == base, e.commit)))
     return out
@@ -230,6 +315,6 @@ def _by_prefix(repo: pygit2.Repository, prefix: str) -> list[Entry]:
     found: list[Entry] = []
     for commit, lines in notes.walk(repo, containing=prefix):  # notes that cannot list it stay unparsed
         for i, n in enumerate(lines):
-            if n.entry in wanted:
+            if n.entry in wanted and not n.removed:
                 found.append(Entry(n.entry, commit, i, n.name, n.result, _repo=repo))
     return preferred(found)

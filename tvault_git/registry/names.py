@@ -26,10 +26,10 @@ from dataclasses import dataclass, field
 
 import pygit2
 
-from tvault_git.errors import InvalidInput, RefNotFound
+from tvault_git.errors import CorruptEntry, InvalidInput, RefNotFound, StorageError, TvaultError
 from tvault_git.gitutil.repo import commit_to_ref, merge_history, retry_locked, signature
 from tvault_git.registry import entries, notes
-from tvault_git.spec.format import ALIASES_FILE, ALIASES_REF, NAME_RE, NOTES_REF
+from tvault_git.spec.format import ALIASES_FILE, ALIASES_REF, MAX_ALIASES, NAME_RE, NOTES_REF
 
 RESERVED = ("latest",)  # computed, never stored
 # Computed unless stored: a stored ``best`` (format 1.1; e.g. set by a training callback that ranks by
@@ -59,11 +59,11 @@ class AliasRecord:
         return f"alias {self.name} {self.alias} {self.entry or '-'} {self.time} {self.who}"
 
 
-def _ts(created: str) -> float:
+def _ts(created: str) -> float | None:
     try:
         d = _dt.datetime.fromisoformat(created.replace("Z", "+00:00"))
     except ValueError:
-        return 0.0
+        return None
     if d.tzinfo is None:
         d = d.replace(tzinfo=_dt.timezone.utc)
     return d.timestamp()
@@ -79,20 +79,9 @@ def _named_lines(
                 yield commit, i, n
 
 
-def names(repo: pygit2.Repository) -> list[str]:
+def names(repo: pygit2.Repository, notes_ref: str = NOTES_REF) -> list[str]:
     """Model names that have entries, sorted."""
-    return sorted({n.name for _, _, n in _named_lines(repo) if n.name})
-
-
-def _created(repo: pygit2.Repository, n: notes.NoteLine) -> str | None:
-    """Creation time from the note line (new entries) or the manifest (older ones, when local)."""
-    if n.created:
-        return n.created
-    try:
-        c = entries.read_manifest(repo, n.entry).get("created")
-    except RefNotFound:
-        return None
-    return c if isinstance(c, str) else None
+    return sorted({n.name for _, _, n in _named_lines(repo, notes_ref) if n.name and not n.removed})
 
 
 def versions(
@@ -100,33 +89,60 @@ def versions(
 ) -> list[Version]:
     """Versions of ``name``, oldest first, numbered from 1 identically in every clone.
 
-    ``notes_ref``/``aliases_ref`` let remotes.py number a remote's versions from its fetched index.
+    Where an entry's objects are here, its manifest is the authority: a note line that names it
+    differently is ignored, and its creation time and result come from the manifest, never from
+    a (pulled) note line. Damaged entries are left out (``git tvault fsck`` lists them); entries
+    whose objects are not here are numbered from their note line. ``notes_ref``/``aliases_ref``
+    let share/sync.py number a remote's versions from its fetched index.
     """
-    found: list[tuple[float, str, str, entries.Entry]] = []
-    lines = {}
+    lines: dict[str, list[tuple[str, int, notes.NoteLine]]] = {}
     for commit, i, n in _named_lines(repo, notes_ref, name):
         if n.name == name:
             lines.setdefault(n.entry, []).append((commit, i, n))
-    for group in lines.values():
+    local = [e for e in lines if _has_object(repo, e)]
+    manifests = entries.read_manifests(repo, local) if local else {}
+    found: list[tuple[float, str, str, entries.Entry]] = []
+    for eid, group in lines.items():
         commit, i, n = group[0]
         if len(group) > 1:  # listed on several commits: the same choice as everywhere else
             pick = entries.preferred([entries.Entry(n.entry, c, k, n.name, n.result, _repo=repo) for c, k, _ in group])[
                 0
             ]
             commit, i = pick.commit, pick.index
-        created = _created(repo, n)
-        if created is None:
-            continue  # indexed, but neither the note nor local objects say when: cannot be numbered
-        found.append((_ts(created), n.entry, created, entries.Entry(n.entry, commit, i, n.name, n.result, _repo=repo)))
+        removed = all(x[2].removed for x in group)
+        m = manifests.get(eid)
+        if isinstance(m, TvaultError):
+            continue
+        if isinstance(m, dict):
+            if m.get("name") != name:
+                continue  # the line lies about the entry's name
+            created = m.get("created")
+            res = m.get("result")
+            result = None if res is None else repr(float(res))
+        else:
+            created, result = n.created, n.result
+        if not isinstance(created, str) or _ts(created) is None:
+            continue  # neither the manifest nor the note says when: cannot be numbered
+        e = entries.Entry(eid, commit, i, name, result, removed=removed, _repo=repo)
+        if isinstance(m, dict):
+            e._manifest = m
+        found.append((_ts(created), eid, created, e))  # type: ignore[arg-type]
     if not found:
         raise RefNotFound(
-            f"no model named {name!r}; names: {', '.join(names(repo)) or 'none yet'} (log one with log_all(..., name=...))"
+            f"no model named {name!r}; names: {', '.join(names(repo, notes_ref)) or 'none yet'} (log one with log_all(..., name=...))"
         )
     found.sort(key=lambda t: (t[0], t[1]))
     by_entry: dict[str, list[str]] = {}
     for alias, eid in aliases(repo, name, ref=aliases_ref).items():
         by_entry.setdefault(eid, []).append(alias)
     return [Version(k + 1, e, c, sorted(by_entry.get(eid, []))) for k, (_, eid, c, e) in enumerate(found)]
+
+
+def _has_object(repo: pygit2.Repository, oid: str) -> bool:
+    try:
+        return oid in repo
+    except (ValueError, pygit2.GitError):
+        return False
 
 
 # --- aliases -----------------------------------------------------------------
@@ -172,13 +188,26 @@ def _tip(repo: pygit2.Repository, ref: str) -> pygit2.Commit | None:
         r = repo.references.get(ref)
     except pygit2.GitError:
         return None
-    return None if r is None else r.peel(pygit2.Commit)
+    if r is None:
+        return None
+    try:
+        return r.peel(pygit2.Commit)
+    except (ValueError, pygit2.GitError, pygit2.InvalidSpecError):
+        raise CorruptEntry(
+            f"{ref} does not point at a commit; delete it with 'git update-ref -d {ref}' and pull again"
+        ) from None
 
 
-def _text(repo: pygit2.Repository, commit: pygit2.Commit) -> str:
+def _text(repo: pygit2.Repository, commit: pygit2.Commit | None) -> str:
+    """The aliases blob of ``commit`` ('' when absent, not a file, or over MAX_ALIASES: read from the header first)."""
+    if commit is None:
+        return ""
     try:
         e = commit.tree[ALIASES_FILE]
-    except KeyError:
+        kind, size = repo.odb.read_header(e.id)
+    except (KeyError, ValueError, pygit2.GitError):
+        return ""
+    if kind != pygit2.enums.ObjectType.BLOB or size > MAX_ALIASES:
         return ""
     return repo[e.id].data.decode("utf-8", "replace")
 
@@ -216,7 +245,10 @@ def _write(repo: pygit2.Repository, change: AliasRecord, ref: str = ALIASES_REF)
         msg = f"tvault: alias {change.name}@{change.alias} -> {(change.entry or 'removed')[:12]}\n"
         commit_to_ref(repo, ref, msg, tb.write(), tip.id if tip is not None else None)
 
-    retry_locked(step, ref, repo=repo)
+    try:
+        retry_locked(step, ref, repo=repo)
+    except (OSError, pygit2.GitError) as e:  # read-only .git, disk full
+        raise StorageError(f"could not record the alias: {e}") from None
 
 
 def set_alias(repo: pygit2.Repository, name: str, target_ref: str, alias: str) -> Version:
@@ -251,13 +283,19 @@ def merge_alias_ref(repo: pygit2.Repository, other: pygit2.Oid | str, ref: str =
     the union of both sides (newest record per alias wins): nothing is discarded.
     """
     other_c = repo.get(str(other))
-    if other_c is None:
-        raise RefNotFound(f"alias history {str(other)[:12]} is not in this repository")
-    other_c = other_c.peel(pygit2.Commit)
+    if other_c is None or other_c.type != pygit2.enums.ObjectType.COMMIT:
+        raise CorruptEntry(f"alias history {str(other)[:12]} is not a commit in this repository")
+    now = _now()
 
-    def union(ours: pygit2.Commit) -> pygit2.Oid:
+    def union(ours: pygit2.Commit | None) -> pygit2.Oid:
         recs = parse_records(_text(repo, ours))
+        base = repo.merge_base(ours.id, other_c.id) if ours is not None else None
+        seen = set(parse_records(_text(repo, repo[base])).values()) if base is not None else set()
         for k, r in parse_records(_text(repo, other_c)).items():
+            if r in seen:
+                continue  # not a change on their side since we last merged: a record wins once, not every pull
+            if r.time > now:  # dated in the future: it counts as made now, so a later real change still wins
+                r = AliasRecord(r.name, r.alias, r.entry, now, r.who)
             if k not in recs or (r.time, r.render()) > (recs[k].time, recs[k].render()):
                 recs[k] = r
         tb = repo.TreeBuilder()
@@ -275,7 +313,7 @@ def best(vs: list[Version]) -> Version | None:
     scored = []
     for v in vs:
         try:
-            if v.entry.result is not None:
+            if v.entry.result is not None and not v.entry.removed:
                 scored.append((float(v.entry.result), v.number, v))
         except ValueError:  # a note written by something else: not a number, not a candidate
             pass
@@ -291,9 +329,12 @@ def resolve(
         k = int(selector)
         if not 1 <= k <= len(vs):
             raise RefNotFound(f"{name} has versions 1..{len(vs)}; there is no version {k}")
-        return vs[k - 1].entry
+        return _live(vs[k - 1].entry, f"{name}@{k}")
     if selector == "latest":
-        return vs[-1].entry
+        live = [v for v in vs if not v.entry.removed]
+        if not live:
+            raise RefNotFound(f"every version of {name} was removed (git tvault rm)")
+        return live[-1].entry
     al = aliases(repo, name, ref=aliases_ref)
     if selector == "best" and "best" not in al:
         top = best(vs)
@@ -306,6 +347,12 @@ def resolve(
             raise RefNotFound(
                 f"{name}@{selector} points at entry {al[selector][:12]}, which is not here; fetch it (git tvault fetch REMOTE {name}@{selector})"
             )
-        return hit.entry
+        return _live(hit.entry, f"{name}@{selector}")
     known = ", ".join(sorted(set(al) | set(COMPUTED)))
     raise RefNotFound(f"{name} has no version or alias {selector!r} (aliases: {known})")
+
+
+def _live(e: entries.Entry, ref: str) -> entries.Entry:
+    if e.removed:
+        raise RefNotFound(f"{ref} (entry {e.short}) was removed (git tvault rm)")
+    return e

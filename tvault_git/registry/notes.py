@@ -16,8 +16,9 @@ from dataclasses import dataclass
 
 import pygit2
 
+from tvault_git.errors import CorruptEntry, InvalidInput
 from tvault_git.gitutil.repo import commit_to_ref, merge_history, retry_locked
-from tvault_git.spec.format import NOTES_REF
+from tvault_git.spec.format import MAX_NOTE, NOTES_REF
 
 _ENTRY_RE = re.compile(r"[0-9a-f]{40}")
 _FANOUT_RE = re.compile(r"[0-9a-f]{2}")  # a notes fanout directory
@@ -31,6 +32,7 @@ class NoteLine:
     name: str | None
     result: str | None
     created: str | None = None  # the manifest's timestamp, so versions can be numbered from notes alone
+    removed: bool = False  # a ``removed <entry-id>`` line (git tvault rm) names it: the slot stays, the entry is gone
 
     def render(self) -> str:
         line = (
@@ -39,11 +41,25 @@ class NoteLine:
         return line + (f" created={self.created}" if self.created else "")
 
 
+def lines_of(text: str) -> list[str]:
+    """Split on LF only, as git does: U+2028 and other separators never start a line git does not show."""
+    return text.split("\n")
+
+
 def parse(text: str) -> list[NoteLine]:
-    """Entry lines of a note, in index order; unknown lines are ignored (forward compatible)."""
+    """Entry lines of a note, in index order; unknown lines are ignored (forward compatible).
+
+    ``removed <entry-id>`` (written by ``git tvault rm``, format 1.1) marks an entry removed: it
+    keeps its slot, so the entries after it keep their index. A ``seq`` must be a non-negative
+    integer of at most 18 digits; other lines are not entry lines.
+    """
     out: dict[str, NoteLine] = {}
-    for raw in text.split("\n"):  # LF and SP only, as the spec says (splitlines() also splits at U+2028)
+    gone: set[str] = set()
+    for raw in lines_of(text):
         parts = raw.split(" ")
+        if len(parts) >= 2 and parts[0] == "removed" and _ENTRY_RE.fullmatch(parts[1]):
+            gone.add(parts[1])
+            continue
         if len(parts) < 3 or parts[0] != "model" or not _SEQ_RE.fullmatch(parts[1]):
             continue
         seq = int(parts[1])
@@ -64,7 +80,34 @@ def parse(text: str) -> list[NoteLine]:
             out[entry] = NoteLine(seq, entry, name, result, created or (prev.created if prev else None))
         elif prev.created is None and created:
             out[entry] = NoteLine(prev.seq, entry, prev.name, prev.result, created)
+    for e in gone & set(out):
+        n = out[e]
+        out[e] = NoteLine(n.seq, n.entry, n.name, n.result, n.created, True)
     return sorted(out.values(), key=lambda n: (n.seq, n.entry))
+
+
+def note_text(repo: pygit2.Repository, oid: pygit2.Oid | str, commit: str = "") -> str | None:
+    """A note's text, or None when it is over MAX_NOTE (checked from the object header, never read)."""
+    try:
+        kind, size = repo.odb.read_header(oid if isinstance(oid, pygit2.Oid) else pygit2.Oid(hex=str(oid)))
+    except (KeyError, ValueError, pygit2.GitError):
+        return None
+    if kind != pygit2.enums.ObjectType.BLOB or size > MAX_NOTE:
+        _skipped[commit or str(oid)] = (
+            f"its note is {size} bytes, over the {MAX_NOTE} byte limit"
+            if kind == pygit2.enums.ObjectType.BLOB
+            else "its note is not a blob"
+        )
+        return None
+    return repo[oid].data.decode("utf-8", "replace")
+
+
+_skipped: dict[str, str] = {}  # commit -> why its note was not read (for fsck and warnings); per process
+
+
+def skipped() -> dict[str, str]:
+    """Notes left unread in this process (over the size limit): commit -> reason."""
+    return dict(_skipped)
 
 
 def _notes_tree(repo: pygit2.Repository, ref: str = NOTES_REF) -> tuple[pygit2.Oid | None, pygit2.Tree | None]:
@@ -74,7 +117,13 @@ def _notes_tree(repo: pygit2.Repository, ref: str = NOTES_REF) -> tuple[pygit2.O
         r = None
     if r is None:
         return None, None
-    commit = r.peel(pygit2.Commit)
+    try:
+        commit = r.peel(pygit2.Commit)
+    except (ValueError, pygit2.GitError, pygit2.InvalidSpecError):
+        raise CorruptEntry(
+            f"{ref} does not point at a commit (a plain 'git fetch' of a damaged remote?); "
+            f"restore it with 'git update-ref {ref} <commit>' or delete it with 'git update-ref -d {ref}'"
+        ) from None
     return commit.id, commit.tree
 
 
@@ -100,7 +149,8 @@ def _find(repo: pygit2.Repository, tree: pygit2.Tree, sha: str) -> tuple[list[st
 def read_at(repo: pygit2.Repository, tree: pygit2.Tree, commit: str) -> list[NoteLine]:
     """The entry lines of ``commit`` in one notes tree (a tip, or an older one being compared)."""
     hit = _find(repo, tree, commit)
-    return [] if hit is None else parse(repo[hit[1].id].data.decode("utf-8", "replace"))
+    text = None if hit is None else note_text(repo, hit[1].id, commit)
+    return [] if text is None else parse(text)
 
 
 def read(repo: pygit2.Repository, commit: str, ref: str = NOTES_REF) -> list[NoteLine]:
@@ -117,7 +167,9 @@ def walk_tree(
     model's history only needs the commits where its name appears).
     """
     for sha, (_, blob) in _flatten(repo, tree).items():
-        text = repo[blob].data.decode("utf-8", "replace")
+        text = note_text(repo, blob, sha)
+        if text is None:
+            continue
         if containing is not None and containing not in text:
             continue
         lines = parse(text)
@@ -164,14 +216,21 @@ def add(
     def step() -> int:
         parent, tree = _notes_tree(repo, ref)
         hit = _find(repo, tree, commit) if tree is not None else None
-        text = repo[hit[1].id].data.decode("utf-8", "replace") if hit else ""
+        text = (note_text(repo, hit[1].id, commit) if hit else "") or ""
         lines = parse(text)
         if any(n.entry == entry for n in lines):
             return [n.entry for n in lines].index(entry)
-        new_seq = max((n.seq for n in lines), default=-1) + 1 if seq is None else seq
+        nxt = max((n.seq for n in lines), default=-1) + 1
+        # another clone's seq is kept only where it sorts after every local line: a copied line
+        # never takes the index of an entry that is already here
+        new_seq = nxt if seq is None or seq < nxt else seq
         new = NoteLine(new_seq, entry, name, result, created)
         body = text if text.endswith("\n") or not text else text + "\n"
         body += new.render() + "\n"
+        if len(body.encode()) > MAX_NOTE:  # readers would skip the whole note: refuse instead
+            raise InvalidInput(
+                f"commit {commit[:10]} already lists {len(lines)} entries (the note limit); commit your code and log on the new commit"
+            )
         blob = repo.create_blob(body.encode())
         path = hit[0] if hit else [commit[:2], commit[2:]]
         new_tree = _write_path(repo, tree, path, blob)
@@ -198,12 +257,44 @@ def _flatten(repo: pygit2.Repository, tree: pygit2.Tree) -> dict[str, tuple[list
 
 def union_text(ours: str, theirs: str) -> str:
     """Our lines, then their lines we lack: a note merge that never drops an entry."""
-    have = set(ours.splitlines())
+    have = set(lines_of(ours))
     body = ours if ours.endswith("\n") or not ours else ours + "\n"
-    for line in theirs.splitlines():
-        if line not in have:
+    for line in lines_of(theirs):
+        if line and line not in have:
             have.add(line)
             body += line + "\n"
+    return body
+
+
+def merge_text(ours: str, theirs: str) -> str:
+    """Their lines folded into ours without ever changing what ours say (a pull's note merge).
+
+    Lines for entries ours already list are dropped (a remote cannot rename an entry or move it
+    to another index); a new entry whose seq would sort before one of ours gets the next free seq,
+    so ``COMMIT:N`` keeps naming the same entry here. ``removed`` lines and unknown lines travel.
+    """
+    mine = parse(ours)
+    known = {n.entry for n in mine}
+    nxt = max((n.seq for n in mine), default=-1) + 1
+    have = set(lines_of(ours))
+    body = ours if ours.endswith("\n") or not ours else ours + "\n"
+    first_seq = {n.entry: n.seq for n in parse(theirs)}
+    for line in lines_of(theirs):
+        if not line or line in have:
+            continue
+        parts = line.split(" ")
+        if parts[0] == "model":
+            if len(parts) < 3 or parts[2] in known or parts[2] not in first_seq or not _SEQ_RE.fullmatch(parts[1]):
+                continue
+            if int(parts[1]) != first_seq[parts[2]]:
+                continue  # their own duplicate line with a larger seq: the one that counts is kept below
+            if int(parts[1]) < nxt:
+                parts[1] = str(nxt)
+            nxt = int(parts[1]) + 1
+            known.add(parts[2])
+            line = " ".join(parts)
+        have.add(line)
+        body += line + "\n"
     return body
 
 
@@ -216,23 +307,27 @@ def merge(repo: pygit2.Repository, other: pygit2.Oid | str, ref: str = NOTES_REF
     clone computes the same indexes from the same lines.
     """
     theirs = repo.get(str(other))
-    if theirs is None:
-        raise KeyError(f"notes commit {other} is not in the repository")
-    theirs = theirs.peel(pygit2.Commit)
+    if theirs is None or theirs.type != pygit2.enums.ObjectType.COMMIT:
+        raise CorruptEntry(f"the notes to merge ({str(other)[:12]}) are not a commit in this repository")
 
-    def union(ours: pygit2.Commit) -> pygit2.Oid:
-        ours_map = _flatten(repo, ours.tree)
-        new_tree = ours.tree
+    def union(ours: pygit2.Commit | None) -> pygit2.Oid:
+        base = ours.tree if ours is not None else repo[repo.TreeBuilder().write()]
+        ours_map = _flatten(repo, base)
+        new_tree = base
         for sha, (_path, blob) in sorted(_flatten(repo, theirs.tree).items()):
             mine = ours_map.get(sha)
             if mine is not None and mine[1] == blob:
                 continue
-            if mine is None:
-                new_blob, where = blob, [sha[:2], sha[2:]]
-            else:
-                a = repo[mine[1]].data.decode("utf-8", "replace")
-                b = repo[blob].data.decode("utf-8", "replace")
-                new_blob, where = repo.create_blob(union_text(a, b).encode()), mine[0]
+            b = note_text(repo, blob, sha)
+            if b is None:
+                continue  # over the size limit: never copied into our notes (it would travel on push)
+            a = note_text(repo, mine[1], sha) if mine is not None else ""
+            if a is None:
+                continue
+            text = merge_text(a, b)
+            if text == a:
+                continue
+            new_blob, where = repo.create_blob(text.encode()), (mine[0] if mine is not None else [sha[:2], sha[2:]])
             new_tree = repo[_write_path(repo, new_tree, where, new_blob)]
         return new_tree.id
 
@@ -272,9 +367,11 @@ def move(repo: pygit2.Repository, pairs: list[tuple[str, str]], ref: str = NOTES
             hit = _find(repo, cur, old)
             if hit is None:
                 continue
-            text = repo[hit[1].id].data.decode("utf-8", "replace")
+            text = note_text(repo, hit[1].id, old)
             dest = _find(repo, cur, new)
-            mine = repo[dest[1].id].data.decode("utf-8", "replace") if dest else ""
+            mine = (note_text(repo, dest[1].id, new) if dest else "") or ""
+            if text is None:
+                continue
             blob = repo.create_blob(union_text(mine, text).encode())
             cur = repo[_write_path(repo, cur, dest[0] if dest else [new[:2], new[2:]], blob)]
             left = _remove_path(repo, cur, _find(repo, cur, old)[0])  # type: ignore[index]

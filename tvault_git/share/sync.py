@@ -34,7 +34,7 @@ import pygit2
 from tvault_git.errors import InvalidInput, RefNotFound, RemoteError
 from tvault_git.gitutil.repo import common_dir, git_env
 from tvault_git.registry import entries, names, notes
-from tvault_git.spec.format import ALIASES_REF, NOTES_REF, REF_PREFIX
+from tvault_git.spec.format import ALIASES_REF, HEX40, NOTES_REF, REF_PREFIX
 from tvault_git.spec.refs import ID_PREFIX_RE, EntryRef
 
 TRACK_PREFIX = "refs/tvault-remote/"
@@ -53,6 +53,7 @@ class Transfer:
     pushed: bool = False
     stderr: str = ""
     remote_ids: set[str] = field(default_factory=set, repr=False)  # entry ids the remote had
+    warnings: list[str] = field(default_factory=list)  # what was left out (odd refs), one line each
 
 
 def git_dir_cwd(repo: pygit2.Repository) -> str:
@@ -198,8 +199,13 @@ def ls_remote(repo: pygit2.Repository, remote: str, patterns: list[str]) -> dict
     return out
 
 
+def _entry_ids(refs: Iterable[str]) -> set[str]:
+    """Entry ids named by ``refs/tvault/entries/<id>`` refs; other names (``-rf``) are not entries."""
+    return {r[len(REF_PREFIX) :] for r in refs if r.startswith(REF_PREFIX) and HEX40.match(r[len(REF_PREFIX) :])}
+
+
 def _local_entry_ids(repo: pygit2.Repository) -> set[str]:
-    return {r[len(REF_PREFIX) :] for r in repo.references if r.startswith(REF_PREFIX)}
+    return _entry_ids(repo.references)
 
 
 @contextlib.contextmanager
@@ -283,7 +289,12 @@ def fetch(repo: pygit2.Repository, remote: str | None = None, progress: bool | N
         specs.append(f"+{ALIASES_REF}:{t_aliases}")
     before = _local_entry_ids(repo)
     t = Transfer(remote)
-    t.remote_ids = {r[len(REF_PREFIX) :] for r in have if r.startswith(REF_PREFIX)}
+    t.remote_ids = _entry_ids(have)
+    odd = sorted(r for r in have if r.startswith(REF_PREFIX) and r[len(REF_PREFIX) :] not in t.remote_ids)
+    specs += [f"^{r}" for r in odd]  # negative refspecs (git >= 2.29): not entries, never copied
+    t.warnings += [f"left out {r}: not an entry id" for r in odd[:3]] + (
+        [f"and {len(odd) - 3} more odd refs"] if len(odd) > 3 else []
+    )
     if len(specs) > 1 or t.remote_ids - before:  # an empty remote needs no fetch at all
         with edge_hint(repo, t.remote_ids & before):
             t.stderr = run_git(
@@ -298,8 +309,14 @@ def merge_tracking(repo: pygit2.Repository, remote: str, t: Transfer) -> None:
     t_notes, t_aliases = tracking_refs(repo, remote)
     for ref, fn, attr in ((t_notes, notes.merge, "notes_merged"), (t_aliases, names.merge_alias_ref, "aliases_merged")):
         r = repo.references.get(ref)
-        if r is not None:
-            setattr(t, attr, fn(repo, r.target))
+        if r is None:
+            continue
+        o = repo.get(r.target)
+        if o is None or o.type != pygit2.enums.ObjectType.COMMIT:  # a remote's notes/aliases ref at a blob or tree
+            t.warnings.append(f"{remote}'s {ref.rsplit('/', 1)[-1]} ref is not a commit; left out")
+            r.delete()
+            continue
+        setattr(t, attr, fn(repo, r.target))
 
 
 def pull(repo: pygit2.Repository, remote: str | None = None, progress: bool | None = None) -> Transfer:
@@ -468,11 +485,7 @@ def _resolve_remote(
             raise RefNotFound(f"on {remote}, commit {commit[:7]} has {len(lines)} entries; there is no model {idx}")
         entry_id = lines[idx].entry
     elif parsed is not None and parsed.kind == "id":
-        ids = [
-            r[len(REF_PREFIX) :]
-            for r in have
-            if r.startswith(REF_PREFIX) and r[len(REF_PREFIX) :].startswith(parsed.prefix)
-        ]
+        ids = sorted(i for i in _entry_ids(have) if i.startswith(parsed.prefix))
         if len(ids) > 1:
             raise RefNotFound(f"entry ref {ref!r} is ambiguous on {remote}: {', '.join(i[:10] for i in ids[:10])}")
         entry_id = ids[0] if ids else None
@@ -502,7 +515,7 @@ def fetch_one(repo: pygit2.Repository, remote: str | None, ref: str, progress: b
         )
     if repo.get(entry_id) is None or repo.references.get(REF_PREFIX + entry_id) is None:
         spec = f"{REF_PREFIX}{entry_id}:{REF_PREFIX}{entry_id}"
-        remote_ids = {r[len(REF_PREFIX) :] for r in have if r.startswith(REF_PREFIX)}
+        remote_ids = _entry_ids(have)
         with edge_hint(repo, remote_ids & _local_entry_ids(repo)):
             run_git(repo, ["fetch", "--no-tags", "--no-write-fetch-head", remote, spec], remote, "fetch", progress)
     if repo.get(entry_id) is None:

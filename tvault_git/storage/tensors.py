@@ -10,10 +10,11 @@ from typing import Any
 import pygit2
 import torch
 
-from tvault_git.errors import CorruptEntry, InvalidInput
+from tvault_git.errors import CorruptEntry, InvalidInput, TvaultError
 from tvault_git.spec import format as fmt
 from tvault_git.spec.format import DTYPES, validate_tensor_record
 from tvault_git.storage import packread, packwrite
+from tvault_git.storage.packread import check_stored  # torch-free; here for the tensor readers
 
 if sys.byteorder != "little":  # pragma: no cover - no such host in CI
     raise ImportError("tvault-git stores little-endian tensors and needs a little-endian host")
@@ -160,7 +161,10 @@ def _alloc(name: str, rec: Any, where: str, chunk_bytes: int) -> tuple[torch.Ten
     tdtype = _TORCH_DTYPES.get(dtype)
     if tdtype is None:
         raise CorruptEntry(f"{where}: tensor {name!r} has dtype {dtype}, which this torch build lacks")
-    out = _empty(shape, tdtype)
+    try:
+        out = _empty(shape, tdtype)
+    except (RuntimeError, MemoryError):
+        raise TvaultError(f"{where}: not enough memory for tensor {name!r} ({nbytes} bytes)") from None
     reads = []
     if nbytes:
         buf = memoryview(out.reshape(-1).view(torch.uint8).numpy()).cast("B")
@@ -177,11 +181,14 @@ def read_tensors(
     threads: int = 2,
     *,
     chunk_bytes: int,
+    max_bytes: int | None = None,
 ) -> dict[str, torch.Tensor]:
     """Read tensors, validating shape, size and checksums; never returns garbage.
 
-    ``chunk_bytes``: the table's value (``spec.tables.parse_table`` validated it).
-
+    ``chunk_bytes``: the table's value (``spec.tables.parse_table`` validated it). Before anything
+    is allocated, every record is validated, every chunk's size is read from its object header and
+    the declared bytes are bound to the distinct bytes stored (``spec.format.check_declared``;
+    ``max_bytes``: the caller's own budget, -1 for none).
     Chunks are read in a small thread pool: ``preadv`` and Adler-32 both
     release the GIL, so copying one chunk overlaps checking another.
     """
@@ -191,6 +198,8 @@ def read_tensors(
     for name in wanted:
         if name not in records:
             raise InvalidInput(f"{where} has no tensor named {name!r}")
+    check_stored(repo, [(n, records[n]) for n in wanted], where, max_bytes, chunk_bytes)
+    for name in wanted:
         t, reads = _alloc(name, records[name], where, chunk_bytes)
         out[name] = t
         tasks += [(name, oid, mv, i) for oid, mv, i in reads]
@@ -222,6 +231,7 @@ def stream_pairs(
     *,
     chunk_a: int,
     chunk_b: int,
+    max_bytes: int | None = None,
 ) -> Iterator[tuple[str, torch.Tensor, torch.Tensor | None, bool]]:
     """Values of tensor pairs of equal dtype and shape, block by block: ``(name, a, b, last)``.
 
@@ -235,6 +245,9 @@ def stream_pairs(
     block = max(chunk_a, chunk_b)
     plan: list[tuple[str, torch.dtype, int, list[str], list[str], bool]] = []
     biggest = 0
+    items = list(items)
+    check_stored(repo, [(n, ra) for n, ra, _ in items], where_a, max_bytes, chunk_a)
+    check_stored(repo, [(n, rb) for n, _, rb in items], where_b, max_bytes, chunk_b)
     for name, ra, rb in items:
         dt, _, nbytes, ca = validate_tensor_record(name, ra, where_a, chunk_a)
         _, _, _, cb = validate_tensor_record(name, rb, where_b, chunk_b)

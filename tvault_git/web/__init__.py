@@ -15,6 +15,7 @@ download).
 from __future__ import annotations
 
 import datetime as _dt
+import hmac
 import itertools
 import json
 import os
@@ -27,12 +28,12 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 import pygit2
-from flask import Flask, Response, render_template, request, send_file
+from flask import Flask, Response, g, render_template, request, send_file
 from markupsafe import Markup
 
 from tvault_git.capture.live import capture_gaps
 from tvault_git.capture.values import flat_configuration
-from tvault_git.errors import CorruptEntry, InvalidInput, RefNotFound, TvaultError
+from tvault_git.errors import CorruptEntry, InvalidInput, RefNotFound, StorageError, TvaultError
 from tvault_git.registry import cache, entries, query, series
 from tvault_git.spec.format import ARCHITECTURE, CONFIGURATION, NAME_RE, OPTIMIZER, PATCH, SCHEDULER, SOURCE_INDEX
 from tvault_git.textfmt import fmt_config, fmt_value, human_bytes, short_date
@@ -276,7 +277,15 @@ def _sort_columns(metrics: list[str], tags: list[str]) -> list[tuple[str, str]]:
 
 
 def _commit_info(repo: pygit2.Repository, sha: str | None) -> dict[str, Any] | None:
-    """The training commit as git knows it; None when it is not in this clone (a pulled registry)."""
+    """The training commit as git knows it; None when it is not in this clone (a pulled registry),
+    or git cannot decode it (an ``encoding`` header Python does not know)."""
+    try:
+        return _commit_info_of(repo, sha)
+    except (LookupError, UnicodeDecodeError, ValueError):
+        return None
+
+
+def _commit_info_of(repo: pygit2.Repository, sha: str | None) -> dict[str, Any] | None:
     if not sha:
         return None
     try:
@@ -650,9 +659,20 @@ def _jinja_setup(app: Flask) -> None:
     app.jinja_env.filters["json"] = lambda x: json.dumps(x, sort_keys=True)
 
 
-def create_app(repo_path: str = ".") -> Flask:
-    """The live app over the repository at ``repo_path`` (read on every request)."""
+LOOPBACK_NAMES = ["localhost", "127.0.0.1", "::1", "[::1]"]
+TOKEN_COOKIE = "tvault_token"
+
+
+def create_app(repo_path: str = ".", *, host: str | None = None, token: str | None = None) -> Flask:
+    """The live app over the repository at ``repo_path`` (read on every request).
+
+    DNS rebinding: a web page whose name re-resolves to 127.0.0.1 would otherwise read every page
+    and weight. Only loopback names and the bound ``host`` are answered (``TRUSTED_HOSTS``; other
+    ``Host`` headers get 400). ``token``: required on every request (``?token=`` once, then a
+    cookie), for a server bound to a non-loopback address, where any Host must be allowed.
+    """
     app = Flask("tvault_git.web", template_folder=TEMPLATES, static_folder=STATIC, static_url_path="/static")
+    allowed = {h.strip("[]").lower() for h in LOOPBACK_NAMES + ([host] if host else [])}
     _jinja_setup(app)
     path = open_repo_at(repo_path).path  # fail fast, one line, when this is not a repository
     L = Links()
@@ -672,8 +692,30 @@ def create_app(repo_path: str = ".") -> Flask:
     def _not_found(e: Any) -> Response:
         return page("error.html", status=404, message="no such page")
 
+    @app.before_request
+    def _check_host_and_token() -> Response | None:
+        if token is None:
+            raw = request.headers.get("Host", "")
+            name = raw[1 : raw.index("]")] if raw.startswith("[") and "]" in raw else raw.rsplit(":", 1)[0]
+            if name.lower() not in allowed:
+                return Response(
+                    "tvault ui answers only its own address (localhost)\n", status=400, mimetype="text/plain"
+                )
+            return None
+        given = request.args.get("token")
+        if given is not None and hmac.compare_digest(given, token):
+            g.tvault_set_token = True  # remembered in a cookie (after_request): later links need no token
+            return None
+        if hmac.compare_digest(request.cookies.get(TOKEN_COOKIE, ""), token):
+            return None
+        return page(
+            "error.html", status=403, message="this server needs its access token: open the URL it printed at start"
+        )
+
     @app.after_request
     def _headers(resp: Response) -> Response:
+        if token is not None and g.get("tvault_set_token"):
+            resp.set_cookie(TOKEN_COOKIE, token, httponly=True, samesite="Strict")
         resp.headers["Content-Security-Policy"] = CSP
         resp.headers["X-Content-Type-Options"] = "nosniff"
         resp.headers["Referrer-Policy"] = "no-referrer"
@@ -778,13 +820,16 @@ def export_site(
     L = ExportLinks(weights=weights)
     os.makedirs(out_dir, exist_ok=True)
     shutil.copytree(STATIC, os.path.join(out_dir, "static"), dirs_exist_ok=True)
-    counts = {"pages": 0, "entries": 0, "compare": 0, "models": 0, "weights": 0}
+    counts = {"pages": 0, "entries": 0, "compare": 0, "models": 0, "weights": 0, "skipped": 0}
 
     def write(file_name: str, template: str, **ctx: Any) -> None:
         with app.app_context():
             html = render_template(template, L=L, **ctx)
-        with open(os.path.join(out_dir, file_name), "w", encoding="utf-8") as fh:
-            fh.write(html)
+        try:
+            with open(os.path.join(out_dir, file_name), "w", encoding="utf-8") as fh:
+                fh.write(html)
+        except OSError as e:
+            raise StorageError(f"could not write {file_name} in {out_dir}: {e.strerror or e}") from None
         counts["pages"] += 1
 
     f = Filters()
@@ -796,19 +841,37 @@ def export_site(
         eid = row["id"]
         if progress:
             progress(eid)
-        ctx = entry_page(repo, eid)
+        try:  # per-entry boundary: one odd entry is left out (and counted), the site is still whole
+            ctx = entry_page(repo, eid)
+        except (StorageError, OSError):
+            raise
+        except TvaultError:
+            counts["skipped"] += 1
+            continue
         if not compare:
             ctx["previous"] = None
         write(L.entry(eid), "entry.html", **ctx)
         counts["entries"] += 1
         if compare and ctx["previous"]:
-            write(L.compare(ctx["previous"], eid), "compare.html", **compare_page(repo, ctx["previous"], eid))
-            counts["compare"] += 1
+            try:
+                cmp = compare_page(repo, ctx["previous"], eid)
+            except (StorageError, OSError):
+                raise
+            except TvaultError:
+                cmp = None
+            if cmp is not None:
+                write(L.compare(ctx["previous"], eid), "compare.html", **cmp)
+                counts["compare"] += 1
         if weights:
             from tvault_git.api import read
 
             os.makedirs(os.path.join(out_dir, "weights"), exist_ok=True)
-            read.export(eid, os.path.join(out_dir, L.download(eid) or ""), repo)
+            try:
+                read.export(eid, os.path.join(out_dir, L.download(eid) or ""), repo)
+            except (StorageError, OSError):
+                raise
+            except TvaultError:
+                continue
             counts["weights"] += 1
     mp = models_page(repo)
     write(L.models(), "models.html", **mp)

@@ -101,7 +101,9 @@ def diff_cmd(
     if as_json:
         click.echo(json.dumps(d, indent=1))
         return
-    text = render_diff(d, stat=stat)
+    from tvault_git.textfmt import printable_tree
+
+    text = render_diff(printable_tree(d), stat=stat)  # registry text reaches the terminal escaped
     colored = use_color(color)
     if not colored:
         text = click.unstyle(text)

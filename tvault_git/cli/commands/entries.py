@@ -14,7 +14,7 @@ from tvault_git.cli.style import heading
 from tvault_git.errors import InvalidInput
 from tvault_git.registry import entries, series
 from tvault_git.spec.format import ARCHITECTURE, CONFIGURATION, OPTIMIZER, PATCH, SCHEDULER, SOURCE_INDEX
-from tvault_git.textfmt import fmt_config, fmt_tags, fmt_value, human_bytes, short_date
+from tvault_git.textfmt import fmt_config, fmt_tags, fmt_value, human_bytes, printable, printable_tree, short_date
 
 
 def entry_summary(e: entries.Entry) -> dict[str, Any]:
@@ -60,17 +60,19 @@ def log_cmd(ctx: click.Context, limit: int | None, as_json: bool) -> None:
     """List entries, newest first."""
     if limit is not None and limit < 0:
         raise InvalidInput("-n must be zero or more")
+    from tvault_git.cli.commands.check import warn_damaged
     from tvault_git.registry import query  # the derived cache answers this without reading every manifest
 
-    rows = query.find(repo_from_ctx(ctx), limit=limit)
+    repo = repo_from_ctx(ctx)
+    rows = query.find(repo, limit=limit)
     if as_json:
         click.echo(json.dumps(rows, indent=1))
-        return
-    if not rows:
+    elif not rows:
         click.echo("no entries yet: log one with tvault_git.log_all(model, ...)")
-        return
-    for s in rows:
-        click.echo(log_line(s))
+    else:
+        for s in printable_tree(rows):
+            click.echo(log_line(s))
+    warn_damaged(repo)
 
 
 @click.command("show")
@@ -90,7 +92,7 @@ def show_cmd(ctx: click.Context, ref: str, show_source: bool, show_patch: bool, 
     weights = entries.weight_records(repo, e.id)
     opt = read(OPTIMIZER)
     sched = read(SCHEDULER)
-    arch = (entries.read_blob(repo, tree, ARCHITECTURE) or b"").decode("utf-8", "replace")
+    arch = entries.read_text(repo, tree, ARCHITECTURE)
     curves = series.read(repo, e.id)
     if as_json:
         out = entry_summary(e)
@@ -108,7 +110,13 @@ def show_cmd(ctx: click.Context, ref: str, show_source: bool, show_patch: bool, 
         )
         click.echo(json.dumps(out, indent=1))
         return
-    s = entry_summary(e)
+    # everything below came from the registry: printable before it reaches the terminal
+    m, src, weights, opt, sched = (printable_tree(x) for x in (m, src, weights, opt, sched))
+    src = src if isinstance(src, dict) else {}
+    opt = opt if isinstance(opt, dict) else None
+    sched = sched if isinstance(sched, dict) else None
+    arch = printable(arch)
+    s = printable_tree(entry_summary(e))
     a = m.get("author") or {}
     lines = [
         f"{heading('entry')}    {click.style(e.id, fg='yellow')}  ({s['ref']})",
@@ -131,12 +139,12 @@ def show_cmd(ctx: click.Context, ref: str, show_source: bool, show_patch: bool, 
     v = m.get("versions") or {}
     lines.append(f"{heading('versions')} " + ", ".join(f"{k} {val}" for k, val in sorted(v.items())))
     model = m.get("model") or {}
-    lines.append(f"{heading('model')}    {model.get('class')} ({model.get('parameters', 0):,} parameters)")
+    lines.append(f"{heading('model')}    {model.get('class')} ({model.get('parameters') or 0:,} parameters)")
     gaps = capture_gaps(m.get("missing") or src.get("missing") or [], m.get("drift") or [])
     if gaps:
         lines.append(f"{heading('warning')}  " + click.style(f"capture incomplete: {gaps}", fg="red", bold=True))
     if m.get("untracked"):
-        lines.append(f"{heading('untracked')} " + ", ".join(m["untracked"][:20]))
+        lines.append(f"{heading('untracked')} " + ", ".join(str(u) for u in m["untracked"][:20]))
     if curves is not None:
         lines += ["", heading(f"Step metrics ({len(curves.steps)} steps, {curves.steps[0]}..{curves.steps[-1]})")]
         summ = curves.summary()
@@ -147,15 +155,15 @@ def show_cmd(ctx: click.Context, ref: str, show_source: bool, show_patch: bool, 
                 f"    {n:<{width}}  last {fmt_value(lv):>10} at step {ls:<8} best ({d['mode']}) {fmt_value(bv):>10} at step {bs}"
             )
     lines += ["", heading("Architecture")] + ["    " + ln for ln in arch.rstrip("\n").splitlines()]
-    conf = flat_configuration(read(CONFIGURATION))
+    conf = printable_tree(flat_configuration(read(CONFIGURATION)))
     if conf:
         lines += ["", heading(f"Configuration ({len(conf)} value{'s' * (len(conf) != 1)})")]
         for k, val in list(conf.items())[:200]:
             lines.append(f"    {k} = {fmt_config(val)}")
         if len(conf) > 200:
             lines.append(f"    ... and {len(conf) - 200} more (git tvault show --json)")
-    objs = src.get("objects") or []
-    files = sorted({o.get("file") for o in objs})
+    objs = [o for o in src.get("objects") or [] if isinstance(o, dict)]
+    files = sorted({str(o.get("file")) for o in objs})
     lines += [
         "",
         heading(f"Source ({len(objs)} object{'s' * (len(objs) != 1)} in {len(files)} file{'s' * (len(files) != 1)})"),
@@ -165,44 +173,53 @@ def show_cmd(ctx: click.Context, ref: str, show_source: bool, show_patch: bool, 
         value = f"  = {fmt_config(o['value'], 60)}" if "value" in o else ""
         lines.append(f"    {o.get('kind', '?'):<9}{label:<36} {o.get('file')}:{o.get('line')}{value}")
         if show_source:
-            text = (entries.read_blob(repo, tree, o.get("path", "")) or b"").decode("utf-8", "replace")
+            text = printable(entries.read_text(repo, tree, str(o.get("path", ""))))
             lines += ["        " + ln for ln in text.rstrip("\n").splitlines()] + [""]
-    for x in src.get("external") or []:
+    for x in [x for x in src.get("external") or [] if isinstance(x, dict)]:
         lines.append(f"    external {x.get('qualname')} ({x.get('package')} {x.get('version')})")
-    for x in src.get("missing") or []:
+    for x in [x for x in src.get("missing") or [] if isinstance(x, dict)]:
         lines.append(f"    missing  {x.get('qualname')}: {x.get('reason')}")
-    total = sum(int(r.get("nbytes", 0)) for r in weights.values())
+    total = sum(_count(r.get("nbytes")) for r in weights.values())
     lines += ["", heading(f"Weights ({len(weights)} tensors, {human_bytes(total)})")]
     width = max([len(n) for n in weights] + [4])
     lines.append(f"    {'name':<{width}}  {'shape':<20} {'dtype':<10} {'size':>10}")
     for n, r in weights.items():
         lines.append(
-            f"    {n:<{width}}  {tuple(r.get('shape', []))!s:<20} {r.get('dtype', '?'):<10} {human_bytes(int(r.get('nbytes', 0))):>10}"
+            f"    {n:<{width}}  {tuple(r.get('shape') or [])!s:<20} {r.get('dtype', '?')!s:<10} {human_bytes(_count(r.get('nbytes'))):>10}"
         )
     if opt:
         lines += ["", heading(f"Optimizer {opt.get('class')}")]
-        for i, g in enumerate(opt.get("param_groups") or []):
+        for i, g in enumerate(g for g in opt.get("param_groups") or [] if isinstance(g, dict)):
             hp = " ".join(f"{k}={fmt_value(val)}" for k, val in sorted(g.items()) if k != "params")
             lines.append(f"    group {i} ({len(g.get('params') or [])} params): {hp}")
     if sched:
         lines += ["", heading(f"Scheduler {sched.get('class')}")]
         lines.append(
-            "    " + " ".join(f"{k}={fmt_value(val)}" for k, val in sorted((sched.get("state") or {}).items()))
+            "    "
+            + " ".join(
+                f"{k}={fmt_value(val)}"
+                for k, val in sorted((sched.get("state") if isinstance(sched.get("state"), dict) else {}).items())
+            )
         )
     if show_patch and m.get("dirty"):
         lines += ["", heading("Uncommitted changes at training time")]
-        lines += (entries.read_blob(repo, tree, PATCH) or b"").decode("utf-8", "replace").splitlines()
+        lines += printable(entries.read_text(repo, tree, PATCH)).splitlines()
     click.echo("\n".join(lines))
+
+
+def _count(v: object) -> int:
+    return v if isinstance(v, int) and not isinstance(v, bool) else 0
 
 
 @click.command("export")
 @click.argument("ref")
 @click.argument("path", type=click.Path(dir_okay=False, writable=True))
+@click.option("--allow-large", is_flag=True, help="Load tensors that declare far more bytes than the entry stores.")
 @click.pass_context
-def export_cmd(ctx: click.Context, ref: str, path: str) -> None:
+def export_cmd(ctx: click.Context, ref: str, path: str, allow_large: bool) -> None:
     """Write an entry's weights as .safetensors or .pt."""
     from tvault_git.api import read
 
     repo = repo_from_ctx(ctx)
-    read.export(ref, path, repo)
-    click.echo(f"wrote {path}")
+    read.export(ref, path, repo, max_bytes=-1 if allow_large else None)
+    click.echo(printable(f"wrote {path}"))

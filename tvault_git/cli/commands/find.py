@@ -12,7 +12,7 @@ import click
 
 from tvault_git.cli.app import repo_from_ctx
 from tvault_git.registry import query
-from tvault_git.textfmt import fmt_value, short_date
+from tvault_git.textfmt import fmt_value, printable_tree, short_date
 
 
 def columns(rows: list[dict[str, Any]]) -> tuple[list[str], list[str]]:
@@ -69,11 +69,27 @@ def _isnum(s: str) -> bool:
         return False
 
 
+class _SafeWriter:
+    def __init__(self, w: Any) -> None:
+        self.w = w
+
+    def writerow(self, row: list[Any]) -> None:
+        self.w.writerow([csv_cell(c) for c in row])
+
+
+def csv_cell(v: Any) -> Any:
+    """A cell a spreadsheet shows as text: one starting with = + - @ TAB or CR would run as a formula
+    (``=HYPERLINK(...)``, ``=cmd|...``), so it gets a leading quote (OWASP's advice). Numbers stay numbers."""
+    if isinstance(v, str) and v[:1] in ("=", "+", "-", "@", "\t", "\r") and not _isnum(v):
+        return "'" + v
+    return v
+
+
 def _csv(rows: list[dict[str, Any]]) -> str:
     metrics, tags = columns(rows)
     mset = set(metrics)
     buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
+    w = _SafeWriter(csv.writer(buf, lineterminator="\n"))
     base = ["id", "ref", "commit", "index", "name", "result"]
     tail = ["author", "email", "created", "branch", "dirty", "message"]
     w.writerow(base + metrics + [f"tag:{k}" if k in mset or k in base + tail else k for k in tags] + tail)
@@ -162,8 +178,9 @@ def find_cmd(
 
     if as_json and as_csv:
         raise InvalidInput("choose one of --json and --csv")
+    repo = repo_from_ctx(ctx)
     rows = query.find(
-        repo_from_ctx(ctx),
+        repo,
         commit=commit,
         min_result=min_result,
         max_result=max_result,
@@ -186,6 +203,9 @@ def find_cmd(
     elif not rows:
         click.echo("no entries match")
     else:
-        click.echo(_table(rows))
+        click.echo(_table(printable_tree(rows)))
+    from tvault_git.cli.commands.check import warn_damaged
+
+    warn_damaged(repo)
     if exit_code and not rows:
         sys.exit(1)

@@ -9,10 +9,10 @@ import click
 
 from tvault_git.cli.app import repo_from_ctx
 from tvault_git.cli.style import heading
-from tvault_git.errors import InvalidInput, TvaultError
+from tvault_git.errors import InvalidInput, RefNotFound, TvaultError
 from tvault_git.registry import names
 from tvault_git.registry.query import _LOWER_IS_BETTER
-from tvault_git.textfmt import fmt_value, short_date
+from tvault_git.textfmt import fmt_value, printable, printable_tree, short_date
 
 
 def _num(v: Any) -> float | None:
@@ -26,12 +26,16 @@ def version_rows(repo: Any, name: str) -> list[dict[str, Any]]:
     for v in names.versions(repo, name):
         try:
             m = v.entry.manifest
-        except TvaultError:  # indexed (e.g. from a remote's notes) but objects not fetched
+        except RefNotFound:  # indexed (e.g. from a remote's notes) but objects not fetched
             m = {
                 "result": None,
                 "metrics": {},
                 "message": "(objects not here: git tvault fetch REMOTE " + v.entry.id[:12] + ")",
             }
+        except TvaultError as e:  # here, but damaged or newer: say so, not "not here"
+            m = {"result": None, "metrics": {}, "message": f"(damaged: {e}; see git tvault fsck)"}
+        if v.entry.removed:
+            m = {**m, "message": "(removed with git tvault rm)"}
         metrics = dict(m.get("metrics") or {})
         result = m.get("result")
         delta: dict[str, float] = {}
@@ -82,7 +86,8 @@ def history_cmd(ctx: click.Context, name: str, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(rows, indent=1))
         return
-    for r in rows:
+    name = printable(name, newlines=False)
+    for r in printable_tree(rows):
         tag = f" [{', '.join(r['aliases'])}]" if r["aliases"] else ""
         click.echo(
             f"{heading(name + '@' + str(r['version']))}"
@@ -135,4 +140,4 @@ def alias_cmd(ctx: click.Context, target: str | None, alias: str | None, delete:
     else:
         for x in listing:
             ver = f"version {x['version']}" if x["version"] else "not fetched"
-            click.echo(f"{x['name']}@{x['alias']} -> {ver} ({x['id'][:10]})")
+            click.echo(printable(f"{x['name']}@{x['alias']} -> {ver} ({x['id'][:10]})", newlines=False))

@@ -6,9 +6,16 @@ import click
 
 from tvault_git.cli.app import repo_from_ctx
 from tvault_git.share import sync
+from tvault_git.textfmt import printable
+
+
+def _warn(t: sync.Transfer) -> None:
+    for w in t.warnings:
+        click.echo(f"tvault: warning: {printable(w, newlines=False)}", err=True)
 
 
 def _summary(t: sync.Transfer, what: str) -> str:
+    _warn(t)
     n = len(t.new_entries)
     parts = [f"{n} new entr{'y' if n == 1 else 'ies'}"]
     if t.notes_merged:
@@ -35,7 +42,7 @@ def fetch_cmd(ctx: click.Context, remote: str | None, ref: str | None, quiet: bo
     if ref is not None:
         where = sync.check_remote_name(remote or sync.default_remote(repo))
         e = sync.fetch_one(repo, where, ref, progress)
-        click.echo(f"fetched {e.id[:10]} ({e.ref}{', ' + e.name if e.name else ''}) from {where}")
+        click.echo(printable(f"fetched {e.id[:10]} ({e.ref}{', ' + e.name if e.name else ''}) from {where}"))
         return
     t = sync.fetch(repo, remote and sync.check_remote_name(remote), progress)
     click.echo(_summary(t, "fetched from") + ("; run 'git tvault pull' to index them" if t.new_entries else ""))
@@ -58,6 +65,7 @@ def pull_cmd(ctx: click.Context, remote: str | None, quiet: bool) -> None:
 def push_cmd(ctx: click.Context, remote: str | None, quiet: bool) -> None:
     """Pull, then publish your entries, index and aliases (never forced; retried if someone pushed meanwhile)."""
     t = sync.push(repo_from_ctx(ctx), remote and sync.check_remote_name(remote), False if quiet else None)
+    _warn(t)
     if not t.pushed:
         click.echo("nothing to push: no entries yet (log one with tvault_git.log_all)")
         return

@@ -82,21 +82,25 @@ def ui_cmd(
             f"{counts['models']} models) to {export_dir}; open {export_dir}/index.html"
         )
         return
+    token = None
     if not is_loopback(host):
+        import secrets
+
+        token = secrets.token_urlsafe(24)
         click.echo(
-            f"tvault: warning: binding {host}: anyone who can reach this address can read the whole registry "
-            "(weights, source, metadata); there is no authentication",
+            f"tvault: warning: binding {host}: anyone who can reach this address and has the token in the URL below "
+            "can read the whole registry (weights, source, metadata)",
             err=True,
         )
     from werkzeug.serving import make_server
 
-    app = web.create_app(path)
+    app = web.create_app(path, host=host, token=token)
     try:
         server = make_server(host, port, app, threaded=True)
     except OSError as e:
         raise InvalidInput(f"cannot listen on {host}:{port}: {e.strerror or e}; choose another --port") from None
     shown = f"[{host}]" if ":" in host else host
-    url = f"http://{shown}:{server.server_port}/"
+    url = f"http://{shown}:{server.server_port}/" + (f"?token={token}" if token else "")
     click.echo(f"tvault ui: serving {path} at {url} (read-only; Ctrl-C to stop)", err=False)
     if open_browser:
         threading.Timer(0.3, lambda: webbrowser.open(url)).start()

@@ -1,0 +1,80 @@
+"""``git tvault fsck`` and ``git tvault rm``: find damaged entries and take them out. Torch-free."""
+
+from __future__ import annotations
+
+import json
+
+import click
+import pygit2
+
+from tvault_git.cli.app import repo_from_ctx
+from tvault_git.errors import CorruptEntry, TvaultError, UnsupportedFormat
+from tvault_git.textfmt import printable
+
+
+def warn_damaged(repo: pygit2.Repository) -> None:
+    """One stderr line when listings skipped entries that cannot be read (so nothing vanishes silently)."""
+    from tvault_git.registry import cache, notes
+
+    try:
+        bad = cache.damaged(repo)
+    except TvaultError:
+        return
+    skipped = notes.skipped()
+    if not bad and not skipped:
+        return
+    parts = [f"{eid[:10]} ({printable(why, newlines=False)[:200]})" for eid, _, _, why in bad[:3]]
+    parts += [f"note of {c[:10]} ({why})" for c, why in list(skipped.items())[:2]]
+    more = len(bad) + len(skipped) - len(parts)
+    n = len(bad) + len(skipped)
+    click.echo(
+        f"tvault: warning: skipped {n} damaged entr{'y' if n == 1 else 'ies'}: {'; '.join(parts)}"
+        f"{f' and {more} more' if more > 0 else ''}; 'git tvault fsck' lists them, 'git tvault rm ID' removes one",
+        err=True,
+    )
+
+
+@click.command("fsck")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option("--quick", is_flag=True, help="Manifests only; skip the tensor tables and chunk sizes.")
+@click.pass_context
+def fsck_cmd(ctx: click.Context, as_json: bool, quick: bool) -> None:
+    """List every entry that cannot be read or verified here, and why (exit 4 if any is damaged)."""
+    from tvault_git.registry import check
+
+    n, problems = check.check(repo_from_ctx(ctx), tables=not quick)
+    if as_json:
+        click.echo(
+            json.dumps([{"id": p.entry, "ref": p.ref, "kind": p.kind, "why": p.why} for p in problems], indent=1)
+        )
+    else:
+        for p in problems:
+            click.echo(f"{p.kind:<11} {p.entry[:10]}  {p.ref}  {printable(p.why, newlines=False)}")
+    bad = [p for p in problems if p.kind in ("damaged", "note")]
+    newer = [p for p in problems if p.kind == "unsupported"]
+    if bad:
+        raise CorruptEntry(f"{len(bad)} of {n} entries are damaged; remove one with 'git tvault rm ID'")
+    if newer:
+        raise UnsupportedFormat(
+            f"{len(newer)} of {n} entries use a newer format; upgrade tvault-git (pip install -U tvault-git)"
+        )
+    if not as_json:
+        missing = sum(p.kind == "missing" for p in problems)
+        click.echo(f"{n} entries checked: ok" + (f" ({missing} not fetched here)" if missing else ""), err=True)
+
+
+@click.command("rm")
+@click.argument("ref")
+@click.pass_context
+def rm_cmd(ctx: click.Context, ref: str) -> None:
+    """Remove an entry from the index (it keeps its slot: other indexes and versions do not shift).
+
+    The removal is a note line: 'git tvault push' carries it to the remote, so teammates stop
+    seeing the entry when they pull.
+    """
+    from tvault_git.registry import remove
+
+    eid, commits = remove.remove(repo_from_ctx(ctx), ref)
+    click.echo(
+        f"removed {eid[:10]} from {len(commits)} commit{'s' * (len(commits) != 1)}; 'git tvault push' shares the removal"
+    )
