@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Iterable
 from typing import Any
 
 import pygit2
 import torch
 
-from tvault_git.errors import InvalidInput, TvaultError
+from tvault_git.errors import InvalidInput, StorageError, TvaultError
 from tvault_git.gitutil.repo import open_repo
 from tvault_git.registry import entries as registry
 from tvault_git.registry.entries import Entry
@@ -115,12 +116,36 @@ def export(ref: str, path: str | os.PathLike, repo: Any = None) -> str:
             raise InvalidInput(
                 "exporting .safetensors needs the safetensors package: pip install safetensors"
             ) from None
-        save_file({k: v.contiguous() for k, v in sd.items()}, path)
+        data = {k: v.contiguous() for k, v in sd.items()}
+        save_file(data, path)
+        _check_written(path, data)
     elif path.endswith((".pt", ".pth")):
-        torch.save(sd, path)
+        try:
+            torch.save(sd, path)
+        except (OSError, RuntimeError) as e:  # torch's zip writer reports a failed write as RuntimeError
+            raise StorageError(
+                f"could not write {path}: {e}; free space (or fix permissions) and export again"
+            ) from None
     else:
         raise InvalidInput(f"unknown export format for {path!r}: use a .safetensors or .pt file name")
     return path
+
+
+def _check_written(path: str, data: dict[str, torch.Tensor]) -> None:
+    """StorageError when a .safetensors file came out short: safetensors' writer drops write errors
+    (a full disk leaves a truncated file and no exception)."""
+    try:
+        st = os.stat(path)
+        if not stat.S_ISREG(st.st_mode):
+            return
+        with open(path, "rb") as f:
+            head = f.read(8)
+        want = 8 + int.from_bytes(head, "little") + sum(v.numel() * v.element_size() for v in data.values())
+        ok = len(head) == 8 and st.st_size == want
+    except OSError:
+        ok = False
+    if not ok:
+        raise StorageError(f"could not write {path}: the file is incomplete (disk full?); free space and export again")
 
 
 def load_optimizer_into(optimizer: torch.optim.Optimizer, ref: str, repo: Any = None) -> None:

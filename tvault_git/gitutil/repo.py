@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import getpass
 import os
-import re
 import socket
 import time
 from collections.abc import Callable
@@ -17,7 +16,7 @@ try:
 except ImportError:  # pragma: no cover - Windows: stale locks are left to the user
     fcntl = None  # type: ignore[assignment]
 
-from tvault_git.errors import NoCommits, NotARepository, TvaultError
+from tvault_git.errors import LockTimeout, NoCommits, NotARepository
 from tvault_git.spec.format import BLOB_DIR
 
 T = TypeVar("T")
@@ -84,51 +83,43 @@ def ensure_config(repo: pygit2.Repository) -> None:
 def retry_locked(fn: Callable[[], T], what: str, timeout: float = 60.0, repo: pygit2.Repository | None = None) -> T:
     """Run a compare-and-swap step again while another process holds the lock or won the race.
 
-    With ``repo``, a ref lock that a killed writer left behind is removed once
-    it is ``STALE_LOCK_S`` old (see ``_clear_stale_lock``), so an OOM kill or a
-    preempted job in the middle of ``log_all`` does not block the next one.
+    A step asks for another round by raising ``Conflict`` (``commit_to_ref`` and ``merge_history``
+    do, after checking that the ref really moved or is locked) or when libgit2 reports an existing
+    ref (``pygit2.AlreadyExistsError``); any other error propagates. Nothing here reads libgit2's
+    English messages. With ``repo``, a ref lock that a killed writer left behind is removed once it
+    is ``STALE_LOCK_S`` old (see ``_clear_stale_lock``), so an OOM kill or a preempted job in the
+    middle of ``log_all`` does not block the next one.
     """
     deadline = time.monotonic() + timeout
     delay = 0.002
     while True:
         try:
             return fn()
-        except (pygit2.GitError, _Conflict) as e:
-            msg = str(e)
-            if (
-                not isinstance(e, _Conflict)
-                and "lock" not in msg
-                and "tip is not the first parent" not in msg
-                and "already exists" not in msg
-                and "modified" not in msg
-            ):
-                raise
-            if repo is not None and _clear_stale_lock(repo.path, msg):
+        except (pygit2.AlreadyExistsError, _Conflict) as e:
+            lock = e.lock if isinstance(e, _Conflict) else None
+            if repo is not None and lock is not None and _clear_stale_lock(repo.path, lock):
                 continue
             if time.monotonic() > deadline:
-                raise TvaultError(
-                    f"could not update {what} for {timeout:.0f}s: {msg}; if no other git process is running, delete the .lock file it names"
-                ) from None
+                held = f"; if no other git process is running, delete {lock}" if lock else ""
+                raise LockTimeout(f"could not update {what} for {timeout:.0f}s: {e}{held}", ref=what) from None
             time.sleep(delay)
             delay = min(delay * 1.7, 0.1)
 
 
 STALE_LOCK_S = 5.0
-_LOCK_PATH = re.compile(r"'([^']+\.lock)'")
 
 
-def _clear_stale_lock(git_dir: str, msg: str) -> bool:
-    """Remove the ``*.lock`` file named in ``msg`` if it is inside ``git_dir`` and stale; True if removed.
+def _clear_stale_lock(git_dir: str, lock: str) -> bool:
+    """Remove the ``*.lock`` file ``lock`` if it is inside ``git_dir`` and stale; True if removed.
 
     git and libgit2 hold a ref lock for the milliseconds of one update, so a
     lock older than ``STALE_LOCK_S`` has no live owner. Removers serialize on
     an ``flock`` (released by the kernel even if we die), so two of them can
     never both see the stale file and then delete a fresh lock taken between.
     """
-    m = _LOCK_PATH.search(msg)
-    if m is None or fcntl is None:
+    if fcntl is None:
         return False
-    path = os.path.realpath(m.group(1))
+    path = os.path.realpath(lock)
     root = os.path.realpath(git_dir)
     if not path.startswith(root + os.sep):
         return False
@@ -148,10 +139,34 @@ def _clear_stale_lock(git_dir: str, msg: str) -> bool:
 
 
 class _Conflict(Exception):
-    """Raised inside a retry_locked step to ask for another round."""
+    """Raised inside a retry_locked step to ask for another round; ``lock``: the ref's lock file, if held."""
+
+    def __init__(self, message: str, lock: str | None = None) -> None:
+        super().__init__(message)
+        self.lock = lock
 
 
 Conflict = _Conflict
+
+
+def _tip_id(repo: pygit2.Repository, ref: str) -> pygit2.Oid | None:
+    try:
+        r = repo.references.get(ref)
+    except pygit2.GitError:
+        return None
+    return r.target if r is not None else None  # type: ignore[return-value]
+
+
+def _race(repo: pygit2.Repository, ref: str, expected: pygit2.Oid | None, e: Exception) -> _Conflict | None:
+    """A Conflict when ``e`` came from another writer (the ref's lock file exists, or the ref moved
+    away from ``expected``); None when it is a real error. Decided from the repository, not from
+    libgit2's message text."""
+    lock = os.path.join(repo.path, *ref.split("/")) + ".lock"
+    if os.path.exists(lock):
+        return _Conflict(str(e), lock)
+    if isinstance(e, pygit2.AlreadyExistsError) or _tip_id(repo, ref) != expected:
+        return _Conflict(str(e))
+    return None
 
 
 def merge_history(
@@ -175,6 +190,7 @@ def merge_history(
             r = repo.references.get(ref)
         except pygit2.GitError:
             r = None
+        seen = r.target if r is not None else None
         try:
             if r is None:
                 repo.references.create(ref, theirs.id, force=False)
@@ -189,8 +205,11 @@ def merge_history(
                 return
             repo.create_commit(ref, sig, sig, f"tvault: merge {what}\n", merged_tree(ours), [ours.id, theirs.id])
             moved[0] = True
-        except (pygit2.GitError, OSError) as e:  # another writer moved the ref: start over
-            raise Conflict(str(e)) from None
+        except (pygit2.GitError, OSError) as e:  # another writer moved or locked the ref: start over
+            c = _race(repo, ref, seen, e)  # type: ignore[arg-type]
+            if c is None:
+                raise
+            raise c from None
 
     retry_locked(step, ref, repo=repo)
     return moved[0]
@@ -214,4 +233,7 @@ def commit_to_ref(
         repo.references.create(ref, oid, force=False)
         return oid
     except (pygit2.GitError, OSError) as e:  # lost the race, or the ref is locked
-        raise Conflict(str(e)) from None
+        c = _race(repo, ref, parent, e)
+        if c is None:
+            raise
+        raise c from None

@@ -182,13 +182,13 @@ def resolve(repo: pygit2.Repository, ref: str) -> Entry:
     if ":" in ref:
         rev, _, idx = ref.rpartition(":")
         if not idx.isdigit():
-            raise RefNotFound(f"bad entry ref {ref!r}: the part after ':' must be a model index (e.g. HEAD:0)")
+            raise RefNotFound(f"bad entry ref {ref!r}: the part after ':' must be a model index (e.g. HEAD:0)", ref=ref)
         commit = resolve_commit(repo, rev or "HEAD")
         found = entries_on(repo, commit)
         i = int(idx)
         if i >= len(found):
             have = f"indexes 0..{len(found) - 1}" if found else "no entries"
-            raise RefNotFound(f"commit {commit[:7]} has {have}; there is no model {i}")
+            raise RefNotFound(f"commit {commit[:7]} has {have}; there is no model {i}", ref=ref)
         return found[i]
     if _ID_RE.match(ref):
         prefix = ref.lower()
@@ -197,8 +197,10 @@ def resolve(repo: pygit2.Repository, ref: str) -> Entry:
             return matches[0]
         if len(matches) > 1:
             cands = ", ".join(f"{e.short} ({e.ref})" for e in matches[:10])
-            raise AmbiguousRef(f"entry ref {ref!r} is ambiguous; candidates: {cands}")
-    raise RefNotFound(f"no entry {ref!r}; use an entry id, COMMIT:INDEX or NAME@VERSION (see 'git tvault log')")
+            raise AmbiguousRef(f"entry ref {ref!r} is ambiguous; candidates: {cands}", ref=ref)
+    raise RefNotFound(
+        f"no entry {ref!r}; use an entry id, COMMIT:INDEX or NAME@VERSION (see 'git tvault log')", ref=ref
+    )
 
 
 def preferred(found: list[Entry]) -> list[Entry]:

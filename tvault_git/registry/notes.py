@@ -16,6 +16,7 @@ from dataclasses import dataclass
 
 import pygit2
 
+from tvault_git.errors import RefNotFound
 from tvault_git.gitutil.repo import commit_to_ref, merge_history, retry_locked
 from tvault_git.spec.format import NOTES_REF
 
@@ -217,7 +218,7 @@ def merge(repo: pygit2.Repository, other: pygit2.Oid | str, ref: str = NOTES_REF
     """
     theirs = repo.get(str(other))
     if theirs is None:
-        raise KeyError(f"notes commit {other} is not in the repository")
+        raise RefNotFound(f"notes commit {other} is not in the repository; fetch it first", ref=str(other))
     theirs = theirs.peel(pygit2.Commit)
 
     def union(ours: pygit2.Commit) -> pygit2.Oid:

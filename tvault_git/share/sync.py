@@ -102,7 +102,7 @@ def _classify(remote: str, op: str, err: str) -> RemoteError:
             "is this a git repository",
         )
     ) or re.search(r"repository '.*' not found", low):
-        return RemoteError(f"{remote} is not a git repository (or not shared there): {detail}")
+        return RemoteError(f"{remote} is not a git repository (or not shared there): {detail}", remote=remote)
     if any(
         s in low
         for s in (
@@ -118,7 +118,7 @@ def _classify(remote: str, op: str, err: str) -> RemoteError:
             "couldn't connect",
         )
     ):
-        return RemoteError(f"cannot reach {remote}: {detail}")
+        return RemoteError(f"cannot reach {remote}: {detail}", remote=remote)
     if any(
         s in low
         for s in (
@@ -132,8 +132,8 @@ def _classify(remote: str, op: str, err: str) -> RemoteError:
             "read-only",
         )
     ):
-        return RemoteError(f"{remote} rejected the {op} (permissions or a server-side rule): {detail}")
-    return RemoteError(f"git {op} {remote} failed: {detail}")
+        return RemoteError(f"{remote} rejected the {op} (permissions or a server-side rule): {detail}", remote=remote)
+    return RemoteError(f"git {op} {remote} failed: {detail}", remote=remote)
 
 
 def run_git(repo: pygit2.Repository, args: list[str], remote: str, op: str, progress: bool | None = None) -> str:
