@@ -31,8 +31,21 @@ def get(ref: str, repo: Any = None) -> dict[str, Any]:
 
 
 def entries(repo: Any = None) -> list[Entry]:
-    """All entries, newest first."""
-    return registry.entries(_repo(repo))
+    """The entries ``git tvault log`` lists, in its order: newest first by instant (not by the ISO
+    text, which sorts clocks with different UTC offsets wrongly); entries that are indexed but
+    whose objects are not fetched yet are left out, as log leaves them out."""
+    from tvault_git.registry import query
+
+    r = _repo(repo)
+    return [
+        Entry(row["id"], row["commit"], row["index"], row["name"], _note_result(row["result"]), _repo=r)
+        for row in query.find(r)
+    ]
+
+
+def _note_result(result: Any) -> str | None:
+    """The note line's ``result=`` text (a shortest repr, as log_all writes it)."""
+    return None if result is None else repr(result)
 
 
 def weight_records(r: pygit2.Repository, e: Entry) -> dict[str, Any]:

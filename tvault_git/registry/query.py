@@ -12,7 +12,7 @@ import json
 import math
 import re
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 import pygit2
 
@@ -21,8 +21,48 @@ from tvault_git.gitutil.repo import open_repo
 from tvault_git.registry import cache
 from tvault_git.registry.entries import resolve_commit
 
-# Metrics where a smaller value is better, for ``best`` without an explicit direction.
-_LOWER_IS_BETTER = re.compile(r"(loss|err|error|mse|mae|rmse|perplexity|ppl|wer|cer|latency|time|nll|fid|bpd)", re.I)
+# Words that make a metric lower-is-better, matched as whole tokens of its name ("val_loss",
+# "top1-error", "valLoss"), never as substrings ("confidence" holds "fid", "uptime" holds "time").
+_LOWER_TOKENS = frozenset(
+    [
+        "loss",
+        "losses",
+        "err",
+        "error",
+        "errors",
+        "mse",
+        "mae",
+        "rmse",
+        "msle",
+        "perplexity",
+        "ppl",
+        "wer",
+        "cer",
+        "ter",
+        "nll",
+        "fid",
+        "kid",
+        "bpd",
+        "bpc",
+        "latency",
+        "time",
+        "duration",
+        "seconds",
+        "ms",
+        "regret",
+    ]
+)
+_TOKEN_RE = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
+
+
+def metric_direction(key: str) -> Literal["min", "max"]:
+    """Which way a metric improves when nobody said: "min" when a token of its name is loss-like
+    (``loss``, ``err``, ``wer``, ``perplexity``...), else "max" (``acc``, ``confidence``, ``fidelity``).
+    The one rule behind ``find --best``, ``git tvault history`` and the web history page."""
+    tokens = {t.lower() for t in _TOKEN_RE.findall(key)}
+    return "min" if tokens & _LOWER_TOKENS else "max"
+
+
 _OPS = {"==": "=", "=": "=", "!=": "!=", ">=": ">=", "<=": "<=", ">": ">", "<": "<"}
 _WHERE_RE = re.compile(r"^\s*([^<>=!\s](?:[^<>=!]*[^<>=!\s])?)\s*(>=|<=|==|!=|=|>|<)\s*(\S(?:.*\S)?)\s*$")
 _AGO_RE = re.compile(r"^(\d+(?:\.\d+)?)[ .]*(second|sec|minute|min|hour|day|week|month|year)s?[ .]*ago$", re.I)
@@ -255,7 +295,7 @@ def find(
         if not key or direction not in ("", "min", "max"):
             raise InvalidInput(f"bad --best {best!r}: give a metric name, optionally with :min or :max (e.g. loss:min)")
         sort = key
-        desc = direction == "max" or (direction == "" and not _LOWER_IS_BETTER.search(key))
+        desc = (direction or metric_direction(key)) == "max"
         if limit is None:
             limit = 1
     if id_sets:

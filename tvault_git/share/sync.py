@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 import pygit2
 
 from tvault_git.errors import InvalidInput, RefNotFound, RemoteError
+from tvault_git.gitutil.run import git_env
 from tvault_git.registry import entries, names, notes
 from tvault_git.spec.format import ALIASES_REF, NAME_RE, NOTES_REF, REF_PREFIX
 
@@ -143,11 +144,8 @@ def run_git(repo: pygit2.Repository, args: list[str], remote: str, op: str, prog
     cmd = ["git", *args]
     if progress and args and args[0] in ("fetch", "push"):
         cmd.insert(2, "--progress")
-    env = dict(os.environ)
-    if not sys.stdin.isatty():  # no one to answer a password prompt: fail instead of hanging
-        env.setdefault("GIT_TERMINAL_PROMPT", "0")
-    try:
-        p = subprocess.Popen(cmd, cwd=git_dir_cwd(repo), stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    try:  # git_env: C-locale messages (classified below), no password prompt without a terminal
+        p = subprocess.Popen(cmd, cwd=git_dir_cwd(repo), stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=git_env())
     except OSError as e:
         raise RemoteError(f"cannot run git: {e}") from None
     chunks: list[bytes] = []
@@ -176,7 +174,7 @@ def ls_remote(repo: pygit2.Repository, remote: str, patterns: list[str]) -> dict
         cwd=git_dir_cwd(repo),
         capture_output=True,
         text=True,
-        env={**os.environ, "GIT_TERMINAL_PROMPT": "0"},
+        env=git_env({"GIT_TERMINAL_PROMPT": "0"}),
     )
     if p.returncode != 0:
         if (
@@ -413,7 +411,7 @@ def _remote_index(
                 ],
                 cwd=scratch,
                 capture_output=True,
-                env={**os.environ, "GIT_TERMINAL_PROMPT": "0"},
+                env=git_env({"GIT_TERMINAL_PROMPT": "0"}),
             )
             if p.returncode == 0:
                 view = pygit2.Repository(scratch)

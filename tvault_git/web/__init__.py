@@ -27,7 +27,14 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 import pygit2
-from flask import Flask, Response, render_template, request, send_file
+
+try:
+    from flask import Flask, Response, render_template, request, send_file
+except ModuleNotFoundError as e:  # the optional ``ui`` extra: say what to install, not "no module flask"
+    raise ModuleNotFoundError(
+        f"tvault_git.web needs the optional 'ui' extra ({e.name} is missing): pip install 'tvault-git[ui]'",
+        name=e.name,
+    ) from e
 from markupsafe import Markup
 
 from tvault_git.errors import InvalidInput, RefNotFound, TvaultError
@@ -580,7 +587,7 @@ def _move(key: str, a: Any, b: Any) -> dict[str, Any] | None:
     if x is None or y is None or x == y:
         return None
     d = y - x
-    return {"text": f"{d:+.3g}", "better": (d < 0) if query._LOWER_IS_BETTER.search(key) else (d > 0)}
+    return {"text": f"{d:+.3g}", "better": (d < 0) if query.metric_direction(key) == "min" else (d > 0)}
 
 
 def _versions_from_manifests(repo: pygit2.Repository, name: str, rows: list[dict[str, Any]]) -> list[Any]:

@@ -11,7 +11,7 @@ from tvault_git.cli.app import repo_from_ctx
 from tvault_git.cli.style import heading
 from tvault_git.errors import InvalidInput, TvaultError
 from tvault_git.registry import names
-from tvault_git.registry.query import _LOWER_IS_BETTER
+from tvault_git.registry.query import metric_direction
 from tvault_git.textfmt import fmt_value, short_date
 
 
@@ -68,7 +68,7 @@ def _moved(key: str, d: float | None) -> str:
         return ""
     if d == 0:
         return click.style(" (=)", dim=True)
-    better = (d < 0) if _LOWER_IS_BETTER.search(key) else (d > 0)
+    better = (d < 0) if metric_direction(key) == "min" else (d > 0)
     return click.style(f" ({'+' if d > 0 else ''}{d:.4g})", fg="green" if better else "red")
 
 
