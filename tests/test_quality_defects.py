@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pygit2
 import pytest
-from conftest import import_fresh
-from conftest import tvault as run_tvault
 
 import tvault_git as tvault
+from tests.helpers import import_fresh
+from tests.helpers import tvault as run_tvault
 from tvault_git.registry import entries as registry
 from tvault_git.registry import notes
 from tvault_git.spec import format as fmt
