@@ -25,7 +25,7 @@ _ATTR_LINE = f"{BLOB_DIR}/** -delta -diff"
 _configured: set[str] = set()
 
 
-def open_repo(path: str | os.PathLike | None = None) -> pygit2.Repository:
+def open_repo(path: str | os.PathLike[str] | None = None) -> pygit2.Repository:
     """Discover the repository containing ``path`` (default: the current directory)."""
     start = os.fspath(path) if path is not None else os.getcwd()
     try:
