@@ -24,7 +24,7 @@ import torch
 from tvault_git import __version__
 from tvault_git.capture import live
 from tvault_git.errors import InvalidInput
-from tvault_git.gitutil.repo import ensure_config, head_commit, open_repo, signature
+from tvault_git.gitutil.repo import ensure_config, head_commit, open_repo_like, signature
 from tvault_git.registry import notes
 from tvault_git.registry.entries import Entry
 from tvault_git.spec.format import (
@@ -250,7 +250,7 @@ def log_all(
     sched_rec = _scheduler_record(scheduler) if scheduler is not None else None
     state_dict = model.state_dict()
 
-    r = repo if isinstance(repo, pygit2.Repository) else open_repo(repo)
+    r = open_repo_like(repo)
     head = head_commit(r)
     ensure_config(r)
     sig = signature(r)

@@ -11,14 +11,14 @@ import pygit2
 import torch
 
 from tvault_git.errors import InvalidInput, StorageError, TvaultError
-from tvault_git.gitutil.repo import open_repo
+from tvault_git.gitutil.repo import open_repo_like
 from tvault_git.registry import entries as registry
 from tvault_git.registry.entries import Entry
 from tvault_git.storage import tensors
 
 
 def _repo(repo: Any) -> pygit2.Repository:
-    return repo if isinstance(repo, pygit2.Repository) else open_repo(repo)
+    return open_repo_like(repo)
 
 
 def get(ref: str, repo: Any = None) -> dict[str, Any]:

@@ -25,6 +25,15 @@ _ATTR_LINE = f"{BLOB_DIR}/** -delta -diff"
 _configured: set[str] = set()
 
 
+#: What ``repo=`` accepts across the public API: an open repository, a path inside one, or None (the cwd).
+RepoLike = str | os.PathLike[str] | pygit2.Repository | None
+
+
+def open_repo_like(repo: RepoLike) -> pygit2.Repository:
+    """The repository for a ``repo=`` argument: an open one as is, else ``open_repo(path)``."""
+    return repo if isinstance(repo, pygit2.Repository) else open_repo(repo)
+
+
 def open_repo(path: str | os.PathLike[str] | None = None) -> pygit2.Repository:
     """Discover the repository containing ``path`` (default: the current directory)."""
     start = os.fspath(path) if path is not None else os.getcwd()
@@ -149,12 +158,13 @@ class _Conflict(Exception):
 Conflict = _Conflict
 
 
-def _tip_id(repo: pygit2.Repository, ref: str) -> pygit2.Oid | None:
+def ref_tip(repo: pygit2.Repository, ref: str) -> pygit2.Commit | None:
+    """The commit ``ref`` points at; None when it does not exist (or cannot be read)."""
     try:
         r = repo.references.get(ref)
     except pygit2.GitError:
         return None
-    return r.target if r is not None else None  # type: ignore[return-value]
+    return None if r is None else r.peel(pygit2.Commit)
 
 
 def _race(repo: pygit2.Repository, ref: str, expected: pygit2.Oid | None, e: Exception) -> _Conflict | None:
@@ -164,7 +174,7 @@ def _race(repo: pygit2.Repository, ref: str, expected: pygit2.Oid | None, e: Exc
     lock = os.path.join(repo.path, *ref.split("/")) + ".lock"
     if os.path.exists(lock):
         return _Conflict(str(e), lock)
-    if isinstance(e, pygit2.AlreadyExistsError) or _tip_id(repo, ref) != expected:
+    if isinstance(e, pygit2.AlreadyExistsError) or getattr(ref_tip(repo, ref), "id", None) != expected:
         return _Conflict(str(e))
     return None
 

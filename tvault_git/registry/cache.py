@@ -14,7 +14,6 @@ Torch-free.
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import math
 import os
@@ -24,9 +23,11 @@ from typing import Any
 import pygit2
 
 from tvault_git.errors import RefNotFound
+from tvault_git.gitutil.repo import ref_tip
 from tvault_git.registry import notes
 from tvault_git.registry.entries import read_manifest, read_manifests
 from tvault_git.spec.format import NOTES_REF
+from tvault_git.spec.values import as_number, iso_to_instant
 
 SCHEMA = "4"  # 4: an entry may be listed on several commits (hooks, rewrites): key (id, commit_id), shadowed
 FILE_NAME = "index.sqlite"
@@ -66,11 +67,7 @@ def cache_path(repo: pygit2.Repository) -> str:
 
 
 def _notes_tip(repo: pygit2.Repository) -> pygit2.Commit | None:
-    try:
-        r = repo.references.get(NOTES_REF)
-    except pygit2.GitError:
-        return None
-    return None if r is None else r.peel(pygit2.Commit)
+    return ref_tip(repo, NOTES_REF)
 
 
 def _connect(path: str | None) -> sqlite3.Connection:
@@ -106,25 +103,6 @@ def _open(repo: pygit2.Repository) -> sqlite3.Connection:
         return _connect(None)
 
 
-def _ts(created: Any) -> float | None:
-    if not isinstance(created, str):
-        return None
-    try:
-        d = _dt.datetime.fromisoformat(created)
-    except ValueError:
-        return None
-    if d.tzinfo is None:
-        d = d.replace(tzinfo=_dt.timezone.utc)
-    return d.timestamp()
-
-
-def _num(v: Any) -> float | None:
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        return None
-    f = float(v)
-    return f if math.isfinite(f) else None
-
-
 def canonical(v: Any) -> str:
     """Compact, key-sorted JSON: equal values give equal text. Scalars skip the encoder (what
     json.dumps would write), which building a 100,000-entry cache otherwise calls 800,000 times."""
@@ -157,15 +135,15 @@ def _fields(entry_id: str, m: dict[str, Any] | None) -> tuple[dict[str, Any] | N
     author = m.get("author") or {}
     tags = m.get("tags") if isinstance(m.get("tags"), dict) else {}
     metrics = m.get("metrics") if isinstance(m.get("metrics"), dict) else {}
-    kv = [(entry_id, "tag", k, _num(v), v if isinstance(v, str) else None, canonical(v)) for k, v in tags.items()]
-    kv += [(entry_id, "metric", k, _num(v), None, canonical(v)) for k, v in metrics.items()]
+    kv = [(entry_id, "tag", k, as_number(v), v if isinstance(v, str) else None, canonical(v)) for k, v in tags.items()]
+    kv += [(entry_id, "metric", k, as_number(v), None, canonical(v)) for k, v in metrics.items()]
     res = m.get("result")
     fields = {
         "name": m.get("name"),
-        "result": _num(res),
+        "result": as_number(res),
         "res_js": None if res is None else canonical(res),
         "created": m.get("created"),
-        "ts": _ts(m.get("created")),
+        "ts": iso_to_instant(m.get("created")),
         "author": author.get("name"),
         "email": author.get("email"),
         "branch": m.get("branch"),

@@ -27,9 +27,10 @@ from dataclasses import dataclass, field
 import pygit2
 
 from tvault_git.errors import InvalidInput, RefNotFound
-from tvault_git.gitutil.repo import commit_to_ref, merge_history, retry_locked, signature
+from tvault_git.gitutil.repo import commit_to_ref, merge_history, ref_tip, retry_locked, signature
 from tvault_git.registry import entries, notes
 from tvault_git.spec.format import ALIASES_FILE, ALIASES_REF, NAME_RE, NOTES_REF
+from tvault_git.spec.values import iso_to_instant
 
 RESERVED = ("latest", "best")
 _ALIAS_RE = re.compile(r"^[A-Za-z][A-Za-z0-9._-]{0,63}$")
@@ -53,16 +54,6 @@ class AliasRecord:
 
     def render(self) -> str:
         return f"alias {self.name} {self.alias} {self.entry or '-'} {self.time} {self.who}"
-
-
-def _ts(created: str) -> float:
-    try:
-        d = _dt.datetime.fromisoformat(created.replace("Z", "+00:00"))
-    except ValueError:
-        return 0.0
-    if d.tzinfo is None:
-        d = d.replace(tzinfo=_dt.timezone.utc)
-    return d.timestamp()
 
 
 def _named_lines(
@@ -113,7 +104,14 @@ def versions(
         created = _created(repo, n)
         if created is None:
             continue  # indexed, but neither the note nor local objects say when: cannot be numbered
-        found.append((_ts(created), n.entry, created, entries.Entry(n.entry, commit, i, n.name, n.result, _repo=repo)))
+        found.append(
+            (
+                iso_to_instant(created) or 0.0,
+                n.entry,
+                created,
+                entries.Entry(n.entry, commit, i, n.name, n.result, _repo=repo),
+            )
+        )
     if not found:
         raise RefNotFound(
             f"no model named {name!r}; names: {', '.join(names(repo)) or 'none yet'} (log one with log_all(..., name=...))"
@@ -157,12 +155,7 @@ def read_records(repo: pygit2.Repository, ref: str = ALIASES_REF) -> dict[tuple[
     return parse_records(_text(repo, tip))
 
 
-def _tip(repo: pygit2.Repository, ref: str) -> pygit2.Commit | None:
-    try:
-        r = repo.references.get(ref)
-    except pygit2.GitError:
-        return None
-    return None if r is None else r.peel(pygit2.Commit)
+_tip = ref_tip
 
 
 def _text(repo: pygit2.Repository, commit: pygit2.Commit) -> str:

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import pygit2
 
 from tvault_git.errors import RefNotFound
-from tvault_git.gitutil.repo import commit_to_ref, merge_history, retry_locked
+from tvault_git.gitutil.repo import commit_to_ref, merge_history, ref_tip, retry_locked
 from tvault_git.spec.format import NOTES_REF
 
 _ENTRY_RE = re.compile(r"[0-9a-f]{40}")
@@ -70,14 +70,8 @@ def parse(text: str) -> list[NoteLine]:
 
 
 def _notes_tree(repo: pygit2.Repository, ref: str = NOTES_REF) -> tuple[pygit2.Oid | None, pygit2.Tree | None]:
-    try:
-        r = repo.references.get(ref)
-    except pygit2.GitError:
-        r = None
-    if r is None:
-        return None, None
-    commit = r.peel(pygit2.Commit)
-    return commit.id, commit.tree
+    commit = ref_tip(repo, ref)
+    return (None, None) if commit is None else (commit.id, commit.tree)
 
 
 def _find(repo: pygit2.Repository, tree: pygit2.Tree, sha: str) -> tuple[list[str], pygit2.Object] | None:

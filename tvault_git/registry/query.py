@@ -14,10 +14,8 @@ import re
 from collections.abc import Sequence
 from typing import Any, Literal
 
-import pygit2
-
 from tvault_git.errors import InvalidInput
-from tvault_git.gitutil.repo import open_repo
+from tvault_git.gitutil.repo import open_repo_like
 from tvault_git.registry import cache
 from tvault_git.registry.entries import resolve_commit
 
@@ -232,7 +230,7 @@ def find(
     metric; without a direction, names like loss/error/perplexity count as
     lower-is-better. Rows have the shape of ``cli.entry_summary``.
     """
-    r = repo if isinstance(repo, pygit2.Repository) else open_repo(repo)
+    r = open_repo_like(repo)
     conds: list[str] = ["e.missing = 0"]
     args: list[Any] = []
     id_sets: list[tuple[str, list[Any]]] = []  # id subqueries, intersected once (cheaper than one IN each)
@@ -384,7 +382,7 @@ def predecessor(repo: Any, entry_id: str) -> str | None:
 
     Why: "compare with the previous version" is the comparison researchers make most.
     """
-    r = repo if isinstance(repo, pygit2.Repository) else open_repo(repo)
+    r = open_repo_like(repo)
     con = cache.refresh(r)
     try:
         row = con.execute(

@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 import pygit2
 
 from tvault_git.errors import InvalidInput, RefNotFound, RemoteError
+from tvault_git.gitutil.repo import open_repo_like
 from tvault_git.gitutil.run import git_env
 from tvault_git.registry import entries, names, notes
 from tvault_git.spec.format import ALIASES_REF, NAME_RE, NOTES_REF, REF_PREFIX
@@ -519,9 +520,8 @@ def fetch_one(repo: pygit2.Repository, remote: str | None, ref: str, progress: b
 
 def publish(remote: str | None = None, repo: str | os.PathLike | pygit2.Repository | None = None) -> Transfer:
     """Push this repository's registry (entries, index, aliases) to ``remote`` (default: origin)."""
-    from tvault_git.gitutil.repo import open_repo
 
-    r = repo if isinstance(repo, pygit2.Repository) else open_repo(repo)
+    r = open_repo_like(repo)
     return push(r, remote)
 
 

@@ -40,6 +40,7 @@ from markupsafe import Markup
 from tvault_git.errors import InvalidInput, RefNotFound, TvaultError
 from tvault_git.registry import cache, entries, query
 from tvault_git.spec.format import ARCHITECTURE, NAME_RE, OPTIMIZER, PATCH, SCHEDULER, SOURCE_INDEX
+from tvault_git.spec.values import as_number, iso_to_instant
 from tvault_git.textfmt import fmt_value, human_bytes, short_date
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -479,8 +480,7 @@ def metrics_table(repo: pygit2.Repository, ids: list[str]) -> dict[str, Any]:
     return {"rows": rows, "metric_keys": keys, "tag_keys": tag_keys, "plot": plot}
 
 
-def _plot_num(v: Any) -> float | None:
-    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+_plot_num = as_number
 
 
 def models_page(repo: pygit2.Repository) -> dict[str, Any]:
@@ -597,7 +597,7 @@ def _versions_from_manifests(repo: pygit2.Repository, name: str, rows: list[dict
     """
     from tvault_git.registry import names
 
-    rows = sorted(rows, key=lambda r: (names._ts(r["created"] or ""), r["id"]))
+    rows = sorted(rows, key=lambda r: (iso_to_instant(r["created"]) or 0.0, r["id"]))
     return [
         names.Version(k + 1, entries.Entry(r["id"], r["commit"], r["index"], name, _repo=repo), r["created"] or "", [])
         for k, r in enumerate(rows)

@@ -12,11 +12,10 @@ from tvault_git.cli.style import heading
 from tvault_git.errors import InvalidInput, TvaultError
 from tvault_git.registry import names
 from tvault_git.registry.query import metric_direction
+from tvault_git.spec.values import as_number
 from tvault_git.textfmt import fmt_value, short_date
 
-
-def _num(v: Any) -> float | None:
-    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+_num = as_number
 
 
 def version_rows(repo: Any, name: str) -> list[dict[str, Any]]:
