@@ -292,7 +292,7 @@ def test_git_command_errors_carry_args_code_and_stderr(repo):
     from tvault_git.gitutil.run import run_git
 
     with pytest.raises(GitCommandError) as ei:
-        run_git(["rev-parse", "--verify", "no-such-rev"], cwd=str(repo), env={"LANGUAGE": "de"})
+        run_git(pygit2.Repository(str(repo)), ["rev-parse", "--verify", "no-such-rev"], env={"LANGUAGE": "de"})
     e = ei.value
     assert e.git_args == ("rev-parse", "--verify", "no-such-rev") and e.returncode == 128 and e.exit_code == 9
     assert "fatal: Needed a single revision" in e.stderr  # LC_ALL=C: English whatever the user's language

@@ -130,3 +130,11 @@ EXIT_CODES: tuple[tuple[int, str], ...] = (
     (EXIT_INTERNAL, "internal error: a bug (set TVAULT_DEBUG=1 for the traceback)"),
     (130, "interrupted"),
 )
+
+
+class CaptureWarning(UserWarning):
+    """``log_all`` could not capture part of the model's code (missing source, code edited after import).
+
+    A warning, not an error: the entry is logged and says what is missing. Filter it with
+    ``warnings.filterwarnings("ignore", category=tvault_git.CaptureWarning)``.
+    """

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import getpass
 import os
 import socket
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TypeVar
 
 import pygit2
@@ -16,7 +19,7 @@ try:
 except ImportError:  # pragma: no cover - Windows: stale locks are left to the user
     fcntl = None  # type: ignore[assignment]
 
-from tvault_git.errors import LockTimeout, NoCommits, NotARepository
+from tvault_git.errors import LockTimeout, NoCommits, NotARepository, StorageError, TvaultError
 from tvault_git.spec.format import BLOB_DIR
 
 T = TypeVar("T")
@@ -35,15 +38,86 @@ def open_repo_like(repo: RepoLike) -> pygit2.Repository:
 
 
 def open_repo(path: str | os.PathLike[str] | None = None) -> pygit2.Repository:
-    """Discover the repository containing ``path`` (default: the current directory)."""
+    """The repository git itself would use: ``GIT_DIR``/``GIT_WORK_TREE`` first, else discovery.
+
+    Why: ``git --git-dir=A --work-tree=B tvault ...`` and hook environments pass the repository
+    in ``GIT_DIR`` (git sets it for its subcommands); ignoring it split one job across two repos
+    (our objects in the repo around the cwd, git's fetches in ``GIT_DIR``). With ``path`` (``-C``,
+    ``repo=``) discovery starts there, honouring ``GIT_CEILING_DIRECTORIES`` and
+    ``GIT_DISCOVERY_ACROSS_FILESYSTEM`` as git does.
+    """
+    env_dir = os.environ.get("GIT_DIR")
+    if path is None and env_dir:
+        return _open_git_dir(os.path.abspath(env_dir), os.environ.get("GIT_WORK_TREE"))
     start = os.fspath(path) if path is not None else os.getcwd()
+    across = os.environ.get("GIT_DISCOVERY_ACROSS_FILESYSTEM", "").lower() in ("1", "true", "yes", "on")
+    ceiling = os.environ.get("GIT_CEILING_DIRECTORIES")
     try:
-        found = pygit2.discover_repository(start)
+        if ceiling:
+            found = pygit2.discover_repository(start, across, ceiling)
+        else:
+            found = pygit2.discover_repository(start, across)
     except pygit2.GitError as e:
         raise NotARepository(f"cannot open {start!r}: {e}") from None
     if found is None:
         raise NotARepository(f"not inside a git repository: {start} (run 'git init' first, or pass repo=PATH)")
     return pygit2.Repository(found)
+
+
+def _open_git_dir(git_dir: str, work_tree: str | None) -> pygit2.Repository:
+    """Open ``GIT_DIR`` with the work tree git would give it (``GIT_WORK_TREE``, core.worktree, else the cwd)."""
+    try:
+        repo = pygit2.Repository(git_dir, pygit2.enums.RepositoryOpenFlag.NO_SEARCH)
+    except pygit2.GitError as e:
+        raise NotARepository(f"GIT_DIR={git_dir} is not a git repository: {e}") from None
+    if work_tree:
+        repo.workdir = os.path.abspath(work_tree)
+    elif not repo.is_bare and "core.worktree" not in repo.config and os.path.basename(git_dir.rstrip("/")) != ".git":
+        # git: GIT_DIR without GIT_WORK_TREE or core.worktree -> the cwd is the top of the work tree
+        repo.workdir = os.getcwd()
+    return repo
+
+
+def common_dir(repo: pygit2.Repository) -> str:
+    """The git dir that holds objects and refs: a linked worktree's ``commondir``, else ``repo.path``.
+
+    Every path tvault writes (packs, its cache, info/attributes, locks) is built from this: a
+    pack under ``.git/worktrees/<name>/objects`` is one git never reads.
+    """
+    path = repo.path
+    try:
+        with open(os.path.join(path, "commondir")) as f:
+            rel = f.read().strip()
+        return os.path.normpath(os.path.join(path, rel))
+    except OSError:
+        return os.path.normpath(path)
+
+
+def pack_dir(repo: pygit2.Repository) -> str:
+    """``objects/pack`` of the common git dir."""
+    return os.path.join(common_dir(repo), "objects", "pack")
+
+
+def tvault_dir(repo: pygit2.Repository) -> str:
+    """``tvault/`` in the common git dir: the derived cache and tvault's guard files."""
+    return os.path.join(common_dir(repo), "tvault")
+
+
+def git_env(repo: pygit2.Repository, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment for a git subprocess that must act on ``repo`` and no other.
+
+    An inherited ``GIT_DIR`` (a hook, ``git --git-dir``) would otherwise win over the cwd we
+    pass, and a ``repo=`` argument would act on one repository while git acts on another.
+    tvault reads git's messages (errors it classifies, porcelain), so they must not depend on the
+    user's UI language: ``LC_ALL=C`` and an empty ``LANGUAGE`` (gettext reads ``LANGUAGE`` first).
+    """
+    env = {k: v for k, v in os.environ.items() if k not in ("GIT_DIR", "GIT_WORK_TREE", "GIT_COMMON_DIR")}
+    env["GIT_DIR"] = repo.path
+    if repo.workdir:
+        env["GIT_WORK_TREE"] = repo.workdir
+    env.update(extra or {})
+    env["LC_ALL"], env["LANGUAGE"] = "C", ""
+    return env
 
 
 def head_commit(repo: pygit2.Repository) -> pygit2.Commit:
@@ -72,9 +146,10 @@ def ensure_config(repo: pygit2.Repository) -> None:
     pack-objects not to try deltas there (which on floats is slow and useless).
     The packs we write carry ``.keep`` files, so repacking does not recompress.
     """
-    if repo.path in _configured:
+    common = common_dir(repo)
+    if common in _configured:
         return
-    info = os.path.join(repo.path, "info")
+    info = os.path.join(common, "info")
     attrs = os.path.join(info, "attributes")
     try:
         existing = open(attrs).read() if os.path.exists(attrs) else ""
@@ -86,7 +161,7 @@ def ensure_config(repo: pygit2.Repository) -> None:
                 f.write(_ATTR_LINE + "\n")
     except OSError:
         pass  # read-only repo: reading still works, only gc speed suffers
-    _configured.add(repo.path)
+    _configured.add(common)
 
 
 def retry_locked(fn: Callable[[], T], what: str, timeout: float = 60.0, repo: pygit2.Repository | None = None) -> T:
@@ -102,24 +177,36 @@ def retry_locked(fn: Callable[[], T], what: str, timeout: float = 60.0, repo: py
     deadline = time.monotonic() + timeout
     delay = 0.002
     while True:
+        lock: str | None = None
         try:
-            return fn()
-        except (pygit2.AlreadyExistsError, _Conflict) as e:
-            lock = e.lock if isinstance(e, _Conflict) else None
-            if repo is not None and lock is not None and _clear_stale_lock(repo.path, lock):
-                continue
-            if time.monotonic() > deadline:
-                held = f"; if no other git process is running, delete {lock}" if lock else ""
-                raise LockTimeout(f"could not update {what} for {timeout:.0f}s: {e}{held}", ref=what) from None
-            time.sleep(delay)
-            delay = min(delay * 1.7, 0.1)
+            if repo is None:
+                return fn()
+            with shared_umask(repo):
+                return fn()
+        except _Conflict as e:
+            lock, why = e.lock, str(e)
+        except pygit2.AlreadyExistsError as e:  # another writer created the ref first: go again
+            why = str(e)
+        except (pygit2.GitError, OSError) as e:
+            denied = permission_problem(repo, what, str(e))
+            if denied is not None:
+                raise denied from None
+            raise
+        if repo is not None and lock is not None and _clear_stale_lock(common_dir(repo), lock, repo.path):
+            continue
+        if time.monotonic() > deadline:
+            held = f"; if no other git process is running, delete {lock}" if lock else ""
+            raise LockTimeout(f"could not update {what} for {timeout:.0f}s: {why}{held}", ref=what) from None
+        time.sleep(delay)
+        delay = min(delay * 1.7, 0.1)
 
 
 STALE_LOCK_S = 5.0
 
 
-def _clear_stale_lock(git_dir: str, lock: str) -> bool:
-    """Remove the ``*.lock`` file ``lock`` if it is inside ``git_dir`` and stale; True if removed.
+def _clear_stale_lock(git_dir: str, lock: str, own_dir: str | None = None) -> bool:
+    """Remove the ``*.lock`` file ``lock`` if it is inside ``git_dir`` (the common dir) or
+    ``own_dir`` (a linked worktree's) and stale; True if removed.
 
     git and libgit2 hold a ref lock for the milliseconds of one update, so a
     lock older than ``STALE_LOCK_S`` has no live owner. Removers serialize on
@@ -130,7 +217,8 @@ def _clear_stale_lock(git_dir: str, lock: str) -> bool:
         return False
     path = os.path.realpath(lock)
     root = os.path.realpath(git_dir)
-    if not path.startswith(root + os.sep):
+    roots = [root] + ([os.path.realpath(own_dir)] if own_dir else [])
+    if not any(path.startswith(r + os.sep) for r in roots):
         return False
     try:
         os.makedirs(os.path.join(root, "tvault"), exist_ok=True)
@@ -171,7 +259,7 @@ def _race(repo: pygit2.Repository, ref: str, expected: pygit2.Oid | None, e: Exc
     """A Conflict when ``e`` came from another writer (the ref's lock file exists, or the ref moved
     away from ``expected``); None when it is a real error. Decided from the repository, not from
     libgit2's message text."""
-    lock = os.path.join(repo.path, *ref.split("/")) + ".lock"
+    lock = os.path.join(common_dir(repo), *ref.split("/")) + ".lock"
     if os.path.exists(lock):
         return _Conflict(str(e), lock)
     if isinstance(e, pygit2.AlreadyExistsError) or getattr(ref_tip(repo, ref), "id", None) != expected:
@@ -247,3 +335,131 @@ def commit_to_ref(
         if c is None:
             raise
         raise c from None
+
+
+# --- core.sharedRepository -----------------------------------------------------------------
+
+_PERM_GROUP = 0o660
+_PERM_EVERYBODY = 0o664
+_umask_lock = threading.RLock()
+_umask_depth = 0
+_umask_saved = 0o022
+
+
+def shared_perm(repo: pygit2.Repository) -> int | None:
+    """The file mode bits ``core.sharedRepository`` asks for (git's ``git_config_perm``), or None.
+
+    ``group``/``true``/``1`` -> 0660, ``all``/``world``/``everybody``/``2`` -> 0664, an octal
+    ``0xxx`` -> that mode; ``umask``/``false``/``0`` or unset -> None (the user's umask rules).
+    """
+    try:
+        value = repo.config["core.sharedRepository"]
+    except (KeyError, pygit2.GitError):
+        return None
+    v = str(value).strip().lower()
+    if v in ("", "umask", "false", "no", "off", "0"):
+        return None
+    if v in ("group", "true", "yes", "on", "1"):
+        return _PERM_GROUP
+    if v in ("all", "world", "everybody", "2"):
+        return _PERM_EVERYBODY
+    try:
+        mode = int(v, 8)
+    except ValueError:
+        return None
+    return (mode & 0o666) | 0o600 if mode else None
+
+
+@contextlib.contextmanager
+def shared_umask(repo: pygit2.Repository) -> Iterator[None]:
+    """Create files and directories with the permissions a shared repository needs, as git does.
+
+    git chmods every file it creates (``adjust_shared_perm``); libgit2, which writes our loose
+    objects, refs and lock files, does not. So while tvault writes into a shared repository the
+    process umask lets the group (and, for ``all``, others) bits through: fan-out directories
+    become ``rwxrwsr-x`` (setgid is inherited from git's own directories) and ref files
+    ``rw-rw-r--``, and a teammate's next write does not fail with Permission denied. Nested and
+    concurrent uses from threads share one umask change. Outside shared repositories: no effect.
+    """
+    global _umask_depth, _umask_saved
+    perm = shared_perm(repo)
+    if perm is None:
+        yield
+        return
+    dir_bits = perm | ((perm & 0o444) >> 2)  # x wherever r: directories must be searchable
+    with _umask_lock:
+        current = os.umask(0)
+        if _umask_depth == 0:
+            _umask_saved = current
+        os.umask(current & ~dir_bits & 0o777)
+        _umask_depth += 1
+    try:
+        yield
+    finally:
+        with _umask_lock:
+            _umask_depth -= 1
+            if _umask_depth == 0:
+                os.umask(_umask_saved)
+
+
+def adjust_shared_perm(repo: pygit2.Repository, path: str) -> None:
+    """chmod a file or directory tvault created the way git's ``adjust_shared_perm`` would."""
+    perm = shared_perm(repo)
+    if perm is None:
+        return
+    try:
+        st = os.stat(path)
+        mode = st.st_mode & 0o7777
+        tweak = perm
+        if not mode & 0o200:
+            tweak &= ~0o222  # read-only files (packs, indexes) stay read-only
+        if mode & 0o100 or os.path.isdir(path):
+            tweak |= (tweak & 0o444) >> 2
+        new = mode | tweak
+        if os.path.isdir(path):
+            new |= 0o2000
+        if new != mode:
+            os.chmod(path, new)
+    except OSError:
+        pass  # not ours to fix (another user's file); git itself only warns here
+
+
+def writes_shared(repo_of: Callable[..., pygit2.Repository | None]) -> Callable[[Callable[..., T]], Callable[..., T]]:
+    """Decorator: run an API call that writes into a repository inside ``shared_umask``.
+
+    ``repo_of(*args, **kwargs)`` returns the repository the call will write to (or None when it
+    cannot be known yet: then the call opens it itself and gets the user's umask).
+    """
+
+    def wrap(fn: Callable[..., T]) -> Callable[..., T]:
+        @functools.wraps(fn)
+        def inner(*args: object, **kwargs: object) -> T:
+            try:
+                repo = repo_of(*args, **kwargs)
+            except TvaultError:
+                repo = None  # let the call itself raise its one-line error
+            if repo is None:
+                return fn(*args, **kwargs)
+            with shared_umask(repo):
+                return fn(*args, **kwargs)
+
+        return inner
+
+    return wrap
+
+
+def repo_keyword(*_args: object, repo: object = None, **_kwargs: object) -> pygit2.Repository:
+    """For ``writes_shared``: the repository named by a call's ``repo=`` keyword (default: discovery)."""
+    return repo if isinstance(repo, pygit2.Repository) else open_repo(repo)  # type: ignore[arg-type]
+
+
+def permission_problem(repo: pygit2.Repository | None, what: str, msg: str) -> StorageError | None:
+    """A StorageError for a write refused by file permissions (never worth retrying), else None."""
+    if "Permission denied" not in msg and "Operation not permitted" not in msg:
+        return None
+    where = common_dir(repo) if repo is not None else "the repository"
+    return StorageError(
+        f"cannot write {what}: permission denied in {where}; if teammates share this repository, "
+        "set 'git config core.sharedRepository group' and make its files group-writable "
+        "(chmod -R g+rwX, chgrp -R GROUP), or ask the owner of the files named above"
+    )

@@ -1,31 +1,26 @@
-"""Running the ``git`` CLI: one environment policy and one error for every subprocess.
+"""Running the ``git`` CLI for a repository: one call, one error (``GitCommandError``).
 
-Output that tvault parses (error messages it classifies, porcelain it reads) must not depend on
-the user's UI language, so git runs with ``LC_ALL=C`` and an empty ``LANGUAGE`` (gettext reads
-``LANGUAGE`` before ``LC_ALL`` for messages). Without a terminal on stdin nobody can answer a
-password prompt, so git fails instead of hanging (``GIT_TERMINAL_PROMPT=0``).
+The environment is ``git_env(repo)``: git acts on ``repo`` and no other, and speaks the C locale,
+because tvault reads what it prints.
 """
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
+
+import pygit2
 
 from tvault_git.errors import GitCommandError
+from tvault_git.gitutil.repo import git_env
 
 
-def git_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment for a git subprocess whose output is parsed."""
-    env = {**os.environ, **(extra or {}), "LC_ALL": "C", "LANGUAGE": ""}
-    if not sys.stdin.isatty():
-        env.setdefault("GIT_TERMINAL_PROMPT", "0")
-    return env
-
-
-def run_git(args: list[str], *, cwd: str, input: bytes | None = None, env: dict[str, str] | None = None) -> str:
-    """``git <args>`` in ``cwd``; its stdout (stripped). GitCommandError with git's stderr on failure."""
-    p = subprocess.run(["git", *args], cwd=cwd, input=input, capture_output=True, env=git_env(env))
+def run_git(
+    repo: pygit2.Repository, args: list[str], *, input: bytes | None = None, env: dict[str, str] | None = None
+) -> str:
+    """``git <args>`` on ``repo``; its stdout (stripped). GitCommandError with git's stderr on failure."""
+    p = subprocess.run(
+        ["git", *args], cwd=repo.workdir or repo.path, input=input, capture_output=True, env=git_env(repo, env)
+    )
     if p.returncode != 0:
         err = p.stderr.decode("utf-8", "replace").strip()
         raise GitCommandError(f"git {args[0]} failed: {err}", args=tuple(args), returncode=p.returncode, stderr=err)

@@ -33,7 +33,7 @@ CHAINED_SUFFIX = ".tvault-chained"
 
 
 def _git(repo: pygit2.Repository, *args: str, input: bytes | None = None, env: dict[str, str] | None = None) -> str:
-    return run_git(list(args), cwd=repo.workdir or repo.path, input=input, env=env)
+    return run_git(repo, list(args), input=input, env=env)
 
 
 # --- install -------------------------------------------------------------------
