@@ -16,10 +16,10 @@ import types
 
 import pytest
 import torch
-from capture_helpers import capture_warnings, commit_all, diff_json, diff_text, run_script, source
-from conftest import import_fresh, write
 
 import tvault_git as tvault
+from tests.capture_helpers import capture_warnings, commit_all, diff_json, diff_text, run_script, source
+from tests.helpers import import_fresh, write
 
 
 @pytest.fixture

@@ -413,7 +413,7 @@ def _remote_index(
                 ],
                 cwd=scratch,
                 capture_output=True,
-                env=git_env({"GIT_TERMINAL_PROMPT": "0"}),
+                env=git_env(pygit2.Repository(scratch), {"GIT_TERMINAL_PROMPT": "0"}),
             )
             if p.returncode == 0:
                 view = pygit2.Repository(scratch)
