@@ -176,6 +176,7 @@ def retry_locked(fn: Callable[[], T], what: str, timeout: float = 60.0, repo: py
     """
     deadline = time.monotonic() + timeout
     delay = 0.002
+    unexplained = 0
     while True:
         lock: str | None = None
         try:
@@ -185,6 +186,9 @@ def retry_locked(fn: Callable[[], T], what: str, timeout: float = 60.0, repo: py
                 return fn()
         except _Conflict as e:
             lock, why = e.lock, str(e)
+            unexplained = unexplained + 1 if e.unexplained is not None else 0
+            if e.unexplained is not None and unexplained > _UNEXPLAINED_TRIES:
+                raise e.unexplained from None  # the same failure with no other writer in sight: real
         except pygit2.AlreadyExistsError as e:  # another writer created the ref first: go again
             why = str(e)
         except (pygit2.GitError, OSError) as e:
@@ -202,6 +206,7 @@ def retry_locked(fn: Callable[[], T], what: str, timeout: float = 60.0, repo: py
 
 
 STALE_LOCK_S = 5.0
+_UNEXPLAINED_TRIES = 8
 
 
 def _clear_stale_lock(git_dir: str, lock: str, own_dir: str | None = None) -> bool:
@@ -238,9 +243,10 @@ def _clear_stale_lock(git_dir: str, lock: str, own_dir: str | None = None) -> bo
 class _Conflict(Exception):
     """Raised inside a retry_locked step to ask for another round; ``lock``: the ref's lock file, if held."""
 
-    def __init__(self, message: str, lock: str | None = None) -> None:
+    def __init__(self, message: str, lock: str | None = None, unexplained: Exception | None = None) -> None:
         super().__init__(message)
         self.lock = lock
+        self.unexplained = unexplained  # a libgit2 error with no sign of another writer (see _race)
 
 
 Conflict = _Conflict
@@ -255,16 +261,17 @@ def ref_tip(repo: pygit2.Repository, ref: str) -> pygit2.Commit | None:
     return None if r is None else r.peel(pygit2.Commit)
 
 
-def _race(repo: pygit2.Repository, ref: str, expected: pygit2.Oid | None, e: Exception) -> _Conflict | None:
-    """A Conflict when ``e`` came from another writer (the ref's lock file exists, or the ref moved
-    away from ``expected``); None when it is a real error. Decided from the repository, not from
-    libgit2's message text."""
+def _race(repo: pygit2.Repository, ref: str, expected: pygit2.Oid | None, e: Exception) -> _Conflict:
+    """A Conflict for a failed ref update, decided from the repository, not from libgit2's text:
+    another writer holds the ref's lock file, or moved the ref away from ``expected``. Without either
+    sign it is ``unexplained``: a writer that took the lock and gave up (its own parent was stale)
+    leaves no trace, so retry_locked retries those a few times and then raises ``e`` itself."""
     lock = os.path.join(common_dir(repo), *ref.split("/")) + ".lock"
     if os.path.exists(lock):
         return _Conflict(str(e), lock)
     if isinstance(e, pygit2.AlreadyExistsError) or getattr(ref_tip(repo, ref), "id", None) != expected:
         return _Conflict(str(e))
-    return None
+    return _Conflict(str(e), unexplained=e)
 
 
 def merge_history(
@@ -304,10 +311,7 @@ def merge_history(
             repo.create_commit(ref, sig, sig, f"tvault: merge {what}\n", merged_tree(ours), [ours.id, theirs.id])
             moved[0] = True
         except (pygit2.GitError, OSError) as e:  # another writer moved or locked the ref: start over
-            c = _race(repo, ref, seen, e)  # type: ignore[arg-type]
-            if c is None:
-                raise
-            raise c from None
+            raise _race(repo, ref, seen, e) from None  # type: ignore[arg-type]
 
     retry_locked(step, ref, repo=repo)
     return moved[0]
@@ -331,10 +335,7 @@ def commit_to_ref(
         repo.references.create(ref, oid, force=False)
         return oid
     except (pygit2.GitError, OSError) as e:  # lost the race, or the ref is locked
-        c = _race(repo, ref, parent, e)
-        if c is None:
-            raise
-        raise c from None
+        raise _race(repo, ref, parent, e) from None
 
 
 # --- core.sharedRepository -----------------------------------------------------------------
