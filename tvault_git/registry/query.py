@@ -61,6 +61,11 @@ def metric_direction(key: str) -> Literal["min", "max"]:
     return "min" if tokens & _LOWER_TOKENS else "max"
 
 
+def lower_is_better(name: str) -> bool:
+    """Whether a smaller value of metric ``name`` is better: ``metric_direction(name) == "min"``."""
+    return metric_direction(name) == "min"
+
+
 _OPS = {"==": "=", "=": "=", "!=": "!=", ">=": ">=", "<=": "<=", ">": ">", "<": "<"}
 _WHERE_RE = re.compile(r"^\s*([^<>=!\s](?:[^<>=!]*[^<>=!\s])?)\s*(>=|<=|==|!=|=|>|<)\s*(\S(?:.*\S)?)\s*$")
 _AGO_RE = re.compile(r"^(\d+(?:\.\d+)?)[ .]*(second|sec|minute|min|hour|day|week|month|year)s?[ .]*ago$", re.I)
