@@ -6,7 +6,10 @@ bash scripts/setup.sh "[test]"
 bash scripts/browser.sh   # Debian chromium for tests/test_web.py (skipped when unavailable)
 . .venv/bin/activate
 export PATH="$PWD/.venv/bin:$PATH"
-# Gates first (seconds): lint, format, the layer contract runs inside pytest (tests/test_layers.py).
+# Gates first (seconds): lint, format, types (strict on the lower layers: [tool.mypy] in
+# pyproject.toml); the layer contract and the docs/cli.md drift check run inside pytest.
+# .pre-commit-config.yaml runs the same.
 ruff check --quiet .
 ruff format --check --quiet .
+mypy
 python -m pytest -q -p no:cacheprovider "$@"

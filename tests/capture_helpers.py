@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pygit2
-from conftest import GIT_ENV, git, tvault
 
+from tests.helpers import GIT_ENV, git, tvault
 from tvault_git.registry import entries as registry
 
 

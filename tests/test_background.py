@@ -12,9 +12,9 @@ from pathlib import Path
 import pygit2
 import pytest
 import torch
-from conftest import git
 
 import tvault_git as tvault
+from tests.helpers import git
 from tvault_git.api import background
 from tvault_git.errors import InvalidInput, StorageError
 from tvault_git.registry import entries as registry

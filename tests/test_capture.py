@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import json
+import datetime
 import subprocess
 import sys
 
 import pygit2
 import torch
-from conftest import git, import_fresh, write
 
 import tvault_git as tvault
+from tests.helpers import git, import_fresh, write
 from tvault_git.registry import entries as registry
 from tvault_git.spec.format import SOURCE_INDEX
 
@@ -145,4 +145,6 @@ def test_clean_tree_and_branch(repo):
     meta = tvault.get(tvault.log_all(model.Net()).id)
     assert meta["dirty"] is False and meta["branch"] == "main"
     assert meta["author"] == {"name": "Test Author", "email": "author@example.com"}
-    json.dumps(meta)
+    assert meta["commit"] == git(repo, "rev-parse", "HEAD").stdout.strip() and meta["untracked"] == []
+    created = datetime.datetime.fromisoformat(meta["created"].replace("Z", "+00:00"))
+    assert created.utcoffset() is not None  # an instant, comparable across clones in other time zones

@@ -16,10 +16,10 @@ import types
 
 import pytest
 import torch
-from capture_helpers import capture_warnings, commit_all, diff_json, diff_text, run_script, source
-from conftest import import_fresh, write
 
 import tvault_git as tvault
+from tests.capture_helpers import capture_warnings, commit_all, diff_json, diff_text, run_script, show_json, source
+from tests.helpers import import_fresh, write
 
 
 @pytest.fixture
@@ -128,7 +128,7 @@ def test_dropped_constructs_are_captured_with_values(repo):
     assert ext["torch.nn.init.trunc_normal_"]["version"] == torch.__version__
     # the callable actually stored on self, not the default in the signature
     conf = tvault.get(e, repo=str(repo))
-    shown = __import__("capture_helpers").show_json(repo, e)["configuration"]["modules"][""]
+    shown = show_json(repo, e)["configuration"]["modules"][""]
     assert shown["pool"] == {"__callable__": "__main__.<lambda>", "source": "lambda h: h.amax(1)"}
     assert conf["missing"] == []
 

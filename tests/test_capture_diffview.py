@@ -5,10 +5,10 @@ from __future__ import annotations
 import sys
 
 import torch
-from capture_helpers import commit_all, diff_json, diff_text
-from conftest import import_fresh, write
 
 import tvault_git as tvault
+from tests.capture_helpers import commit_all, diff_json, diff_text
+from tests.helpers import import_fresh, write
 
 SRC = """
 import torch.nn as nn

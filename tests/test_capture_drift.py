@@ -7,11 +7,11 @@ import sys
 
 import pygit2
 import pytest
-from capture_helpers import capture_warnings, commit_all, show_json, source
-from conftest import git, import_fresh, write
-from conftest import tvault as tvault_cli
 
 import tvault_git as tvault
+from tests.capture_helpers import capture_warnings, commit_all, show_json, source
+from tests.helpers import git, import_fresh, write
+from tests.helpers import tvault as tvault_cli
 from tvault_git.registry import entries as registry
 
 MODEL = """

@@ -12,10 +12,10 @@ import sys
 
 import pytest
 import torch
-from capture_helpers import commit_all, diff_json, diff_text, run_script, show_json, source
-from conftest import import_fresh, write
 
 import tvault_git as tvault
+from tests.capture_helpers import commit_all, diff_json, diff_text, run_script, show_json, source
+from tests.helpers import import_fresh, write
 
 
 @pytest.fixture
@@ -388,7 +388,7 @@ def test_web_entry_and_compare_pages_show_the_configuration(repo, fresh_modules)
 
 
 def test_find_where_searches_configuration_values(repo, fresh_modules):
-    from conftest import tvault as tvault_cli
+    from tests.helpers import tvault as tvault_cli
 
     write(repo / "gptmodel.py", GPT_MODEL)
     commit_all(repo, "nanogpt-like model")

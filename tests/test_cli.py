@@ -7,10 +7,10 @@ import subprocess
 import sys
 
 import torch
-from conftest import git, import_fresh
-from conftest import tvault as run
 
 import tvault_git as tvault
+from tests.helpers import git, import_fresh
+from tests.helpers import tvault as run
 
 
 def _log_two(repo):
@@ -77,14 +77,16 @@ def test_export_and_empty_log(repo, tmp_path):
 
     assert set(load_file(str(tmp_path / "w.safetensors"))) == {"fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"}
     bad = run(repo, "export", a.id[:10], str(tmp_path / "w.zip"), check=False)
-    assert bad.returncode != 0 and "safetensors" in bad.stderr and "Traceback" not in bad.stderr
+    assert bad.returncode == 2 and "safetensors" in bad.stderr and "Traceback" not in bad.stderr
 
 
 def test_read_commands_do_not_import_torch(repo):
     _log_two(repo)
     code = (
         "import sys; from tvault_git.cli import main\n"
-        "try:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+        "code = 0\n"
+        "try:\n    main(sys.argv[1:])\nexcept SystemExit as e:\n    code = e.code\n"
+        "assert code == 0, f'the command failed ({code})'\n"
         "assert 'torch' not in sys.modules, 'torch imported'\n"
     )
     for args in (["log"], ["show", "HEAD:0"], ["log", "--json"]):

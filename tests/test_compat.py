@@ -7,8 +7,8 @@ import os
 import subprocess
 import sys
 
-import conftest
-from conftest import GIT_ENV, MODEL_SRC, git, import_fresh, write
+from tests import helpers
+from tests.helpers import GIT_ENV, MODEL_SRC, git, import_fresh, write
 
 
 def seed(repo, *args: str, check: bool = True) -> subprocess.CompletedProcess:
@@ -27,7 +27,7 @@ def _ids(text: str) -> list[str]:
 def test_seed_readme_examples(repo):
     import tvault_git as tv  # the seed: import tvault; tvault.log_all(...)
 
-    tvault = conftest.tvault
+    tvault = helpers.tvault
 
     model = import_fresh("model").Net()
     tv.log_all(model, tags={"lr": 0.01, "size": "0.5x"}, result=0.91)

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import HELPERS_SRC, MODEL_SRC, git, import_fresh, tvault, write
-from test_find import _modules_after
+
+from tests.helpers import HELPERS_SRC, MODEL_SRC, git, import_fresh, modules_after, tvault, write
 
 
 def _log(repo: Path, module: str = "model", model=None, **kw):
@@ -230,9 +230,13 @@ def test_stat_section_color_and_errors(repo):
     assert "\x1b[" in colored
     assert "\x1b[" not in tvault(repo, "diff", "--color=never", a.id, b.id).stdout
     assert "\x1b[" not in tvault(repo, "diff", a.id, b.id, env={"NO_COLOR": "1"}).stdout
-    for args in (["--section", "bogus", a.id, b.id], ["nope", b.id], [a.id, "HEAD:9"]):
+    for args, code in (
+        (["--section", "bogus", a.id, b.id], 2),  # bad input
+        (["nope", b.id], 3),  # no such entry
+        ([a.id, "HEAD:9"], 3),
+    ):
         p = tvault(repo, "diff", *args, check=False)
-        assert p.returncode in (2, 3) and p.stderr.startswith("tvault: error:") and "Traceback" not in p.stderr
+        assert p.returncode == code and p.stderr.startswith("tvault: error:") and "Traceback" not in p.stderr
 
 
 def test_pager_on_terminal(repo, tmp_path):
@@ -265,9 +269,9 @@ def test_diff_without_weights_does_not_import_torch(repo):
         ["diff", a.id, b.id, "--section", "architecture", "--section", "classes"],
         ["diff", a.id, "--stat"],
     ):
-        assert "torch" not in _modules_after(repo, argv), argv
+        assert "torch" not in modules_after(repo, argv), argv
     # the weights of a small model are compared with numpy: no 1.8 s torch import either
-    assert "torch" not in _modules_after(repo, ["diff", a.id, b.id])
+    assert "torch" not in modules_after(repo, ["diff", a.id, b.id])
 
 
 def test_weights_stream_chunk_by_chunk(repo, monkeypatch):

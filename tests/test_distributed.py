@@ -18,7 +18,8 @@ from pathlib import Path
 import pygit2
 import pytest
 import torch
-from conftest import git, import_fresh, write
+
+from tests.helpers import git, import_fresh, write
 
 pytest.importorskip("torch.distributed")
 if not torch.distributed.is_available() or not torch.distributed.is_gloo_available():

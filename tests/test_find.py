@@ -5,13 +5,11 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from conftest import git, import_fresh, tvault, write
+
+from tests.helpers import git, import_fresh, modules_after, tvault, write
 
 
 def _log(repo: Path, **kw):
@@ -264,26 +262,10 @@ def test_cache_after_fetch_from_remote(tmp_path, repo, registry):
     assert len(ids(tvault(other, "find", "--json").stdout)) == 6
 
 
-def _modules_after(repo: Path, argv: list[str]) -> set[str]:
-    code = (
-        "import sys, json\n"
-        "from tvault_git import cli\n"
-        "try:\n"
-        f"    cli.main({argv!r})\n"
-        "except SystemExit:\n"
-        "    pass\n"
-        "sys.stderr.write('MODULES=' + json.dumps(sorted(sys.modules)))\n"
-    )
-    env = dict(os.environ, NO_COLOR="1")
-    p = subprocess.run([sys.executable, "-c", code], cwd=repo, capture_output=True, text=True, env=env)
-    line = p.stderr.rsplit("MODULES=", 1)[1]
-    return set(json.loads(line))
-
-
 def test_find_log_show_do_not_import_torch(repo, registry):
     e = registry[0][0]
     for argv in (["find", "--min", "0.5"], ["log"], ["show", e.id], ["find", "--best", "acc", "--csv"]):
-        mods = _modules_after(repo, argv)
+        mods = modules_after(repo, argv)
         assert "torch" not in mods, argv
 
 

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import GIT_ENV, git, init_repo, tvault
+
+from tests.helpers import GIT_ENV, git, init_repo, tvault
 
 LOG = (
     "import sys, torch, tvault_git as tvault\n"

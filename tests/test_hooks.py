@@ -6,10 +6,10 @@ import json
 from pathlib import Path
 
 import pygit2
-from conftest import git, import_fresh, write
-from conftest import tvault as run_tvault
 
 import tvault_git as tvault
+from tests.helpers import git, import_fresh, write
+from tests.helpers import tvault as run_tvault
 from tvault_git.registry import notes as notes
 
 

@@ -7,10 +7,10 @@ import json
 import pygit2
 import pytest
 import torch
-from conftest import git, import_fresh, write
-from conftest import tvault as run
 
 import tvault_git as tvault
+from tests.helpers import git, import_fresh, write
+from tests.helpers import tvault as run
 from tvault_git.registry import series
 
 L = pytest.importorskip("lightning", reason="PyTorch Lightning is not installed (pip install 'tvault-git[lightning]')")

@@ -5,10 +5,10 @@ from __future__ import annotations
 import pygit2
 import pytest
 import torch
-from conftest import git
-from conftest import tvault as run
 
 import tvault_git as tvault
+from tests.helpers import git
+from tests.helpers import tvault as run
 from tvault_git.registry import entries, series
 
 transformers = pytest.importorskip(

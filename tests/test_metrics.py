@@ -9,10 +9,10 @@ import struct
 import pygit2
 import pytest
 import torch
-from conftest import git, import_fresh
-from conftest import tvault as run
 
 import tvault_git as tvault
+from tests.helpers import git, import_fresh
+from tests.helpers import tvault as run
 from tvault_git.registry import notes, series
 from tvault_git.spec import format as fmt
 

@@ -6,10 +6,10 @@ import json
 
 import pygit2
 import pytest
-from conftest import git, import_fresh
-from conftest import tvault as run_tvault
 
 import tvault_git as tvault
+from tests.helpers import git, import_fresh
+from tests.helpers import tvault as run_tvault
 from tvault_git.errors import InvalidInput, RefNotFound
 from tvault_git.registry import names as models
 from tvault_git.spec.format import ALIASES_REF

@@ -6,9 +6,9 @@ import os
 
 import pygit2
 import torch
-from conftest import git
 
 import tvault_git as tvault
+from tests.helpers import git
 from tvault_git.registry import entries as registry
 from tvault_git.storage import packmerge as packs
 from tvault_git.storage import packread as packread

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import import_fresh
 
 import tvault_git as tvault
+from tests.helpers import import_fresh
 
 
 def _data() -> tuple[torch.Tensor, torch.Tensor]:

@@ -6,9 +6,9 @@ import subprocess
 
 import pytest
 import torch
-from conftest import git, import_fresh
 
 import tvault_git as tvault
+from tests.helpers import git, import_fresh
 from tvault_git.gitutil.repo import open_repo
 from tvault_git.registry.entries import weight_records
 

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import pygit2
 import pytest
-from conftest import git, import_fresh, init_repo
-from conftest import tvault as run_tvault
 
 import tvault_git as tvault
+from tests.helpers import git, import_fresh, init_repo
+from tests.helpers import tvault as run_tvault
 from tvault_git.errors import RemoteError
 from tvault_git.registry import entries as registry
 from tvault_git.registry import names as models

@@ -21,7 +21,8 @@ from pathlib import Path
 
 import pygit2
 import pytest
-from conftest import GIT_ENV, MODEL_SRC, ROOT, git, import_fresh, init_repo, tvault, write
+
+from tests.helpers import GIT_ENV, MODEL_SRC, ROOT, git, import_fresh, init_repo, tvault, write
 
 flask = pytest.importorskip("flask", reason="the ui extra (flask) is not installed: pip install -e '.[ui]'")
 
@@ -273,7 +274,10 @@ def test_compare_two_side_by_side(reg, client):
     assert '<table class="sbs">' in html
     assert re.search(r'class="del"><pre>.*F\.relu\(x\)', html) and re.search(r'class="add"><pre>.*F\.gelu\(x\)', html)
     assert "switch to gelu" in html  # commits between
-    assert "momentum" in html or "lr" in html
+    optim = html[html.index('id="sec-optimizer"') : html.index('id="sec-metadata"')]
+    assert "torch.optim.sgd.SGD" in optim and "param group 0" in optim  # lr 0.1 -> 0.05, momentum equal
+    assert re.search(r"<td>lr</td><td[^>]*>0\.1</td><td[^>]*>0\.05</td>", optim), optim
+    assert "momentum" not in optim  # unchanged settings are not listed as changes
     assert 'id="weights-diff"' in html
     # numbers for the changed tensors
     html3 = _get(client, f"/compare?a={ids['v2']}&b={ids['v3']}")
@@ -561,9 +565,12 @@ def test_browser_entries_sort_filter_compare(reg, server, page):
     assert page.is_enabled("#compare-btn")
     page.click("#compare-btn")
     page.wait_for_selector("#sec-weights")
-    assert page.locator("table.sbs").count() == 0 or page.locator("table.sbs").first.is_visible()
+    assert page.locator("table.sbs").count() == 0  # v2 and v3 share their code: no code table
     assert "fc1.weight" in page.inner_text("#sec-weights")
     _shot(page, "compare-two")
+    page.goto(server + f"/compare?a={ids['v1']}&b={ids['v2']}")  # relu -> gelu: code side by side
+    sbs = page.locator("#sec-functions table.sbs")
+    assert sbs.count() >= 1 and sbs.first.is_visible() and "F.gelu" in sbs.first.inner_text()
     _clean(page)
 
 

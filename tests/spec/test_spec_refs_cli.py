@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from conftest import git, tvault
-from test_spec_vectors import G, import_vector
+
+from tests.helpers import git, tvault
+from tests.spec.test_spec_vectors import G, import_vector
 
 
 @pytest.fixture(scope="module")

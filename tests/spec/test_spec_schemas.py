@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-from conftest import git, import_fresh, write
 from jsonschema import Draft202012Validator
-from schemas import SCHEMAS, validate_repo, validator
 
 import tvault_git as tvault
+from tests.helpers import git, import_fresh, write
+from tests.spec.schemas import SCHEMAS, validate_repo, validator
 
 
 @pytest.mark.parametrize("name", sorted(SCHEMAS))

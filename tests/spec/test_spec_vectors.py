@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import git, tvault
-from schemas import validate_repo
 
 import tvault_git
+from tests.helpers import git, tvault
+from tests.spec.schemas import validate_repo
 from tvault_git.errors import CorruptEntry, UnsupportedFormat
 
 VECTORS = Path(__file__).resolve().parent / "vectors"

@@ -29,7 +29,7 @@ from tvault_git.errors import CaptureWarning, InvalidInput, StorageError
 from tvault_git.gitutil.repo import (
     ensure_config,
     head_commit,
-    open_repo,
+    open_repo_like,
     repo_keyword,
     signature,
     writes_shared,
@@ -329,7 +329,7 @@ def prepare(
     if save_optimizer_state and optimizer is not None:
         opt_values, opt_tensors = _optimizer_state(optimizer, opt_rec)
 
-    r = repo if isinstance(repo, pygit2.Repository) else open_repo(repo)
+    r = open_repo_like(repo)
     head = head_commit(r)
     ensure_config(r)
     sig = signature(r)

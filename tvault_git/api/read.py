@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Iterable
 from typing import Any
 
@@ -10,14 +11,14 @@ import pygit2
 import torch
 
 from tvault_git.errors import InvalidInput, StorageError, TvaultError
-from tvault_git.gitutil.repo import open_repo
+from tvault_git.gitutil.repo import open_repo_like
 from tvault_git.registry import entries as registry
 from tvault_git.registry.entries import Entry
 from tvault_git.storage import tensors
 
 
 def _repo(repo: Any) -> pygit2.Repository:
-    return repo if isinstance(repo, pygit2.Repository) else open_repo(repo)
+    return open_repo_like(repo)
 
 
 def get(ref: str, repo: Any = None) -> dict[str, Any]:
@@ -30,8 +31,21 @@ def get(ref: str, repo: Any = None) -> dict[str, Any]:
 
 
 def entries(repo: Any = None) -> list[Entry]:
-    """All entries, newest first."""
-    return registry.entries(_repo(repo))
+    """The entries ``git tvault log`` lists, in its order: newest first by instant (not by the ISO
+    text, which sorts clocks with different UTC offsets wrongly); entries that are indexed but
+    whose objects are not fetched yet are left out, as log leaves them out."""
+    from tvault_git.registry import query
+
+    r = _repo(repo)
+    return [
+        Entry(row["id"], row["commit"], row["index"], row["name"], _note_result(row["result"]), _repo=r)
+        for row in query.find(r)
+    ]
+
+
+def _note_result(result: Any) -> str | None:
+    """The note line's ``result=`` text (a shortest repr, as log_all writes it)."""
+    return None if result is None else repr(result)
 
 
 def weight_records(r: pygit2.Repository, e: Entry) -> dict[str, Any]:
@@ -139,7 +153,9 @@ def export(ref: str, path: str | os.PathLike, repo: Any = None, *, max_bytes: in
                 raise InvalidInput(
                     "exporting .safetensors needs the safetensors package: pip install safetensors"
                 ) from None
-            save_file({k: v.contiguous() for k, v in sd.items()}, path)
+            data = {k: v.contiguous() for k, v in sd.items()}
+            save_file(data, path)
+            _check_written(path, data)  # safetensors' writer ignores write errors (a full disk)
         else:
             torch.save(sd, path)
     except (OSError, RuntimeError) as e:  # disk full, read-only: torch wraps OSError in RuntimeError
@@ -151,6 +167,23 @@ def export(ref: str, path: str | os.PathLike, repo: Any = None, *, max_bytes: in
             f"could not write {path}: {str(e).splitlines()[0] if str(e) else type(e).__name__}"
         ) from None
     return path
+
+
+def _check_written(path: str, data: dict[str, torch.Tensor]) -> None:
+    """StorageError when a .safetensors file came out short: safetensors' writer drops write errors
+    (a full disk leaves a truncated file and no exception)."""
+    try:
+        st = os.stat(path)
+        if not stat.S_ISREG(st.st_mode):
+            return
+        with open(path, "rb") as f:
+            head = f.read(8)
+        want = 8 + int.from_bytes(head, "little") + sum(v.numel() * v.element_size() for v in data.values())
+        ok = len(head) == 8 and st.st_size == want
+    except OSError:
+        ok = False
+    if not ok:
+        raise StorageError(f"could not write {path}: the file is incomplete (disk full?); free space and export again")
 
 
 def load_optimizer_into(optimizer: torch.optim.Optimizer, ref: str, repo: Any = None) -> None:

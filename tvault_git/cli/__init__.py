@@ -1,31 +1,34 @@
 """``git tvault``: a thin click layer over the Python API.
 
 ``main`` is the one error boundary: errors from the hierarchy in ``errors.py`` become a one-line
-message and their exit code here; nothing else catches them. Commands that need no tensor values
-never import torch.
+message and their exit code here; anything else is a bug and becomes one line and exit 70 (the
+traceback only with ``TVAULT_DEBUG=1``). Nothing else catches them. Commands that need no tensor
+values never import torch.
 """
 
 from __future__ import annotations
 
+import os
 import sys
+import traceback
 
 import click
 
 from tvault_git.cli.app import cli
-from tvault_git.errors import TvaultError
+from tvault_git.errors import EXIT_INTERNAL, TvaultError
 from tvault_git.textfmt import printable
 
 __all__ = ["cli", "main"]
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: user errors become one line on stderr and an exit code."""
+    """Entry point: every error becomes one line on stderr and its exit code (table: ``--help``)."""
     try:
-        cli.main(args=argv, prog_name="git tvault", standalone_mode=False)
+        rc = cli.main(args=argv, prog_name="git tvault", standalone_mode=False)
     except TvaultError as e:
         click.echo(f"tvault: error: {printable(e, newlines=False)}", err=True)
         sys.exit(e.exit_code)
-    except click.exceptions.Abort:
+    except (click.exceptions.Abort, KeyboardInterrupt):
         click.echo("tvault: aborted", err=True)
         sys.exit(130)
     except click.ClickException as e:
@@ -33,7 +36,15 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(e.exit_code)
     except BrokenPipeError:
         sys.exit(0)
-    sys.exit(0)
+    except Exception as e:  # a bug: say so in one line, keep the traceback for TVAULT_DEBUG=1
+        if os.environ.get("TVAULT_DEBUG"):
+            traceback.print_exc()
+        msg = " ".join(str(e).split())
+        click.echo(
+            f"tvault: internal error: {type(e).__name__}: {msg} (set TVAULT_DEBUG=1 for the traceback)", err=True
+        )
+        sys.exit(EXIT_INTERNAL)
+    sys.exit(rc if isinstance(rc, int) else 0)  # click returns ctx.exit(code) in non-standalone mode
 
 
 if __name__ == "__main__":

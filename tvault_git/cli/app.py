@@ -13,6 +13,7 @@ import click
 import pygit2
 
 from tvault_git import __version__
+from tvault_git.errors import EXIT_CODES
 from tvault_git.gitutil.repo import open_repo
 
 # name -> "module:attribute" under tvault_git.cli.commands; the order is the --help order.
@@ -54,7 +55,13 @@ class LazyGroup(click.Group):
         return cmd
 
 
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+def _exit_code_epilog() -> str:
+    """The exit-status table (from ``errors.EXIT_CODES``); ``\\b`` keeps click from rewrapping it."""
+    rows = "\n".join(f"  {code:>3}  {meaning}" for code, meaning in EXIT_CODES)
+    return f"\b\nExit status:\n{rows}"
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]}, epilog=_exit_code_epilog())
 @click.version_option(__version__, prog_name="tvault-git")
 @click.option("-C", "repo_path", default=None, metavar="PATH", help="Run as if started in PATH (like git -C).")
 @click.pass_context

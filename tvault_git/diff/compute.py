@@ -22,7 +22,7 @@ import pygit2
 
 from tvault_git.diff import config
 from tvault_git.errors import InvalidInput, TvaultError
-from tvault_git.gitutil.repo import open_repo
+from tvault_git.gitutil.repo import open_repo_like
 from tvault_git.registry import entries
 from tvault_git.spec.format import (
     ARCHITECTURE,
@@ -33,6 +33,7 @@ from tvault_git.spec.format import (
     SOURCE_INDEX,
     WEIGHTS,
 )
+from tvault_git.spec.values import as_number
 
 SECTIONS = ("architecture", "configuration", "classes", "functions", "weights", "optimizer", "metadata", "context")
 TITLES = {
@@ -311,8 +312,7 @@ def _pair(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     return it
 
 
-def _num(v: Any) -> float | None:
-    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+_num = as_number
 
 
 def _finite(v: float | None) -> float | None:
@@ -711,7 +711,7 @@ def diff_entries(
     One key per section, each with a one-line ``summary`` and a ``changed``
     flag; ``changed`` at the top says whether anything differs.
     """
-    r = repo if isinstance(repo, pygit2.Repository) else open_repo(repo)
+    r = open_repo_like(repo)
     wanted = [section_name(s) for s in sections] if sections else list(SECTIONS)
     if not weights:
         wanted = [s for s in wanted if s != "weights"]

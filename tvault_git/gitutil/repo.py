@@ -6,7 +6,6 @@ import contextlib
 import functools
 import getpass
 import os
-import re
 import socket
 import threading
 import time
@@ -20,7 +19,7 @@ try:
 except ImportError:  # pragma: no cover - Windows: stale locks are left to the user
     fcntl = None  # type: ignore[assignment]
 
-from tvault_git.errors import NoCommits, NotARepository, StorageError, TvaultError
+from tvault_git.errors import LockTimeout, NoCommits, NotARepository, StorageError, TvaultError
 from tvault_git.spec.format import BLOB_DIR
 
 T = TypeVar("T")
@@ -29,7 +28,16 @@ _ATTR_LINE = f"{BLOB_DIR}/** -delta -diff"
 _configured: set[str] = set()
 
 
-def open_repo(path: str | os.PathLike | None = None) -> pygit2.Repository:
+#: What ``repo=`` accepts across the public API: an open repository, a path inside one, or None (the cwd).
+RepoLike = str | os.PathLike[str] | pygit2.Repository | None
+
+
+def open_repo_like(repo: RepoLike) -> pygit2.Repository:
+    """The repository for a ``repo=`` argument: an open one as is, else ``open_repo(path)``."""
+    return repo if isinstance(repo, pygit2.Repository) else open_repo(repo)
+
+
+def open_repo(path: str | os.PathLike[str] | None = None) -> pygit2.Repository:
     """The repository git itself would use: ``GIT_DIR``/``GIT_WORK_TREE`` first, else discovery.
 
     Why: ``git --git-dir=A --work-tree=B tvault ...`` and hook environments pass the repository
@@ -100,12 +108,15 @@ def git_env(repo: pygit2.Repository, extra: dict[str, str] | None = None) -> dic
 
     An inherited ``GIT_DIR`` (a hook, ``git --git-dir``) would otherwise win over the cwd we
     pass, and a ``repo=`` argument would act on one repository while git acts on another.
+    tvault reads git's messages (errors it classifies, porcelain), so they must not depend on the
+    user's UI language: ``LC_ALL=C`` and an empty ``LANGUAGE`` (gettext reads ``LANGUAGE`` first).
     """
     env = {k: v for k, v in os.environ.items() if k not in ("GIT_DIR", "GIT_WORK_TREE", "GIT_COMMON_DIR")}
     env["GIT_DIR"] = repo.path
     if repo.workdir:
         env["GIT_WORK_TREE"] = repo.workdir
     env.update(extra or {})
+    env["LC_ALL"], env["LANGUAGE"] = "C", ""
     return env
 
 
@@ -156,49 +167,50 @@ def ensure_config(repo: pygit2.Repository) -> None:
 def retry_locked(fn: Callable[[], T], what: str, timeout: float = 60.0, repo: pygit2.Repository | None = None) -> T:
     """Run a compare-and-swap step again while another process holds the lock or won the race.
 
-    With ``repo``, a ref lock that a killed writer left behind is removed once
-    it is ``STALE_LOCK_S`` old (see ``_clear_stale_lock``), so an OOM kill or a
-    preempted job in the middle of ``log_all`` does not block the next one.
+    A step asks for another round by raising ``Conflict`` (``commit_to_ref`` and ``merge_history``
+    do, after checking that the ref really moved or is locked) or when libgit2 reports an existing
+    ref (``pygit2.AlreadyExistsError``); any other error propagates. Nothing here reads libgit2's
+    English messages. With ``repo``, a ref lock that a killed writer left behind is removed once it
+    is ``STALE_LOCK_S`` old (see ``_clear_stale_lock``), so an OOM kill or a preempted job in the
+    middle of ``log_all`` does not block the next one.
     """
     deadline = time.monotonic() + timeout
     delay = 0.002
+    unexplained = 0
     while True:
+        lock: str | None = None
         try:
             if repo is None:
                 return fn()
             with shared_umask(repo):
                 return fn()
-        except (pygit2.GitError, _Conflict, OSError) as e:
-            msg = str(e)
-            denied = permission_problem(repo, what, msg)
+        except _Conflict as e:
+            lock, why = e.lock, str(e)
+            unexplained = unexplained + 1 if e.unexplained is not None else 0
+            if e.unexplained is not None and unexplained > _UNEXPLAINED_TRIES:
+                raise e.unexplained from None  # the same failure with no other writer in sight: real
+        except pygit2.AlreadyExistsError as e:  # another writer created the ref first: go again
+            why = str(e)
+        except (pygit2.GitError, OSError) as e:
+            denied = permission_problem(repo, what, str(e))
             if denied is not None:
                 raise denied from None
-            if isinstance(e, OSError) and not isinstance(e, pygit2.GitError):
-                raise
-            if (
-                not isinstance(e, _Conflict)
-                and "lock" not in msg
-                and "tip is not the first parent" not in msg
-                and "already exists" not in msg
-                and "modified" not in msg
-            ):
-                raise
-            if repo is not None and _clear_stale_lock(common_dir(repo), msg, repo.path):
-                continue
-            if time.monotonic() > deadline:
-                raise TvaultError(
-                    f"could not update {what} for {timeout:.0f}s: {msg}; if no other git process is running, delete the .lock file it names"
-                ) from None
-            time.sleep(delay)
-            delay = min(delay * 1.7, 0.1)
+            raise
+        if repo is not None and lock is not None and _clear_stale_lock(common_dir(repo), lock, repo.path):
+            continue
+        if time.monotonic() > deadline:
+            held = f"; if no other git process is running, delete {lock}" if lock else ""
+            raise LockTimeout(f"could not update {what} for {timeout:.0f}s: {why}{held}", ref=what) from None
+        time.sleep(delay)
+        delay = min(delay * 1.7, 0.1)
 
 
 STALE_LOCK_S = 5.0
-_LOCK_PATH = re.compile(r"'([^']+\.lock)'")
+_UNEXPLAINED_TRIES = 8
 
 
-def _clear_stale_lock(git_dir: str, msg: str, own_dir: str | None = None) -> bool:
-    """Remove the ``*.lock`` file named in ``msg`` if it is inside ``git_dir`` (the common dir) or
+def _clear_stale_lock(git_dir: str, lock: str, own_dir: str | None = None) -> bool:
+    """Remove the ``*.lock`` file ``lock`` if it is inside ``git_dir`` (the common dir) or
     ``own_dir`` (a linked worktree's) and stale; True if removed.
 
     git and libgit2 hold a ref lock for the milliseconds of one update, so a
@@ -206,10 +218,9 @@ def _clear_stale_lock(git_dir: str, msg: str, own_dir: str | None = None) -> boo
     an ``flock`` (released by the kernel even if we die), so two of them can
     never both see the stale file and then delete a fresh lock taken between.
     """
-    m = _LOCK_PATH.search(msg)
-    if m is None or fcntl is None:
+    if fcntl is None:
         return False
-    path = os.path.realpath(m.group(1))
+    path = os.path.realpath(lock)
     root = os.path.realpath(git_dir)
     roots = [root] + ([os.path.realpath(own_dir)] if own_dir else [])
     if not any(path.startswith(r + os.sep) for r in roots):
@@ -230,10 +241,37 @@ def _clear_stale_lock(git_dir: str, msg: str, own_dir: str | None = None) -> boo
 
 
 class _Conflict(Exception):
-    """Raised inside a retry_locked step to ask for another round."""
+    """Raised inside a retry_locked step to ask for another round; ``lock``: the ref's lock file, if held."""
+
+    def __init__(self, message: str, lock: str | None = None, unexplained: Exception | None = None) -> None:
+        super().__init__(message)
+        self.lock = lock
+        self.unexplained = unexplained  # a libgit2 error with no sign of another writer (see _race)
 
 
 Conflict = _Conflict
+
+
+def ref_tip(repo: pygit2.Repository, ref: str) -> pygit2.Commit | None:
+    """The commit ``ref`` points at; None when it does not exist (or cannot be read)."""
+    try:
+        r = repo.references.get(ref)
+    except pygit2.GitError:
+        return None
+    return None if r is None else r.peel(pygit2.Commit)
+
+
+def _race(repo: pygit2.Repository, ref: str, expected: pygit2.Oid | None, e: Exception) -> _Conflict:
+    """A Conflict for a failed ref update, decided from the repository, not from libgit2's text:
+    another writer holds the ref's lock file, or moved the ref away from ``expected``. Without either
+    sign it is ``unexplained``: a writer that took the lock and gave up (its own parent was stale)
+    leaves no trace, so retry_locked retries those a few times and then raises ``e`` itself."""
+    lock = os.path.join(common_dir(repo), *ref.split("/")) + ".lock"
+    if os.path.exists(lock):
+        return _Conflict(str(e), lock)
+    if isinstance(e, pygit2.AlreadyExistsError) or getattr(ref_tip(repo, ref), "id", None) != expected:
+        return _Conflict(str(e))
+    return _Conflict(str(e), unexplained=e)
 
 
 def merge_history(
@@ -257,6 +295,7 @@ def merge_history(
             r = repo.references.get(ref)
         except pygit2.GitError:
             r = None
+        seen = r.target if r is not None else None
         try:
             ours = None if r is None else r.peel(pygit2.Commit)
             if ours is not None and (ours.id == theirs.id or repo.descendant_of(ours.id, theirs.id)):
@@ -278,8 +317,8 @@ def merge_history(
             else:  # parents (ours, theirs), even when nothing of theirs was taken: the next pull is a no-op
                 repo.create_commit(ref, sig, sig, f"tvault: merge {what}\n", tree, [ours.id, theirs.id])
             moved[0] = True
-        except (pygit2.GitError, OSError) as e:  # another writer moved the ref: start over
-            raise Conflict(str(e)) from None
+        except (pygit2.GitError, OSError) as e:  # another writer moved or locked the ref: start over
+            raise _race(repo, ref, seen, e) from None  # type: ignore[arg-type]
 
     retry_locked(step, ref, repo=repo)
     return moved[0]
@@ -303,7 +342,7 @@ def commit_to_ref(
         repo.references.create(ref, oid, force=False)
         return oid
     except (pygit2.GitError, OSError) as e:  # lost the race, or the ref is locked
-        raise Conflict(str(e)) from None
+        raise _race(repo, ref, parent, e) from None
 
 
 # --- core.sharedRepository -----------------------------------------------------------------
@@ -419,7 +458,7 @@ def writes_shared(repo_of: Callable[..., pygit2.Repository | None]) -> Callable[
 
 def repo_keyword(*_args: object, repo: object = None, **_kwargs: object) -> pygit2.Repository:
     """For ``writes_shared``: the repository named by a call's ``repo=`` keyword (default: discovery)."""
-    return repo if isinstance(repo, pygit2.Repository) else open_repo(repo)  # type: ignore[arg-type]
+    return open_repo_like(repo)  # type: ignore[arg-type]
 
 
 def permission_problem(repo: pygit2.Repository | None, what: str, msg: str) -> StorageError | None:

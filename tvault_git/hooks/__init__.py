@@ -18,11 +18,13 @@ import re
 import subprocess
 import sys
 import tempfile
+from importlib import resources
 from pathlib import Path
 
 import pygit2
 
-from tvault_git.errors import InvalidInput, TvaultError
+from tvault_git.errors import GitCommandError, InstallationError, InvalidInput, TvaultError
+from tvault_git.gitutil.run import run_git
 from tvault_git.registry import entries, notes
 from tvault_git.spec.format import NOTES_REF, PATCH
 
@@ -32,30 +34,18 @@ CHAINED_SUFFIX = ".tvault-chained"
 
 
 def _git(repo: pygit2.Repository, *args: str, input: bytes | None = None, env: dict[str, str] | None = None) -> str:
-    p = subprocess.run(
-        ["git", *args],
-        cwd=repo.workdir or repo.path,
-        input=input,
-        capture_output=True,
-        env={**os.environ, **(env or {})},
-    )
-    if p.returncode != 0:
-        raise TvaultError(f"git {args[0]} failed: {p.stderr.decode('utf-8', 'replace').strip()}")
-    return p.stdout.decode().strip()
+    return run_git(repo, list(args), input=input, env=env)
 
 
 # --- install -------------------------------------------------------------------
 
 
 def template_dir() -> Path:
-    """The hook scripts: ``hooks/`` of a checkout, or where pip put them (share/tvault-git/hooks)."""
-    for d in (
-        Path(__file__).resolve().parent.parent.parent / "hooks",
-        Path(sys.prefix) / "share" / "tvault-git" / "hooks",
-    ):
-        if all((d / h).is_file() for h in HOOKS):
-            return d
-    raise TvaultError("tvault-git's hook scripts are missing from this installation; reinstall tvault-git")
+    """The hook scripts, shipped as package data (``tvault_git/hooks/templates``) with the code that runs them."""
+    d = Path(str(resources.files(__name__) / "templates"))
+    if all((d / h).is_file() for h in HOOKS):
+        return d
+    raise InstallationError(f"tvault-git's hook scripts are missing from {d}; reinstall tvault-git")
 
 
 def hooks_dir(repo: pygit2.Repository) -> Path:
@@ -150,7 +140,7 @@ def trained_tree(repo: pygit2.Repository, base: pygit2.Commit, patch: bytes) -> 
         _git(repo, "read-tree", str(base.tree.id), env=env)
         _git(repo, "apply", "--cached", "--whitespace=nowarn", "-", input=patch, env=env)
         return _git(repo, "write-tree", env=env)
-    except TvaultError:
+    except GitCommandError:
         return None
     finally:
         for p in (index, index + ".lock"):

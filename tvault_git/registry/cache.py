@@ -14,7 +14,6 @@ Torch-free.
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import math
 import os
@@ -27,6 +26,7 @@ from tvault_git.errors import RefNotFound, TvaultError
 from tvault_git.gitutil.repo import adjust_shared_perm, common_dir, shared_umask
 from tvault_git.registry import notes
 from tvault_git.registry.entries import read_manifest, read_manifests
+from tvault_git.spec.values import as_number, iso_to_instant
 
 SCHEMA = "6"  # 6: damaged entries get a row (missing=2, problem) instead of failing the build; 5: configuration values (kind "config") in kv; 4: an entry may be listed on several commits (hooks, rewrites): key (id, commit_id), shadowed
 FILE_NAME = "index.sqlite"
@@ -57,7 +57,7 @@ def cache_path(repo: pygit2.Repository) -> str:
 def _notes_tip(repo: pygit2.Repository) -> pygit2.Commit | None:
     """The notes commit (CorruptEntry, one line, when the ref points at something else)."""
     tip, _ = notes._notes_tree(repo)
-    return None if tip is None else repo[tip]
+    return None if tip is None else repo[tip].peel(pygit2.Commit)
 
 
 def _connect(path: str | None) -> sqlite3.Connection:
@@ -95,28 +95,6 @@ def _open(repo: pygit2.Repository) -> sqlite3.Connection:
             return _connect(None)
     except (sqlite3.Error, OSError):
         return _connect(None)
-
-
-def _ts(created: Any) -> float | None:
-    if not isinstance(created, str):
-        return None
-    try:
-        d = _dt.datetime.fromisoformat(created)
-    except ValueError:
-        return None
-    if d.tzinfo is None:
-        d = d.replace(tzinfo=_dt.timezone.utc)
-    return d.timestamp()
-
-
-def _num(v: Any) -> float | None:
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        return None
-    try:
-        f = float(v)
-    except OverflowError:
-        return None
-    return f if math.isfinite(f) else None
 
 
 def canonical(v: Any) -> str:
@@ -160,17 +138,20 @@ def _fields(entry_id: str, m: dict[str, Any] | TvaultError | None) -> tuple[dict
     author = m.get("author") or {}
     tags = m.get("tags") if isinstance(m.get("tags"), dict) else {}
     metrics = m.get("metrics") if isinstance(m.get("metrics"), dict) else {}
-    kv = [(entry_id, "tag", k, _num(v), v if isinstance(v, str) else None, canonical(v)) for k, v in tags.items()]
-    kv += [(entry_id, "metric", k, _num(v), None, canonical(v)) for k, v in metrics.items()]
+    kv = [(entry_id, "tag", k, as_number(v), v if isinstance(v, str) else None, canonical(v)) for k, v in tags.items()]
+    kv += [(entry_id, "metric", k, as_number(v), None, canonical(v)) for k, v in metrics.items()]
     config = m.get("config") if isinstance(m.get("config"), dict) else {}  # 1.1: searchable configuration
-    kv += [(entry_id, "config", k, _num(v), v if isinstance(v, str) else None, canonical(v)) for k, v in config.items()]
+    kv += [
+        (entry_id, "config", k, as_number(v), v if isinstance(v, str) else None, canonical(v))
+        for k, v in config.items()
+    ]
     res = m.get("result")
     fields = {
         "name": m.get("name"),
-        "result": _num(res),
+        "result": as_number(res),
         "res_js": None if res is None else canonical(res),
         "created": m.get("created"),
-        "ts": _ts(m.get("created")),
+        "ts": iso_to_instant(m.get("created")),
         "author": author.get("name"),
         "email": author.get("email"),
         "branch": m.get("branch"),

@@ -268,7 +268,7 @@ def resolve(repo: pygit2.Repository, ref: str) -> Entry:
         i = parsed.index
         if i >= len(found):
             have = f"indexes 0..{len(found) - 1}" if found else "no entries"
-            raise RefNotFound(f"commit {commit[:7]} has {have}; there is no model {i}")
+            raise RefNotFound(f"commit {commit[:7]} has {have}; there is no model {i}", ref=ref)
         if found[i].removed:
             raise RefNotFound(f"model {i} on commit {commit[:7]} (entry {found[i].short}) was removed (git tvault rm)")
         return found[i]
@@ -278,9 +278,11 @@ def resolve(repo: pygit2.Repository, ref: str) -> Entry:
             return matches[0]
         if len(matches) > 1:
             cands = ", ".join(f"{e.short} ({e.ref})" for e in matches[:10])
-            raise AmbiguousRef(f"entry ref {parsed.text!r} is ambiguous; candidates: {cands}")
+            raise AmbiguousRef(f"entry ref {parsed.text!r} is ambiguous; candidates: {cands}", ref=parsed.text)
     shown = ref.strip() if isinstance(ref, str) else ref
-    raise RefNotFound(f"no entry {shown!r}; use an entry id, COMMIT:INDEX or NAME@VERSION (see 'git tvault log')")
+    raise RefNotFound(
+        f"no entry {shown!r}; use an entry id, COMMIT:INDEX or NAME@VERSION (see 'git tvault log')", ref=shown
+    )
 
 
 def preferred(found: list[Entry]) -> list[Entry]:

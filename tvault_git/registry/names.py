@@ -30,6 +30,7 @@ from tvault_git.errors import CorruptEntry, InvalidInput, RefNotFound, StorageEr
 from tvault_git.gitutil.repo import commit_to_ref, merge_history, retry_locked, signature
 from tvault_git.registry import entries, notes
 from tvault_git.spec.format import ALIASES_FILE, ALIASES_REF, MAX_ALIASES, NAME_RE, NOTES_REF
+from tvault_git.spec.values import iso_to_instant
 
 RESERVED = ("latest",)  # computed, never stored
 # Computed unless stored: a stored ``best`` (format 1.1; e.g. set by a training callback that ranks by
@@ -57,16 +58,6 @@ class AliasRecord:
 
     def render(self) -> str:
         return f"alias {self.name} {self.alias} {self.entry or '-'} {self.time} {self.who}"
-
-
-def _ts(created: str) -> float | None:
-    try:
-        d = _dt.datetime.fromisoformat(created.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if d.tzinfo is None:
-        d = d.replace(tzinfo=_dt.timezone.utc)
-    return d.timestamp()
 
 
 def _named_lines(
@@ -121,12 +112,12 @@ def versions(
             result = None if res is None else repr(float(res))
         else:
             created, result = n.created, n.result
-        if not isinstance(created, str) or _ts(created) is None:
+        if not isinstance(created, str) or iso_to_instant(created) is None:
             continue  # neither the manifest nor the note says when: cannot be numbered
         e = entries.Entry(eid, commit, i, name, result, removed=removed, _repo=repo)
         if isinstance(m, dict):
             e._manifest = m
-        found.append((_ts(created), eid, created, e))  # type: ignore[arg-type]
+        found.append((iso_to_instant(created), eid, created, e))  # type: ignore[arg-type]
     if not found:
         raise RefNotFound(
             f"no model named {name!r}; names: {', '.join(names(repo, notes_ref)) or 'none yet'} (log one with log_all(..., name=...))"

@@ -12,22 +12,58 @@ import json
 import math
 import re
 from collections.abc import Sequence
-from typing import Any
-
-import pygit2
+from typing import Any, Literal
 
 from tvault_git.errors import InvalidInput
-from tvault_git.gitutil.repo import open_repo
+from tvault_git.gitutil.repo import open_repo_like
 from tvault_git.registry import cache
 from tvault_git.registry.entries import resolve_commit
 
-# Metrics where a smaller value is better, for ``best`` without an explicit direction.
-_LOWER_IS_BETTER = re.compile(r"(loss|err|error|mse|mae|rmse|perplexity|ppl|wer|cer|latency|time|nll|fid|bpd)", re.I)
+# Words that make a metric lower-is-better, matched as whole tokens of its name ("val_loss",
+# "top1-error", "valLoss"), never as substrings ("confidence" holds "fid", "uptime" holds "time").
+_LOWER_TOKENS = frozenset(
+    [
+        "loss",
+        "losses",
+        "err",
+        "error",
+        "errors",
+        "mse",
+        "mae",
+        "rmse",
+        "msle",
+        "perplexity",
+        "ppl",
+        "wer",
+        "cer",
+        "ter",
+        "nll",
+        "fid",
+        "kid",
+        "bpd",
+        "bpc",
+        "latency",
+        "time",
+        "duration",
+        "seconds",
+        "ms",
+        "regret",
+    ]
+)
+_TOKEN_RE = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|[0-9]+")
+
+
+def metric_direction(key: str) -> Literal["min", "max"]:
+    """Which way a metric improves when nobody said: "min" when a token of its name is loss-like
+    (``loss``, ``err``, ``wer``, ``perplexity``...), else "max" (``acc``, ``confidence``, ``fidelity``).
+    The one rule behind ``find --best``, ``git tvault history`` and the web history page."""
+    tokens = {t.lower() for t in _TOKEN_RE.findall(key)}
+    return "min" if tokens & _LOWER_TOKENS else "max"
 
 
 def lower_is_better(name: str) -> bool:
-    """Whether a smaller value of metric ``name`` is better (losses, errors, perplexity...)."""
-    return bool(_LOWER_IS_BETTER.search(name))
+    """Whether a smaller value of metric ``name`` is better: ``metric_direction(name) == "min"``."""
+    return metric_direction(name) == "min"
 
 
 _OPS = {"==": "=", "=": "=", "!=": "!=", ">=": ">=", "<=": "<=", ">": ">", "<": "<"}
@@ -199,7 +235,7 @@ def find(
     metric; without a direction, names like loss/error/perplexity count as
     lower-is-better. Rows have the shape of ``cli.entry_summary``.
     """
-    r = repo if isinstance(repo, pygit2.Repository) else open_repo(repo)
+    r = open_repo_like(repo)
     conds: list[str] = ["e.missing = 0"]
     args: list[Any] = []
     id_sets: list[tuple[str, list[Any]]] = []  # id subqueries, intersected once (cheaper than one IN each)
@@ -264,7 +300,7 @@ def find(
         if not key or direction not in ("", "min", "max"):
             raise InvalidInput(f"bad --best {best!r}: give a metric name, optionally with :min or :max (e.g. loss:min)")
         sort = key
-        desc = direction == "max" or (direction == "" and not _LOWER_IS_BETTER.search(key))
+        desc = (direction or metric_direction(key)) == "max"
         if limit is None:
             limit = 1
     if id_sets:
@@ -353,7 +389,7 @@ def predecessor(repo: Any, entry_id: str) -> str | None:
 
     Why: "compare with the previous version" is the comparison researchers make most.
     """
-    r = repo if isinstance(repo, pygit2.Repository) else open_repo(repo)
+    r = open_repo_like(repo)
     con = cache.refresh(r)
     try:
         row = con.execute(

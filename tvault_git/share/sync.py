@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 import pygit2
 
 from tvault_git.errors import InvalidInput, RefNotFound, RemoteError
-from tvault_git.gitutil.repo import common_dir, git_env
+from tvault_git.gitutil.repo import common_dir, git_env, open_repo_like
 from tvault_git.registry import entries, names, notes
 from tvault_git.spec.format import ALIASES_REF, HEX40, NOTES_REF, REF_PREFIX
 from tvault_git.spec.refs import ID_PREFIX_RE, EntryRef
@@ -105,7 +105,7 @@ def _classify(remote: str, op: str, err: str) -> RemoteError:
             "is this a git repository",
         )
     ) or re.search(r"repository '.*' not found", low):
-        return RemoteError(f"{remote} is not a git repository (or not shared there): {detail}")
+        return RemoteError(f"{remote} is not a git repository (or not shared there): {detail}", remote=remote)
     if any(
         s in low
         for s in (
@@ -121,7 +121,7 @@ def _classify(remote: str, op: str, err: str) -> RemoteError:
             "couldn't connect",
         )
     ):
-        return RemoteError(f"cannot reach {remote}: {detail}")
+        return RemoteError(f"cannot reach {remote}: {detail}", remote=remote)
     if any(
         s in low
         for s in (
@@ -135,8 +135,8 @@ def _classify(remote: str, op: str, err: str) -> RemoteError:
             "read-only",
         )
     ):
-        return RemoteError(f"{remote} rejected the {op} (permissions or a server-side rule): {detail}")
-    return RemoteError(f"git {op} {remote} failed: {detail}")
+        return RemoteError(f"{remote} rejected the {op} (permissions or a server-side rule): {detail}", remote=remote)
+    return RemoteError(f"git {op} {remote} failed: {detail}", remote=remote)
 
 
 def run_git(repo: pygit2.Repository, args: list[str], remote: str, op: str, progress: bool | None = None) -> str:
@@ -430,7 +430,7 @@ def _remote_index(
                 ],
                 cwd=scratch,
                 capture_output=True,
-                env={**os.environ, "GIT_TERMINAL_PROMPT": "0"},
+                env=git_env(pygit2.Repository(scratch), {"GIT_TERMINAL_PROMPT": "0"}),
             )
             if p.returncode == 0:
                 view = pygit2.Repository(scratch)
@@ -529,9 +529,8 @@ def fetch_one(repo: pygit2.Repository, remote: str | None, ref: str, progress: b
 
 def publish(remote: str | None = None, repo: str | os.PathLike | pygit2.Repository | None = None) -> Transfer:
     """Push this repository's registry (entries, index, aliases) to ``remote`` (default: origin)."""
-    from tvault_git.gitutil.repo import open_repo
 
-    r = repo if isinstance(repo, pygit2.Repository) else open_repo(repo)
+    r = open_repo_like(repo)
     return push(r, remote)
 
 

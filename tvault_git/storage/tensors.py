@@ -210,7 +210,7 @@ def read_tensors(
             packread.read_blob_into(repo, oid, mv)
         except CorruptEntry as e:
             raise CorruptEntry(
-                f"{where}: tensor {name!r} chunk {i} ({oid[:12]}) is damaged: {e}; refusing to load it"
+                f"{where}: tensor {name!r} chunk {i} ({oid[:12]}) is damaged: {e}; refusing to load it", tensor=name
             ) from None
 
     if len(tasks) > 1 and threads > 1:
@@ -275,7 +275,7 @@ def stream_pairs(
                 packread.read_blob_into(repo, oid, out[i * step : min(size, (i + 1) * step)])
             except CorruptEntry as e:
                 raise CorruptEntry(
-                    f"{where}: tensor {name!r} chunk {oid[:12]} is damaged: {e}; refusing to use it"
+                    f"{where}: tensor {name!r} chunk {oid[:12]} is damaged: {e}; refusing to use it", tensor=name
                 ) from None
         return view.view(tdtype)
 

@@ -28,7 +28,14 @@ from typing import Any
 from urllib.parse import quote, urlencode
 
 import pygit2
-from flask import Flask, Response, g, render_template, request, send_file
+
+try:
+    from flask import Flask, Response, g, render_template, request, send_file
+except ModuleNotFoundError as e:  # the optional ``ui`` extra: say what to install, not "no module flask"
+    raise ModuleNotFoundError(
+        f"tvault_git.web needs the optional 'ui' extra ({e.name} is missing): pip install 'tvault-git[ui]'",
+        name=e.name,
+    ) from e
 from markupsafe import Markup
 
 from tvault_git.capture.live import capture_gaps
@@ -36,6 +43,7 @@ from tvault_git.capture.values import flat_configuration
 from tvault_git.errors import CorruptEntry, InvalidInput, RefNotFound, StorageError, TvaultError
 from tvault_git.registry import cache, entries, query, series
 from tvault_git.spec.format import ARCHITECTURE, CONFIGURATION, NAME_RE, OPTIMIZER, PATCH, SCHEDULER, SOURCE_INDEX
+from tvault_git.spec.values import as_number, iso_to_instant
 from tvault_git.textfmt import fmt_config, fmt_value, human_bytes, short_date
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -518,8 +526,7 @@ def metrics_table(repo: pygit2.Repository, ids: list[str]) -> dict[str, Any]:
     return {"rows": rows, "metric_keys": keys, "tag_keys": tag_keys, "plot": plot, "curves": curves(repo, entries)}
 
 
-def _plot_num(v: Any) -> float | None:
-    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+_plot_num = as_number
 
 
 def models_page(repo: pygit2.Repository) -> dict[str, Any]:
@@ -626,7 +633,7 @@ def _move(key: str, a: Any, b: Any) -> dict[str, Any] | None:
     if x is None or y is None or x == y:
         return None
     d = y - x
-    return {"text": f"{d:+.3g}", "better": (d < 0) if query._LOWER_IS_BETTER.search(key) else (d > 0)}
+    return {"text": f"{d:+.3g}", "better": (d < 0) if query.metric_direction(key) == "min" else (d > 0)}
 
 
 def _versions_from_manifests(repo: pygit2.Repository, name: str, rows: list[dict[str, Any]]) -> list[Any]:
@@ -636,7 +643,7 @@ def _versions_from_manifests(repo: pygit2.Repository, name: str, rows: list[dict
     """
     from tvault_git.registry import names
 
-    rows = sorted(rows, key=lambda r: (names._ts(r["created"] or ""), r["id"]))
+    rows = sorted(rows, key=lambda r: (iso_to_instant(r["created"]) or 0.0, r["id"]))
     return [
         names.Version(k + 1, entries.Entry(r["id"], r["commit"], r["index"], name, _repo=repo), r["created"] or "", [])
         for k, r in enumerate(rows)

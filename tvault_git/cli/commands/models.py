@@ -11,12 +11,11 @@ from tvault_git.cli.app import repo_from_ctx
 from tvault_git.cli.style import heading
 from tvault_git.errors import InvalidInput, RefNotFound, TvaultError
 from tvault_git.registry import names
-from tvault_git.registry.query import _LOWER_IS_BETTER
+from tvault_git.registry.query import metric_direction
+from tvault_git.spec.values import as_number
 from tvault_git.textfmt import fmt_value, printable, printable_tree, short_date
 
-
-def _num(v: Any) -> float | None:
-    return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
+_num = as_number
 
 
 def version_rows(repo: Any, name: str) -> list[dict[str, Any]]:
@@ -72,7 +71,7 @@ def _moved(key: str, d: float | None) -> str:
         return ""
     if d == 0:
         return click.style(" (=)", dim=True)
-    better = (d < 0) if _LOWER_IS_BETTER.search(key) else (d > 0)
+    better = (d < 0) if metric_direction(key) == "min" else (d > 0)
     return click.style(f" ({'+' if d > 0 else ''}{d:.4g})", fg="green" if better else "red")
 
 

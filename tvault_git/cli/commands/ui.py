@@ -13,7 +13,7 @@ import webbrowser
 import click
 
 from tvault_git.cli.app import repo_from_ctx
-from tvault_git.errors import InvalidInput
+from tvault_git.errors import InstallationError, InvalidInput
 
 
 def is_loopback(host: str) -> bool:
@@ -34,7 +34,7 @@ def _need_flask() -> None:
         import flask  # noqa: F401
         import pygments  # noqa: F401
     except ImportError:
-        raise InvalidInput(
+        raise InstallationError(
             "git tvault ui needs the 'ui' extra: pip install 'tvault-git[ui]' (flask, pygments)"
         ) from None
 

@@ -1,0 +1,133 @@
+"""What the tests share: real git repositories in temp dirs, a real model, the real CLI.
+
+Imported as ``tests.helpers`` (``tests`` is a package, so the name cannot collide with the
+``helpers.py`` that test repositories hold and their model imports).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+MODEL_SRC = """
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from helpers import scale
+
+WIDTH = 16  # hidden width
+
+
+def act(x):
+    return F.relu(x) * scale(1.0)
+
+
+class Net(nn.Module):
+    def __init__(self, width=WIDTH):
+        super().__init__()
+        self.fc1 = nn.Linear(4, width)
+        self.fc2 = nn.Linear(width, 2)
+
+    def forward(self, x):
+        return self.fc2(act(self.fc1(x)))
+"""
+
+HELPERS_SRC = """
+def scale(v):
+    # a helper the model calls
+    return v
+"""
+
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "Test Author",
+    "GIT_AUTHOR_EMAIL": "author@example.com",
+    "GIT_COMMITTER_NAME": "Test Author",
+    "GIT_COMMITTER_EMAIL": "author@example.com",
+    "GIT_CONFIG_NOSYSTEM": "1",
+}
+
+
+def git(repo: Path | str, *args: str, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
+    """Run the real git CLI in ``repo``."""
+    e = dict(os.environ)
+    e.update(GIT_ENV)
+    if env:
+        e.update(env)
+    p = subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, env=e)
+    if check and p.returncode != 0:
+        raise AssertionError(f"git {' '.join(args)} failed ({p.returncode}):\n{p.stdout}\n{p.stderr}")
+    return p
+
+
+def tvault(
+    repo: Path | str, *args: str, check: bool = True, env: dict | None = None, input: str | None = None
+) -> subprocess.CompletedProcess:
+    """Run the installed ``git tvault`` CLI the way users do (through git)."""
+    e = dict(os.environ)
+    e.update(GIT_ENV)
+    e["PATH"] = os.path.dirname(sys.executable) + os.pathsep + e.get("PATH", "")
+    e.setdefault("NO_COLOR", "1")
+    if env:
+        e.update(env)
+    p = subprocess.run(["git", "tvault", *args], cwd=repo, capture_output=True, text=True, env=e, input=input)
+    if check and p.returncode != 0:
+        raise AssertionError(f"git tvault {' '.join(args)} failed ({p.returncode}):\n{p.stdout}\n{p.stderr}")
+    return p
+
+
+def write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text).lstrip("\n"))
+
+
+def init_repo(path: Path, with_model: bool = True) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    git(path, "init", "-q", "-b", "main")
+    git(path, "config", "user.name", "Test Author")
+    git(path, "config", "user.email", "author@example.com")
+    if with_model:
+        write(path / "model.py", MODEL_SRC)
+        write(path / "helpers.py", HELPERS_SRC)
+        git(path, "add", ".")
+        git(path, "commit", "-q", "-m", "model code")
+    return path
+
+
+def import_fresh(name: str):
+    """Import a module from the test repo anew (tests rewrite model files)."""
+    import importlib
+
+    sys.modules.pop(name, None)
+    importlib.invalidate_caches()
+    return importlib.import_module(name)
+
+
+def unique_module_name() -> str:
+    return "m_" + uuid.uuid4().hex[:8]
+
+
+def modules_after(repo: Path, argv: list[str]) -> set[str]:
+    """The modules a ``git tvault ARGV`` process imported; asserts that the command succeeded
+    (a command that fails early imports little, which must not pass for "stays light")."""
+    code = (
+        "import sys, json\n"
+        "from tvault_git import cli\n"
+        "code = 0\n"
+        "try:\n"
+        f"    cli.main({argv!r})\n"
+        "except SystemExit as e:\n"
+        "    code = e.code\n"
+        "sys.stderr.write('EXIT=' + repr(code) + ' MODULES=' + json.dumps(sorted(sys.modules)))\n"
+    )
+    env = dict(os.environ, NO_COLOR="1")
+    p = subprocess.run([sys.executable, "-c", code], cwd=repo, capture_output=True, text=True, env=env)
+    head, _, line = p.stderr.rpartition(" MODULES=")
+    assert head.endswith("EXIT=0"), f"git tvault {' '.join(argv)} failed: {p.stderr[:2000]}"
+    return set(json.loads(line))

@@ -1,0 +1,1 @@
+"""Format conformance tests: schemas, vectors, parsers."""
