@@ -122,7 +122,7 @@ def show_cmd(ctx: click.Context, ref: str, show_source: bool, show_patch: bool, 
     lines += ["", heading(f"Source ({len(objs)} object{'s' * (len(objs) != 1)} in {len(files)} file{'s' * (len(files) != 1)})")]
     for o in objs:
         label = f"{o.get('module')}.{o.get('qualname')}"
-        lines.append(f"    {o.get('kind', '?'):<9}{label:<36} {o.get('file')}:{o.get('line')}")
+        lines.append(f"    {o.get('kind', '?'):<9}{label:<36} {o.get('file')}" + (f":{o['line']}" if o.get("line") is not None else ""))
         if show_source:
             text = (entries.read_blob(repo, tree, o.get("path", "")) or b"").decode("utf-8", "replace")
             lines += ["        " + ln for ln in text.rstrip("\n").splitlines()] + [""]
@@ -131,9 +131,14 @@ def show_cmd(ctx: click.Context, ref: str, show_source: bool, show_patch: bool, 
     for x in src.get("missing") or []:
         lines.append(f"    missing  {x.get('qualname')}: {x.get('reason')}")
     total = sum(int(r.get("nbytes", 0)) for r in weights.values())
-    lines += ["", heading(f"Weights ({len(weights)} tensors, {human_bytes(total)})")]
+    if (m.get("imported") or {}).get("weights") is False:
+        lines += ["", heading("Weights: none (imported from the original tvault, which stored no weights)")]
+        weights = {}
+    else:
+        lines += ["", heading(f"Weights ({len(weights)} tensors, {human_bytes(total)})")]
     width = max([len(n) for n in weights] + [4])
-    lines.append(f"    {'name':<{width}}  {'shape':<20} {'dtype':<10} {'size':>10}")
+    if weights:
+        lines.append(f"    {'name':<{width}}  {'shape':<20} {'dtype':<10} {'size':>10}")
     for n, r in weights.items():
         lines.append(f"    {n:<{width}}  {str(tuple(r.get('shape', []))):<20} {r.get('dtype', '?'):<10} {human_bytes(int(r.get('nbytes', 0))):>10}")
     if opt:
