@@ -24,6 +24,7 @@ COMMANDS: dict[str, str] = {
     "history": "models:history_cmd",
     "alias": "models:alias_cmd",
     "export": "entries:export_cmd",
+    "checkout": "checkout:checkout_cmd",
     "import-tvault": "importing:import_tvault_cmd",
     "fetch": "share:fetch_cmd",
     "pull": "share:pull_cmd",
