@@ -82,6 +82,7 @@ def scratch_repo(prefix: str) -> tuple[str, str]:
 
 def run_size(mb: int, repeat: int) -> dict:
     import torch
+
     import tvault_git as tvault
 
     tmp, repo = scratch_repo("tvault-bench-")
@@ -105,22 +106,40 @@ def run_size(mb: int, repeat: int) -> dict:
     before = repo_bytes(repo)
     t.update(side_by_side({"save2": save, "again": lambda: tvault.log_all(model, repo=repo, result=1.0)}, repeat))
     grown = (repo_bytes(repo) - before) / repeat
-    t.update(side_by_side({"tload": lambda: torch.load(f"{pt}.0", weights_only=True),
-                           "load": lambda: tvault.load(e.id, repo=repo)}, repeat))
+    t.update(
+        side_by_side(
+            {"tload": lambda: torch.load(f"{pt}.0", weights_only=True), "load": lambda: tvault.load(e.id, repo=repo)},
+            repeat,
+        )
+    )
     out.update(
-        torch_save_s=t["save"], log_all_s=t["log"], log_ratio=t["log"] / t["save"],
-        log_again_s=t["again"], log_again_ratio=t["again"] / t["save2"], log_again_growth_bytes=grown,
-        torch_load_s=t["tload"], load_s=t["load"], load_ratio=t["load"] / t["tload"],
+        torch_save_s=t["save"],
+        log_all_s=t["log"],
+        log_ratio=t["log"] / t["save"],
+        log_again_s=t["again"],
+        log_again_ratio=t["again"] / t["save2"],
+        log_again_growth_bytes=grown,
+        torch_load_s=t["tload"],
+        load_s=t["load"],
+        load_ratio=t["load"] / t["tload"],
     )
     # after git gc
     t0 = time.perf_counter()
     git(repo, "gc", "--quiet")
     out["git_gc_s"] = time.perf_counter() - t0
-    g = side_by_side({"tload": lambda: torch.load(f"{pt}.0", weights_only=True),
-                      "load": lambda: tvault.load(e.id, repo=repo)}, repeat)
+    g = side_by_side(
+        {"tload": lambda: torch.load(f"{pt}.0", weights_only=True), "load": lambda: tvault.load(e.id, repo=repo)},
+        repeat,
+    )
     g.update(side_by_side({"save": save, "log": log}, repeat))
-    out.update(load_after_gc_s=g["load"], torch_load_after_gc_s=g["tload"], load_after_gc_ratio=g["load"] / g["tload"],
-               log_after_gc_s=g["log"], torch_save_after_gc_s=g["save"], log_after_gc_ratio=g["log"] / g["save"])
+    out.update(
+        load_after_gc_s=g["load"],
+        torch_load_after_gc_s=g["tload"],
+        load_after_gc_ratio=g["load"] / g["tload"],
+        log_after_gc_s=g["log"],
+        torch_save_after_gc_s=g["save"],
+        log_after_gc_ratio=g["log"] / g["save"],
+    )
     out["peak_log_mb_over_model"], out["peak_load_mb_over_model"] = peak_memory(repo, e.id, mb, size)
     subprocess.run(["rm", "-rf", tmp])
     return out
@@ -174,7 +193,9 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=5)
     args = ap.parse_args()
     sizes = args.mb or [100, 1024]
-    print(f"{'size':>6} {'save s':>7} {'log s':>7} {'log/save':>8} {'again/save':>10} {'growth':>8} {'load/tload':>10} {'gc: load':>9} {'gc: log':>8} {'peak log':>9} {'peak load':>9}")
+    print(
+        f"{'size':>6} {'save s':>7} {'log s':>7} {'log/save':>8} {'again/save':>10} {'growth':>8} {'load/tload':>10} {'gc: load':>9} {'gc: log':>8} {'peak log':>9} {'peak load':>9}"
+    )
     for mb in sizes:
         r = run_size(mb, args.repeat)
         print(

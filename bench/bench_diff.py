@@ -72,8 +72,14 @@ def run_size(mb: int, repeat: int) -> dict:
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     peak = json.loads(p.stdout.strip().splitlines()[-1])
     subprocess.run(["rm", "-rf", tmp])
-    return {"mb": mb, "torch_load_both_s": t_load, "diff_s": t_diff, "ratio": t_diff / t_load,
-            "peak_diff_mb": peak, "model_mb": size / 2**20}
+    return {
+        "mb": mb,
+        "torch_load_both_s": t_load,
+        "diff_s": t_diff,
+        "ratio": t_diff / t_load,
+        "peak_diff_mb": peak,
+        "model_mb": size / 2**20,
+    }
 
 
 def main() -> None:
@@ -84,8 +90,11 @@ def main() -> None:
     print(f"{'size':>6} {'load both s':>11} {'diff s':>7} {'diff/load':>9} {'peak RSS growth':>16}")
     for mb in args.mb or [100, 1024]:
         r = run_size(mb, args.repeat)
-        print(f"{r['mb']:>4}MB {r['torch_load_both_s']:>11.2f} {r['diff_s']:>7.2f} {r['ratio']:>9.2f} "
-              f"{r['peak_diff_mb']:>13.0f}MB  (one model: {r['model_mb']:.0f}MB)", flush=True)
+        print(
+            f"{r['mb']:>4}MB {r['torch_load_both_s']:>11.2f} {r['diff_s']:>7.2f} {r['ratio']:>9.2f} "
+            f"{r['peak_diff_mb']:>13.0f}MB  (one model: {r['model_mb']:.0f}MB)",
+            flush=True,
+        )
     print("diff/load < 1 means the weights diff is faster than torch.load of the two checkpoints")
 
 

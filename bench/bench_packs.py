@@ -62,10 +62,14 @@ def main() -> None:
     ap.add_argument("--entries", type=int, default=2000)
     args = ap.parse_args()
     merged, unmerged = run(args.entries, True), run(args.entries, False)
-    print(f"{'entries':>8} | {'packs':>5} {'log_all':>8} {'load':>7} {'cat-file':>8} | unmerged: {'packs':>5} {'log_all':>8} {'load':>7} {'cat-file':>8}")
+    print(
+        f"{'entries':>8} | {'packs':>5} {'log_all':>8} {'load':>7} {'cat-file':>8} | unmerged: {'packs':>5} {'log_all':>8} {'load':>7} {'cat-file':>8}"
+    )
     for a, b in zip(merged, unmerged):
-        print(f"{a[0]:>8} | {a[1]:>5} {a[2] * 1000:>6.0f}ms {a[3] * 1000:>5.0f}ms {a[4] * 1000:>6.0f}ms |           "
-              f"{b[1]:>5} {b[2] * 1000:>6.0f}ms {b[3] * 1000:>5.0f}ms {b[4] * 1000:>6.0f}ms")
+        print(
+            f"{a[0]:>8} | {a[1]:>5} {a[2] * 1000:>6.0f}ms {a[3] * 1000:>5.0f}ms {a[4] * 1000:>6.0f}ms |           "
+            f"{b[1]:>5} {b[2] * 1000:>6.0f}ms {b[3] * 1000:>5.0f}ms {b[4] * 1000:>6.0f}ms"
+        )
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench.bench_find import build, run  # noqa: E402  (the fast-import registry builder)
+from bench.bench_find import build, run
 
 
 def http_ms(url: str, n: int) -> float:
@@ -89,7 +89,9 @@ def main() -> None:
     base = f"http://127.0.0.1:{srv.server_port}"
     t = time.perf_counter()
     http_ms(base + "/", 1)
-    print(f"| {a.entries:,} entries: very first request (builds the SQLite cache) | {(time.perf_counter() - t) * 1000:.0f} ms | |")
+    print(
+        f"| {a.entries:,} entries: very first request (builds the SQLite cache) | {(time.perf_counter() - t) * 1000:.0f} ms | |"
+    )
     pages = [
         ("entries, first page (newest first, 50 rows)", "/"),
         ("entries, page 100", "/?page=100"),

@@ -37,7 +37,7 @@ class MLP(nn.Module):
         return self.fc2(activation(self.fc1(x)))
 '''
 
-TRAIN = '''
+TRAIN = """
 import sys
 import torch
 import tvault_git as tvault
@@ -60,7 +60,7 @@ acc = (model(x).argmax(1) == y).float().mean()
 entry = tvault.log_all(model, tags={"lr": lr}, result=acc.item(), optimizer=opt,
                        metrics={"loss": loss.item()}, name="xor-mlp")
 print(f"logged {entry.id[:10]} as {entry.ref}: acc={acc.item():.3f} loss={loss.item():.3f}")
-'''
+"""
 
 
 def sh(cwd: str, *cmd: str, show: bool = True) -> str:

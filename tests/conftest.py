@@ -13,7 +13,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
-MODEL_SRC = '''
+MODEL_SRC = """
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -34,13 +34,13 @@ class Net(nn.Module):
 
     def forward(self, x):
         return self.fc2(act(self.fc1(x)))
-'''
+"""
 
-HELPERS_SRC = '''
+HELPERS_SRC = """
 def scale(v):
     # a helper the model calls
     return v
-'''
+"""
 
 GIT_ENV = {
     "GIT_AUTHOR_NAME": "Test Author",
@@ -63,7 +63,9 @@ def git(repo: Path | str, *args: str, check: bool = True, env: dict | None = Non
     return p
 
 
-def tvault(repo: Path | str, *args: str, check: bool = True, env: dict | None = None, input: str | None = None) -> subprocess.CompletedProcess:
+def tvault(
+    repo: Path | str, *args: str, check: bool = True, env: dict | None = None, input: str | None = None
+) -> subprocess.CompletedProcess:
     """Run the installed ``git tvault`` CLI the way users do (through git)."""
     e = dict(os.environ)
     e.update(GIT_ENV)
@@ -96,7 +98,9 @@ def init_repo(path: Path, with_model: bool = True) -> Path:
 
 
 def _registry_refs(path: Path) -> str:
-    p = subprocess.run(["git", "-C", str(path), "for-each-ref", "refs/tvault", "refs/notes/tvault"], capture_output=True, text=True)
+    p = subprocess.run(
+        ["git", "-C", str(path), "for-each-ref", "refs/tvault", "refs/notes/tvault"], capture_output=True, text=True
+    )
     return p.stdout if p.returncode == 0 else ""
 
 

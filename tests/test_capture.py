@@ -8,9 +8,9 @@ import sys
 
 import pygit2
 import torch
+from conftest import git, import_fresh, write
 
 import tvault_git as tvault
-from conftest import git, import_fresh, write
 from tvault_git.registry import entries as registry
 from tvault_git.spec.format import SOURCE_INDEX
 
@@ -39,15 +39,20 @@ def test_transitive_helpers_constants_and_externals(repo):
 
 
 def test_same_class_name_in_two_files_is_not_confused(repo):
-    write(repo / "a.py", """
+    write(
+        repo / "a.py",
+        """
         import torch.nn as nn
         K = 3
         class Block(nn.Module):
             def __init__(self):
                 super().__init__()
                 self.conv = nn.Conv1d(1, 1, K)
-        """)
-    write(repo / "b.py", """
+        """,
+    )
+    write(
+        repo / "b.py",
+        """
         import torch.nn as nn
         import a
         def conv3x3(c):
@@ -61,7 +66,8 @@ def test_same_class_name_in_two_files_is_not_confused(repo):
                 super().__init__()
                 self.first = a.Block()
                 self.second = Block()
-        """)
+        """,
+    )
     git(repo, "add", ".")
     git(repo, "commit", "-qm", "blocks")
     b = import_fresh("b")
@@ -74,7 +80,9 @@ def test_same_class_name_in_two_files_is_not_confused(repo):
 
 
 def test_model_defined_in_main_script(repo):
-    write(repo / "train.py", """
+    write(
+        repo / "train.py",
+        """
         import torch, torch.nn as nn
         import tvault_git as tvault
 
@@ -90,7 +98,8 @@ def test_model_defined_in_main_script(repo):
 
         e = tvault.log_all(Tiny(), result=0.5)
         print(e.id)
-        """)
+        """,
+    )
     out = subprocess.run([sys.executable, "train.py"], cwd=repo, capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     idx, texts = _source(repo, out.stdout.strip())

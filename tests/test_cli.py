@@ -7,16 +7,19 @@ import subprocess
 import sys
 
 import torch
+from conftest import git, import_fresh
+from conftest import tvault as run
 
 import tvault_git as tvault
-from conftest import git, import_fresh, tvault as run
 
 
 def _log_two(repo):
     model = import_fresh("model")
     m = model.Net()
     opt = torch.optim.SGD(m.parameters(), lr=0.1, momentum=0.9)
-    a = tvault.log_all(m, tags={"lr": 0.1, "size": "0.5x"}, result=0.81, optimizer=opt, metrics={"loss": 0.4}, name="mnist")
+    a = tvault.log_all(
+        m, tags={"lr": 0.1, "size": "0.5x"}, result=0.81, optimizer=opt, metrics={"loss": 0.4}, name="mnist"
+    )
     (repo / "model.py").write_text((repo / "model.py").read_text().replace("F.relu", "F.gelu"))
     git(repo, "commit", "-qam", "gelu")
     model = import_fresh("model")
@@ -39,7 +42,24 @@ def test_log_lists_newest_first(repo):
 def test_show_prints_everything(repo):
     a, b = _log_two(repo)
     out = run(repo, "show", f"{a.commit[:7]}:0").stdout
-    for want in ["mnist", a.id, "result   0.81", "loss=0.4", "size=0.5x", "Architecture", "(fc1): Linear(in_features=4, out_features=16", "class    model.Net", "function helpers.scale", "Weights (4 tensors", "fc1.weight", "(16, 4)", "float32", "torch.optim.sgd.SGD", "momentum=0.9", "lr=0.1"]:
+    for want in [
+        "mnist",
+        a.id,
+        "result   0.81",
+        "loss=0.4",
+        "size=0.5x",
+        "Architecture",
+        "(fc1): Linear(in_features=4, out_features=16",
+        "class    model.Net",
+        "function helpers.scale",
+        "Weights (4 tensors",
+        "fc1.weight",
+        "(16, 4)",
+        "float32",
+        "torch.optim.sgd.SGD",
+        "momentum=0.9",
+        "lr=0.1",
+    ]:
         assert want in out, want
     src = run(repo, "show", a.id[:8], "--source").stdout
     assert "return F.relu(x) * scale(1.0)" in src

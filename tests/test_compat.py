@@ -26,6 +26,7 @@ def _ids(text: str) -> list[str]:
 
 def test_seed_readme_examples(repo):
     import tvault_git as tv  # the seed: import tvault; tvault.log_all(...)
+
     tvault = conftest.tvault
 
     model = import_fresh("model").Net()
@@ -59,7 +60,12 @@ def test_seed_readme_examples(repo):
 
 
 def test_seed_bad_flags_are_one_line_usage_errors(repo):
-    for args in (["--find_flag"], ["--find_flag", "--condition", "tag", "--tag", "x"], ["--diff_flag", "--sha1", "HEAD"], ["--find_flag", "--diff_flag"]):
+    for args in (
+        ["--find_flag"],
+        ["--find_flag", "--condition", "tag", "--tag", "x"],
+        ["--diff_flag", "--sha1", "HEAD"],
+        ["--find_flag", "--diff_flag"],
+    ):
         p = seed(repo, *args, check=False)
         assert p.returncode == 2 and "Traceback" not in p.stderr and "tvault: error:" in p.stderr
 

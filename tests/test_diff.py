@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from conftest import HELPERS_SRC, MODEL_SRC, git, import_fresh, tvault, write
 from test_find import _modules_after
 
@@ -40,21 +39,30 @@ def _item(sec: dict, name: str) -> dict:
 
 def test_layer_added(repo):
     a = _log(repo, result=0.8)
-    write(repo / "model.py", MODEL_SRC.replace(
-        "        self.fc2 = nn.Linear(width, 2)\n",
-        "        self.fc2 = nn.Linear(width, width)\n        self.fc3 = nn.Linear(width, 2)\n",
-    ).replace("return self.fc2(act(self.fc1(x)))", "return self.fc3(act(self.fc2(act(self.fc1(x)))))"))
+    write(
+        repo / "model.py",
+        MODEL_SRC.replace(
+            "        self.fc2 = nn.Linear(width, 2)\n",
+            "        self.fc2 = nn.Linear(width, width)\n        self.fc3 = nn.Linear(width, 2)\n",
+        ).replace("return self.fc2(act(self.fc1(x)))", "return self.fc3(act(self.fc2(act(self.fc1(x)))))"),
+    )
     _commit(repo, "add a third layer")
     b = _log(repo, result=0.85)
     d = _diff(repo, a.id, b.id)
     arch = d["architecture"]
-    assert arch["changed"] and any(ln.startswith("+") and "(fc3): Linear(in_features=16, out_features=2" in ln for ln in arch["diff"])
+    assert arch["changed"] and any(
+        ln.startswith("+") and "(fc3): Linear(in_features=16, out_features=2" in ln for ln in arch["diff"]
+    )
     assert d["classes"]["changed"] and _item(d["classes"], "Net")["status"] == "modified"
     assert any("+        self.fc3 = nn.Linear(width, 2)" in ln for ln in _item(d["classes"], "Net")["diff"])
     assert not d["functions"]["changed"]
     w = {it["name"]: it for it in d["weights"]["items"]}
     assert w["fc3.weight"]["status"] == "added" and w["fc3.bias"]["status"] == "added"
-    assert w["fc2.weight"]["status"] == "shape" and w["fc2.weight"]["shape_a"] == [2, 16] and w["fc2.weight"]["shape_b"] == [16, 16]
+    assert (
+        w["fc2.weight"]["status"] == "shape"
+        and w["fc2.weight"]["shape_a"] == [2, 16]
+        and w["fc2.weight"]["shape_b"] == [16, 16]
+    )
     assert d["weights"]["unchanged"] == 2  # fc1 (same seed) recognised by blob id
     ctx = d["context"]
     assert [c["subject"] for c in ctx["commits"]] == ["add a third layer"]
@@ -95,8 +103,22 @@ def test_helper_function_edited_in_another_file(repo):
 def test_hyperparameter_changed(repo):
     torch.manual_seed(0)
     net = import_fresh("model").Net()
-    a = _log(repo, model=net, optimizer=torch.optim.SGD(net.parameters(), lr=0.01), tags={"lr": 0.01}, result=0.7, metrics={"acc": 0.7})
-    b = _log(repo, model=net, optimizer=torch.optim.SGD(net.parameters(), lr=0.001, momentum=0.9), tags={"lr": 0.001}, result=0.75, metrics={"acc": 0.75})
+    a = _log(
+        repo,
+        model=net,
+        optimizer=torch.optim.SGD(net.parameters(), lr=0.01),
+        tags={"lr": 0.01},
+        result=0.7,
+        metrics={"acc": 0.7},
+    )
+    b = _log(
+        repo,
+        model=net,
+        optimizer=torch.optim.SGD(net.parameters(), lr=0.001, momentum=0.9),
+        tags={"lr": 0.001},
+        result=0.75,
+        metrics={"acc": 0.75},
+    )
     d = _diff(repo, a.ref, b.ref)
     g = d["optimizer"]["optimizer"]["groups"][0]
     ch = {c["key"]: (c["a"], c["b"]) for c in g["changes"]}
@@ -113,7 +135,7 @@ def test_hyperparameter_changed(repo):
 
 def test_class_moved_to_another_file(repo):
     a = _log(repo)
-    body = MODEL_SRC[MODEL_SRC.index("class Net"):]
+    body = MODEL_SRC[MODEL_SRC.index("class Net") :]
     write(repo / "model.py", MODEL_SRC[: MODEL_SRC.index("class Net")])
     write(repo / "nets.py", "import torch.nn as nn\nfrom model import act, WIDTH\n\n\n" + body)
     _commit(repo, "move Net to nets.py")
@@ -138,9 +160,9 @@ def test_fine_tuning_changes_only_last_layer(repo, monkeypatch):
         net.fc2.bias.zero_()
     b = _log(repo, model=net)
     from tvault_git.diff import compute as diff
-    from tvault_git.storage import packread as packread
-    from tvault_git.registry import entries as registry
     from tvault_git.gitutil.repo import open_repo
+    from tvault_git.registry import entries as registry
+    from tvault_git.storage import packread as packread
 
     reads = []
     real = packread.read_blob_into
@@ -176,7 +198,12 @@ def test_diff_against_work_tree(repo):
     a = _log(repo)
     assert "no differences" in tvault(repo, "diff", a.id).stdout
     write(repo / "helpers.py", HELPERS_SRC + "\n\ndef gain():\n    return 2.0\n")
-    write(repo / "model.py", MODEL_SRC.replace("from helpers import scale", "from helpers import scale, gain").replace("scale(1.0)", "scale(gain())"))
+    write(
+        repo / "model.py",
+        MODEL_SRC.replace("from helpers import scale", "from helpers import scale, gain").replace(
+            "scale(1.0)", "scale(gain())"
+        ),
+    )
     d = _diff(repo, a.id)
     assert d["b"]["kind"] == "worktree"
     assert _item(d["functions"], "act")["status"] == "modified"
@@ -215,7 +242,9 @@ def test_pager_on_terminal(repo, tmp_path):
     env.pop("NO_COLOR", None)
     env.pop("GIT_PAGER", None)
     master, slave = pty.openpty()
-    p = subprocess.run(["git", "tvault", "diff", a.id, b.id], cwd=repo, stdin=slave, stdout=slave, stderr=slave, env=env, timeout=120)
+    p = subprocess.run(
+        ["git", "tvault", "diff", a.id, b.id], cwd=repo, stdin=slave, stdout=slave, stderr=slave, env=env, timeout=120
+    )
     os.close(slave)
     os.close(master)
     assert p.returncode == 0
@@ -230,7 +259,11 @@ def test_diff_without_weights_does_not_import_torch(repo):
     with torch.no_grad():
         net.fc2.bias.add_(1)
     b = _log(repo, model=net)
-    for argv in (["diff", a.id, b.id, "--no-weights"], ["diff", a.id, b.id, "--section", "architecture", "--section", "classes"], ["diff", a.id, "--stat"]):
+    for argv in (
+        ["diff", a.id, b.id, "--no-weights"],
+        ["diff", a.id, b.id, "--section", "architecture", "--section", "classes"],
+        ["diff", a.id, "--stat"],
+    ):
         assert "torch" not in _modules_after(repo, argv), argv
     assert "torch" in _modules_after(repo, ["diff", a.id, b.id])
 
@@ -239,11 +272,11 @@ def test_weights_stream_chunk_by_chunk(repo, monkeypatch):
     """Multi-chunk tensors: statistics over chunks equal the whole-tensor figures; shared chunks read once."""
     import tvault_git
     from tvault_git.diff import compute as diff
+    from tvault_git.gitutil.repo import open_repo
+    from tvault_git.registry import entries as registry
     from tvault_git.spec import format as fmt
     from tvault_git.storage import packread as packread
-    from tvault_git.registry import entries as registry
     from tvault_git.storage import tensors as tensors
-    from tvault_git.gitutil.repo import open_repo
 
     monkeypatch.setattr(fmt, "CHUNK_BYTES", 1000)
     monkeypatch.setattr(tensors, "CHUNK_BYTES", 1000)

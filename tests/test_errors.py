@@ -10,12 +10,13 @@ from pathlib import Path
 import pygit2
 import pytest
 import torch
+from conftest import git, import_fresh, init_repo
+from conftest import tvault as run_tvault
 
 import tvault_git as tvault
-from conftest import git, import_fresh, init_repo, tvault as run_tvault
-from tvault_git.spec import format as fmt
-from tvault_git.registry import notes as notes
 from tvault_git.registry import entries as registry
+from tvault_git.registry import notes as notes
+from tvault_git.spec import format as fmt
 
 
 def _nothing_written(repo: Path) -> None:
@@ -64,7 +65,12 @@ def test_numbers_of_other_kinds_are_accepted(repo):
     import numpy as np
 
     model = import_fresh("model")
-    e = tvault.log_all(model.Net(), result=torch.tensor(0.25), metrics={"acc": np.float32(0.5), "n": np.int64(3)}, tags={"lr": 0.01, "bs": 32, "opt": "adam", "aug": True, "sizes": [1, 2]})
+    e = tvault.log_all(
+        model.Net(),
+        result=torch.tensor(0.25),
+        metrics={"acc": np.float32(0.5), "n": np.int64(3)},
+        tags={"lr": 0.01, "bs": 32, "opt": "adam", "aug": True, "sizes": [1, 2]},
+    )
     meta = tvault.get(e.id)
     assert meta["result"] == 0.25 and meta["metrics"] == {"acc": 0.5, "n": 3}
     assert meta["tags"] == {"lr": 0.01, "bs": 32, "opt": "adam", "aug": True, "sizes": [1, 2]}

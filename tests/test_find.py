@@ -11,7 +11,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import git, import_fresh, tvault, write
 
 
@@ -34,7 +33,13 @@ def registry(repo: Path):
     git(repo, "add", ".")
     git(repo, "commit", "-q", "-m", "second")
     second = [
-        _log(repo, tags={"lr": 0.001, "size": "0.5x", "warmup": True}, result=0.95, metrics={"acc": 0.95, "loss": 0.10}, name="big"),
+        _log(
+            repo,
+            tags={"lr": 0.001, "size": "0.5x", "warmup": True},
+            result=0.95,
+            metrics={"acc": 0.95, "loss": 0.10},
+            name="big",
+        ),
         _log(repo, tags={"dropout": 0.2}, result=0.60, metrics={"f1": 0.5}),
     ]
     return first, second
@@ -70,19 +75,27 @@ def test_find_by_result_range_inclusive(repo, registry):
 
 def test_find_by_tag_matches_typed_values(repo, registry):
     first, second = registry
-    assert sorted(ids(tvault(repo, "find", "--tag", "lr", "0.01", "--json").stdout)) == sorted([first[0].id, first[2].id])
+    assert sorted(ids(tvault(repo, "find", "--tag", "lr", "0.01", "--json").stdout)) == sorted(
+        [first[0].id, first[2].id]
+    )
     assert ids(tvault(repo, "find", "--tag", "lr", "1e-3", "--json").stdout) == [second[0].id]
-    assert sorted(ids(tvault(repo, "find", "--tag", "size", "0.5x", "--json").stdout)) == sorted([first[0].id, second[0].id])
+    assert sorted(ids(tvault(repo, "find", "--tag", "size", "0.5x", "--json").stdout)) == sorted(
+        [first[0].id, second[0].id]
+    )
     assert ids(tvault(repo, "find", "--tag", "warmup", "true", "--json").stdout) == [second[0].id]
     # conditions combine with AND
     both = ids(tvault(repo, "find", "--tag", "size", "0.5x", "--tag", "lr", "0.01", "--json").stdout)
     assert both == [first[0].id]
-    assert ids(tvault(repo, "find", "--tag", "lr", "0.01", "--min", "0.8", "--hash", "HEAD~1", "--json").stdout) == [first[2].id]
+    assert ids(tvault(repo, "find", "--tag", "lr", "0.01", "--min", "0.8", "--hash", "HEAD~1", "--json").stdout) == [
+        first[2].id
+    ]
 
 
 def test_find_where_sort_best_limit(repo, registry):
     first, second = registry
-    assert sorted(ids(tvault(repo, "find", "--where", "acc>=0.9", "--json").stdout)) == sorted([first[2].id, second[0].id])
+    assert sorted(ids(tvault(repo, "find", "--where", "acc>=0.9", "--json").stdout)) == sorted(
+        [first[2].id, second[0].id]
+    )
     assert ids(tvault(repo, "find", "--where", "loss<0.2", "--json").stdout) == [second[0].id]
     assert ids(tvault(repo, "find", "--where", "lr<0.05", "--where", "acc<0.9", "--json").stdout) == [first[0].id]
     assert ids(tvault(repo, "find", "--where", "result>0.9", "--json").stdout) == [second[0].id]
@@ -121,7 +134,21 @@ def test_find_name_author_branch_dates(repo, registry):
 def test_find_table_has_every_tag_and_metric_column(repo, registry):
     out = tvault(repo, "find").stdout
     header = out.splitlines()[0].split()
-    for col in ("id", "ref", "name", "result", "acc", "loss", "f1", "lr", "size", "warmup", "dropout", "author", "date"):
+    for col in (
+        "id",
+        "ref",
+        "name",
+        "result",
+        "acc",
+        "loss",
+        "f1",
+        "lr",
+        "size",
+        "warmup",
+        "dropout",
+        "author",
+        "date",
+    ):
         assert col in header, col
     assert len(out.splitlines()) == 6
     row = next(ln for ln in out.splitlines() if ln.split()[0] == registry[1][1].id[:10])
@@ -141,11 +168,24 @@ def test_find_csv(repo, registry):
     rows = list(csv.DictReader(io.StringIO(tvault(repo, "find", "--csv", "--sort", "result").stdout)))
     assert len(rows) == 5
     assert rows[0]["id"] == registry[1][0].id and rows[0]["lr"] == "0.001" and rows[0]["warmup"] == "true"
-    assert rows[0]["size"] == "0.5x" and rows[-1]["dropout"] == "0.2" and rows[0]["dropout"] == "" and rows[0]["acc"] == "0.95"
+    assert (
+        rows[0]["size"] == "0.5x"
+        and rows[-1]["dropout"] == "0.2"
+        and rows[0]["dropout"] == ""
+        and rows[0]["acc"] == "0.95"
+    )
 
 
 def test_find_bad_input_is_one_line(repo, registry):
-    for args in (["--where", "acc>>0.9"], ["--where", "acc"], ["--where", "acc>high"], ["--since", "someday"], ["--best", "acc:up"], ["-n", "-1"], ["--author", "("]):
+    for args in (
+        ["--where", "acc>>0.9"],
+        ["--where", "acc"],
+        ["--where", "acc>high"],
+        ["--since", "someday"],
+        ["--best", "acc:up"],
+        ["-n", "-1"],
+        ["--author", "("],
+    ):
         p = tvault(repo, "find", *args, check=False)
         assert p.returncode == 2, (args, p.stderr)
         assert p.stderr.startswith("tvault: error:") and len(p.stderr.strip().splitlines()) == 1, p.stderr
@@ -157,7 +197,22 @@ def test_find_python_api_shape(repo, registry):
     rows = query.find(str(repo), tags=[("lr", "0.01")], where=["acc>0.75"])
     assert [r["id"] for r in rows] == [registry[0][2].id]
     r = rows[0]
-    assert set(r) == {"id", "ref", "commit", "index", "name", "result", "metrics", "tags", "author", "email", "created", "branch", "dirty", "message"}
+    assert set(r) == {
+        "id",
+        "ref",
+        "commit",
+        "index",
+        "name",
+        "result",
+        "metrics",
+        "tags",
+        "author",
+        "email",
+        "created",
+        "branch",
+        "dirty",
+        "message",
+    }
     assert r["tags"] == {"lr": 0.01, "size": "2x"} and r["result"] == 0.9 and r["index"] == 2
     assert query.find(str(repo), tags=[("lr", 0.01)], best="acc")[0]["id"] == registry[0][2].id
 
@@ -179,7 +234,11 @@ def test_cache_follows_new_entries_and_rebuilds(repo, registry):
     con = sqlite3.connect(path)
     names = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL")}
     assert names == {"entries_commit", "entries_result", "entries_ts", "kv_num", "kv_str", "kv_js", "kv_id"}
-    assert con.execute("SELECT COUNT(*) FROM kv INDEXED BY kv_id").fetchone()[0] == con.execute("SELECT COUNT(*) FROM kv").fetchone()[0] > 0
+    assert (
+        con.execute("SELECT COUNT(*) FROM kv INDEXED BY kv_id").fetchone()[0]
+        == con.execute("SELECT COUNT(*) FROM kv").fetchone()[0]
+        > 0
+    )
     con.close()
     for suffix in ("-wal", "-shm"):
         Path(str(path) + suffix).unlink(missing_ok=True)
@@ -237,10 +296,11 @@ def test_manifests_read_in_one_batch_match_one_by_one(repo, monkeypatch, with_gi
     import torch
 
     import tvault_git as tvault
-    from tvault_git.registry import entries as reg
     from tvault_git.errors import CorruptEntry
+    from tvault_git.registry import entries as reg
 
     if not with_git:
+
         def no_git(*a, **k):
             raise FileNotFoundError("git")
 

@@ -6,11 +6,11 @@ import json
 from pathlib import Path
 
 import pygit2
+from conftest import git, import_fresh, write
+from conftest import tvault as run_tvault
 
 import tvault_git as tvault
 from tvault_git.registry import notes as notes
-
-from conftest import git, import_fresh, tvault as run_tvault, write
 
 
 def _log(result: float):
@@ -24,7 +24,7 @@ def _on(repo: Path, rev: str) -> list[str]:
 
 def test_install_chains_user_hook_and_uninstall_restores(repo: Path) -> None:
     hook = repo / ".git" / "hooks" / "post-commit"
-    hook.write_text("#!/bin/sh\necho user-hook-ran >> \"$(git rev-parse --git-dir)/user-hook.log\"\n")
+    hook.write_text('#!/bin/sh\necho user-hook-ran >> "$(git rev-parse --git-dir)/user-hook.log"\n')
     hook.chmod(0o755)
     out = run_tvault(repo, "install").stdout
     assert "kept your post-commit hook" in out

@@ -6,13 +6,13 @@ import json
 
 import pygit2
 import pytest
+from conftest import git, import_fresh
+from conftest import tvault as run_tvault
 
 import tvault_git as tvault
-from tvault_git.registry import names as models
 from tvault_git.errors import InvalidInput, RefNotFound
+from tvault_git.registry import names as models
 from tvault_git.spec.format import ALIASES_REF
-
-from conftest import git, import_fresh, tvault as run_tvault
 
 
 def _log(name: str, result: float, **kw):
@@ -121,7 +121,14 @@ def test_numbering_same_in_two_clones_with_concurrent_versions(repo, tmp_path):
     finally:
         sys.path.remove(str(other))
     for a, b in ((repo, other), (other, repo)):
-        git(a, "fetch", "-q", str(b), "refs/tvault/entries/*:refs/tvault/entries/*", "refs/notes/tvault:refs/notes/theirs")
+        git(
+            a,
+            "fetch",
+            "-q",
+            str(b),
+            "refs/tvault/entries/*:refs/tvault/entries/*",
+            "refs/notes/tvault:refs/notes/theirs",
+        )
         git(a, "notes", "--ref=tvault", "merge", "-q", "-s", "cat_sort_uniq", "refs/notes/theirs")
     ids = [[v.entry.id for v in models.versions(pygit2.Repository(str(p)), "mnist")] for p in (repo, other)]
     assert ids[0] == ids[1] and len(ids[0]) == 3

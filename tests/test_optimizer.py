@@ -4,15 +4,21 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import import_fresh
+from conftest import tvault as run
 
 import tvault_git as tvault
-from conftest import import_fresh, tvault as run
 
 
 def _trained(model_mod, steps=3):
     torch.manual_seed(0)
     m = model_mod.Net()
-    opt = torch.optim.AdamW([{"params": [m.fc1.weight, m.fc1.bias], "lr": 1e-3}, {"params": m.fc2.parameters(), "lr": 1e-2, "weight_decay": 0.0}])
+    opt = torch.optim.AdamW(
+        [
+            {"params": [m.fc1.weight, m.fc1.bias], "lr": 1e-3},
+            {"params": m.fc2.parameters(), "lr": 1e-2, "weight_decay": 0.0},
+        ]
+    )
     sched = torch.optim.lr_scheduler.StepLR(opt, step_size=2, gamma=0.5)
     for _ in range(steps):
         opt.zero_grad()
@@ -25,9 +31,8 @@ def _trained(model_mod, steps=3):
 def test_settings_are_readable(repo):
     m, opt, sched = _trained(import_fresh("model"))
     e = tvault.log_all(m, optimizer=opt, scheduler=sched)
-    from tvault_git.registry import entries as registry
-
     from tvault_git.gitutil.repo import open_repo
+    from tvault_git.registry import entries as registry
 
     r = open_repo(None)
     o = registry.read_json(r, e.id, "optimizer.json")
@@ -35,7 +40,9 @@ def test_settings_are_readable(repo):
     assert [g["params"] for g in o["param_groups"]] == [["fc1.weight", "fc1.bias"], ["fc2.weight", "fc2.bias"]]
     assert o["param_groups"][1]["weight_decay"] == 0.0 and o["param_groups"][0]["betas"] == [0.9, 0.999]
     s = registry.read_json(r, e.id, "scheduler.json")
-    assert s["class"] == "torch.optim.lr_scheduler.StepLR" and s["state"]["last_epoch"] == 3 and s["state"]["gamma"] == 0.5
+    assert (
+        s["class"] == "torch.optim.lr_scheduler.StepLR" and s["state"]["last_epoch"] == 3 and s["state"]["gamma"] == 0.5
+    )
     out = run(repo, "show", e.id[:10]).stdout
     assert "Optimizer torch.optim.adamw.AdamW" in out and "Scheduler torch.optim.lr_scheduler.StepLR" in out
     with pytest.raises(tvault.InvalidInput, match="no optimizer state"):
@@ -48,7 +55,9 @@ def test_optimizer_state_round_trips(repo):
     e = tvault.log_all(m, optimizer=opt, save_optimizer_state=True)
     m2 = model_mod.Net()
     tvault.load_into(m2, e.id)
-    opt2 = torch.optim.AdamW([{"params": [m2.fc1.weight, m2.fc1.bias], "lr": 0.5}, {"params": m2.fc2.parameters(), "lr": 0.5}])
+    opt2 = torch.optim.AdamW(
+        [{"params": [m2.fc1.weight, m2.fc1.bias], "lr": 0.5}, {"params": m2.fc2.parameters(), "lr": 0.5}]
+    )
     tvault.load_optimizer_into(opt2, e.id)
     a, b = opt.state_dict(), opt2.state_dict()
     assert [g["lr"] for g in b["param_groups"]] == [g["lr"] for g in a["param_groups"]] == [5e-4, 5e-3]

@@ -6,13 +6,13 @@ import os
 
 import pygit2
 import torch
+from conftest import git
 
 import tvault_git as tvault
-from conftest import git
-from tvault_git.storage import packwrite as objects
-from tvault_git.storage import packread as packread
-from tvault_git.storage import packmerge as packs
 from tvault_git.registry import entries as registry
+from tvault_git.storage import packmerge as packs
+from tvault_git.storage import packread as packread
+from tvault_git.storage import packwrite as objects
 
 
 def _tvault_packs(repo) -> list[str]:

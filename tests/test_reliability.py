@@ -14,8 +14,8 @@ from pathlib import Path
 import pygit2
 import pytest
 import torch
-
 from conftest import git
+
 from tvault_git.registry import entries as registry
 
 WORKER = textwrap.dedent(
@@ -37,7 +37,10 @@ WORKER = textwrap.dedent(
 
 def test_eight_processes_log_concurrently(repo):
     (repo / "worker.py").write_text(WORKER)
-    procs = [subprocess.Popen([sys.executable, "worker.py", str(w), "25"], cwd=repo, stderr=subprocess.PIPE, text=True) for w in range(8)]
+    procs = [
+        subprocess.Popen([sys.executable, "worker.py", str(w), "25"], cwd=repo, stderr=subprocess.PIPE, text=True)
+        for w in range(8)
+    ]
     for p in procs:
         _, err = p.communicate(timeout=600)
         assert p.returncode == 0, err
@@ -156,8 +159,8 @@ def test_a_full_disk_is_a_clear_error_and_leaves_nothing(repo, monkeypatch):
     import errno
 
     import tvault_git as tvault
-    from tvault_git.storage import packwrite as objects
     from tvault_git.errors import StorageError
+    from tvault_git.storage import packwrite as objects
 
     real = os.writev
     calls = {"n": 0}

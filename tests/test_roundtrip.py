@@ -6,11 +6,11 @@ import subprocess
 
 import pytest
 import torch
+from conftest import git, import_fresh
 
 import tvault_git as tvault
 from tvault_git.gitutil.repo import open_repo
 from tvault_git.registry.entries import weight_records
-from conftest import git, import_fresh
 
 
 def _bits_equal(a: torch.Tensor, b: torch.Tensor) -> bool:
@@ -78,8 +78,8 @@ def test_tied_weights_stored_once_and_load_into(repo):
 
 
 def test_large_tensor_is_chunked_below_50mb(repo, monkeypatch):
-    from tvault_git.spec import format as fmt
     from tvault_git.registry import entries as registry
+    from tvault_git.spec import format as fmt
     from tvault_git.storage import tensors as tensors
 
     assert fmt.CHUNK_BYTES <= 50_000_000  # git hosts reject big blobs
@@ -155,7 +155,9 @@ def test_git_sees_a_valid_registry(repo):
     git(repo, "fsck", "--full")
     back = tvault.load(e.id)
     assert set(back) == {"fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"}
-    keep = subprocess.run(["sh", "-c", "ls .git/objects/pack/*.keep | wc -l"], cwd=repo, capture_output=True, text=True).stdout
+    keep = subprocess.run(
+        ["sh", "-c", "ls .git/objects/pack/*.keep | wc -l"], cwd=repo, capture_output=True, text=True
+    ).stdout
     assert int(keep) >= 1
 
 
@@ -195,7 +197,9 @@ def test_pack_object_count_speculation_falls_back_to_a_valid_pack(repo):
         sd = tvault.load(e.id)
         assert set(sd) == set(snap) and all(torch.equal(sd[k], v) for k, v in snap.items())
     git(repo, "fsck", "--full", "--strict")
-    packs = subprocess.run(["sh", "-c", "ls .git/objects/pack/*.pack"], cwd=repo, capture_output=True, text=True).stdout.split()
+    packs = subprocess.run(
+        ["sh", "-c", "ls .git/objects/pack/*.pack"], cwd=repo, capture_output=True, text=True
+    ).stdout.split()
     for p in packs:
         git(repo, "verify-pack", p)
 
@@ -203,7 +207,9 @@ def test_pack_object_count_speculation_falls_back_to_a_valid_pack(repo):
 def _pack_objects(repo) -> list[str]:
     """Object ids of every pack in the repo, with repeats (checked by git verify-pack)."""
     out = []
-    packs = subprocess.run(["sh", "-c", "ls .git/objects/pack/*.idx"], cwd=repo, capture_output=True, text=True).stdout.split()
+    packs = subprocess.run(
+        ["sh", "-c", "ls .git/objects/pack/*.idx"], cwd=repo, capture_output=True, text=True
+    ).stdout.split()
     for p in packs:
         for line in git(repo, "verify-pack", "-v", p).stdout.splitlines():
             parts = line.split()
@@ -248,7 +254,9 @@ def test_streamed_pack_writes_cut_back_known_blobs_and_never_duplicate(repo, mon
     e, added = log(bag(fresh[0], fresh[1], shared, fresh[2]))  # the same again: nothing written
     assert e.new_bytes == 0 and added == 0
     twins = torch.randn(70_000, generator=g)
-    e, added = log(bag(twins, twins.clone(), torch.randn(70_000, generator=g), twins.clone()))  # equal content, separate memory
+    e, added = log(
+        bag(twins, twins.clone(), torch.randn(70_000, generator=g), twins.clone())
+    )  # equal content, separate memory
     assert e.new_bytes == 2 * 70_000 * 4 and added == 2
     ids = _pack_objects(repo)
     assert len(ids) == len(set(ids)), "a blob was stored twice"

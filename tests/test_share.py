@@ -19,16 +19,15 @@ from pathlib import Path
 
 import pygit2
 import pytest
+from conftest import git, import_fresh, init_repo
+from conftest import tvault as run_tvault
 
 import tvault_git as tvault
+from tvault_git.errors import RemoteError
+from tvault_git.registry import entries as registry
 from tvault_git.registry import names as models
 from tvault_git.registry import notes as notes
-from tvault_git.registry import entries as registry
 from tvault_git.share import sync as remotes
-from tvault_git.errors import RemoteError
-
-from conftest import git, import_fresh, init_repo, tvault as run_tvault
-
 
 # --- helpers -------------------------------------------------------------------
 
@@ -113,8 +112,21 @@ def daemon(tmp_path: Path):
     base = tmp_path / "srv"
     base.mkdir()
     port = free_port()
-    p = subprocess.Popen(["git", "daemon", "--export-all", "--enable=receive-pack", "--reuseaddr", f"--base-path={base}",
-                          "--listen=127.0.0.1", f"--port={port}", str(base)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    p = subprocess.Popen(
+        [
+            "git",
+            "daemon",
+            "--export-all",
+            "--enable=receive-pack",
+            "--reuseaddr",
+            f"--base-path={base}",
+            "--listen=127.0.0.1",
+            f"--port={port}",
+            str(base),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         wait_port(port)
         yield base, f"git://127.0.0.1:{port}"
@@ -145,9 +157,18 @@ class _GitHTTP(http.server.BaseHTTPRequestHandler):
 
     def _cgi(self) -> None:
         path, _, query = self.path.partition("?")
-        env = {"GIT_PROJECT_ROOT": self.root, "GIT_HTTP_EXPORT_ALL": "1", "REQUEST_METHOD": self.command,
-               "PATH_INFO": path, "QUERY_STRING": query, "CONTENT_TYPE": self.headers.get("Content-Type", ""),
-               "REMOTE_ADDR": "127.0.0.1", "REMOTE_USER": "tester", "PATH": os.environ["PATH"], "GIT_CONFIG_NOSYSTEM": "1"}
+        env = {
+            "GIT_PROJECT_ROOT": self.root,
+            "GIT_HTTP_EXPORT_ALL": "1",
+            "REQUEST_METHOD": self.command,
+            "PATH_INFO": path,
+            "QUERY_STRING": query,
+            "CONTENT_TYPE": self.headers.get("Content-Type", ""),
+            "REMOTE_ADDR": "127.0.0.1",
+            "REMOTE_USER": "tester",
+            "PATH": os.environ["PATH"],
+            "GIT_CONFIG_NOSYSTEM": "1",
+        }
         if self.headers.get("Content-Encoding"):
             env["HTTP_CONTENT_ENCODING"] = self.headers["Content-Encoding"]
         if self.headers.get("Git-Protocol"):
@@ -478,7 +499,9 @@ def test_missing_repository_on_servers_is_clear(tmp_path: Path, daemon, http_ser
     (a,) = make_team(tmp_path, str(make_bare(tmp_path)), tmp_path / "shared.git", n=1)
     for url in (f"{daemon[1]}/nope.git", f"{http_server[1]}/nope.git"):
         p = run_tvault(a, "pull", url, check=False)
-        assert p.returncode == 6 and "not a git repository" in p.stderr and len(p.stderr.strip().splitlines()) == 1, p.stderr
+        assert p.returncode == 6 and "not a git repository" in p.stderr and len(p.stderr.strip().splitlines()) == 1, (
+            p.stderr
+        )
 
 
 def test_progress_is_shown_on_a_terminal(tmp_path: Path) -> None:
@@ -522,7 +545,9 @@ def test_any_push_order_converges(tmp_path: Path, order: tuple[int, ...]) -> Non
         remotes.pull(R(m))
     views = [index_of(m) for m in team]
     assert views[0] == views[1] == views[2] and all_ids(team[0]) == ids
-    assert [v.entry.id for v in models.versions(R(team[0]), "mnist")] == [v.entry.id for v in models.versions(R(team[2]), "mnist")]
+    assert [v.entry.id for v in models.versions(R(team[0]), "mnist")] == [
+        v.entry.id for v in models.versions(R(team[2]), "mnist")
+    ]
     fsck(bare)
 
 
@@ -543,7 +568,11 @@ def test_push_that_loses_a_race_merges_and_retries(tmp_path: Path, monkeypatch: 
     real_push = remotes.push
     monkeypatch.setattr(remotes, "pull", racing_pull)
     t = remotes.push(R(a))
-    assert t.pushed and [c.rstrip("/") for c in calls] == [str(a), str(b), str(a)]  # a pulled twice: rejected once, retried
+    assert t.pushed and [c.rstrip("/") for c in calls] == [
+        str(a),
+        str(b),
+        str(a),
+    ]  # a pulled twice: rejected once, retried
     monkeypatch.setattr(remotes, "pull", real_pull)
     remotes.pull(R(b))
     assert all_ids(a) == all_ids(b) == {ea, eb}

@@ -21,7 +21,6 @@ from pathlib import Path
 
 import pygit2
 import pytest
-
 from conftest import GIT_ENV, MODEL_SRC, ROOT, git, import_fresh, init_repo, tvault, write
 
 flask = pytest.importorskip("flask", reason="the ui extra (flask) is not installed: pip install -e '.[ui]'")
@@ -43,8 +42,16 @@ def _craft_malicious(repo_path: Path, base_id: str) -> str:
     r = pygit2.Repository(str(repo_path))
     base = r[base_id]
     m = json.loads(r[base.tree[MANIFEST].id].data)
-    m.update({"name": PAYLOAD_NAME, "message": PAYLOAD_MSG, "tags": {"note": PAYLOAD_TAG, PAYLOAD_KEY: 1},
-              "metrics": {PAYLOAD_KEY: 0.5}, "branch": "<b>evil</b>", "author": {"name": "<i>mallory</i>", "email": "m@x"}})
+    m.update(
+        {
+            "name": PAYLOAD_NAME,
+            "message": PAYLOAD_MSG,
+            "tags": {"note": PAYLOAD_TAG, PAYLOAD_KEY: 1},
+            "metrics": {PAYLOAD_KEY: 0.5},
+            "branch": "<b>evil</b>",
+            "author": {"name": "<i>mallory</i>", "email": "m@x"},
+        }
+    )
     m["created"] = "2030-01-01T00:00:00+00:00"
     tb = r.TreeBuilder(base.tree)
     tb.insert(MANIFEST, r.create_blob(json.dumps(m, sort_keys=True).encode()), pygit2.enums.FileMode.BLOB)
@@ -74,20 +81,42 @@ def reg(tmp_path_factory: pytest.TempPathFactory):
         torch.manual_seed(0)
         net = import_fresh("model").Net()
         opt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9)
-        ids["v1"] = tvault_git.log_all(net, repo=str(path), name="mnist", result=0.71, metrics={"acc": 0.71, "loss": 0.9},
-                                       tags={"lr": 0.1, "aug": "none"}, optimizer=opt, message="baseline").id
+        ids["v1"] = tvault_git.log_all(
+            net,
+            repo=str(path),
+            name="mnist",
+            result=0.71,
+            metrics={"acc": 0.71, "loss": 0.9},
+            tags={"lr": 0.1, "aug": "none"},
+            optimizer=opt,
+            message="baseline",
+        ).id
         write(path / "model.py", MODEL_SRC.replace("F.relu(x)", "F.gelu(x)"))
         git(path, "add", "-A")
         git(path, "commit", "-q", "-m", "switch to gelu")
         torch.manual_seed(1)
         net = import_fresh("model").Net()
         opt = torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9)
-        ids["v2"] = tvault_git.log_all(net, repo=str(path), name="mnist", result=0.83, metrics={"acc": 0.83, "loss": 0.5},
-                                       tags={"lr": 0.05, "aug": "flip"}, optimizer=opt, message="gelu").id
+        ids["v2"] = tvault_git.log_all(
+            net,
+            repo=str(path),
+            name="mnist",
+            result=0.83,
+            metrics={"acc": 0.83, "loss": 0.5},
+            tags={"lr": 0.05, "aug": "flip"},
+            optimizer=opt,
+            message="gelu",
+        ).id
         with torch.no_grad():
             net.fc1.weight.add_(0.01)
-        ids["v3"] = tvault_git.log_all(net, repo=str(path), name="mnist", result=0.79, metrics={"acc": 0.79, "loss": 0.6},
-                                       tags={"lr": 0.05, "aug": "crop"}).id
+        ids["v3"] = tvault_git.log_all(
+            net,
+            repo=str(path),
+            name="mnist",
+            result=0.79,
+            metrics={"acc": 0.79, "loss": 0.6},
+            tags={"lr": 0.05, "aug": "crop"},
+        ).id
         ids["anon"] = tvault_git.log_all(net, repo=str(path), result=0.5, tags={"dropout": 0.2}).id
         ids["evil"] = _craft_malicious(path, ids["anon"])
         models.set_alias(pygit2.Repository(str(path)), "mnist", ids["v2"], "production")
@@ -172,8 +201,14 @@ def test_bad_filter_is_one_line_error(client):
 
 def test_every_registry_value_is_escaped(reg, client):
     ids = reg["ids"]
-    pages = ["/", "/?sort=result&asc=1", f"/entry/{ids['evil']}", f"/compare?a={ids['anon']}&b={ids['evil']}",
-             f"/compare?ids={ids['evil']}&ids={ids['v1']}&ids={ids['v2']}", "/models"]
+    pages = [
+        "/",
+        "/?sort=result&asc=1",
+        f"/entry/{ids['evil']}",
+        f"/compare?a={ids['anon']}&b={ids['evil']}",
+        f"/compare?ids={ids['evil']}&ids={ids['v1']}&ids={ids['v2']}",
+        "/models",
+    ]
     for url in pages:
         html = _get(client, url)
         _assert_no_payload(html)
@@ -263,10 +298,13 @@ def test_models_and_history(reg, client):
     row2 = re.search(r'<tr data-version="2">.*?</tr>', hist, re.S).group(0)
     assert '<span class="badge alias">production</span>' in row2 and ids["v2"][:10] in row2
     data = json.loads(re.search(r'id="plot-data">(.*?)</script>', hist, re.S).group(1))
-    assert data["x"] == [1, 2, 3] and data["marks"] == [{"x": 2, "text": "production, best"}, {"x": 3, "text": "latest"}]
+    assert data["x"] == [1, 2, 3] and data["marks"] == [
+        {"x": 2, "text": "production, best"},
+        {"x": 3, "text": "latest"},
+    ]
     assert '<span class="badge computed" title="mnist@best">@best</span>' in row2
     assert {s["label"] for s in data["series"]} == {"result", "acc", "loss"}
-    assert f'/compare?a={ids["v2"]}&amp;b={ids["v3"]}' in hist
+    assert f"/compare?a={ids['v2']}&amp;b={ids['v3']}" in hist
     _get(client, "/model/nope", status=404)
 
 
@@ -277,7 +315,11 @@ def test_read_only_and_headers(reg, client):
     r = client.get("/")
     assert "script-src 'self'" in r.headers["Content-Security-Policy"]
     assert r.headers["X-Content-Type-Options"] == "nosniff"
-    assert {m for rule in web.create_app(str(reg["path"])).url_map.iter_rules() for m in rule.methods} <= {"GET", "HEAD", "OPTIONS"}
+    assert {m for rule in web.create_app(str(reg["path"])).url_map.iter_rules() for m in rule.methods} <= {
+        "GET",
+        "HEAD",
+        "OPTIONS",
+    }
 
 
 def test_new_entries_show_up_without_restart(repo):
@@ -311,8 +353,15 @@ def test_history_marks_moves_and_unfetched_versions(reg, client, tmp_path):
     ids = reg["ids"]
     dst = tmp_path / "partial"
     git(tmp_path, "init", "-q", str(dst))
-    git(dst, "fetch", "-q", str(reg["path"]), "refs/notes/tvault:refs/notes/tvault",
-        f"refs/tvault/entries/{ids['v1']}:refs/tvault/entries/{ids['v1']}", f"refs/tvault/entries/{ids['v2']}:refs/tvault/entries/{ids['v2']}")
+    git(
+        dst,
+        "fetch",
+        "-q",
+        str(reg["path"]),
+        "refs/notes/tvault:refs/notes/tvault",
+        f"refs/tvault/entries/{ids['v1']}:refs/tvault/entries/{ids['v1']}",
+        f"refs/tvault/entries/{ids['v2']}:refs/tvault/entries/{ids['v2']}",
+    )
     c = web.create_app(str(dst)).test_client()
     part = _get(c, "/model/mnist")
     row3 = re.search(r'<tr data-version="3">.*?</tr>', part, re.S).group(0)
@@ -359,8 +408,14 @@ def test_static_export(reg, tmp_path):
 
 def test_cli_serves_and_warns(reg):
     env = dict(os.environ, **GIT_ENV, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ["PATH"])
-    p = subprocess.Popen(["git", "tvault", "ui", "--port", "0", "--host", "0.0.0.0"], cwd=reg["path"], env=env,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    p = subprocess.Popen(
+        ["git", "tvault", "ui", "--port", "0", "--host", "0.0.0.0"],
+        cwd=reg["path"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         line = p.stdout.readline()
         url = re.search(r"(http://\S+/)", line).group(1).replace("0.0.0.0", "127.0.0.1")
@@ -420,8 +475,10 @@ def browser():
         pytest.skip("playwright is not installed (pip install -e '.[test]')")
     pw = sync_playwright().start()
     try:
-        b = pw.chromium.launch(executable_path=exe, headless=True, args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"])
-    except Exception as e:  # noqa: BLE001 - a browser that cannot start is a skip, with the reason
+        b = pw.chromium.launch(
+            executable_path=exe, headless=True, args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]
+        )
+    except Exception as e:
         pw.stop()
         pytest.skip(f"chromium at {exe} did not start under playwright: {str(e).splitlines()[0]}")
     ARTIFACTS.mkdir(exist_ok=True)
@@ -483,7 +540,10 @@ def test_browser_entries_sort_filter_compare(reg, server, page):
     page.fill("input[name=where]", "acc>=0.75")
     page.click("#apply")
     page.wait_for_url(re.compile(r"name=mnist"))
-    got = [page.locator("#entries tbody tr").nth(i).get_attribute("data-id") for i in range(page.locator("#entries tbody tr").count())]
+    got = [
+        page.locator("#entries tbody tr").nth(i).get_attribute("data-id")
+        for i in range(page.locator("#entries tbody tr").count())
+    ]
     assert got == [ids["v3"], ids["v2"]]  # still sorted by result, ascending
     _shot(page, "entries-filtered")
     assert page.is_disabled("#compare-btn")
@@ -565,7 +625,10 @@ def test_browser_static_export(reg, page, tmp_path):
     page.click("span.sort[data-sort=result]")
     assert first() in (ids["anon"], ids["evil"])
     page.fill("#quick-filter", "crop")
-    assert page.locator("#entries tbody tr:visible").count() == 1 and page.locator("#entries tbody tr:visible").get_attribute("data-id") == ids["v3"]
+    assert (
+        page.locator("#entries tbody tr:visible").count() == 1
+        and page.locator("#entries tbody tr:visible").get_attribute("data-id") == ids["v3"]
+    )
     _shot(page, "export-entries")
     page.fill("#quick-filter", "")
     page.click("a[href='models.html']")

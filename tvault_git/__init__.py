@@ -52,5 +52,27 @@ def __getattr__(name: str) -> Any:
     return value
 
 
-__all__ = ["log_all", "download", "update", "publish", "load", "load_into", "load_tensor", "load_optimizer_into", "get", "entries", "export", "Entry", "TvaultError",
-           "AmbiguousRef", "CorruptEntry", "InvalidInput", "NoCommits", "NotARepository", "RefNotFound", "RemoteError", "StorageError", "UnsupportedFormat"]
+__all__ = [
+    "AmbiguousRef",
+    "CorruptEntry",
+    "Entry",
+    "InvalidInput",
+    "NoCommits",
+    "NotARepository",
+    "RefNotFound",
+    "RemoteError",
+    "StorageError",
+    "TvaultError",
+    "UnsupportedFormat",
+    "download",
+    "entries",
+    "export",
+    "get",
+    "load",
+    "load_into",
+    "load_optimizer_into",
+    "load_tensor",
+    "log_all",
+    "publish",
+    "update",
+]

@@ -6,6 +6,7 @@ import datetime as _dt
 import json
 from typing import Any
 
+
 def human_bytes(n: int) -> str:
     v = float(n)
     for unit in ("B", "KiB", "MiB", "GiB", "TiB"):

@@ -15,17 +15,18 @@ import numbers
 import os
 import platform
 import warnings
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import pygit2
 import torch
 
 from tvault_git import __version__
 from tvault_git.capture import live
-from tvault_git.registry import notes
-from tvault_git.storage import packmerge
-from tvault_git.storage import tensors
 from tvault_git.errors import InvalidInput
+from tvault_git.gitutil.repo import ensure_config, head_commit, open_repo, signature
+from tvault_git.registry import notes
+from tvault_git.registry.entries import Entry
 from tvault_git.spec.format import (
     ARCHITECTURE,
     BLOB_DIR,
@@ -43,8 +44,7 @@ from tvault_git.spec.format import (
     WEIGHTS,
     dumps,
 )
-from tvault_git.registry.entries import Entry
-from tvault_git.gitutil.repo import ensure_config, head_commit, open_repo, signature
+from tvault_git.storage import packmerge, tensors
 
 
 def unwrap_model(model: Any) -> torch.nn.Module:
@@ -52,7 +52,7 @@ def unwrap_model(model: Any) -> torch.nn.Module:
     seen = 0
     while seen < 10:
         seen += 1
-        if hasattr(model, "_orig_mod") and isinstance(getattr(model, "_orig_mod"), torch.nn.Module):
+        if hasattr(model, "_orig_mod") and isinstance(model._orig_mod, torch.nn.Module):
             model = model._orig_mod
             continue
         if isinstance(model, (torch.nn.parallel.DistributedDataParallel, torch.nn.DataParallel)):
@@ -103,7 +103,9 @@ def _json_value(value: Any, what: str) -> Any:
                 raise InvalidInput(f"{what} has a non-string key {k!r}; JSON keys must be strings")
             out[k] = _json_value(v, f"{what}.{k}")
         return out
-    raise InvalidInput(f"{what} is a {type(value).__name__}, not a JSON value (use a number, string, bool, list or dict)")
+    raise InvalidInput(
+        f"{what} is a {type(value).__name__}, not a JSON value (use a number, string, bool, list or dict)"
+    )
 
 
 def _plain(value: Any) -> Any:
@@ -133,10 +135,16 @@ def _optimizer_record(opt: Any, model: torch.nn.Module) -> dict[str, Any]:
         rec["params"] = [names.get(id(p), f"<unnamed {tuple(p.shape)}>") for p in g["params"]]
         groups.append(rec)
     cls = type(opt)
-    return {"class": f"{cls.__module__}.{cls.__qualname__}", "defaults": _plain(dict(opt.defaults)), "param_groups": groups}
+    return {
+        "class": f"{cls.__module__}.{cls.__qualname__}",
+        "defaults": _plain(dict(opt.defaults)),
+        "param_groups": groups,
+    }
 
 
-def _optimizer_state(opt: torch.optim.Optimizer, record: dict[str, Any]) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+def _optimizer_state(
+    opt: torch.optim.Optimizer, record: dict[str, Any]
+) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     """Split state into plain values and tensors named ``<param>.<key>``."""
     sd = opt.state_dict()
     flat_names = [n for g in record["param_groups"] for n in g["params"]]
@@ -165,8 +173,14 @@ def _work_tree_state(repo: pygit2.Repository, head: pygit2.Commit) -> tuple[bool
     if repo.is_bare:
         return False, "", []
     st = repo.status(untracked_files="normal", ignored=False)
-    untracked = sorted(p for p, f in st.items() if f & pygit2.enums.FileStatus.WT_NEW and not f & pygit2.enums.FileStatus.INDEX_NEW)
-    tracked_changed = any(f not in (pygit2.enums.FileStatus.CURRENT, pygit2.enums.FileStatus.IGNORED) and not (f == pygit2.enums.FileStatus.WT_NEW) for f in st.values())
+    untracked = sorted(
+        p for p, f in st.items() if f & pygit2.enums.FileStatus.WT_NEW and not f & pygit2.enums.FileStatus.INDEX_NEW
+    )
+    tracked_changed = any(
+        f not in (pygit2.enums.FileStatus.CURRENT, pygit2.enums.FileStatus.IGNORED)
+        and f != pygit2.enums.FileStatus.WT_NEW
+        for f in st.values()
+    )
     if not tracked_changed:
         return False, "", untracked
     diff = head.tree.diff_to_index(repo.index)
@@ -289,8 +303,16 @@ def log_all(
     tb = r.TreeBuilder()
     tb.insert(MANIFEST, _blob(r, dumps(manifest)), pygit2.enums.FileMode.BLOB)
     tb.insert(ARCHITECTURE, _blob(r, repr(model) + "\n"), pygit2.enums.FileMode.BLOB)
-    tb.insert(WEIGHTS, _blob(r, dumps({"chunk_bytes": CHUNK_BYTES, "tensors": w_records}, ordered=True)), pygit2.enums.FileMode.BLOB)
-    tb.insert(SOURCE_INDEX, _blob(r, dumps({"objects": src_index, "external": cap.external, "missing": cap.missing})), pygit2.enums.FileMode.BLOB)
+    tb.insert(
+        WEIGHTS,
+        _blob(r, dumps({"chunk_bytes": CHUNK_BYTES, "tensors": w_records}, ordered=True)),
+        pygit2.enums.FileMode.BLOB,
+    )
+    tb.insert(
+        SOURCE_INDEX,
+        _blob(r, dumps({"objects": src_index, "external": cap.external, "missing": cap.missing})),
+        pygit2.enums.FileMode.BLOB,
+    )
     if src_tree is not None:
         tb.insert(SOURCE_DIR, src_tree, pygit2.enums.FileMode.TREE)
     if opt_rec is not None:

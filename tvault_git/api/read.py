@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import os
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import pygit2
 import torch
 
-from tvault_git.registry import entries as registry
-from tvault_git.storage import tensors
 from tvault_git.errors import InvalidInput, TvaultError
-from tvault_git.registry.entries import Entry
 from tvault_git.gitutil.repo import open_repo
+from tvault_git.registry import entries as registry
+from tvault_git.registry.entries import Entry
+from tvault_git.storage import tensors
 
 
 def _repo(repo: Any) -> pygit2.Repository:
@@ -37,7 +38,9 @@ def weight_records(r: pygit2.Repository, e: Entry) -> dict[str, Any]:
     return registry.weight_records(r, e.id)
 
 
-def load(ref: str, repo: Any = None, names: Iterable[str] | None = None, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
+def load(
+    ref: str, repo: Any = None, names: Iterable[str] | None = None, device: str | torch.device = "cpu"
+) -> dict[str, torch.Tensor]:
     """The entry's state_dict (or just ``names``), bit-identical to what was logged."""
     r = _repo(repo)
     e = registry.resolve(r, ref)
@@ -52,7 +55,9 @@ def load_tensor(ref: str, name: str, repo: Any = None) -> torch.Tensor:
     return load(ref, repo, names=[name])[name]
 
 
-def load_into(model: torch.nn.Module, ref: str, repo: Any = None, strict: bool = True, *, remote: str | None = None) -> Any:
+def load_into(
+    model: torch.nn.Module, ref: str, repo: Any = None, strict: bool = True, *, remote: str | None = None
+) -> Any:
     """``model.load_state_dict`` from an entry; returns torch's missing/unexpected keys.
 
     With ``remote``, ``ref`` is read as the remote reads it and the entry is fetched first if missing.
@@ -71,8 +76,8 @@ def _fetched(r: pygit2.Repository, ref: str, remote: str) -> str:
 
     Offline, a ref that already resolves locally still works: training boxes lose network.
     """
-    from tvault_git.share import sync
     from tvault_git.errors import RefNotFound, RemoteError
+    from tvault_git.share import sync
 
     try:
         return sync.fetch_one(r, remote, ref, progress=None).id
@@ -84,7 +89,9 @@ def _fetched(r: pygit2.Repository, ref: str, remote: str) -> str:
         raise
 
 
-def download(ref: str, remote: str | None = None, repo: Any = None, device: str | torch.device = "cpu") -> dict[str, torch.Tensor]:
+def download(
+    ref: str, remote: str | None = None, repo: Any = None, device: str | torch.device = "cpu"
+) -> dict[str, torch.Tensor]:
     """The state_dict of ``ref`` (e.g. ``"mnist-resnet@production"``), fetching just that entry from ``remote`` if needed."""
     r = _repo(repo)
     return load(_fetched(r, ref, remote) if remote is not None else ref, r, device=device)
@@ -105,7 +112,9 @@ def export(ref: str, path: str | os.PathLike, repo: Any = None) -> str:
         try:
             from safetensors.torch import save_file
         except ImportError:
-            raise InvalidInput("exporting .safetensors needs the safetensors package: pip install safetensors") from None
+            raise InvalidInput(
+                "exporting .safetensors needs the safetensors package: pip install safetensors"
+            ) from None
         save_file({k: v.contiguous() for k, v in sd.items()}, path)
     elif path.endswith((".pt", ".pth")):
         torch.save(sd, path)
@@ -135,7 +144,9 @@ def load_optimizer_into(optimizer: torch.optim.Optimizer, ref: str, repo: Any = 
     if [len(g["params"]) for g in rec["param_groups"]] != [len(g["params"]) for g in cur["param_groups"]]:
         raise InvalidInput(f"entry {e.short}: the optimizer's param groups have a different layout than the logged one")
     names = [n for g in rec["param_groups"] for n in g["params"]]
-    tens = tensors.read_tensors(r, registry.weight_records(r, e.id, OPTIMIZER_STATE), f"entry {e.short} optimizer state")
+    tens = tensors.read_tensors(
+        r, registry.weight_records(r, e.id, OPTIMIZER_STATE), f"entry {e.short} optimizer state"
+    )
     values = doc.get("values") or {}
     state: dict[int, dict[str, Any]] = {}
     for idx, pname in enumerate(names):
@@ -143,7 +154,7 @@ def load_optimizer_into(optimizer: torch.optim.Optimizer, ref: str, repo: Any = 
         prefix = pname + "."
         for tname, t in tens.items():
             if tname.startswith(prefix):
-                st[tname[len(prefix):]] = t
+                st[tname[len(prefix) :]] = t
         if st:
             state[idx] = st
     groups = []

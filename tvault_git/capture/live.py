@@ -38,7 +38,7 @@ def _is_installed(path: str) -> bool:
     return "site-packages" in parts or "dist-packages" in parts
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _package_version(top: str) -> tuple[str, str | None]:
     """(distribution, version) of an installed top-level package.
 
@@ -127,12 +127,21 @@ class _Capturer:
                     f = inspect.getsourcefile(obj)
                 except (TypeError, OSError):
                     f = None
-                if f and _is_installed(os.path.realpath(f)) or (f is None and module.split(".")[0] in sys.stdlib_module_names):
-                    self._record_external(obj)
-                elif f is None and module.split(".")[0] not in ("__main__",) and _package_version(module.split(".")[0])[1]:
+                if (
+                    (f and _is_installed(os.path.realpath(f)))
+                    or (f is None and module.split(".")[0] in sys.stdlib_module_names)
+                ) or (
+                    f is None
+                    and module.split(".")[0] not in ("__main__",)
+                    and _package_version(module.split(".")[0])[1]
+                ):
                     self._record_external(obj)
                 else:
-                    reason = "no source file (interactive session or notebook)" if f is None else f"source file {f} is outside the work tree"
+                    reason = (
+                        "no source file (interactive session or notebook)"
+                        if f is None
+                        else f"source file {f} is outside the work tree"
+                    )
                     self.out.missing.append({"qualname": f"{module}.{qual}", "reason": reason})
             return
         try:
@@ -143,9 +152,21 @@ class _Capturer:
         text = "".join(lines)
         kind = "class" if isinstance(obj, type) else "function"
         self.out.objects.append(
-            {"kind": kind, "role": role, "module": module, "qualname": qual, "file": self._rel(path), "line": line, "text": text}
+            {
+                "kind": kind,
+                "role": role,
+                "module": module,
+                "qualname": qual,
+                "file": self._rel(path),
+                "line": line,
+                "text": text,
+            }
         )
-        g = vars(sys.modules[module]) if isinstance(obj, type) and module in sys.modules else getattr(obj, "__globals__", {})
+        g = (
+            vars(sys.modules[module])
+            if isinstance(obj, type) and module in sys.modules
+            else getattr(obj, "__globals__", {})
+        )
         closure: dict[str, Any] = {}
         if isinstance(obj, types.FunctionType) and obj.__closure__:
             try:
@@ -170,7 +191,7 @@ class _Capturer:
         if obj is builtins or (head in vars(builtins) and obj is vars(builtins)[head]):
             return
         # Follow module attributes: utils.helper, pkg.mod.CONST
-        for i, attr in enumerate(chain[1:], start=1):
+        for _i, attr in enumerate(chain[1:], start=1):
             if not isinstance(obj, types.ModuleType):
                 break
             if not hasattr(obj, attr):
@@ -235,7 +256,15 @@ class _Capturer:
             return
         text = "\n".join(src.splitlines()[found.lineno - 1 : found.end_lineno])
         self.out.objects.append(
-            {"kind": "constant", "role": "dependency", "module": mod.__name__, "qualname": name, "file": self._rel(path), "line": found.lineno, "text": text + "\n"}
+            {
+                "kind": "constant",
+                "role": "dependency",
+                "module": mod.__name__,
+                "qualname": name,
+                "file": self._rel(path),
+                "line": found.lineno,
+                "text": text + "\n",
+            }
         )
         try:
             for chain in _references(ast.parse(text)):

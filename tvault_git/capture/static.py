@@ -16,7 +16,19 @@ from typing import Any
 
 from tvault_git.capture.live import _references
 
-_SKIP_DIRS = {".git", ".venv", "venv", "env", "node_modules", "__pycache__", "site-packages", "build", "dist", ".tox", ".mypy_cache"}
+_SKIP_DIRS = {
+    ".git",
+    ".venv",
+    "venv",
+    "env",
+    "node_modules",
+    "__pycache__",
+    "site-packages",
+    "build",
+    "dist",
+    ".tox",
+    ".mypy_cache",
+}
 _MAX_FILES = 5000
 
 
@@ -96,11 +108,25 @@ def _module_file(files: _Files, module: str, importer: str | None = None, level:
 
 
 def _obj(kind: str, module: str, qualname: str, rel: str, node: ast.AST, lines: list[str], role: str) -> dict[str, Any]:
-    return {"kind": kind, "role": role, "module": module, "qualname": qualname, "file": rel, "line": node.lineno, "text": _node_text(lines, node)}
+    return {
+        "kind": kind,
+        "role": role,
+        "module": module,
+        "qualname": qualname,
+        "file": rel,
+        "line": node.lineno,
+        "text": _node_text(lines, node),
+    }
 
 
 def _kind_of(node: ast.AST) -> str:
-    return "class" if isinstance(node, ast.ClassDef) else "function" if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) else "constant"
+    return (
+        "class"
+        if isinstance(node, ast.ClassDef)
+        else "function"
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+        else "constant"
+    )
 
 
 def _resolve(files: _Files, rel: str, module: str, chain: list[str]) -> tuple[str, str, str, ast.AST] | None:

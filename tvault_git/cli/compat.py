@@ -21,9 +21,13 @@ _CONDITIONS = ("hash", "result", "tag")
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="tvault", description="Seed-compatible front end of git tvault (see 'git tvault --help').")
+    p = argparse.ArgumentParser(
+        prog="tvault", description="Seed-compatible front end of git tvault (see 'git tvault --help')."
+    )
     p.add_argument("--find_flag", action="store_true", help="search entries (with --condition)")
-    p.add_argument("--diff_flag", action="store_true", help="diff two entries given by --sha1/--index1 and --sha2/--index2")
+    p.add_argument(
+        "--diff_flag", action="store_true", help="diff two entries given by --sha1/--index1 and --sha2/--index2"
+    )
     p.add_argument("--condition", choices=_CONDITIONS, help="what --find_flag searches by")
     p.add_argument("--hash", help="training commit (any commit-ish)")
     p.add_argument("--min", dest="min_", metavar="MIN", help="smallest result (inclusive)")
@@ -51,7 +55,11 @@ def translate(argv: list[str]) -> list[str]:
         elif a.condition == "result" or (a.condition is None and (a.min_ or a.max_)):
             if a.min_ is None and a.max_ is None:
                 p.error("--condition result needs --min and/or --max")
-            out = ["find"] + (["--min", a.min_] if a.min_ is not None else []) + (["--max", a.max_] if a.max_ is not None else [])
+            out = (
+                ["find"]
+                + (["--min", a.min_] if a.min_ is not None else [])
+                + (["--max", a.max_] if a.max_ is not None else [])
+            )
         elif a.condition == "tag" or (a.condition is None and a.tag_type):
             if a.tag_type is None or a.tag is None:
                 p.error("--condition tag needs --tag_type KEY and --tag VALUE")
@@ -66,7 +74,7 @@ def translate(argv: list[str]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
-    if args and not args[0].startswith("-") or not args or args[0] in ("-h", "--help", "--version", "-C"):
+    if (args and not args[0].startswith("-")) or not args or args[0] in ("-h", "--help", "--version", "-C"):
         if args and args[0] in ("-h", "--help"):
             _parser().print_help()
             print("\nAll other commands: git tvault --help")

@@ -12,15 +12,16 @@ from __future__ import annotations
 
 import difflib
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 import pygit2
 
-from tvault_git.registry import entries
 from tvault_git.errors import InvalidInput
-from tvault_git.spec.format import ARCHITECTURE, OPTIMIZER, SCHEDULER, SOURCE_INDEX, WEIGHTS
 from tvault_git.gitutil.repo import open_repo
+from tvault_git.registry import entries
+from tvault_git.spec.format import ARCHITECTURE, OPTIMIZER, SCHEDULER, SOURCE_INDEX, WEIGHTS
 
 SECTIONS = ("architecture", "classes", "functions", "weights", "optimizer", "metadata", "context")
 TITLES = {
@@ -33,9 +34,20 @@ TITLES = {
     "context": "Training code context",
 }
 ALIASES = {
-    "arch": "architecture", "class": "classes", "source": "classes", "function": "functions", "code": "functions",
-    "weight": "weights", "tensors": "weights", "scheduler": "optimizer", "optim": "optimizer", "tags": "metadata",
-    "metrics": "metadata", "result": "metadata", "commits": "context", "git": "context",
+    "arch": "architecture",
+    "class": "classes",
+    "source": "classes",
+    "function": "functions",
+    "code": "functions",
+    "weight": "weights",
+    "tensors": "weights",
+    "scheduler": "optimizer",
+    "optim": "optimizer",
+    "tags": "metadata",
+    "metrics": "metadata",
+    "result": "metadata",
+    "commits": "context",
+    "git": "context",
 }
 MAX_COMMITS = 200
 
@@ -65,9 +77,18 @@ class Side:
         if self.entry is None:
             return {"kind": "worktree", "label": self.label, "commit": self.commit}
         m = self.manifest
-        return {"kind": "entry", "label": self.label, "id": self.entry.id, "ref": self.entry.ref, "commit": self.commit,
-                "index": self.entry.index, "name": m.get("name"), "result": m.get("result"), "created": m.get("created"),
-                "dirty": bool(m.get("dirty"))}
+        return {
+            "kind": "entry",
+            "label": self.label,
+            "id": self.entry.id,
+            "ref": self.entry.ref,
+            "commit": self.commit,
+            "index": self.entry.index,
+            "name": m.get("name"),
+            "result": m.get("result"),
+            "created": m.get("created"),
+            "dirty": bool(m.get("dirty")),
+        }
 
 
 def _entry_side(repo: pygit2.Repository, ref: str) -> Side:
@@ -81,9 +102,14 @@ def _entry_side(repo: pygit2.Repository, ref: str) -> Side:
     arch = entries.read_blob(repo, tree, ARCHITECTURE)
     w = entries.read_json(repo, e.id, WEIGHTS) or {}
     return Side(
-        label=f"{e.short} ({e.ref})", commit=e.commit, entry=e, manifest=e.manifest, objects=objs,
+        label=f"{e.short} ({e.ref})",
+        commit=e.commit,
+        entry=e,
+        manifest=e.manifest,
+        objects=objs,
         architecture=None if arch is None else arch.decode("utf-8", "replace"),
-        weights=w.get("tensors") or {}, optimizer=entries.read_json(repo, e.id, OPTIMIZER),
+        weights=w.get("tensors") or {},
+        optimizer=entries.read_json(repo, e.id, OPTIMIZER),
         scheduler=entries.read_json(repo, e.id, SCHEDULER),
     )
 
@@ -145,11 +171,27 @@ def _source(a: Side, b: Side, kinds: tuple[str, ...], noun: str) -> dict[str, An
             bmap.pop(key(other), None)
             items.append(_pair(o, other))
         else:
-            items.append({"status": "removed", "kind": o.get("kind"), "name": f"{o.get('module')}.{o.get('qualname')}",
-                          "file_a": o.get("file"), "file_b": None, "diff": _udiff(o.get("text", ""), "", f"a/{o.get('file')}", "/dev/null")})
+            items.append(
+                {
+                    "status": "removed",
+                    "kind": o.get("kind"),
+                    "name": f"{o.get('module')}.{o.get('qualname')}",
+                    "file_a": o.get("file"),
+                    "file_b": None,
+                    "diff": _udiff(o.get("text", ""), "", f"a/{o.get('file')}", "/dev/null"),
+                }
+            )
     for o in bmap.values():
-        items.append({"status": "added", "kind": o.get("kind"), "name": f"{o.get('module')}.{o.get('qualname')}",
-                      "file_a": None, "file_b": o.get("file"), "diff": _udiff("", o.get("text", ""), "/dev/null", f"b/{o.get('file')}")})
+        items.append(
+            {
+                "status": "added",
+                "kind": o.get("kind"),
+                "name": f"{o.get('module')}.{o.get('qualname')}",
+                "file_a": None,
+                "file_b": o.get("file"),
+                "diff": _udiff("", o.get("text", ""), "/dev/null", f"b/{o.get('file')}"),
+            }
+        )
     counts: dict[str, int] = {}
     for it in items:
         counts[it["status"]] = counts.get(it["status"], 0) + 1
@@ -162,7 +204,9 @@ def _source(a: Side, b: Side, kinds: tuple[str, ...], noun: str) -> dict[str, An
         for st in order:
             names = [it["name"].rsplit(".", 1)[-1] for it in changed if it["status"] == st]
             if names:
-                parts.append(f"{st} " + ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else ""))
+                parts.append(
+                    f"{st} " + ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+                )
         summary = "; ".join(parts)
         if counts.get("unchanged"):
             summary += f" ({counts['unchanged']} unchanged)"
@@ -176,7 +220,14 @@ def _pair(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     moved = fa != fb or a.get("module") != b.get("module")
     lines = _udiff(a.get("text", ""), b.get("text", ""), f"a/{fa}", f"b/{fb}")
     status = "moved" if moved else ("modified" if lines else "unchanged")
-    it = {"status": status, "kind": a.get("kind"), "name": f"{b.get('module')}.{b.get('qualname')}", "file_a": fa, "file_b": fb, "diff": lines}
+    it = {
+        "status": status,
+        "kind": a.get("kind"),
+        "name": f"{b.get('module')}.{b.get('qualname')}",
+        "file_a": fa,
+        "file_b": fb,
+        "diff": lines,
+    }
     if moved:
         it["from"] = f"{a.get('module')}.{a.get('qualname')} ({fa})"
         it["to"] = f"{b.get('module')}.{b.get('qualname')} ({fb})"
@@ -241,8 +292,14 @@ class _Stats:
         cos = self.ab / (na * nb) if na > 0 and nb > 0 else None
         if cos is not None:
             cos = max(-1.0, min(1.0, cos))
-        return {"l2": _finite(l2), "relative": _finite(rel), "max_abs": _finite(self.max_abs), "cosine": _finite(cos),
-                "changed_values": self.changed, "numel": self.numel}
+        return {
+            "l2": _finite(l2),
+            "relative": _finite(rel),
+            "max_abs": _finite(self.max_abs),
+            "cosine": _finite(cos),
+            "changed_values": self.changed,
+            "numel": self.numel,
+        }
 
 
 def _weights(repo: pygit2.Repository, a: Side, b: Side) -> dict[str, Any]:
@@ -257,10 +314,20 @@ def _weights(repo: pygit2.Repository, a: Side, b: Side) -> dict[str, Any]:
         if rb is None:
             items.append({"name": name, "status": "removed", "shape_a": ra.get("shape"), "dtype_a": ra.get("dtype")})
             continue
-        if ra.get("chunks") == rb.get("chunks") and ra.get("shape") == rb.get("shape") and ra.get("dtype") == rb.get("dtype"):
+        if (
+            ra.get("chunks") == rb.get("chunks")
+            and ra.get("shape") == rb.get("shape")
+            and ra.get("dtype") == rb.get("dtype")
+        ):
             unchanged += 1  # same blob ids: same bytes, nothing to read
             continue
-        base = {"name": name, "shape_a": ra.get("shape"), "shape_b": rb.get("shape"), "dtype_a": ra.get("dtype"), "dtype_b": rb.get("dtype")}
+        base = {
+            "name": name,
+            "shape_a": ra.get("shape"),
+            "shape_b": rb.get("shape"),
+            "dtype_a": ra.get("dtype"),
+            "dtype_b": rb.get("dtype"),
+        }
         if ra.get("shape") != rb.get("shape"):
             items.append({**base, "status": "shape"})
         elif ra.get("dtype") != rb.get("dtype"):
@@ -273,7 +340,9 @@ def _weights(repo: pygit2.Repository, a: Side, b: Side) -> dict[str, Any]:
 
         pos = {it["name"]: it for it in items if "status" not in it}
         acc = _Stats()
-        for name, ta, tb, last in tensors.stream_pairs(repo, to_read, f"entry {a.entry.short}", f"entry {b.entry.short}"):  # type: ignore[union-attr]
+        for name, ta, tb, last in tensors.stream_pairs(
+            repo, to_read, f"entry {a.entry.short}", f"entry {b.entry.short}"
+        ):  # type: ignore[union-attr]
             acc.add(ta, tb)
             if last:
                 stats = acc.result()
@@ -289,8 +358,20 @@ def _weights(repo: pygit2.Repository, a: Side, b: Side) -> dict[str, Any]:
     if not items:
         summary = f"identical ({unchanged} tensors, same blobs)"
     else:
-        words = {"values": "with changed values", "shape": "with a new shape", "dtype": "with a new dtype", "added": "added", "removed": "removed", "bits": "with equal values but different bits"}
-        summary = ", ".join(f"{counts[k]} tensor{'s' if counts[k] > 1 else ''} {w}" for k, w in words.items() if counts.get(k)) + f"; {unchanged} unchanged"
+        words = {
+            "values": "with changed values",
+            "shape": "with a new shape",
+            "dtype": "with a new dtype",
+            "added": "added",
+            "removed": "removed",
+            "bits": "with equal values but different bits",
+        }
+        summary = (
+            ", ".join(
+                f"{counts[k]} tensor{'s' if counts[k] > 1 else ''} {w}" for k, w in words.items() if counts.get(k)
+            )
+            + f"; {unchanged} unchanged"
+        )
     return {"summary": summary, "changed": bool(items), "unchanged": unchanged, "counts": counts, "items": items}
 
 
@@ -328,7 +409,14 @@ def _optimizer(a: Side, b: Side) -> dict[str, Any]:
             if pa != pb:
                 params = {"added": [p for p in pb if p not in pa], "removed": [p for p in pa if p not in pb]}
             if x is None or y is None or ch or params:
-                o["groups"].append({"group": i, "status": "added" if x is None else "removed" if y is None else "changed", "changes": ch, "params": params})
+                o["groups"].append(
+                    {
+                        "group": i,
+                        "status": "added" if x is None else "removed" if y is None else "changed",
+                        "changes": ch,
+                        "params": params,
+                    }
+                )
                 for c in ch[:3]:
                     notes.append(f"{c['key']} {_fmt(c['a'])} -> {_fmt(c['b'])} (group {i})")
                 if x is None or y is None:
@@ -338,15 +426,26 @@ def _optimizer(a: Side, b: Side) -> dict[str, Any]:
         out["optimizer"] = o
     sa, sb = a.scheduler, b.scheduler
     if sa or sb:
-        s = {"class_a": (sa or {}).get("class"), "class_b": (sb or {}).get("class"),
-             "changes": _dict_changes((sa or {}).get("state"), (sb or {}).get("state"), skip=("last_epoch", "_step_count", "_last_lr", "_get_lr_called_within_step"))}
+        s = {
+            "class_a": (sa or {}).get("class"),
+            "class_b": (sb or {}).get("class"),
+            "changes": _dict_changes(
+                (sa or {}).get("state"),
+                (sb or {}).get("state"),
+                skip=("last_epoch", "_step_count", "_last_lr", "_get_lr_called_within_step"),
+            ),
+        }
         if s["class_a"] != s["class_b"]:
             notes.append(f"scheduler {_short(s['class_a'])} -> {_short(s['class_b'])}")
         for c in s["changes"][:3]:
             notes.append(f"scheduler {c['key']} {_fmt(c['a'])} -> {_fmt(c['b'])}")
         out["scheduler"] = s
     changed = bool(notes)
-    out["summary"] = "; ".join(notes[:4]) + ("; ..." if len(notes) > 4 else "") if changed else ("identical" if (oa or ob or sa or sb) else "no optimizer logged")
+    out["summary"] = (
+        "; ".join(notes[:4]) + ("; ..." if len(notes) > 4 else "")
+        if changed
+        else ("identical" if (oa or ob or sa or sb) else "no optimizer logged")
+    )
     out["changed"] = changed
     return out
 
@@ -374,7 +473,14 @@ def _metadata(a: Side, b: Side) -> dict[str, Any]:
             r["delta"] = ny - nx
         rows.append(r)
 
-    row("result", "result", ma.get("result"), mb.get("result"), ma.get("result") is not None, mb.get("result") is not None)
+    row(
+        "result",
+        "result",
+        ma.get("result"),
+        mb.get("result"),
+        ma.get("result") is not None,
+        mb.get("result") is not None,
+    )
     for group, field_ in (("metric", "metrics"), ("tag", "tags")):
         xa, xb = ma.get(field_) or {}, mb.get(field_) or {}
         for k in sorted(set(xa) | set(xb)):
@@ -394,7 +500,14 @@ def _context(repo: pygit2.Repository, a: Side, b: Side) -> dict[str, Any]:
     """Commits between the training commits; stat of tracked model-code files that changed."""
     ca, cb = a.commit, b.commit
     model_files = sorted({o.get("file") for o in a.objects + b.objects if o.get("file")})
-    out: dict[str, Any] = {"commit_a": ca, "commit_b": cb, "commits": [], "commits_only_in_a": [], "files": [], "other_files": 0}
+    out: dict[str, Any] = {
+        "commit_a": ca,
+        "commit_b": cb,
+        "commits": [],
+        "commits_only_in_a": [],
+        "files": [],
+        "other_files": 0,
+    }
     if ca is None or cb is None:
         return {**out, "summary": "no training commit to compare", "changed": False}
     out["commits"] = _commits_between(repo, ca, cb)
@@ -444,7 +557,14 @@ def _commits_between(repo: pygit2.Repository, base: str, tip: str) -> list[dict[
     walker.hide(pygit2.Oid(hex=base))
     out = []
     for c in walker:
-        out.append({"commit": str(c.id), "subject": c.message.split("\n", 1)[0], "author": c.author.name, "time": c.commit_time})
+        out.append(
+            {
+                "commit": str(c.id),
+                "subject": c.message.split("\n", 1)[0],
+                "author": c.author.name,
+                "time": c.commit_time,
+            }
+        )
         if len(out) >= MAX_COMMITS:
             break
     return out
@@ -453,7 +573,9 @@ def _commits_between(repo: pygit2.Repository, base: str, tip: str) -> list[dict[
 # -- entry point -------------------------------------------------------------
 
 
-def diff_entries(repo: Any, a_ref: str, b_ref: str | None = None, sections: Iterable[str] | None = None, weights: bool = True) -> dict[str, Any]:
+def diff_entries(
+    repo: Any, a_ref: str, b_ref: str | None = None, sections: Iterable[str] | None = None, weights: bool = True
+) -> dict[str, Any]:
     """The structured diff of entry ``a_ref`` against ``b_ref`` (or the current work tree).
 
     One key per section, each with a one-line ``summary`` and a ``changed``
@@ -488,4 +610,4 @@ def diff_entries(repo: Any, a_ref: str, b_ref: str | None = None, sections: Iter
     return out
 
 
-__all__ = ["diff_entries", "SECTIONS", "section_name"]
+__all__ = ["SECTIONS", "diff_entries", "section_name"]

@@ -37,12 +37,17 @@ def _diff_lines(lines: list[str], indent: str = "") -> list[str]:
 def _side(d: dict[str, Any]) -> str:
     if d.get("kind") == "worktree":
         return f"work tree (HEAD {d['commit'][:7]})" if d.get("commit") else "work tree"
-    extra = [x for x in (d.get("name"), f"result={fmt_value(d['result'])}" if d.get("result") is not None else None) if x]
+    extra = [
+        x for x in (d.get("name"), f"result={fmt_value(d['result'])}" if d.get("result") is not None else None) if x
+    ]
     return f"{d['id'][:10]} ({d['ref']}{', ' + ', '.join(extra) if extra else ''})"
 
 
 def header(d: dict[str, Any]) -> list[str]:
-    return [click.style(f"tvault diff a/{_side(d['a'])}", bold=True), click.style(f"           b/{_side(d['b'])}", bold=True)]
+    return [
+        click.style(f"tvault diff a/{_side(d['a'])}", bold=True),
+        click.style(f"           b/{_side(d['b'])}", bold=True),
+    ]
 
 
 def _source_body(sec: dict[str, Any]) -> list[str]:
@@ -149,7 +154,9 @@ def _context_body(sec: dict[str, Any]) -> list[str]:
     if sec["files"]:
         w = max(len(f["path"]) for f in sec["files"])
         for f in sec["files"]:
-            bar = click.style("+" * min(f["added"], 40), fg="green") + click.style("-" * min(f["removed"], 40), fg="red")
+            bar = click.style("+" * min(f["added"], 40), fg="green") + click.style(
+                "-" * min(f["removed"], 40), fg="red"
+            )
             out.append(f" {f['path']:<{w}} | {f['added'] + f['removed']:>4} {bar}")
     return out
 

@@ -7,7 +7,8 @@ import os
 import re
 import socket
 import time
-from typing import Callable, TypeVar
+from collections.abc import Callable
+from typing import TypeVar
 
 import pygit2
 
@@ -94,7 +95,13 @@ def retry_locked(fn: Callable[[], T], what: str, timeout: float = 60.0, repo: py
             return fn()
         except (pygit2.GitError, _Conflict) as e:
             msg = str(e)
-            if not isinstance(e, _Conflict) and "lock" not in msg and "tip is not the first parent" not in msg and "already exists" not in msg and "modified" not in msg:
+            if (
+                not isinstance(e, _Conflict)
+                and "lock" not in msg
+                and "tip is not the first parent" not in msg
+                and "already exists" not in msg
+                and "modified" not in msg
+            ):
                 raise
             if repo is not None and _clear_stale_lock(repo.path, msg):
                 continue
@@ -148,7 +155,11 @@ Conflict = _Conflict
 
 
 def merge_history(
-    repo: pygit2.Repository, ref: str, theirs: pygit2.Commit, merged_tree: Callable[[pygit2.Commit], pygit2.Oid], what: str
+    repo: pygit2.Repository,
+    ref: str,
+    theirs: pygit2.Commit,
+    merged_tree: Callable[[pygit2.Commit], pygit2.Oid],
+    what: str,
 ) -> bool:
     """Bring another history of ``ref`` (a remote's notes or aliases) in; True when ``ref`` moved.
 
@@ -185,7 +196,9 @@ def merge_history(
     return moved[0]
 
 
-def commit_to_ref(repo: pygit2.Repository, ref: str, message: str, tree: pygit2.Oid, parent: pygit2.Oid | None) -> pygit2.Oid:
+def commit_to_ref(
+    repo: pygit2.Repository, ref: str, message: str, tree: pygit2.Oid, parent: pygit2.Oid | None
+) -> pygit2.Oid:
     """Commit ``tree`` onto ``ref`` as a compare-and-swap from ``parent`` (None: the ref must not exist yet).
 
     libgit2 checks an existing tip against the first parent, but creates a

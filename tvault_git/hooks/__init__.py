@@ -21,9 +21,8 @@ from pathlib import Path
 
 import pygit2
 
-from tvault_git.registry import notes
-from tvault_git.registry import entries
 from tvault_git.errors import InvalidInput, TvaultError
+from tvault_git.registry import entries, notes
 from tvault_git.spec.format import NOTES_REF, PATCH
 
 HOOKS = ("post-commit", "post-rewrite")
@@ -32,8 +31,13 @@ CHAINED_SUFFIX = ".tvault-chained"
 
 
 def _git(repo: pygit2.Repository, *args: str, input: bytes | None = None, env: dict[str, str] | None = None) -> str:
-    p = subprocess.run(["git", *args], cwd=repo.workdir or repo.path, input=input, capture_output=True,
-                       env={**os.environ, **(env or {})})
+    p = subprocess.run(
+        ["git", *args],
+        cwd=repo.workdir or repo.path,
+        input=input,
+        capture_output=True,
+        env={**os.environ, **(env or {})},
+    )
     if p.returncode != 0:
         raise TvaultError(f"git {args[0]} failed: {p.stderr.decode('utf-8', 'replace').strip()}")
     return p.stdout.decode().strip()
@@ -44,7 +48,10 @@ def _git(repo: pygit2.Repository, *args: str, input: bytes | None = None, env: d
 
 def template_dir() -> Path:
     """The hook scripts: ``hooks/`` of a checkout, or where pip put them (share/tvault-git/hooks)."""
-    for d in (Path(__file__).resolve().parent.parent.parent / "hooks", Path(sys.prefix) / "share" / "tvault-git" / "hooks"):
+    for d in (
+        Path(__file__).resolve().parent.parent.parent / "hooks",
+        Path(sys.prefix) / "share" / "tvault-git" / "hooks",
+    ):
         if all((d / h).is_file() for h in HOOKS):
             return d
     raise TvaultError("tvault-git's hook scripts are missing from this installation; reinstall tvault-git")
@@ -64,13 +71,17 @@ def _ours(path: Path) -> bool:
 
 
 def _config_add(repo: pygit2.Repository, key: str, value: str) -> None:
-    have = subprocess.run(["git", "config", "--get-all", key], cwd=repo.workdir or repo.path, capture_output=True, text=True).stdout.split()
+    have = subprocess.run(
+        ["git", "config", "--get-all", key], cwd=repo.workdir or repo.path, capture_output=True, text=True
+    ).stdout.split()
     if value not in have:
         _git(repo, "config", "--add", key, value)
 
 
 def _config_remove(repo: pygit2.Repository, key: str, value: str) -> None:
-    subprocess.run(["git", "config", "--unset-all", key, f"^{value}$"], cwd=repo.workdir or repo.path, capture_output=True)
+    subprocess.run(
+        ["git", "config", "--unset-all", key, f"^{value}$"], cwd=repo.workdir or repo.path, capture_output=True
+    )
 
 
 def install(repo: pygit2.Repository, python: str | None = None) -> list[str]:
@@ -84,11 +95,15 @@ def install(repo: pygit2.Repository, python: str | None = None) -> list[str]:
         chained = dest / (h + CHAINED_SUFFIX)
         if target.exists() and not _ours(target):
             if chained.exists():
-                raise InvalidInput(f"both {target} and {chained} exist; move one away, then run 'git tvault install' again")
+                raise InvalidInput(
+                    f"both {target} and {chained} exist; move one away, then run 'git tvault install' again"
+                )
             target.rename(chained)
             done.append(f"kept your {h} hook: it now runs first, from {chained.name}")
         text = (src / h).read_text()
-        text = text.replace("@PYTHON@", python or sys.executable).replace("@CHAINED@", str(chained) if chained.exists() else "")
+        text = text.replace("@PYTHON@", python or sys.executable).replace(
+            "@CHAINED@", str(chained) if chained.exists() else ""
+        )
         tmp = target.with_name(target.name + ".tvault-tmp")
         tmp.write_text(text)
         tmp.chmod(0o755)
@@ -193,7 +208,10 @@ def main(argv: list[str] | None = None) -> int:
         if args and args[0] == "post-commit":
             ids = post_commit(repo)
             if ids:
-                print(f"tvault: attached {len(ids)} entr{'y' if len(ids) == 1 else 'ies'} trained on this code to {str(repo.head.target)[:7]}", file=sys.stderr)
+                print(
+                    f"tvault: attached {len(ids)} entr{'y' if len(ids) == 1 else 'ies'} trained on this code to {str(repo.head.target)[:7]}",
+                    file=sys.stderr,
+                )
         elif args and args[0] == "post-rewrite":
             post_rewrite(repo, sys.stdin.read().splitlines())
         else:

@@ -23,10 +23,10 @@ from typing import Any
 
 import pygit2
 
-from tvault_git.registry import notes
 from tvault_git.errors import RefNotFound
-from tvault_git.spec.format import NOTES_REF
+from tvault_git.registry import notes
 from tvault_git.registry.entries import read_manifest, read_manifests
+from tvault_git.spec.format import NOTES_REF
 
 SCHEMA = "4"  # 4: an entry may be listed on several commits (hooks, rewrites): key (id, commit_id), shadowed
 FILE_NAME = "index.sqlite"
@@ -178,7 +178,21 @@ def _fields(entry_id: str, m: dict[str, Any] | None) -> tuple[dict[str, Any] | N
     return fields, kv
 
 
-_FIELDS = ("name", "result", "res_js", "created", "ts", "author", "email", "branch", "dirty", "message", "tags", "metrics", "base")
+_FIELDS = (
+    "name",
+    "result",
+    "res_js",
+    "created",
+    "ts",
+    "author",
+    "email",
+    "branch",
+    "dirty",
+    "message",
+    "tags",
+    "metrics",
+    "base",
+)
 
 
 def _store(con: sqlite3.Connection, repo: pygit2.Repository, commit: str, lines: list[notes.NoteLine]) -> None:
@@ -188,7 +202,10 @@ def _store(con: sqlite3.Connection, repo: pygit2.Repository, commit: str, lines:
     gone = [i for i in have if i not in wanted]
     if gone:
         con.executemany("DELETE FROM entries WHERE id=? AND commit_id=?", [(i, commit) for i in gone])
-        con.executemany("DELETE FROM kv WHERE id=? AND NOT EXISTS (SELECT 1 FROM entries WHERE entries.id=kv.id)", [(i,) for i in gone])
+        con.executemany(
+            "DELETE FROM kv WHERE id=? AND NOT EXISTS (SELECT 1 FROM entries WHERE entries.id=kv.id)",
+            [(i,) for i in gone],
+        )
     for idx, n in enumerate(lines):
         if n.entry in have and not have[n.entry]:
             con.execute("UPDATE entries SET seq=?, idx=? WHERE id=? AND commit_id=?", (n.seq, idx, n.entry, commit))
@@ -196,8 +213,10 @@ def _store(con: sqlite3.Connection, repo: pygit2.Repository, commit: str, lines:
         _insert(con, repo, commit, n.seq, idx, n.entry)
 
 
-_INSERT_ENTRY = (f"INSERT OR REPLACE INTO entries(id, commit_id, seq, idx, missing, {', '.join(_FIELDS)}) "
-                 f"VALUES (?,?,?,?,?,{','.join('?' * len(_FIELDS))})")
+_INSERT_ENTRY = (
+    f"INSERT OR REPLACE INTO entries(id, commit_id, seq, idx, missing, {', '.join(_FIELDS)}) "
+    f"VALUES (?,?,?,?,?,{','.join('?' * len(_FIELDS))})"
+)
 
 
 def _entry_row(entry_id: str, commit: str, seq: int, idx: int, fields: dict[str, Any] | None) -> tuple:
@@ -234,7 +253,7 @@ def _bulk_load(con: sqlite3.Connection, repo: pygit2.Repository, tree: pygit2.Tr
     listed = list(notes.walk_tree(repo, tree))
     ids = list(dict.fromkeys(n.entry for _, lines in listed for n in lines))  # once, even if on several commits
     rows = {i: _fields(i, m) for i, m in read_manifests(repo, ids).items()}
-    for fields, kv in rows.values():
+    for _, kv in rows.values():
         kv_rows += kv
     for commit, lines in listed:
         for idx, n in enumerate(lines):
@@ -275,7 +294,9 @@ def refresh(repo: pygit2.Repository) -> sqlite3.Connection:
             _catch_up(con, repo, cached, tip)
             con.execute("INSERT OR REPLACE INTO meta VALUES ('notes_tip', ?)", (tip_id,))
             con.execute("INSERT OR REPLACE INTO meta VALUES ('schema', ?)", (SCHEMA,))
-        for entry_id, commit, seq, idx in con.execute("SELECT id, commit_id, seq, idx FROM entries WHERE missing=1").fetchall():
+        for entry_id, commit, seq, idx in con.execute(
+            "SELECT id, commit_id, seq, idx FROM entries WHERE missing=1"
+        ).fetchall():
             if repo.get(entry_id) is not None:
                 _insert(con, repo, commit, seq, idx, entry_id)
         _mark_shadowed(con)
@@ -336,4 +357,3 @@ def rebuild(repo: pygit2.Repository) -> int:
     n = con.execute("SELECT COUNT(*) FROM entries WHERE missing=0").fetchone()[0]
     con.close()
     return int(n)
-

@@ -12,8 +12,8 @@ from typing import Any
 
 import pygit2
 
-from tvault_git.registry import notes
 from tvault_git.errors import AmbiguousRef, CorruptEntry, RefNotFound
+from tvault_git.registry import notes
 from tvault_git.spec.format import MANIFEST, NAME_RE, REF_PREFIX, WEIGHTS, check_version, parse_json
 
 
@@ -90,7 +90,9 @@ def read_manifests(repo: pygit2.Repository, ids: list[str]) -> dict[str, dict[st
     try:
         p = subprocess.run(
             ["git", "--git-dir", repo.path, "cat-file", "--batch"],
-            input="".join(f"{i}:{MANIFEST}\n" for i in ids).encode(), capture_output=True, check=True,
+            input="".join(f"{i}:{MANIFEST}\n" for i in ids).encode(),
+            capture_output=True,
+            check=True,
         )
     except (OSError, subprocess.CalledProcessError):
         out: dict[str, dict[str, Any] | None] = {}

@@ -21,16 +21,15 @@ from __future__ import annotations
 
 import datetime as _dt
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable
 
 import pygit2
 
-from tvault_git.registry import notes
-from tvault_git.registry import entries
 from tvault_git.errors import InvalidInput, RefNotFound
-from tvault_git.spec.format import ALIASES_FILE, ALIASES_REF, NAME_RE, NOTES_REF
 from tvault_git.gitutil.repo import commit_to_ref, merge_history, retry_locked, signature
+from tvault_git.registry import entries, notes
+from tvault_git.spec.format import ALIASES_FILE, ALIASES_REF, NAME_RE, NOTES_REF
 
 RESERVED = ("latest", "best")
 _ALIAS_RE = re.compile(r"^[A-Za-z][A-Za-z0-9._-]{0,63}$")
@@ -66,7 +65,9 @@ def _ts(created: str) -> float:
     return d.timestamp()
 
 
-def _named_lines(repo: pygit2.Repository, notes_ref: str = NOTES_REF, name: str | None = None) -> Iterable[tuple[str, int, notes.NoteLine]]:
+def _named_lines(
+    repo: pygit2.Repository, notes_ref: str = NOTES_REF, name: str | None = None
+) -> Iterable[tuple[str, int, notes.NoteLine]]:
     """(commit, model index, line) of every named entry; with ``name``, only notes that mention it are parsed."""
     for commit, lines in notes.walk(repo, notes_ref, None if name is None else f" {name}"):
         for i, n in enumerate(lines):
@@ -90,7 +91,9 @@ def _created(repo: pygit2.Repository, n: notes.NoteLine) -> str | None:
     return c if isinstance(c, str) else None
 
 
-def versions(repo: pygit2.Repository, name: str, *, notes_ref: str = NOTES_REF, aliases_ref: str = ALIASES_REF) -> list[Version]:
+def versions(
+    repo: pygit2.Repository, name: str, *, notes_ref: str = NOTES_REF, aliases_ref: str = ALIASES_REF
+) -> list[Version]:
     """Versions of ``name``, oldest first, numbered from 1 identically in every clone.
 
     ``notes_ref``/``aliases_ref`` let remotes.py number a remote's versions from its fetched index.
@@ -103,14 +106,18 @@ def versions(repo: pygit2.Repository, name: str, *, notes_ref: str = NOTES_REF, 
     for group in lines.values():
         commit, i, n = group[0]
         if len(group) > 1:  # listed on several commits: the same choice as everywhere else
-            pick = entries.preferred([entries.Entry(n.entry, c, k, n.name, n.result, _repo=repo) for c, k, _ in group])[0]
+            pick = entries.preferred([entries.Entry(n.entry, c, k, n.name, n.result, _repo=repo) for c, k, _ in group])[
+                0
+            ]
             commit, i = pick.commit, pick.index
         created = _created(repo, n)
         if created is None:
             continue  # indexed, but neither the note nor local objects say when: cannot be numbered
         found.append((_ts(created), n.entry, created, entries.Entry(n.entry, commit, i, n.name, n.result, _repo=repo)))
     if not found:
-        raise RefNotFound(f"no model named {name!r}; names: {', '.join(names(repo)) or 'none yet'} (log one with log_all(..., name=...))")
+        raise RefNotFound(
+            f"no model named {name!r}; names: {', '.join(names(repo)) or 'none yet'} (log one with log_all(..., name=...))"
+        )
     found.sort(key=lambda t: (t[0], t[1]))
     by_entry: dict[str, list[str]] = {}
     for alias, eid in aliases(repo, name, ref=aliases_ref).items():
@@ -173,9 +180,13 @@ def aliases(repo: pygit2.Repository, name: str, *, ref: str = ALIASES_REF) -> di
 
 def check_alias(alias: str) -> None:
     if not isinstance(alias, str) or not _ALIAS_RE.match(alias):
-        raise InvalidInput(f"alias {alias!r} is invalid: start with a letter; letters, digits, '.', '_' or '-' (at most 64)")
+        raise InvalidInput(
+            f"alias {alias!r} is invalid: start with a letter; letters, digits, '.', '_' or '-' (at most 64)"
+        )
     if alias in RESERVED:
-        raise InvalidInput(f"alias {alias!r} is reserved: '{alias}' is computed ({', '.join(RESERVED)}); choose another name")
+        raise InvalidInput(
+            f"alias {alias!r} is reserved: '{alias}' is computed ({', '.join(RESERVED)}); choose another name"
+        )
 
 
 def _now() -> str:
@@ -207,7 +218,9 @@ def set_alias(repo: pygit2.Repository, name: str, target_ref: str, alias: str) -
     vs = versions(repo, name)
     hit = next((v for v in vs if v.entry.id == e.id), None)
     if hit is None:
-        raise InvalidInput(f"entry {e.short} is not a version of {name!r} (its name is {e.name or 'unset'}); aliases point at versions of their own model")
+        raise InvalidInput(
+            f"entry {e.short} is not a version of {name!r} (its name is {e.name or 'unset'}); aliases point at versions of their own model"
+        )
     sig = signature(repo)
     _write(repo, AliasRecord(name, alias, e.id, _now(), sig.email.replace(" ", "_") or "-"))
     return next(v for v in versions(repo, name) if v.entry.id == e.id)
@@ -259,7 +272,9 @@ def best(vs: list[Version]) -> Version | None:
     return max(scored, key=lambda t: (t[0], t[1]))[2] if scored else None
 
 
-def resolve(repo: pygit2.Repository, name: str, selector: str, *, notes_ref: str = NOTES_REF, aliases_ref: str = ALIASES_REF) -> entries.Entry:
+def resolve(
+    repo: pygit2.Repository, name: str, selector: str, *, notes_ref: str = NOTES_REF, aliases_ref: str = ALIASES_REF
+) -> entries.Entry:
     """``NAME@N``, ``NAME@alias``, ``NAME@latest``, ``NAME@best`` (highest result) -> Entry."""
     vs = versions(repo, name, notes_ref=notes_ref, aliases_ref=aliases_ref)
     if selector.isdigit():
@@ -278,7 +293,9 @@ def resolve(repo: pygit2.Repository, name: str, selector: str, *, notes_ref: str
     if selector in al:
         hit = next((v for v in vs if v.entry.id == al[selector]), None)
         if hit is None:
-            raise RefNotFound(f"{name}@{selector} points at entry {al[selector][:12]}, which is not here; fetch it (git tvault fetch REMOTE {name}@{selector})")
+            raise RefNotFound(
+                f"{name}@{selector} points at entry {al[selector][:12]}, which is not here; fetch it (git tvault fetch REMOTE {name}@{selector})"
+            )
         return hit.entry
     known = ", ".join(sorted(al) + list(RESERVED))
     raise RefNotFound(f"{name} has no version or alias {selector!r} (aliases: {known})")

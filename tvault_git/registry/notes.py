@@ -11,13 +11,13 @@ same way get a deterministic order after a merge.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Iterator
 
 import pygit2
 
-from tvault_git.spec.format import NOTES_REF
 from tvault_git.gitutil.repo import commit_to_ref, merge_history, retry_locked
+from tvault_git.spec.format import NOTES_REF
 
 _ENTRY_RE = re.compile(r"[0-9a-f]{40}")
 
@@ -31,7 +31,9 @@ class NoteLine:
     created: str | None = None  # the manifest's timestamp, so versions can be numbered from notes alone
 
     def render(self) -> str:
-        line = f"model {self.seq} {self.entry} {self.name or '-'} result={self.result if self.result is not None else '-'}"
+        line = (
+            f"model {self.seq} {self.entry} {self.name or '-'} result={self.result if self.result is not None else '-'}"
+        )
         return line + (f" created={self.created}" if self.created else "")
 
 
@@ -53,7 +55,11 @@ def parse(text: str) -> list[NoteLine]:
         result = None
         if len(parts) > 4 and parts[4].startswith("result=") and parts[4] != "result=-":
             result = parts[4][7:]
-        created = next((p[8:] for p in parts[5:] if p.startswith("created=") and len(p) > 8), None) if "created=" in raw else None
+        created = (
+            next((p[8:] for p in parts[5:] if p.startswith("created=") and len(p) > 8), None)
+            if "created=" in raw
+            else None
+        )
         prev = out.get(entry)
         if prev is None or seq < prev.seq:
             out[entry] = NoteLine(seq, entry, name, result, created or (prev.created if prev else None))
@@ -102,7 +108,9 @@ def read(repo: pygit2.Repository, commit: str, ref: str = NOTES_REF) -> list[Not
     return [] if tree is None else read_at(repo, tree, commit)
 
 
-def walk_tree(repo: pygit2.Repository, tree: pygit2.Tree, containing: str | None = None) -> Iterator[tuple[str, list[NoteLine]]]:
+def walk_tree(
+    repo: pygit2.Repository, tree: pygit2.Tree, containing: str | None = None
+) -> Iterator[tuple[str, list[NoteLine]]]:
     """Every annotated commit of one notes tree with its entry lines.
 
     ``containing``: skip, unparsed, the notes whose text lacks that string (a
@@ -117,7 +125,9 @@ def walk_tree(repo: pygit2.Repository, tree: pygit2.Tree, containing: str | None
             yield sha, lines
 
 
-def walk(repo: pygit2.Repository, ref: str = NOTES_REF, containing: str | None = None) -> Iterator[tuple[str, list[NoteLine]]]:
+def walk(
+    repo: pygit2.Repository, ref: str = NOTES_REF, containing: str | None = None
+) -> Iterator[tuple[str, list[NoteLine]]]:
     """Every annotated commit with its entry lines (``containing``: see walk_tree)."""
     _, tree = _notes_tree(repo, ref)
     if tree is not None:
@@ -136,8 +146,16 @@ def _write_path(repo: pygit2.Repository, tree: pygit2.Tree | None, path: list[st
     return tb.write()
 
 
-def add(repo: pygit2.Repository, commit: str, entry: str, name: str | None, result: str | None, ref: str = NOTES_REF,
-        created: str | None = None, seq: int | None = None) -> int:
+def add(
+    repo: pygit2.Repository,
+    commit: str,
+    entry: str,
+    name: str | None,
+    result: str | None,
+    ref: str = NOTES_REF,
+    created: str | None = None,
+    seq: int | None = None,
+) -> int:
     """Append an entry line to ``commit``'s note atomically; returns the entry's index.
 
     ``seq`` copies another clone's line exactly (a single-entry fetch), so the index matches theirs.
@@ -205,7 +223,7 @@ def merge(repo: pygit2.Repository, other: pygit2.Oid | str, ref: str = NOTES_REF
     def union(ours: pygit2.Commit) -> pygit2.Oid:
         ours_map = _flatten(repo, ours.tree)
         new_tree = ours.tree
-        for sha, (path, blob) in sorted(_flatten(repo, theirs.tree).items()):
+        for sha, (_path, blob) in sorted(_flatten(repo, theirs.tree).items()):
             mine = ours_map.get(sha)
             if mine is not None and mine[1] == blob:
                 continue

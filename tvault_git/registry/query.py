@@ -11,23 +11,43 @@ import datetime as _dt
 import json
 import math
 import re
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import pygit2
 
-from tvault_git.registry import cache
 from tvault_git.errors import InvalidInput
-from tvault_git.registry.entries import resolve_commit
 from tvault_git.gitutil.repo import open_repo
+from tvault_git.registry import cache
+from tvault_git.registry.entries import resolve_commit
 
 # Metrics where a smaller value is better, for ``best`` without an explicit direction.
 _LOWER_IS_BETTER = re.compile(r"(loss|err|error|mse|mae|rmse|perplexity|ppl|wer|cer|latency|time|nll|fid|bpd)", re.I)
 _OPS = {"==": "=", "=": "=", "!=": "!=", ">=": ">=", "<=": "<=", ">": ">", "<": "<"}
 _WHERE_RE = re.compile(r"^\s*([^<>=!\s](?:[^<>=!]*[^<>=!\s])?)\s*(>=|<=|==|!=|=|>|<)\s*(\S(?:.*\S)?)\s*$")
 _AGO_RE = re.compile(r"^(\d+(?:\.\d+)?)[ .]*(second|sec|minute|min|hour|day|week|month|year)s?[ .]*ago$", re.I)
-_UNIT_S = {"second": 1, "sec": 1, "minute": 60, "min": 60, "hour": 3600, "day": 86400, "week": 7 * 86400, "month": 30 * 86400, "year": 365 * 86400}
+_UNIT_S = {
+    "second": 1,
+    "sec": 1,
+    "minute": 60,
+    "min": 60,
+    "hour": 3600,
+    "day": 86400,
+    "week": 7 * 86400,
+    "month": 30 * 86400,
+    "year": 365 * 86400,
+}
 _COLUMNS = "e.id, e.commit_id, e.idx, e.name, e.res_js, e.metrics, e.tags, e.author, e.email, e.created, e.branch, e.dirty, e.message"
-_BUILTIN_SORT = {"date": "e.ts", "created": "e.ts", "time": "e.ts", "result": "e.result", "name": "e.name", "id": "e.id", "author": "e.author", "index": "e.idx"}
+_BUILTIN_SORT = {
+    "date": "e.ts",
+    "created": "e.ts",
+    "time": "e.ts",
+    "result": "e.result",
+    "name": "e.name",
+    "id": "e.id",
+    "author": "e.author",
+    "index": "e.idx",
+}
 
 
 def _number(text: Any, what: str) -> float:
@@ -84,7 +104,9 @@ def parse_where(expr: str) -> tuple[str, str, Any]:
     """``'acc>=0.9'`` -> ("acc", ">=", 0.9); raises InvalidInput with an example."""
     m = _WHERE_RE.match(expr or "")
     if not m:
-        raise InvalidInput(f"bad condition {expr!r}: write KEY OP VALUE, e.g. 'acc>=0.9' or 'loss<0.2' (OP is one of < <= > >= == !=)")
+        raise InvalidInput(
+            f"bad condition {expr!r}: write KEY OP VALUE, e.g. 'acc>=0.9' or 'loss<0.2' (OP is one of < <= > >= == !=)"
+        )
     key, op, val = m.group(1), m.group(2), m.group(3)
     if op in (">", "<", ">=", "<="):
         return key, op, _number(val, f"the value in {expr!r}")
@@ -112,7 +134,9 @@ def parse_date(text: str | _dt.datetime | _dt.date, what: str = "date") -> float
     try:
         d = _dt.datetime.fromisoformat(s.replace("Z", "+00:00"))
     except ValueError:
-        raise InvalidInput(f"bad {what} {s!r}: use an ISO date like 2024-05-01 or 2024-05-01T12:00, or '3 days ago'") from None
+        raise InvalidInput(
+            f"bad {what} {s!r}: use an ISO date like 2024-05-01 or 2024-05-01T12:00, or '3 days ago'"
+        ) from None
     if d.tzinfo is None:
         d = d.astimezone()
     return d.timestamp()
@@ -120,7 +144,11 @@ def parse_date(text: str | _dt.datetime | _dt.date, what: str = "date") -> float
 
 def _metric_kind(con: Any, key: str) -> str:
     """Sort by the metric ``key`` when one has that name, else by the tag."""
-    return "metric" if con.execute("SELECT 1 FROM kv WHERE kind = 'metric' AND key = ? LIMIT 1", (key,)).fetchone() else "tag"
+    return (
+        "metric"
+        if con.execute("SELECT 1 FROM kv WHERE kind = 'metric' AND key = ? LIMIT 1", (key,)).fetchone()
+        else "tag"
+    )
 
 
 def _sort_column(con: Any, kind: str, key: str) -> str:
@@ -234,9 +262,8 @@ def find(
         conds.append("e.id IN (" + " INTERSECT ".join(f"SELECT id FROM ({sub})" for sub, _ in id_sets) + ")")
         for _, sargs in id_sets:
             args += sargs
-    if limit is not None:
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
-            raise InvalidInput(f"limit must be zero or more, got {limit!r}")
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 0):
+        raise InvalidInput(f"limit must be zero or more, got {limit!r}")
     direction = "DESC" if desc else "ASC"
     where_sql = " AND ".join(conds)
     if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
@@ -253,18 +280,24 @@ def find(
                 raise InvalidInput(f"--best {best}: {sort!r} has no numeric values to rank by")
             has = f"SELECT id FROM kv WHERE kind = ? AND key = ? AND {col} IS NOT NULL"
             kv_args = [kind, sort]
-            joined = (f"FROM entries e JOIN (SELECT id, {col} AS v FROM kv WHERE kind = ? AND key = ? "
-                      f"AND {col} IS NOT NULL) s ON s.id = e.id WHERE {where_sql}")
+            joined = (
+                f"FROM entries e JOIN (SELECT id, {col} AS v FROM kv WHERE kind = ? AND key = ? "
+                f"AND {col} IS NOT NULL) s ON s.id = e.id WHERE {where_sql}"
+            )
             sql = f"SELECT {_COLUMNS} {joined} ORDER BY s.v {direction}, e.ts {direction}, e.id {direction}"
             rows = _fetch(con, sql, kv_args + args, limit, offset)
             if best is None and (limit is None or len(rows) < limit):
                 n_has = con.execute(f"SELECT COUNT(*) {joined}", kv_args + args).fetchone()[0] if offset else 0
                 sql = f"SELECT {_COLUMNS} FROM entries e WHERE {where_sql} AND e.id NOT IN ({has}) ORDER BY e.ts DESC, e.id DESC"
-                rows += _fetch(con, sql, args + kv_args, None if limit is None else limit - len(rows), max(0, offset - n_has))
+                rows += _fetch(
+                    con, sql, args + kv_args, None if limit is None else limit - len(rows), max(0, offset - n_has)
+                )
         else:
             key = _BUILTIN_SORT[sort] if sort is not None else "e.ts"
-            sql = (f"SELECT {_COLUMNS} FROM entries e WHERE {where_sql} "
-                   f"ORDER BY ({key}) IS NULL, ({key}) {direction}, e.ts {direction}, e.id {direction}")
+            sql = (
+                f"SELECT {_COLUMNS} FROM entries e WHERE {where_sql} "
+                f"ORDER BY ({key}) IS NULL, ({key}) {direction}, e.ts {direction}, e.id {direction}"
+            )
             rows = _fetch(con, sql, args, limit, offset)
         total = None
         if with_total:
@@ -314,13 +347,17 @@ def predecessor(repo: Any, entry_id: str) -> str | None:
     r = repo if isinstance(repo, pygit2.Repository) else open_repo(repo)
     con = cache.refresh(r)
     try:
-        row = con.execute("SELECT name, ts FROM entries WHERE id = ? AND missing = 0 AND shadowed = 0", (entry_id,)).fetchone()
+        row = con.execute(
+            "SELECT name, ts FROM entries WHERE id = ? AND missing = 0 AND shadowed = 0", (entry_id,)
+        ).fetchone()
         if row is None or row[1] is None:
             return None
         name, ts = row
         prev = con.execute(
             "SELECT id FROM entries WHERE missing = 0 AND shadowed = 0 AND name IS ? AND (ts < ? OR (ts = ? AND id < ?)) "
-            "ORDER BY ts DESC, id DESC LIMIT 1", (name, ts, ts, entry_id)).fetchone()
+            "ORDER BY ts DESC, id DESC LIMIT 1",
+            (name, ts, ts, entry_id),
+        ).fetchone()
     finally:
         con.close()
     return None if prev is None else str(prev[0])

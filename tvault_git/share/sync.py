@@ -26,15 +26,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator
 
 import pygit2
 
-from tvault_git.registry import names
-from tvault_git.registry import notes
-from tvault_git.registry import entries
 from tvault_git.errors import InvalidInput, RefNotFound, RemoteError
+from tvault_git.registry import entries, names, notes
 from tvault_git.spec.format import ALIASES_REF, NAME_RE, NOTES_REF, REF_PREFIX
 
 TRACK_PREFIX = "refs/tvault-remote/"
@@ -90,15 +88,50 @@ def _classify(remote: str, op: str, err: str) -> RemoteError:
     """One clear line for what went wrong, from git's own messages."""
     low = err.lower()
     lines = [ln.strip() for ln in err.splitlines() if ln.strip()]
-    detail = next((ln for ln in lines if ln.startswith(("fatal:", "error:", "! ["))), lines[-1] if lines else "no message")
-    if any(s in low for s in ("does not appear to be a git repository", "not a git repository", "repository not found",
-                              "not found: did you run git update-server-info", "not exported", "is this a git repository")) or re.search(r"repository '.*' not found", low):
+    detail = next(
+        (ln for ln in lines if ln.startswith(("fatal:", "error:", "! ["))), lines[-1] if lines else "no message"
+    )
+    if any(
+        s in low
+        for s in (
+            "does not appear to be a git repository",
+            "not a git repository",
+            "repository not found",
+            "not found: did you run git update-server-info",
+            "not exported",
+            "is this a git repository",
+        )
+    ) or re.search(r"repository '.*' not found", low):
         return RemoteError(f"{remote} is not a git repository (or not shared there): {detail}")
-    if any(s in low for s in ("could not resolve host", "connection refused", "unable to connect", "failed to connect",
-                              "could not read from remote repository", "connection timed out", "network is unreachable",
-                              "no route to host", "unable to access", "couldn't connect")):
+    if any(
+        s in low
+        for s in (
+            "could not resolve host",
+            "connection refused",
+            "unable to connect",
+            "failed to connect",
+            "could not read from remote repository",
+            "connection timed out",
+            "network is unreachable",
+            "no route to host",
+            "unable to access",
+            "couldn't connect",
+        )
+    ):
         return RemoteError(f"cannot reach {remote}: {detail}")
-    if any(s in low for s in ("permission denied", "hook declined", "remote rejected", "denied", "403", "401", "authentication failed", "read-only")):
+    if any(
+        s in low
+        for s in (
+            "permission denied",
+            "hook declined",
+            "remote rejected",
+            "denied",
+            "403",
+            "401",
+            "authentication failed",
+            "read-only",
+        )
+    ):
         return RemoteError(f"{remote} rejected the {op} (permissions or a server-side rule): {detail}")
     return RemoteError(f"git {op} {remote} failed: {detail}")
 
@@ -138,11 +171,22 @@ def run_git(repo: pygit2.Repository, args: list[str], remote: str, op: str, prog
 
 def ls_remote(repo: pygit2.Repository, remote: str, patterns: list[str]) -> dict[str, str]:
     """ref -> object id on the remote, for refs matching ``patterns``; checks that it is reachable."""
-    p = subprocess.run(["git", "ls-remote", remote, *patterns], cwd=git_dir_cwd(repo), capture_output=True, text=True,
-                       env={**os.environ, "GIT_TERMINAL_PROMPT": "0"})
+    p = subprocess.run(
+        ["git", "ls-remote", remote, *patterns],
+        cwd=git_dir_cwd(repo),
+        capture_output=True,
+        text=True,
+        env={**os.environ, "GIT_TERMINAL_PROMPT": "0"},
+    )
     if p.returncode != 0:
-        if re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", remote) and track_key(repo, remote) != remote and not os.path.exists(remote):
-            raise RemoteError(f"no remote named {remote!r} (see 'git remote -v'; add one with 'git remote add {remote} URL')")
+        if (
+            re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", remote)
+            and track_key(repo, remote) != remote
+            and not os.path.exists(remote)
+        ):
+            raise RemoteError(
+                f"no remote named {remote!r} (see 'git remote -v'; add one with 'git remote add {remote} URL')"
+            )
         raise _classify(remote, "fetch", p.stderr)
     out: dict[str, str] = {}
     for line in p.stdout.splitlines():
@@ -153,7 +197,7 @@ def ls_remote(repo: pygit2.Repository, remote: str, patterns: list[str]) -> dict
 
 
 def _local_entry_ids(repo: pygit2.Repository) -> set[str]:
-    return {r[len(REF_PREFIX):] for r in repo.references if r.startswith(REF_PREFIX)}
+    return {r[len(REF_PREFIX) :] for r in repo.references if r.startswith(REF_PREFIX)}
 
 
 @contextlib.contextmanager
@@ -175,7 +219,14 @@ def edge_hint(repo: pygit2.Repository, common: Iterable[str]) -> Iterator[None]:
 
     path = os.path.join(common_dir(repo), "shallow")
     _drop_stale_marker(repo, path)
-    marker = next((c for c in sorted(common) if (o := repo.get(c)) is not None and o.type == pygit2.enums.ObjectType.COMMIT and not o.parent_ids), None)
+    marker = next(
+        (
+            c
+            for c in sorted(common)
+            if (o := repo.get(c)) is not None and o.type == pygit2.enums.ObjectType.COMMIT and not o.parent_ids
+        ),
+        None,
+    )
     if marker is None or os.path.exists(path) or os.environ.get("TVAULT_NO_EDGE_HINT"):
         yield
         return
@@ -231,10 +282,12 @@ def fetch(repo: pygit2.Repository, remote: str | None = None, progress: bool | N
         specs.append(f"+{ALIASES_REF}:{t_aliases}")
     before = _local_entry_ids(repo)
     t = Transfer(remote)
-    t.remote_ids = {r[len(REF_PREFIX):] for r in have if r.startswith(REF_PREFIX)}
+    t.remote_ids = {r[len(REF_PREFIX) :] for r in have if r.startswith(REF_PREFIX)}
     if len(specs) > 1 or t.remote_ids - before:  # an empty remote needs no fetch at all
         with edge_hint(repo, t.remote_ids & before):
-            t.stderr = run_git(repo, ["fetch", "--no-tags", "--no-write-fetch-head", remote, *specs], remote, "fetch", progress)
+            t.stderr = run_git(
+                repo, ["fetch", "--no-tags", "--no-write-fetch-head", remote, *specs], remote, "fetch", progress
+            )
     t.new_entries = sorted(_local_entry_ids(repo) - before)
     return t
 
@@ -258,7 +311,17 @@ def pull(repo: pygit2.Repository, remote: str | None = None, progress: bool | No
 
 def _race_lost(err: RemoteError) -> bool:
     s = str(err).lower()
-    return any(k in s for k in ("fetch first", "non-fast-forward", "stale info", "failed to update ref", "cannot lock ref", "reference already exists"))
+    return any(
+        k in s
+        for k in (
+            "fetch first",
+            "non-fast-forward",
+            "stale info",
+            "failed to update ref",
+            "cannot lock ref",
+            "reference already exists",
+        )
+    )
 
 
 def push(repo: pygit2.Repository, remote: str | None = None, progress: bool | None = None) -> Transfer:
@@ -303,7 +366,9 @@ def _remote_url(repo: pygit2.Repository, remote: str) -> str:
 
 
 @contextlib.contextmanager
-def _remote_index(repo: pygit2.Repository, remote: str, progress: bool | None) -> Iterator[tuple[dict[str, str], pygit2.Repository, str, str]]:
+def _remote_index(
+    repo: pygit2.Repository, remote: str, progress: bool | None
+) -> Iterator[tuple[dict[str, str], pygit2.Repository, str, str]]:
     """The remote's index, cheaply: (its refs, a repository that sees it, notes ref, aliases ref there).
 
     Only the tip of the remote's notes is needed to resolve a ref, not their
@@ -320,7 +385,13 @@ def _remote_index(repo: pygit2.Repository, remote: str, progress: bool | None) -
         raise RefNotFound(f"{remote} has no tvault registry (no {NOTES_REF})")
     t_notes, t_aliases = tracking_refs(repo, remote)
     if ALIASES_REF in have:
-        run_git(repo, ["fetch", "--no-tags", "--no-write-fetch-head", remote, f"+{ALIASES_REF}:{t_aliases}"], remote, "fetch", progress)
+        run_git(
+            repo,
+            ["fetch", "--no-tags", "--no-write-fetch-head", remote, f"+{ALIASES_REF}:{t_aliases}"],
+            remote,
+            "fetch",
+            progress,
+        )
     base = os.path.join(common_dir(repo), "tvault")
     os.makedirs(base, exist_ok=True)
     scratch = tempfile.mkdtemp(prefix="remote-index-", dir=base)
@@ -330,8 +401,20 @@ def _remote_index(repo: pygit2.Repository, remote: str, progress: bool | None) -
             subprocess.run(["git", "init", "-q", "--bare", scratch], check=True, capture_output=True)
             with open(os.path.join(scratch, "objects", "info", "alternates"), "w") as f:
                 f.write(os.path.join(common_dir(repo), "objects") + "\n")
-            p = subprocess.run(["git", "fetch", "-q", "--no-tags", "--depth=1", _remote_url(repo, remote), f"+{NOTES_REF}:refs/index/notes"],
-                               cwd=scratch, capture_output=True, env={**os.environ, "GIT_TERMINAL_PROMPT": "0"})
+            p = subprocess.run(
+                [
+                    "git",
+                    "fetch",
+                    "-q",
+                    "--no-tags",
+                    "--depth=1",
+                    _remote_url(repo, remote),
+                    f"+{NOTES_REF}:refs/index/notes",
+                ],
+                cwd=scratch,
+                capture_output=True,
+                env={**os.environ, "GIT_TERMINAL_PROMPT": "0"},
+            )
             if p.returncode == 0:
                 view = pygit2.Repository(scratch)
                 a = repo.references.get(t_aliases)
@@ -342,14 +425,27 @@ def _remote_index(repo: pygit2.Repository, remote: str, progress: bool | None) -
         if view is not None:
             yield have, view, "refs/index/notes", "refs/index/aliases"
         else:
-            run_git(repo, ["fetch", "--no-tags", "--no-write-fetch-head", remote, f"+{NOTES_REF}:{t_notes}"], remote, "fetch", progress)
+            run_git(
+                repo,
+                ["fetch", "--no-tags", "--no-write-fetch-head", remote, f"+{NOTES_REF}:{t_notes}"],
+                remote,
+                "fetch",
+                progress,
+            )
             yield have, repo, t_notes, t_aliases
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _resolve_remote(repo: pygit2.Repository, view: pygit2.Repository, remote: str, ref: str, have: dict[str, str],
-                    t_notes: str, t_aliases: str) -> tuple[str, str, notes.NoteLine]:
+def _resolve_remote(
+    repo: pygit2.Repository,
+    view: pygit2.Repository,
+    remote: str,
+    ref: str,
+    have: dict[str, str],
+    t_notes: str,
+    t_aliases: str,
+) -> tuple[str, str, notes.NoteLine]:
     """(entry id, training commit, its note line) for ``ref`` as the remote's index (seen in ``view``) reads it."""
     ref = ref.strip()
     entry_id = None
@@ -364,7 +460,11 @@ def _resolve_remote(repo: pygit2.Repository, view: pygit2.Repository, remote: st
         try:
             commit = entries.resolve_commit(repo, rev or "HEAD")
         except RefNotFound:  # a training commit we do not have: the remote's index still names it
-            hits = [c for c, _ in notes.walk(view, t_notes) if re.fullmatch(r"[0-9a-fA-F]{4,40}", rev) and c.startswith(rev.lower())]
+            hits = [
+                c
+                for c, _ in notes.walk(view, t_notes)
+                if re.fullmatch(r"[0-9a-fA-F]{4,40}", rev) and c.startswith(rev.lower())
+            ]
             if len(hits) != 1:
                 raise
             commit = hits[0]
@@ -373,7 +473,11 @@ def _resolve_remote(repo: pygit2.Repository, view: pygit2.Repository, remote: st
             raise RefNotFound(f"on {remote}, commit {commit[:7]} has {len(lines)} entries; there is no model {idx}")
         entry_id = lines[int(idx)].entry
     elif re.fullmatch(r"[0-9a-fA-F]{4,40}", ref):
-        ids = [r[len(REF_PREFIX):] for r in have if r.startswith(REF_PREFIX) and r[len(REF_PREFIX):].startswith(ref.lower())]
+        ids = [
+            r[len(REF_PREFIX) :]
+            for r in have
+            if r.startswith(REF_PREFIX) and r[len(REF_PREFIX) :].startswith(ref.lower())
+        ]
         if len(ids) > 1:
             raise RefNotFound(f"entry ref {ref!r} is ambiguous on {remote}: {', '.join(i[:10] for i in ids[:10])}")
         entry_id = ids[0] if ids else None
@@ -398,10 +502,12 @@ def fetch_one(repo: pygit2.Repository, remote: str | None, ref: str, progress: b
         entry_id, commit, line = _resolve_remote(repo, view, remote, ref, have, n_ref, a_ref)
     t_aliases = tracking_refs(repo, remote)[1]
     if REF_PREFIX + entry_id not in have:
-        raise RefNotFound(f"{remote} indexes entry {entry_id[:12]} but does not have its objects (refs/tvault/entries/{entry_id[:12]}...)")
+        raise RefNotFound(
+            f"{remote} indexes entry {entry_id[:12]} but does not have its objects (refs/tvault/entries/{entry_id[:12]}...)"
+        )
     if repo.get(entry_id) is None or repo.references.get(REF_PREFIX + entry_id) is None:
         spec = f"{REF_PREFIX}{entry_id}:{REF_PREFIX}{entry_id}"
-        remote_ids = {r[len(REF_PREFIX):] for r in have if r.startswith(REF_PREFIX)}
+        remote_ids = {r[len(REF_PREFIX) :] for r in have if r.startswith(REF_PREFIX)}
         with edge_hint(repo, remote_ids & _local_entry_ids(repo)):
             run_git(repo, ["fetch", "--no-tags", "--no-write-fetch-head", remote, spec], remote, "fetch", progress)
     if repo.get(entry_id) is None:

@@ -109,7 +109,9 @@ def validate_tensor_record(name: str, rec: Any, where: str) -> tuple[str, list[i
         numel *= d
     nbytes = numel * DTYPES[dtype]
     if rec.get("nbytes") != nbytes:
-        raise CorruptEntry(f"{where}: tensor {name!r} size {rec.get('nbytes')!r} does not match shape and dtype ({nbytes})")
+        raise CorruptEntry(
+            f"{where}: tensor {name!r} size {rec.get('nbytes')!r} does not match shape and dtype ({nbytes})"
+        )
     if not isinstance(chunks, list) or not all(isinstance(c, str) and re.fullmatch(r"[0-9a-f]{40}", c) for c in chunks):
         raise CorruptEntry(f"{where}: tensor {name!r} has invalid chunk ids")
     expected = max(1, -(-nbytes // CHUNK_BYTES))

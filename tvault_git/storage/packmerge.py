@@ -26,8 +26,8 @@ from typing import NamedTuple
 
 import pygit2
 
-from tvault_git.storage.packwrite import KEEP_TEXT, crc32, install_pack, write_pieces
 from tvault_git.storage.packread import PackIndex
+from tvault_git.storage.packwrite import KEEP_TEXT, crc32, install_pack, write_pieces
 
 try:
     import fcntl

@@ -23,8 +23,8 @@ import struct
 import tempfile
 import threading
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Sequence
 
 import pygit2
 
@@ -119,7 +119,10 @@ def _blob_id_memo(data: memoryview, key: tuple | None) -> tuple[str, int]:
 
 
 def write_blobs(
-    repo: pygit2.Repository, chunks: Sequence[memoryview], threads: int | None = None, keys: Sequence[tuple | None] | None = None
+    repo: pygit2.Repository,
+    chunks: Sequence[memoryview],
+    threads: int | None = None,
+    keys: Sequence[tuple | None] | None = None,
 ) -> tuple[list[str], int]:
     """Store every buffer as a git blob; returns (ids in order, bytes newly written).
 
@@ -272,7 +275,7 @@ class _Lane:
             if v.nbytes >= _STREAM_MIN:
                 stream = new
 
-    def _writer(self, remaining: int) -> "_PackWriter":
+    def _writer(self, remaining: int) -> _PackWriter:
         """The lane's pack, opened at the first new blob; it expects every later chunk to be new."""
         if self.writer is None:
             self.writer = _PackWriter(self.shared.repo, remaining)
@@ -308,7 +311,7 @@ class _PackWriter:
         self.offset = 0
         self.count = count
         self.objects: list[tuple[str, int, int, memoryview, int]] = []  # oid, offset, crc, data, adler
-        self._sha: "hashlib._Hash | None" = hashlib.sha1()
+        self._sha: hashlib._Hash | None = hashlib.sha1()
         header = b"PACK" + struct.pack(">II", 2, count)
         self._sha.update(header)
         self._write([header])

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any
 
 import pygit2
 import torch
 
-from tvault_git.storage import packwrite
-from tvault_git.storage import packread
 from tvault_git.errors import CorruptEntry, InvalidInput
 from tvault_git.spec.format import CHUNK_BYTES, DTYPES, validate_tensor_record
+from tvault_git.storage import packread, packwrite
 
 if sys.byteorder != "little":  # pragma: no cover - no such host in CI
     raise ImportError("tvault-git stores little-endian tensors and needs a little-endian host")
@@ -51,7 +51,9 @@ def _as_bytes(t: torch.Tensor, name: str) -> tuple[torch.Tensor, memoryview]:
     return t, memoryview(flat.numpy()).cast("B")
 
 
-def store_tensors(repo: pygit2.Repository, tensors: Mapping[str, Any], what: str = "state_dict") -> tuple[dict[str, dict], list[str], int]:
+def store_tensors(
+    repo: pygit2.Repository, tensors: Mapping[str, Any], what: str = "state_dict"
+) -> tuple[dict[str, dict], list[str], int]:
     """Write every tensor as chunked blobs; returns (records in order, all blob ids, new bytes).
 
     Tensors that share memory (tied weights) are hashed once.
@@ -70,7 +72,14 @@ def store_tensors(repo: pygit2.Repository, tensors: Mapping[str, Any], what: str
         dt = dtype_name(t.dtype)
         key = None
         if t.device.type != "meta" and t.layout == torch.strided and t.numel() > 0:
-            key = (t.device.type, t.untyped_storage().data_ptr(), t.storage_offset(), tuple(t.shape), tuple(t.stride()), t.dtype)
+            key = (
+                t.device.type,
+                t.untyped_storage().data_ptr(),
+                t.storage_offset(),
+                tuple(t.shape),
+                tuple(t.stride()),
+                t.dtype,
+            )
         records[name] = {"dtype": dt, "shape": list(t.shape), "nbytes": t.numel() * DTYPES[dt]}
         if key is not None and key in seen:
             layout.append((name, *seen[key]))
@@ -79,7 +88,11 @@ def store_tensors(repo: pygit2.Repository, tensors: Mapping[str, Any], what: str
         keep.append(cpu)
         first = len(chunks)
         # Memo key only when the bytes are the tensor's own memory (not a temporary copy).
-        own = cpu.device == t.device and cpu.untyped_storage().data_ptr() == t.untyped_storage().data_ptr() if t.numel() else False
+        own = (
+            cpu.device == t.device and cpu.untyped_storage().data_ptr() == t.untyped_storage().data_ptr()
+            if t.numel()
+            else False
+        )
         base = (cpu.untyped_storage().data_ptr(), cpu.storage_offset(), t._version, cpu.dtype) if own else None
         if mv.nbytes == 0:
             chunks.append(mv)
@@ -147,7 +160,13 @@ def _alloc(name: str, rec: Any, where: str) -> tuple[torch.Tensor, list[tuple[st
     return out, reads
 
 
-def read_tensors(repo: pygit2.Repository, records: Mapping[str, Any], where: str, names: Iterable[str] | None = None, threads: int = 2) -> dict[str, torch.Tensor]:
+def read_tensors(
+    repo: pygit2.Repository,
+    records: Mapping[str, Any],
+    where: str,
+    names: Iterable[str] | None = None,
+    threads: int = 2,
+) -> dict[str, torch.Tensor]:
     """Read tensors, validating shape, size and checksums; never returns garbage.
 
     Chunks are read in a small thread pool: ``preadv`` and Adler-32 both
@@ -168,7 +187,9 @@ def read_tensors(repo: pygit2.Repository, records: Mapping[str, Any], where: str
         try:
             packread.read_blob_into(repo, oid, mv)
         except CorruptEntry as e:
-            raise CorruptEntry(f"{where}: tensor {name!r} chunk {i} ({oid[:12]}) is damaged: {e}; refusing to load it") from None
+            raise CorruptEntry(
+                f"{where}: tensor {name!r} chunk {i} ({oid[:12]}) is damaged: {e}; refusing to load it"
+            ) from None
 
     if len(tasks) > 1 and threads > 1:
         with ThreadPoolExecutor(max_workers=threads) as pool:
@@ -214,7 +235,9 @@ def stream_pairs(
         try:
             packread.read_blob_into(repo, oid, memoryview(view.numpy()).cast("B"))
         except CorruptEntry as e:
-            raise CorruptEntry(f"{where}: tensor {name!r} chunk {oid[:12]} is damaged: {e}; refusing to use it") from None
+            raise CorruptEntry(
+                f"{where}: tensor {name!r} chunk {oid[:12]} is damaged: {e}; refusing to use it"
+            ) from None
         return view.view(tdtype)
 
     if not plan:

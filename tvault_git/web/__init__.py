@@ -15,23 +15,23 @@ download).
 from __future__ import annotations
 
 import datetime as _dt
+import itertools
 import json
 import os
 import re
 import shutil
 import tempfile
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from typing import Any
 from urllib.parse import quote, urlencode
 
 import pygit2
 from flask import Flask, Response, render_template, request, send_file
 from markupsafe import Markup
 
-from tvault_git.registry import cache
-from tvault_git.registry import query
-from tvault_git.registry import entries
 from tvault_git.errors import InvalidInput, RefNotFound, TvaultError
+from tvault_git.registry import cache, entries, query
 from tvault_git.spec.format import ARCHITECTURE, NAME_RE, OPTIMIZER, PATCH, SCHEDULER, SOURCE_INDEX
 from tvault_git.textfmt import fmt_value, human_bytes, short_date
 
@@ -41,8 +41,10 @@ STATIC = os.path.join(HERE, "static")
 PER_PAGE = 50
 MAX_PER_PAGE = 500
 MAX_COMPARE = 50
-CSP = ("default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
-       "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
+    "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
 _HEX40 = re.compile(r"^[0-9a-f]{40}$")
 
 
@@ -150,19 +152,40 @@ class Filters:
     asc: bool = False
 
     @classmethod
-    def from_args(cls, args: Any) -> "Filters":
+    def from_args(cls, args: Any) -> Filters:
         def many(key: str) -> tuple[str, ...]:
             return tuple(p.strip() for v in args.getlist(key) for p in v.split(";") if p.strip())
 
-        return cls(min=args.get("min", "").strip(), max=args.get("max", "").strip(), tag=many("tag"), where=many("where"),
-                   name=args.get("name", "").strip(), author=args.get("author", "").strip(), branch=args.get("branch", "").strip(),
-                   commit=args.get("commit", "").strip(), since=args.get("since", "").strip(), until=args.get("until", "").strip(),
-                   sort=args.get("sort", "").strip(), asc=args.get("asc", "") in ("1", "true", "on"))
+        return cls(
+            min=args.get("min", "").strip(),
+            max=args.get("max", "").strip(),
+            tag=many("tag"),
+            where=many("where"),
+            name=args.get("name", "").strip(),
+            author=args.get("author", "").strip(),
+            branch=args.get("branch", "").strip(),
+            commit=args.get("commit", "").strip(),
+            since=args.get("since", "").strip(),
+            until=args.get("until", "").strip(),
+            sort=args.get("sort", "").strip(),
+            asc=args.get("asc", "") in ("1", "true", "on"),
+        )
 
     def params(self, **override: Any) -> dict[str, Any]:
-        p: dict[str, Any] = {"min": self.min, "max": self.max, "tag": "; ".join(self.tag), "where": "; ".join(self.where),
-                             "name": self.name, "author": self.author, "branch": self.branch, "commit": self.commit,
-                             "since": self.since, "until": self.until, "sort": self.sort, "asc": "1" if self.asc else ""}
+        p: dict[str, Any] = {
+            "min": self.min,
+            "max": self.max,
+            "tag": "; ".join(self.tag),
+            "where": "; ".join(self.where),
+            "name": self.name,
+            "author": self.author,
+            "branch": self.branch,
+            "commit": self.commit,
+            "since": self.since,
+            "until": self.until,
+            "sort": self.sort,
+            "asc": "1" if self.asc else "",
+        }
         p.update(override)
         return p
 
@@ -174,10 +197,20 @@ class Filters:
                 raise InvalidInput(f"bad tag filter {t!r}: write KEY=VALUE, e.g. lr=0.01")
             tags.append((k.strip(), v.strip()))
         num = lambda s, what: None if s == "" else query._number(s, what)  # noqa: E731
-        return {"min_result": num(self.min, "the minimum result"), "max_result": num(self.max, "the maximum result"),
-                "tags": tuple(tags), "where": self.where, "name": self.name or None, "author": self.author or None,
-                "branch": self.branch or None, "commit": self.commit or None, "since": self.since or None,
-                "until": self.until or None, "sort": self.sort or None, "ascending": self.asc}
+        return {
+            "min_result": num(self.min, "the minimum result"),
+            "max_result": num(self.max, "the maximum result"),
+            "tags": tuple(tags),
+            "where": self.where,
+            "name": self.name or None,
+            "author": self.author or None,
+            "branch": self.branch or None,
+            "commit": self.commit or None,
+            "since": self.since or None,
+            "until": self.until or None,
+            "sort": self.sort or None,
+            "ascending": self.asc,
+        }
 
 
 def open_repo_at(path: str) -> pygit2.Repository:
@@ -192,7 +225,9 @@ def lookup(repo: pygit2.Repository, ref: str) -> entries.Entry:
     if _HEX40.match(ref):
         con = cache.refresh(repo)
         try:
-            row = con.execute("SELECT commit_id, idx, name FROM entries WHERE id=? AND missing=0 AND shadowed=0", (ref,)).fetchone()
+            row = con.execute(
+                "SELECT commit_id, idx, name FROM entries WHERE id=? AND missing=0 AND shadowed=0", (ref,)
+            ).fetchone()
         finally:
             con.close()
         if row is not None:
@@ -200,7 +235,9 @@ def lookup(repo: pygit2.Repository, ref: str) -> entries.Entry:
     return entries.resolve(repo, ref)
 
 
-def entries_page(repo: pygit2.Repository, f: Filters, page: int, per: int, L: Links, error: str | None = None) -> dict[str, Any]:
+def entries_page(
+    repo: pygit2.Repository, f: Filters, page: int, per: int, L: Links, error: str | None = None
+) -> dict[str, Any]:
     """One page of the entries table; the sort, filters, LIMIT and OFFSET all run in SQLite."""
     per = max(1, per)
     page = max(1, page)
@@ -214,12 +251,26 @@ def entries_page(repo: pygit2.Repository, f: Filters, page: int, per: int, L: Li
     metrics = sorted({k for r in rows for k in r["metrics"]})
     tags = sorted({k for r in rows for k in r["tags"]})
     pages = max(1, -(-total // per))
-    return {"rows": rows, "total": total, "page": page, "pages": pages, "per": per, "metrics": metrics, "tags": tags,
-            "f": f, "error": error, "columns": _sort_columns(metrics, tags)}
+    return {
+        "rows": rows,
+        "total": total,
+        "page": page,
+        "pages": pages,
+        "per": per,
+        "metrics": metrics,
+        "tags": tags,
+        "f": f,
+        "error": error,
+        "columns": _sort_columns(metrics, tags),
+    }
 
 
 def _sort_columns(metrics: list[str], tags: list[str]) -> list[tuple[str, str]]:
-    return [("date", "date"), ("name", "name"), ("result", "result"), ("author", "author")] + [(m, m) for m in metrics] + [(t, t) for t in tags]
+    return (
+        [("date", "date"), ("name", "name"), ("result", "result"), ("author", "author")]
+        + [(m, m) for m in metrics]
+        + [(t, t) for t in tags]
+    )
 
 
 def _commit_info(repo: pygit2.Repository, sha: str | None) -> dict[str, Any] | None:
@@ -233,8 +284,14 @@ def _commit_info(repo: pygit2.Repository, sha: str | None) -> dict[str, Any] | N
     if c is None or c.type != pygit2.enums.ObjectType.COMMIT:
         return None
     when = _dt.datetime.fromtimestamp(c.commit_time, _dt.timezone(_dt.timedelta(minutes=c.commit_time_offset)))
-    return {"id": str(c.id), "message": c.message, "subject": c.message.split("\n", 1)[0], "author": c.author.name,
-            "email": c.author.email, "date": when.isoformat()}
+    return {
+        "id": str(c.id),
+        "message": c.message,
+        "subject": c.message.split("\n", 1)[0],
+        "author": c.author.name,
+        "email": c.author.email,
+        "date": when.isoformat(),
+    }
 
 
 def _highlight(text: str, lexer: str = "python") -> Markup:
@@ -255,8 +312,17 @@ def entry_page(repo: pygit2.Repository, ref: str) -> dict[str, Any]:
         text = (entries.read_blob(repo, tree, str(o.get("path", ""))) or b"").decode("utf-8", "replace")
         objects.append({**o, "html": _highlight(text)})
     weights = entries.weight_records(repo, e.id)
-    wrows = [{"name": n, "shape": r.get("shape"), "dtype": r.get("dtype"), "nbytes": int(r.get("nbytes") or 0),
-              "size": human_bytes(int(r.get("nbytes") or 0)), "numel": _numel(r.get("shape"))} for n, r in weights.items()]
+    wrows = [
+        {
+            "name": n,
+            "shape": r.get("shape"),
+            "dtype": r.get("dtype"),
+            "nbytes": int(r.get("nbytes") or 0),
+            "size": human_bytes(int(r.get("nbytes") or 0)),
+            "numel": _numel(r.get("shape")),
+        }
+        for n, r in weights.items()
+    ]
     arch = (entries.read_blob(repo, tree, ARCHITECTURE) or b"").decode("utf-8", "replace")
     opt = entries.read_json(repo, e.id, OPTIMIZER)
     sched = entries.read_json(repo, e.id, SCHEDULER)
@@ -268,11 +334,24 @@ def entry_page(repo: pygit2.Repository, ref: str) -> dict[str, Any]:
     if m.get("dirty"):
         raw = entries.read_blob(repo, tree, PATCH)
         patch = _highlight(raw.decode("utf-8", "replace"), "diff") if raw else None
-    return {"e": e, "m": m, "author": m.get("author") or {}, "commit": _commit_info(repo, e.commit), "objects": objects,
-            "external": src.get("external") or [], "missing": src.get("missing") or [], "weights": wrows,
-            "weights_total": human_bytes(sum(w["nbytes"] for w in wrows)), "architecture": arch, "optimizer": opt,
-            "groups": groups, "group_keys": group_keys, "scheduler": sched, "patch": patch,
-            "previous": query.predecessor(repo, e.id)}
+    return {
+        "e": e,
+        "m": m,
+        "author": m.get("author") or {},
+        "commit": _commit_info(repo, e.commit),
+        "objects": objects,
+        "external": src.get("external") or [],
+        "missing": src.get("missing") or [],
+        "weights": wrows,
+        "weights_total": human_bytes(sum(w["nbytes"] for w in wrows)),
+        "architecture": arch,
+        "optimizer": opt,
+        "groups": groups,
+        "group_keys": group_keys,
+        "scheduler": sched,
+        "patch": patch,
+        "previous": query.predecessor(repo, e.id),
+    }
 
 
 def _numel(shape: Any) -> int:
@@ -293,8 +372,15 @@ def side_by_side(lines: list[str]) -> list[dict[str, Any]]:
         for i in range(max(len(minus), len(plus))):
             a = minus[i] if i < len(minus) else None
             b = plus[i] if i < len(plus) else None
-            rows.append({"kind": "change", "na": a[0] if a else None, "a": a[1] if a else None,
-                         "nb": b[0] if b else None, "b": b[1] if b else None})
+            rows.append(
+                {
+                    "kind": "change",
+                    "na": a[0] if a else None,
+                    "a": a[1] if a else None,
+                    "nb": b[0] if b else None,
+                    "b": b[1] if b else None,
+                }
+            )
         minus.clear()
         plus.clear()
 
@@ -356,15 +442,33 @@ def metrics_table(repo: pygit2.Repository, ids: list[str]) -> dict[str, Any]:
     rows = []
     for k, e in enumerate(entries, 1):
         m = e.manifest
-        rows.append({"n": k, "e": e, "name": m.get("name"), "created": m.get("created"), "result": m.get("result"),
-                     "metrics": m.get("metrics") or {}, "tags": m.get("tags") or {}, "author": (m.get("author") or {}).get("name")})
+        rows.append(
+            {
+                "n": k,
+                "e": e,
+                "name": m.get("name"),
+                "created": m.get("created"),
+                "result": m.get("result"),
+                "metrics": m.get("metrics") or {},
+                "tags": m.get("tags") or {},
+                "author": (m.get("author") or {}).get("name"),
+            }
+        )
     keys = sorted({k for r in rows for k in r["metrics"]})
     tag_keys = sorted({k for r in rows for k in r["tags"]})
-    series = ([{"label": "result", "values": [_plot_num(r["result"]) for r in rows]}] if any(r["result"] is not None for r in rows) else [])
+    series = (
+        [{"label": "result", "values": [_plot_num(r["result"]) for r in rows]}]
+        if any(r["result"] is not None for r in rows)
+        else []
+    )
     series += [{"label": k, "values": [_plot_num(r["metrics"].get(k)) for r in rows]} for k in keys]
-    plot = {"x": [r["n"] for r in rows], "ticks": [f"#{r['n']}" for r in rows],
-            "labels": [f"#{r['n']} {r['e'].short}" + (f" {r['name']}" if r["name"] else "") for r in rows],
-            "series": series, "xlabel": "entry"}
+    plot = {
+        "x": [r["n"] for r in rows],
+        "ticks": [f"#{r['n']}" for r in rows],
+        "labels": [f"#{r['n']} {r['e'].short}" + (f" {r['name']}" if r["name"] else "") for r in rows],
+        "series": series,
+        "xlabel": "entry",
+    }
     return {"rows": rows, "metric_keys": keys, "tag_keys": tag_keys, "plot": plot}
 
 
@@ -378,8 +482,10 @@ def models_page(repo: pygit2.Repository) -> dict[str, Any]:
 
     con = cache.refresh(repo)
     try:
-        rows = con.execute("SELECT name, COUNT(*), MAX(created), MAX(result) FROM entries WHERE missing=0 AND shadowed=0 AND name IS NOT NULL "
-                           "GROUP BY name ORDER BY name").fetchall()
+        rows = con.execute(
+            "SELECT name, COUNT(*), MAX(created), MAX(result) FROM entries WHERE missing=0 AND shadowed=0 AND name IS NOT NULL "
+            "GROUP BY name ORDER BY name"
+        ).fetchall()
     finally:
         con.close()
     out = []
@@ -412,11 +518,28 @@ def history_page(repo: pygit2.Repository, name: str) -> dict[str, Any]:
                 m = v.entry.manifest
             except TvaultError:  # indexed (pulled notes) but its objects are not fetched yet
                 m, fetched = {}, False
-            r = {"result": m.get("result"), "metrics": m.get("metrics") or {}, "tags": m.get("tags") or {},
-                 "author": (m.get("author") or {}).get("name"), "message": m.get("message")}
-        rows.append({"v": v, "e": v.entry, "created": v.created, "aliases": v.aliases, "result": r.get("result"), "fetched": fetched,
-                     "metrics": r.get("metrics") or {}, "tags": r.get("tags") or {}, "author": r.get("author"), "message": r.get("message")})
-    for prev, r in zip(rows, rows[1:]):
+            r = {
+                "result": m.get("result"),
+                "metrics": m.get("metrics") or {},
+                "tags": m.get("tags") or {},
+                "author": (m.get("author") or {}).get("name"),
+                "message": m.get("message"),
+            }
+        rows.append(
+            {
+                "v": v,
+                "e": v.entry,
+                "created": v.created,
+                "aliases": v.aliases,
+                "result": r.get("result"),
+                "fetched": fetched,
+                "metrics": r.get("metrics") or {},
+                "tags": r.get("tags") or {},
+                "author": r.get("author"),
+                "message": r.get("message"),
+            }
+        )
+    for prev, r in itertools.pairwise(rows):
         if prev["fetched"] and r["fetched"]:
             r["prev"] = prev
     computed: dict[str, str] = {}  # NAME@latest and NAME@best, by models' own rule
@@ -428,15 +551,26 @@ def history_page(repo: pygit2.Repository, name: str) -> dict[str, Any]:
     for r in rows:
         r["computed"] = [k for k, eid in computed.items() if eid == r["e"].id]
     keys = sorted({k for r in rows for k in r["metrics"]})
-    for prev, r in zip(rows, rows[1:]):  # how each number moved since the previous version
+    for prev, r in itertools.pairwise(rows):  # how each number moved since the previous version
         r["moves"] = {k: _move(k, prev["metrics"].get(k), r["metrics"].get(k)) for k in keys}
         r["moves"]["result"] = _move("result", prev["result"], r["result"])
-    series = ([{"label": "result", "values": [_plot_num(r["result"]) for r in rows]}] if any(r["result"] is not None for r in rows) else [])
+    series = (
+        [{"label": "result", "values": [_plot_num(r["result"]) for r in rows]}]
+        if any(r["result"] is not None for r in rows)
+        else []
+    )
     series += [{"label": k, "values": [_plot_num(r["metrics"].get(k)) for r in rows]} for k in keys]
-    plot = {"x": [r["v"].number for r in rows],
-            "labels": [f"v{r['v'].number}" + (" [" + ", ".join(r["aliases"]) + "]" if r["aliases"] else "") for r in rows],
-            "marks": [{"x": r["v"].number, "text": ", ".join(r["aliases"] + r["computed"])} for r in rows if r["aliases"] or r["computed"]],
-            "series": series, "xlabel": "version"}
+    plot = {
+        "x": [r["v"].number for r in rows],
+        "labels": [f"v{r['v'].number}" + (" [" + ", ".join(r["aliases"]) + "]" if r["aliases"] else "") for r in rows],
+        "marks": [
+            {"x": r["v"].number, "text": ", ".join(r["aliases"] + r["computed"])}
+            for r in rows
+            if r["aliases"] or r["computed"]
+        ],
+        "series": series,
+        "xlabel": "version",
+    }
     return {"name": name, "rows": rows, "keys": keys, "plot": plot}
 
 
@@ -457,8 +591,10 @@ def _versions_from_manifests(repo: pygit2.Repository, name: str, rows: list[dict
     from tvault_git.registry import names
 
     rows = sorted(rows, key=lambda r: (names._ts(r["created"] or ""), r["id"]))
-    return [names.Version(k + 1, entries.Entry(r["id"], r["commit"], r["index"], name, _repo=repo), r["created"] or "", [])
-            for k, r in enumerate(rows)]
+    return [
+        names.Version(k + 1, entries.Entry(r["id"], r["commit"], r["index"], name, _repo=repo), r["created"] or "", [])
+        for k, r in enumerate(rows)
+    ]
 
 
 # -- the app --------------------------------------------------------------------
@@ -469,7 +605,9 @@ def _jinja_setup(app: Flask) -> None:
     app.jinja_env.filters["v"] = lambda x: "-" if x is None else fmt_value(x)
     app.jinja_env.filters["date"] = short_date
     app.jinja_env.filters["short"] = lambda s: (s or "")[:10]
-    app.jinja_env.filters["shape"] = lambda s: "(" + ", ".join(str(d) for d in (s or [])) + ("," if s and len(s) == 1 else "") + ")"
+    app.jinja_env.filters["shape"] = lambda s: (
+        "(" + ", ".join(str(d) for d in (s or [])) + ("," if s and len(s) == 1 else "") + ")"
+    )
     app.jinja_env.filters["num"] = lambda x: "-" if x is None else (f"{x:.4g}" if isinstance(x, float) else str(x))
     app.jinja_env.filters["json"] = lambda x: json.dumps(x, sort_keys=True)
 
@@ -558,7 +696,9 @@ def create_app(repo_path: str = ".") -> Flask:
         finally:
             os.unlink(tmp)  # the open handle keeps the bytes until the response is sent
         name = f"{e.manifest.get('name') or 'entry'}-{e.short}.safetensors"
-        return send_file(fh, mimetype="application/octet-stream", as_attachment=True, download_name=_safe_download(name))
+        return send_file(
+            fh, mimetype="application/octet-stream", as_attachment=True, download_name=_safe_download(name)
+        )
 
     return app
 
@@ -580,8 +720,14 @@ def _int(v: Any, default: int) -> int:
 EXPORT_PER_PAGE = 1000  # the export sorts and filters a page in the browser: make pages big
 
 
-def export_site(repo_path: str, out_dir: str, weights: bool = False, compare: bool = True,
-                per: int = EXPORT_PER_PAGE, progress: Callable[[str], None] | None = None) -> dict[str, int]:
+def export_site(
+    repo_path: str,
+    out_dir: str,
+    weights: bool = False,
+    compare: bool = True,
+    per: int = EXPORT_PER_PAGE,
+    progress: Callable[[str], None] | None = None,
+) -> dict[str, int]:
     """Write every page as files with relative links: entries (paginated), entries, compare-with-previous, models.
 
     Why static: a team can publish its model history on any static host. The
@@ -634,4 +780,4 @@ def export_site(repo_path: str, out_dir: str, weights: bool = False, compare: bo
     return counts
 
 
-__all__ = ["create_app", "export_site", "side_by_side", "Filters", "Links", "ExportLinks"]
+__all__ = ["ExportLinks", "Filters", "Links", "create_app", "export_site", "side_by_side"]

@@ -19,7 +19,11 @@ def use_color(when: str, stream=None) -> bool:
     if when == "never":
         return False
     stream = stream or sys.stdout
-    return bool(getattr(stream, "isatty", lambda: False)()) and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
+    return (
+        bool(getattr(stream, "isatty", lambda: False)())
+        and not os.environ.get("NO_COLOR")
+        and os.environ.get("TERM") != "dumb"
+    )
 
 
 def pager_command(repo) -> str | None:
@@ -28,7 +32,7 @@ def pager_command(repo) -> str | None:
     if cmd is None:
         try:
             cmd = repo.config["core.pager"]
-        except (KeyError, Exception):  # noqa: BLE001 - any config trouble: fall through
+        except (KeyError, Exception):
             cmd = None
     if cmd is None:
         cmd = os.environ.get("PAGER", "less")
@@ -57,16 +61,37 @@ def page(text: str, cmd: str) -> None:
 @click.command("diff")
 @click.argument("a")
 @click.argument("b", required=False)
-@click.option("--section", "sections", multiple=True, metavar="NAME",
-              help="Only these sections: architecture, classes, functions, weights, optimizer, metadata, context (repeatable).")
+@click.option(
+    "--section",
+    "sections",
+    multiple=True,
+    metavar="NAME",
+    help="Only these sections: architecture, classes, functions, weights, optimizer, metadata, context (repeatable).",
+)
 @click.option("--stat", "stat", is_flag=True, help="Only the one-line summary of each changed section.")
 @click.option("--json", "as_json", is_flag=True, help="The full structured diff as JSON.")
 @click.option("--no-weights", "no_weights", is_flag=True, help="Skip the weights section (never reads tensors).")
-@click.option("--color", "color", type=click.Choice(["always", "never", "auto"]), default="auto", show_default=True,
-              help="Color the output (auto: on a terminal, unless NO_COLOR is set).")
+@click.option(
+    "--color",
+    "color",
+    type=click.Choice(["always", "never", "auto"]),
+    default="auto",
+    show_default=True,
+    help="Color the output (auto: on a terminal, unless NO_COLOR is set).",
+)
 @click.option("--no-pager", "no_pager", is_flag=True, help="Do not pipe the output into a pager.")
 @click.pass_context
-def diff_cmd(ctx: click.Context, a: str, b: str | None, sections: tuple[str, ...], stat: bool, as_json: bool, no_weights: bool, color: str, no_pager: bool) -> None:
+def diff_cmd(
+    ctx: click.Context,
+    a: str,
+    b: str | None,
+    sections: tuple[str, ...],
+    stat: bool,
+    as_json: bool,
+    no_weights: bool,
+    color: str,
+    no_pager: bool,
+) -> None:
     """What changed between entries A and B (id or COMMIT:INDEX); without B, A against the work tree's code."""
     from tvault_git.diff import compute
     from tvault_git.diff.text import render as render_diff
@@ -88,4 +113,4 @@ def diff_cmd(ctx: click.Context, a: str, b: str | None, sections: tuple[str, ...
         click.echo(text, nl=False, color=colored)
 
 
-__all__ = ["diff_cmd", "use_color", "pager_command"]
+__all__ = ["diff_cmd", "pager_command", "use_color"]

@@ -91,14 +91,25 @@ def show_cmd(ctx: click.Context, ref: str, show_source: bool, show_patch: bool, 
     arch = (entries.read_blob(repo, tree, ARCHITECTURE) or b"").decode("utf-8", "replace")
     if as_json:
         out = entry_summary(e)
-        out.update({"manifest": m, "architecture": arch, "source": src, "weights": weights, "optimizer": opt, "scheduler": sched})
+        out.update(
+            {
+                "manifest": m,
+                "architecture": arch,
+                "source": src,
+                "weights": weights,
+                "optimizer": opt,
+                "scheduler": sched,
+            }
+        )
         click.echo(json.dumps(out, indent=1))
         return
     s = entry_summary(e)
     a = m.get("author") or {}
     lines = [
         f"{heading('entry')}    {click.style(e.id, fg='yellow')}  ({s['ref']})",
-        f"{heading('commit')}   {e.commit}" + (f" on {m['branch']}" if m.get("branch") else "") + (click.style(" (dirty work tree)", fg="red") if m.get("dirty") else ""),
+        f"{heading('commit')}   {e.commit}"
+        + (f" on {m['branch']}" if m.get("branch") else "")
+        + (click.style(" (dirty work tree)", fg="red") if m.get("dirty") else ""),
         f"{heading('author')}   {a.get('name')} <{a.get('email')}>",
         f"{heading('date')}     {m.get('created')}",
     ]
@@ -119,7 +130,10 @@ def show_cmd(ctx: click.Context, ref: str, show_source: bool, show_patch: bool, 
     lines += ["", heading("Architecture")] + ["    " + ln for ln in arch.rstrip("\n").splitlines()]
     objs = src.get("objects") or []
     files = sorted({o.get("file") for o in objs})
-    lines += ["", heading(f"Source ({len(objs)} object{'s' * (len(objs) != 1)} in {len(files)} file{'s' * (len(files) != 1)})")]
+    lines += [
+        "",
+        heading(f"Source ({len(objs)} object{'s' * (len(objs) != 1)} in {len(files)} file{'s' * (len(files) != 1)})"),
+    ]
     for o in objs:
         label = f"{o.get('module')}.{o.get('qualname')}"
         lines.append(f"    {o.get('kind', '?'):<9}{label:<36} {o.get('file')}" + (f":{o['line']}" if o.get("line") is not None else ""))
@@ -140,7 +154,9 @@ def show_cmd(ctx: click.Context, ref: str, show_source: bool, show_patch: bool, 
     if weights:
         lines.append(f"    {'name':<{width}}  {'shape':<20} {'dtype':<10} {'size':>10}")
     for n, r in weights.items():
-        lines.append(f"    {n:<{width}}  {str(tuple(r.get('shape', []))):<20} {r.get('dtype', '?'):<10} {human_bytes(int(r.get('nbytes', 0))):>10}")
+        lines.append(
+            f"    {n:<{width}}  {tuple(r.get('shape', []))!s:<20} {r.get('dtype', '?'):<10} {human_bytes(int(r.get('nbytes', 0))):>10}"
+        )
     if opt:
         lines += ["", heading(f"Optimizer {opt.get('class')}")]
         for i, g in enumerate(opt.get("param_groups") or []):
@@ -148,7 +164,9 @@ def show_cmd(ctx: click.Context, ref: str, show_source: bool, show_patch: bool, 
             lines.append(f"    group {i} ({len(g.get('params') or [])} params): {hp}")
     if sched:
         lines += ["", heading(f"Scheduler {sched.get('class')}")]
-        lines.append("    " + " ".join(f"{k}={fmt_value(val)}" for k, val in sorted((sched.get("state") or {}).items())))
+        lines.append(
+            "    " + " ".join(f"{k}={fmt_value(val)}" for k, val in sorted((sched.get("state") or {}).items()))
+        )
     if show_patch and m.get("dirty"):
         lines += ["", heading("Uncommitted changes at training time")]
         lines += (entries.read_blob(repo, tree, PATCH) or b"").decode("utf-8", "replace").splitlines()

@@ -10,8 +10,8 @@ from typing import Any
 
 import click
 
-from tvault_git.registry import query
 from tvault_git.cli.app import repo_from_ctx
+from tvault_git.registry import query
 from tvault_git.textfmt import fmt_value, short_date
 
 
@@ -34,7 +34,9 @@ def _table(rows: list[dict[str, Any]]) -> str:
     has_result = any(r["result"] is not None for r in rows)
     head += ["name"] if has_name else []
     head += ["result"] if has_result else []
-    head += metrics + [f"tag:{k}" if k in mset or k in ("id", "ref", "name", "result", "author", "date") else k for k in tags]
+    head += metrics + [
+        f"tag:{k}" if k in mset or k in ("id", "ref", "name", "result", "author", "date") else k for k in tags
+    ]
     head += ["author", "date"]
     body = []
     for r in rows:
@@ -81,39 +83,101 @@ def _csv(rows: list[dict[str, Any]]) -> str:
             [r["id"], r["ref"], r["commit"], r["index"], r["name"] or "", j(r["result"])]
             + [j(r["metrics"].get(k)) for k in metrics]
             + [j(r["tags"][k]) if k in r["tags"] else "" for k in tags]
-            + [r["author"] or "", r["email"] or "", r["created"] or "", r["branch"] or "", "true" if r["dirty"] else "false", r["message"] or ""]
+            + [
+                r["author"] or "",
+                r["email"] or "",
+                r["created"] or "",
+                r["branch"] or "",
+                "true" if r["dirty"] else "false",
+                r["message"] or "",
+            ]
         )
     return buf.getvalue()
 
 
 @click.command("find")
-@click.option("--hash", "commit", metavar="REV", help="Entries trained on this commit (any commit-ish: sha, branch, tag, HEAD~2).")
+@click.option(
+    "--hash", "commit", metavar="REV", help="Entries trained on this commit (any commit-ish: sha, branch, tag, HEAD~2)."
+)
 @click.option("--min", "min_result", type=float, metavar="X", help="Result at least X (inclusive).")
 @click.option("--max", "max_result", type=float, metavar="Y", help="Result at most Y (inclusive).")
-@click.option("--tag", "tags", nargs=2, multiple=True, metavar="KEY VALUE", help="Tag KEY equals VALUE (typed: 0.01 matches the float, 0.5x the string).")
-@click.option("--where", "where", multiple=True, metavar="EXPR", help="Metric or tag condition, e.g. 'acc>=0.9', 'loss<0.2', 'opt==adam'.")
+@click.option(
+    "--tag",
+    "tags",
+    nargs=2,
+    multiple=True,
+    metavar="KEY VALUE",
+    help="Tag KEY equals VALUE (typed: 0.01 matches the float, 0.5x the string).",
+)
+@click.option(
+    "--where",
+    "where",
+    multiple=True,
+    metavar="EXPR",
+    help="Metric or tag condition, e.g. 'acc>=0.9', 'loss<0.2', 'opt==adam'.",
+)
 @click.option("--name", default=None, help="Model name (glob patterns allowed).")
 @click.option("--author", default=None, help="Author name or email (regular expression, case-insensitive).")
 @click.option("--branch", default=None, help="Branch the entry was trained on (glob allowed).")
 @click.option("--since", default=None, metavar="DATE", help="Created at or after DATE (ISO date, or '2 days ago').")
 @click.option("--until", default=None, metavar="DATE", help="Created at or before DATE.")
-@click.option("--sort", "sort", default=None, metavar="KEY", help="Sort by a metric, tag, result, date or name (default: date, newest first).")
+@click.option(
+    "--sort",
+    "sort",
+    default=None,
+    metavar="KEY",
+    help="Sort by a metric, tag, result, date or name (default: date, newest first).",
+)
 @click.option("--asc", "--ascending", "ascending", is_flag=True, help="Sort ascending instead of descending.")
 @click.option("-n", "--limit", "limit", type=int, default=None, help="Show at most N entries.")
-@click.option("--best", default=None, metavar="METRIC[:min|max]", help="Only the top entry by METRIC (loss-like names: lowest).")
+@click.option(
+    "--best", default=None, metavar="METRIC[:min|max]", help="Only the top entry by METRIC (loss-like names: lowest)."
+)
 @click.option("--json", "as_json", is_flag=True, help="JSON output for scripts.")
 @click.option("--csv", "as_csv", is_flag=True, help="CSV output for scripts and spreadsheets.")
 @click.option("--exit-code", "exit_code", is_flag=True, help="Exit with status 1 when nothing matched.")
 @click.pass_context
-def find_cmd(ctx: click.Context, commit, min_result, max_result, tags, where, name, author, branch, since, until, sort, ascending, limit, best, as_json, as_csv, exit_code) -> None:
+def find_cmd(
+    ctx: click.Context,
+    commit,
+    min_result,
+    max_result,
+    tags,
+    where,
+    name,
+    author,
+    branch,
+    since,
+    until,
+    sort,
+    ascending,
+    limit,
+    best,
+    as_json,
+    as_csv,
+    exit_code,
+) -> None:
     """Find entries by commit, result range, tags, metrics, name, author, branch or date (conditions AND)."""
     from tvault_git.errors import InvalidInput
 
     if as_json and as_csv:
         raise InvalidInput("choose one of --json and --csv")
     rows = query.find(
-        repo_from_ctx(ctx), commit=commit, min_result=min_result, max_result=max_result, tags=tuple(tags), where=tuple(where),
-        name=name, author=author, branch=branch, since=since, until=until, sort=sort, ascending=ascending, limit=limit, best=best,
+        repo_from_ctx(ctx),
+        commit=commit,
+        min_result=min_result,
+        max_result=max_result,
+        tags=tuple(tags),
+        where=tuple(where),
+        name=name,
+        author=author,
+        branch=branch,
+        since=since,
+        until=until,
+        sort=sort,
+        ascending=ascending,
+        limit=limit,
+        best=best,
     )
     if as_json:
         click.echo(json.dumps(rows, indent=1))

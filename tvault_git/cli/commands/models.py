@@ -7,10 +7,10 @@ from typing import Any
 
 import click
 
-from tvault_git.registry import names
 from tvault_git.cli.app import repo_from_ctx
 from tvault_git.cli.style import heading
 from tvault_git.errors import InvalidInput, TvaultError
+from tvault_git.registry import names
 from tvault_git.registry.query import _LOWER_IS_BETTER
 from tvault_git.textfmt import fmt_value, short_date
 
@@ -27,7 +27,11 @@ def version_rows(repo: Any, name: str) -> list[dict[str, Any]]:
         try:
             m = v.entry.manifest
         except TvaultError:  # indexed (e.g. from a remote's notes) but objects not fetched
-            m = {"result": None, "metrics": {}, "message": "(objects not here: git tvault fetch REMOTE " + v.entry.id[:12] + ")"}
+            m = {
+                "result": None,
+                "metrics": {},
+                "message": "(objects not here: git tvault fetch REMOTE " + v.entry.id[:12] + ")",
+            }
         metrics = dict(m.get("metrics") or {})
         result = m.get("result")
         delta: dict[str, float] = {}
@@ -38,9 +42,20 @@ def version_rows(repo: Any, name: str) -> list[dict[str, Any]]:
                     delta[k] = _num(val) - _num(old)  # type: ignore[operator]
         a = m.get("author") or {}
         row = {
-            "version": v.number, "id": v.entry.id, "ref": v.entry.ref, "commit": v.entry.commit, "index": v.entry.index,
-            "aliases": v.aliases, "author": a.get("name"), "email": a.get("email"), "created": v.created,
-            "result": result, "metrics": metrics, "delta": delta, "message": m.get("message"), "dirty": m.get("dirty"),
+            "version": v.number,
+            "id": v.entry.id,
+            "ref": v.entry.ref,
+            "commit": v.entry.commit,
+            "index": v.entry.index,
+            "aliases": v.aliases,
+            "author": a.get("name"),
+            "email": a.get("email"),
+            "created": v.created,
+            "result": result,
+            "metrics": metrics,
+            "delta": delta,
+            "message": m.get("message"),
+            "dirty": m.get("dirty"),
         }
         rows.append(row)
         prev = row
@@ -69,9 +84,11 @@ def history_cmd(ctx: click.Context, name: str, as_json: bool) -> None:
         return
     for r in rows:
         tag = f" [{', '.join(r['aliases'])}]" if r["aliases"] else ""
-        click.echo(f"{heading(name + '@' + str(r['version']))}"
-                   f"{click.style(tag, fg='cyan')}  {click.style(r['id'][:10], fg='yellow')}  {r['ref']}"
-                   f"  {r['author'] or '-'}  {short_date(r['created'])}  commit {r['commit'][:10]}{' (dirty)' if r['dirty'] else ''}")
+        click.echo(
+            f"{heading(name + '@' + str(r['version']))}"
+            f"{click.style(tag, fg='cyan')}  {click.style(r['id'][:10], fg='yellow')}  {r['ref']}"
+            f"  {r['author'] or '-'}  {short_date(r['created'])}  commit {r['commit'][:10]}{' (dirty)' if r['dirty'] else ''}"
+        )
         parts = []
         if r["result"] is not None:
             parts.append(f"result={fmt_value(r['result'])}{_moved('result', r['delta'].get('result'))}")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import click
 
-from tvault_git.share import sync
 from tvault_git.cli.app import repo_from_ctx
+from tvault_git.share import sync
 
 
 def _summary(t: sync.Transfer, what: str) -> str:
@@ -61,4 +61,7 @@ def push_cmd(ctx: click.Context, remote: str | None, quiet: bool) -> None:
     if not t.pushed:
         click.echo("nothing to push: no entries yet (log one with tvault_git.log_all)")
         return
-    click.echo(f"pushed to {t.remote}" + (f" (after merging {len(t.new_entries)} new entries from it)" if t.new_entries else ""))
+    click.echo(
+        f"pushed to {t.remote}"
+        + (f" (after merging {len(t.new_entries)} new entries from it)" if t.new_entries else "")
+    )

@@ -34,18 +34,41 @@ def _need_flask() -> None:
         import flask  # noqa: F401
         import pygments  # noqa: F401
     except ImportError:
-        raise InvalidInput("git tvault ui needs the 'ui' extra: pip install 'tvault-git[ui]' (flask, pygments)") from None
+        raise InvalidInput(
+            "git tvault ui needs the 'ui' extra: pip install 'tvault-git[ui]' (flask, pygments)"
+        ) from None
 
 
 @click.command("ui")
-@click.option("--port", type=click.IntRange(0, 65535), default=8765, show_default=True, help="Port to listen on (0: any free port).")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind; anything but loopback exposes the registry to the network.")
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=8765,
+    show_default=True,
+    help="Port to listen on (0: any free port).",
+)
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to bind; anything but loopback exposes the registry to the network.",
+)
 @click.option("--open", "open_browser", is_flag=True, help="Open the UI in a web browser.")
-@click.option("--export", "export_dir", type=click.Path(file_okay=False), default=None, metavar="DIR",
-              help="Write the pages as a static site into DIR instead of serving them.")
-@click.option("--export-weights", is_flag=True, help="With --export: also write each entry's weights as .safetensors (large).")
+@click.option(
+    "--export",
+    "export_dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    metavar="DIR",
+    help="Write the pages as a static site into DIR instead of serving them.",
+)
+@click.option(
+    "--export-weights", is_flag=True, help="With --export: also write each entry's weights as .safetensors (large)."
+)
 @click.pass_context
-def ui_cmd(ctx: click.Context, port: int, host: str, open_browser: bool, export_dir: str | None, export_weights: bool) -> None:
+def ui_cmd(
+    ctx: click.Context, port: int, host: str, open_browser: bool, export_dir: str | None, export_weights: bool
+) -> None:
     """Browse entries, model histories and side-by-side diffs in a web browser (read-only)."""
     _need_flask()
     from tvault_git import web
@@ -54,12 +77,17 @@ def ui_cmd(ctx: click.Context, port: int, host: str, open_browser: bool, export_
     path = repo.workdir or repo.path
     if export_dir is not None:
         counts = web.export_site(path, export_dir, weights=export_weights)
-        click.echo(f"wrote {counts['pages']} pages ({counts['entries']} entries, {counts['compare']} comparisons, "
-                   f"{counts['models']} models) to {export_dir}; open {export_dir}/index.html")
+        click.echo(
+            f"wrote {counts['pages']} pages ({counts['entries']} entries, {counts['compare']} comparisons, "
+            f"{counts['models']} models) to {export_dir}; open {export_dir}/index.html"
+        )
         return
     if not is_loopback(host):
-        click.echo(f"tvault: warning: binding {host}: anyone who can reach this address can read the whole registry "
-                   "(weights, source, metadata); there is no authentication", err=True)
+        click.echo(
+            f"tvault: warning: binding {host}: anyone who can reach this address can read the whole registry "
+            "(weights, source, metadata); there is no authentication",
+            err=True,
+        )
     from werkzeug.serving import make_server
 
     app = web.create_app(path)
@@ -80,4 +108,4 @@ def ui_cmd(ctx: click.Context, port: int, host: str, open_browser: bool, export_
         server.server_close()
 
 
-__all__ = ["ui_cmd", "is_loopback"]
+__all__ = ["is_loopback", "ui_cmd"]
