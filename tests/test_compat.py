@@ -72,7 +72,7 @@ def test_seed_bad_flags_are_one_line_usage_errors(repo):
 
 # --- the drop-in ``tvault`` package: seed training scripts unchanged ------------------------------
 
-SEED_TRAIN = '''
+SEED_TRAIN = """
 import torch
 import tvault
 from model import Net
@@ -92,7 +92,7 @@ tvault.log_all(model, tags=tags, result=acc.item(), optimizer=optimizer)
 tvault.log_all(model, tags=tags, result=acc.item(), optimizer=optimizer, log_dir="./model_log", model_dir="./")
 tvault.log_all(model, tags={"size": "1x"})
 print("torch state", tvault.load("HEAD:0")["fc1.weight"].shape)
-'''
+"""
 
 
 def _py(repo, code: str, extra_path: list[str] | None = None) -> subprocess.CompletedProcess:
@@ -119,7 +119,9 @@ def test_seed_training_script_runs_unchanged(repo):
     assert 0.0 <= full["result"] <= 1.0
     assert by_size[-1]["result"] is None  # the seed's result=-1 default: no result
     meta = json.loads(conftest.tvault(repo, "show", full["id"], "--json").stdout)
-    assert meta["optimizer"]["class"] == "torch.optim.sgd.SGD" and meta["optimizer"]["param_groups"][0]["momentum"] == 0.9
+    assert (
+        meta["optimizer"]["class"] == "torch.optim.sgd.SGD" and meta["optimizer"]["param_groups"][0]["momentum"] == 0.9
+    )
     assert any(o["qualname"] == "Net" for o in meta["source"]["objects"])
 
 
@@ -129,9 +131,12 @@ def test_seed_functions_that_edited_records_say_what_to_use(repo):
 
 
 def test_seed_find_and_diff_functions_print_like_the_cli(repo):
-    p = _py(repo, "import tvault\nfrom model import Net\nimport torch\ntorch.manual_seed(0)\n"
-                  "tvault.log_all(Net(), tags={'lr': 0.1}, result=0.5)\ntvault.log_all(Net(), tags={'lr': 0.2}, result=0.7)\n"
-                  "tvault.find_f(condition='result', min=0.6, max=1)\ntvault.diff_f(sha1='HEAD', index1=0, sha2='HEAD', index2=-1)")
+    p = _py(
+        repo,
+        "import tvault\nfrom model import Net\nimport torch\ntorch.manual_seed(0)\n"
+        "tvault.log_all(Net(), tags={'lr': 0.1}, result=0.5)\ntvault.log_all(Net(), tags={'lr': 0.2}, result=0.7)\n"
+        "tvault.find_f(condition='result', min=0.6, max=1)\ntvault.diff_f(sha1='HEAD', index1=0, sha2='HEAD', index2=-1)",
+    )
     assert p.returncode == 0, p.stderr
     assert "0.7" in p.stdout and "0.5" not in p.stdout.split("tvault diff")[0]
     assert "b/" in p.stdout and ":1" in p.stdout  # index -1: the last entry on the commit

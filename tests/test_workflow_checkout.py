@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import torch
-
 from conftest import MODEL_SRC, git, import_fresh, init_repo, tvault, write
 
 import tvault_git as tv
@@ -65,5 +64,7 @@ def test_checkout_fetches_a_missing_training_commit(tmp_path, monkeypatch):
     tvault(local, "pull")
     lost = git(origin, "rev-parse", "HEAD").stdout.strip()
     p = tvault(local, "checkout", "narrow@2", check=False)
-    assert p.returncode == 6 and f"the training commit {lost} is not in this repository (it was on branch exp)" in p.stderr
+    assert (
+        p.returncode == 6 and f"the training commit {lost} is not in this repository (it was on branch exp)" in p.stderr
+    )
     assert not (tmp_path / "mine-narrow-v2").exists()

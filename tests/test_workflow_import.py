@@ -7,7 +7,9 @@ import pickle
 
 from conftest import git, tvault
 
-NET_SRC = "class Net(nn.Module):\n\n    def __init__(self):\n        super().__init__()\n        self.fc1 = nn.Linear(4, 16)"
+NET_SRC = (
+    "class Net(nn.Module):\n\n    def __init__(self):\n        super().__init__()\n        self.fc1 = nn.Linear(4, 16)"
+)
 SGD_TEXT = "SGD (\nParameter Group 0\n    dampening: 0\n    lr: 0.01\n    momentum: 0.9\n    nesterov: False\n    weight_decay: 0\n)"
 
 
@@ -60,7 +62,11 @@ def test_import_tvault_model_log(repo):
     src = tvault(repo, "show", f"{sha}:0", "--source").stdout
     assert "self.fc1 = nn.Linear(4, 16)" in src
     # source diff between two imported records works like any entry's
-    write_model_log(log, sha, [seed_record(91.5, "0.5x"), seed_record(93.0, "1x"), seed_record(94.0, "1x", NET_SRC.replace("16", "32"))])
+    write_model_log(
+        log,
+        sha,
+        [seed_record(91.5, "0.5x"), seed_record(93.0, "1x"), seed_record(94.0, "1x", NET_SRC.replace("16", "32"))],
+    )
     p = tvault(repo, "import-tvault", "model_log")
     assert "1 entry imported, 3 already imported" in p.stdout  # idempotent: only the new record
     d = tvault(repo, "diff", f"{sha}:1", f"{sha}:3", "--no-weights").stdout

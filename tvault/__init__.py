@@ -50,7 +50,7 @@ _ORIGINAL = _original()
 if _ORIGINAL is not None:
     _step_aside(_ORIGINAL)
 else:
-    from tvault_git.cli.seed import (  # noqa: F401  (the seed's public functions)
+    from tvault_git.cli.seed import (
         TorchVaultError,
         add_result,
         add_tag,
@@ -69,5 +69,16 @@ else:
 
         return getattr(tvault_git, name)  # load, get, entries, ...: the tvault-git API
 
-    __all__ = ["log_all", "log", "log_optimizer", "log_scheduler", "add_tag", "add_result", "diff_f", "diff", "find_f", "find", "TorchVaultError"]
-
+    __all__ = [
+        "TorchVaultError",
+        "add_result",
+        "add_tag",
+        "diff",
+        "diff_f",
+        "find",
+        "find_f",
+        "log",
+        "log_all",
+        "log_optimizer",
+        "log_scheduler",
+    ]

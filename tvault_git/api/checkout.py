@@ -18,8 +18,7 @@ import pygit2
 
 from tvault_git.errors import InvalidInput, RefNotFound, RemoteError, StorageError
 from tvault_git.registry import entries
-from tvault_git.spec.format import PATCH
-from tvault_git.spec.format import NAME_RE
+from tvault_git.spec.format import NAME_RE, PATCH
 
 
 @dataclass
@@ -55,7 +54,9 @@ def default_dir(repo: pygit2.Repository, label: str) -> str:
     return os.path.join(os.path.dirname(top), f"{os.path.basename(top)}-{suffix}")
 
 
-def _git(repo: pygit2.Repository, *args: str, cwd: str | None = None, stdin: bytes | None = None) -> subprocess.CompletedProcess:
+def _git(
+    repo: pygit2.Repository, *args: str, cwd: str | None = None, stdin: bytes | None = None
+) -> subprocess.CompletedProcess:
     return subprocess.run(["git", *args], cwd=cwd or repo.workdir or repo.path, input=stdin, capture_output=True)
 
 
@@ -81,8 +82,10 @@ def _ensure_commit(repo: pygit2.Repository, commit: str, branch: str | None) -> 
                 return remote
     where = f"remotes tried: {', '.join(tried)}" if tried else "this repository has no remotes"
     on = f" (it was on branch {branch})" if branch else ""
-    raise RemoteError(f"the training commit {commit} is not in this repository{on}; {where}. "
-                      "Fetch the branch that holds it (git fetch REMOTE BRANCH) and run checkout again")
+    raise RemoteError(
+        f"the training commit {commit} is not in this repository{on}; {where}. "
+        "Fetch the branch that holds it (git fetch REMOTE BRANCH) and run checkout again"
+    )
 
 
 def checkout(repo: pygit2.Repository, ref: str, path: str | None = None) -> CheckedOut:
@@ -97,7 +100,9 @@ def checkout(repo: pygit2.Repository, ref: str, path: str | None = None) -> Chec
     label = _label(repo, e)
     dest = os.path.abspath(path or default_dir(repo, label))
     if os.path.lexists(dest):
-        raise InvalidInput(f"{dest} already exists; checkout never overwrites anything: give another DIR (git tvault checkout {ref} DIR)")
+        raise InvalidInput(
+            f"{dest} already exists; checkout never overwrites anything: give another DIR (git tvault checkout {ref} DIR)"
+        )
     fetched = _ensure_commit(repo, commit, m.get("branch"))
     p = _git(repo, "worktree", "add", "--detach", "-q", dest, commit)
     if p.returncode != 0:
@@ -108,8 +113,10 @@ def checkout(repo: pygit2.Repository, ref: str, path: str | None = None) -> Chec
         if patch.strip():
             p = _git(repo, "apply", "--whitespace=nowarn", "-", cwd=dest, stdin=patch)
             if p.returncode != 0:
-                raise StorageError(f"the worktree {dest} is at {commit[:10]}, but the entry's patch did not apply: "
-                                   f"{p.stderr.decode('utf-8', 'replace').strip()}")
+                raise StorageError(
+                    f"the worktree {dest} is at {commit[:10]}, but the entry's patch did not apply: "
+                    f"{p.stderr.decode('utf-8', 'replace').strip()}"
+                )
             patched = True
     untracked = [u for u in (m.get("untracked") or []) if isinstance(u, str)]
     return CheckedOut(dest, commit, e.id, label, patched, fetched, untracked)

@@ -51,10 +51,14 @@ class _NoClasses(pickle.Unpickler):
     """Builds only pickle's built-in containers and scalars; any global is refused."""
 
     def find_class(self, module: str, name: str) -> Any:
-        raise CorruptEntry(f"refused: the pickle asks for {module}.{name}; a tvault model_log holds only dicts, strings and numbers")
+        raise CorruptEntry(
+            f"refused: the pickle asks for {module}.{name}; a tvault model_log holds only dicts, strings and numbers"
+        )
 
     def persistent_load(self, pid: Any) -> Any:
-        raise CorruptEntry("refused: the pickle uses persistent ids; a tvault model_log holds only dicts, strings and numbers")
+        raise CorruptEntry(
+            "refused: the pickle uses persistent ids; a tvault model_log holds only dicts, strings and numbers"
+        )
 
 
 def read_model_log(path: str) -> dict[int, dict[str, Any]]:
@@ -68,7 +72,7 @@ def read_model_log(path: str) -> dict[int, dict[str, Any]]:
         obj = _NoClasses(io.BytesIO(data)).load()
     except CorruptEntry as e:
         raise CorruptEntry(f"{path}: {e}") from None
-    except Exception as e:  # noqa: BLE001 - any malformed pickle is one error
+    except Exception as e:
         raise CorruptEntry(f"{path}: not a tvault model_log file ({type(e).__name__}: {e})") from None
     if not isinstance(obj, dict) or not all(isinstance(k, int) and isinstance(v, dict) for k, v in obj.items()):
         raise CorruptEntry(f"{path}: not a tvault model_log file (expected a dict of model index -> record)")
@@ -130,8 +134,17 @@ def _source_objects(repo: pygit2.Repository, rec: dict[str, Any]) -> tuple[pygit
                 continue
             blob = repo.create_blob(text.rstrip("\n").encode() + b"\n")
             modules.setdefault(module, repo.TreeBuilder()).insert(f"{qualname}.py", blob, pygit2.enums.FileMode.BLOB)
-            index.append({"kind": kind, "role": role, "module": module, "qualname": qualname, "file": file, "line": None,
-                          "path": f"{SOURCE_DIR}/{module}/{qualname}.py"})
+            index.append(
+                {
+                    "kind": kind,
+                    "role": role,
+                    "module": module,
+                    "qualname": qualname,
+                    "file": file,
+                    "line": None,
+                    "path": f"{SOURCE_DIR}/{module}/{qualname}.py",
+                }
+            )
     if not modules:
         return None, index
     tb = repo.TreeBuilder()
@@ -147,7 +160,11 @@ def _number(v: Any) -> float | int | None:
 
 
 def _tag(v: Any) -> Any:
-    return v if v is None or isinstance(v, (bool, str, int)) or (isinstance(v, float) and _number(v) is not None) else str(v)
+    return (
+        v
+        if v is None or isinstance(v, (bool, str, int)) or (isinstance(v, float) and _number(v) is not None)
+        else str(v)
+    )
 
 
 def import_dir(repo: pygit2.Repository, path: str) -> list[Imported]:
@@ -179,7 +196,14 @@ def import_dir(repo: pygit2.Repository, path: str) -> list[Imported]:
     return out
 
 
-def _write(repo: pygit2.Repository, sig: pygit2.Signature, rec: dict[str, Any], commit: str, origin: str, lost_commit: str | None) -> tuple[str, str]:
+def _write(
+    repo: pygit2.Repository,
+    sig: pygit2.Signature,
+    rec: dict[str, Any],
+    commit: str,
+    origin: str,
+    lost_commit: str | None,
+) -> tuple[str, str]:
     tags = {k[4:]: _tag(v) for k, v in rec.items() if isinstance(k, str) and k.startswith("tag-") and k[4:]}
     tags[ORIGIN_TAG] = origin
     if lost_commit:
@@ -211,15 +235,23 @@ def _write(repo: pygit2.Repository, sig: pygit2.Signature, rec: dict[str, Any], 
     tb.insert(MANIFEST, blob(dumps(manifest)), pygit2.enums.FileMode.BLOB)
     tb.insert(ARCHITECTURE, blob(arch.rstrip("\n") + "\n"), pygit2.enums.FileMode.BLOB)
     tb.insert(WEIGHTS, blob(dumps({"chunk_bytes": 33554432, "tensors": {}}, ordered=True)), pygit2.enums.FileMode.BLOB)
-    tb.insert(SOURCE_INDEX, blob(dumps({"objects": src_index, "external": [], "missing": []})), pygit2.enums.FileMode.BLOB)
+    tb.insert(
+        SOURCE_INDEX, blob(dumps({"objects": src_index, "external": [], "missing": []})), pygit2.enums.FileMode.BLOB
+    )
     if src_tree is not None:
         tb.insert(SOURCE_DIR, src_tree, pygit2.enums.FileMode.TREE)
     if rec.get("optimizer"):
         tb.insert(OPTIMIZER, blob(dumps(parse_optimizer_text(_text(rec["optimizer"])))), pygit2.enums.FileMode.BLOB)
     if rec.get("scheduler"):
         text = _text(rec["scheduler"])
-        tb.insert(SCHEDULER, blob(dumps({"class": text.split(" ")[0].split(".")[-1].strip("<>"), "state": {}, "text": text})), pygit2.enums.FileMode.BLOB)
-    title = f"tvault: {manifest['model']['class'].rsplit('.', 1)[-1]}" + (f" result={result}" if result is not None else "")
+        tb.insert(
+            SCHEDULER,
+            blob(dumps({"class": text.split(" ")[0].split(".")[-1].strip("<>"), "state": {}, "text": text})),
+            pygit2.enums.FileMode.BLOB,
+        )
+    title = f"tvault: {manifest['model']['class'].rsplit('.', 1)[-1]}" + (
+        f" result={result}" if result is not None else ""
+    )
     body = f"{title}\n\ntrained on {commit}\n\nimported from the original tvault ({origin})\n"
     entry_id = str(repo.create_commit(None, sig, sig, body, tb.write(), []))
     repo.references.create(REF_PREFIX + entry_id, pygit2.Oid(hex=entry_id), force=True)

@@ -12,7 +12,8 @@ which ``log_all`` keyword to use instead.
 from __future__ import annotations
 
 import warnings
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from tvault_git.errors import InvalidInput, TvaultError
 
@@ -36,7 +37,9 @@ def _ignore_seed_keywords(kw: dict[str, Any]) -> None:
         )
 
 
-def log_all(model: Any, tags: Mapping[str, Any] | None = None, result: Any = -1, optimizer: Any = None, **kw: Any) -> Any:
+def log_all(
+    model: Any, tags: Mapping[str, Any] | None = None, result: Any = -1, optimizer: Any = None, **kw: Any
+) -> Any:
     """The seed's ``log_all``; further tvault-git keywords (``name=``, ``metrics=``, ``message=``) pass through."""
     from tvault_git.api.log import log_all as _log_all
 
@@ -52,7 +55,9 @@ def log(model: Any, **kw: Any) -> Any:
 
 
 def _immutable(what: str, instead: str) -> None:
-    raise InvalidInput(f"tvault.{what} edited the last logged record; tvault-git entries are immutable: pass {instead} to tvault.log_all")
+    raise InvalidInput(
+        f"tvault.{what} edited the last logged record; tvault-git entries are immutable: pass {instead} to tvault.log_all"
+    )
 
 
 def log_optimizer(optimizer: Any, **kw: Any) -> None:
@@ -104,7 +109,9 @@ def diff_f(sha1: str = "", index1: int = -1, sha2: str = "", index2: int = -1, *
 diff = diff_f
 
 
-def find_f(condition: str = "hash", hash: str = "", tag_type: str = "", tag: Any = "", min: Any = 0, max: Any = 100, **kw: Any) -> None:
+def find_f(
+    condition: str = "hash", hash: str = "", tag_type: str = "", tag: Any = "", min: Any = 0, max: Any = 100, **kw: Any
+) -> None:
     """The seed's ``find_f``: print the entries matching one condition (hash, result or tag)."""
     _ignore_seed_keywords(kw)
     if condition == "hash":

@@ -20,6 +20,10 @@ def checkout_cmd(ctx: click.Context, ref: str, path: str | None) -> None:
     src = f", fetched from {c.fetched_from}" if c.fetched_from else ""
     click.echo(f"{c.label}: code in {c.path} (commit {c.commit[:10]}{how}{src})")
     if c.untracked:
-        click.echo(f"not recorded (untracked at training time): {', '.join(c.untracked[:10])}{' ...' if len(c.untracked) > 10 else ''}")
-    click.echo(f"load its weights there: cd {c.path} && python -c \"import tvault_git as tv; sd = tv.load('{c.entry}')\"")
+        click.echo(
+            f"not recorded (untracked at training time): {', '.join(c.untracked[:10])}{' ...' if len(c.untracked) > 10 else ''}"
+        )
+    click.echo(
+        f"load its weights there: cd {c.path} && python -c \"import tvault_git as tv; sd = tv.load('{c.entry}')\""
+    )
     click.echo(f"   or into your model:  tv.load_into(model, '{c.entry}')")

@@ -136,7 +136,10 @@ def show_cmd(ctx: click.Context, ref: str, show_source: bool, show_patch: bool, 
     ]
     for o in objs:
         label = f"{o.get('module')}.{o.get('qualname')}"
-        lines.append(f"    {o.get('kind', '?'):<9}{label:<36} {o.get('file')}" + (f":{o['line']}" if o.get("line") is not None else ""))
+        lines.append(
+            f"    {o.get('kind', '?'):<9}{label:<36} {o.get('file')}"
+            + (f":{o['line']}" if o.get("line") is not None else "")
+        )
         if show_source:
             text = (entries.read_blob(repo, tree, o.get("path", "")) or b"").decode("utf-8", "replace")
             lines += ["        " + ln for ln in text.rstrip("\n").splitlines()] + [""]

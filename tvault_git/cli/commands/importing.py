@@ -17,8 +17,13 @@ def import_tvault_cmd(ctx: click.Context, path: str) -> None:
     done = seedimport.import_dir(repo_from_ctx(ctx), path)
     new = [d for d in done if d.entry]
     for d in new:
-        where = "" if d.on_recorded_commit else f" (commit not in this repository: on HEAD, tag {seedimport.COMMIT_TAG})"
+        where = (
+            "" if d.on_recorded_commit else f" (commit not in this repository: on HEAD, tag {seedimport.COMMIT_TAG})"
+        )
         click.echo(f"imported {d.file} model {d.index} -> {d.entry[:10]} {d.ref}{where}")  # type: ignore[index]
     skipped = len(done) - len(new)
-    click.echo(f"{len(new)} entr{'y' if len(new) == 1 else 'ies'} imported" + (f", {skipped} already imported" if skipped else "")
-               + "; the original tvault stored no weights, so these entries have none")
+    click.echo(
+        f"{len(new)} entr{'y' if len(new) == 1 else 'ies'} imported"
+        + (f", {skipped} already imported" if skipped else "")
+        + "; the original tvault stored no weights, so these entries have none"
+    )
