@@ -8,11 +8,13 @@ module imports the group it is registered on (no import cycle).
 from __future__ import annotations
 
 import importlib
+import os
 
 import click
 import pygit2
 
 from tvault_git import __version__
+from tvault_git.errors import NotARepository
 from tvault_git.gitutil.repo import open_repo
 
 # name -> "module:attribute" under tvault_git.cli.commands; the order is the --help order.
@@ -32,6 +34,7 @@ COMMANDS: dict[str, str] = {
     "install": "hooks:install_cmd",
     "uninstall": "hooks:uninstall_cmd",
     "ui": "ui:ui_cmd",
+    "help": "help:help_cmd",
 }
 
 
@@ -65,4 +68,10 @@ def cli(ctx: click.Context, repo_path: str | None) -> None:
 def repo_from_ctx(ctx: click.Context) -> pygit2.Repository:
     """The repository the command runs in: ``-C PATH`` if given, else the one around the cwd."""
     root = ctx.find_root()
-    return open_repo(root.obj.get("repo_path") if root.obj else None)
+    path = root.obj.get("repo_path") if root.obj else None
+    try:
+        return open_repo(path)
+    except NotARepository:  # the library's message names the Python keyword; say it the CLI's way
+        where = os.path.abspath(path) if path else os.getcwd()
+        hint = "give a repository's path to -C" if path else "cd into a repository or use git tvault -C PATH"
+        raise NotARepository(f"not inside a git repository: {where} ({hint}; 'git init' makes one)") from None
