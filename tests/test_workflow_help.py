@@ -27,7 +27,19 @@ def test_shipped_man_pages_match_the_commands():
 def test_git_help_finds_the_installed_man_page(tmp_path):
     """The wheel puts the pages in <prefix>/share/man/man1, beside <prefix>/bin, where git help finds them."""
     p = subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "--no-index", "-w", str(tmp_path), str(ROOT)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "--no-index",
+            "-w",
+            str(tmp_path),
+            str(ROOT),
+        ],
         capture_output=True,
         text=True,
     )
@@ -45,7 +57,12 @@ def test_git_help_finds_the_installed_man_page(tmp_path):
     (prefix / "bin" / "git-tvault").symlink_to(os.path.join(os.path.dirname(sys.executable), "git-tvault"))
     env = {k: v for k, v in os.environ.items() if k != "MANPATH"}
     env.update(PATH=f"{prefix / 'bin'}{os.pathsep}{os.environ['PATH']}", MANPAGER="cat", PAGER="cat", GIT_PAGER="cat")
-    for cmd in (["git", "tvault", "--help"], ["git", "help", "-m", "tvault"], ["man", "git-tvault"], ["man", "git-tvault-find"]):
+    for cmd in (
+        ["git", "tvault", "--help"],
+        ["git", "help", "-m", "tvault"],
+        ["man", "git-tvault"],
+        ["man", "git-tvault-find"],
+    ):
         p = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, env=env)
         assert p.returncode == 0, (cmd, p.stderr)
         assert "No manual entry" not in p.stderr and "tvault-git Manual" in p.stdout, cmd
