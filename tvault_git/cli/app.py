@@ -23,6 +23,7 @@ COMMANDS: dict[str, str] = {
     "show": "entries:show_cmd",
     "find": "find:find_cmd",
     "diff": "diff:diff_cmd",
+    "models": "models:models_cmd",
     "history": "models:history_cmd",
     "alias": "models:alias_cmd",
     "export": "entries:export_cmd",

@@ -299,3 +299,25 @@ def resolve(
         return hit.entry
     known = ", ".join(sorted(al) + list(RESERVED))
     raise RefNotFound(f"{name} has no version or alias {selector!r} (aliases: {known})")
+
+
+def summaries(repo: pygit2.Repository) -> list[dict[str, object]]:
+    """Each named model: version count, latest and best version, aliases (``git tvault models``)."""
+    out: list[dict[str, object]] = []
+    for name in names(repo):
+        vs = versions(repo, name)
+        top = best(vs)
+        out.append(
+            {
+                "name": name,
+                "versions": len(vs),
+                "latest": {"version": vs[-1].number, "id": vs[-1].entry.id, "created": vs[-1].created},
+                "best": None
+                if top is None
+                else {"version": top.number, "id": top.entry.id, "result": float(top.entry.result)},  # type: ignore[arg-type]
+                "aliases": {
+                    a: next((v.number for v in vs if v.entry.id == eid), None) for a, eid in aliases(repo, name).items()
+                },
+            }
+        )
+    return out

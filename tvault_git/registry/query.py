@@ -211,8 +211,10 @@ def find(
         if not isinstance(pair, (tuple, list)) or len(pair) != 2:
             raise InvalidInput(f"a tag condition is a (key, value) pair, got {pair!r}")
         id_sets.append(_ids_equal("'tag'", str(pair[0]), pair[1]))
+    asked: list[tuple[str, str]] = []  # (key, where it was given): checked against the registry's keys
     for expr in where:
         key, op, val = parse_where(expr)
+        asked.append((key, f"--where {expr!r}"))
         if key == "result":
             if op in ("=", "==", "!="):
                 val = _number(val, f"the value in {expr!r}")
@@ -255,6 +257,7 @@ def find(
         if not key or direction not in ("", "min", "max"):
             raise InvalidInput(f"bad --best {best!r}: give a metric name, optionally with :min or :max (e.g. loss:min)")
         sort = key
+        asked.append((key, f"--best {best!r}"))
         desc = direction == "max" or (direction == "" and not _LOWER_IS_BETTER.search(key))
         if limit is None:
             limit = 1
@@ -268,8 +271,11 @@ def find(
     where_sql = " AND ".join(conds)
     if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
         raise InvalidInput(f"offset must be zero or more, got {offset!r}")
+    if sort is not None and sort not in _BUILTIN_SORT and best is None:
+        asked.append((sort, f"--sort {sort!r}"))
     con = cache.refresh(r)
     try:
+        _check_keys(con, asked)
         con.create_function("tv_re", 2, _regex, deterministic=True)
         if sort is not None and sort not in _BUILTIN_SORT:
             # Entries that have the metric, in the covering index's order; then,
@@ -307,10 +313,53 @@ def find(
                 total = con.execute(f"SELECT COUNT(*) FROM entries e WHERE {where_sql}", args).fetchone()[0]
                 if best is not None and limit is not None:
                     total = min(total, limit)
+        out = [_summary(row) for row in rows]
+        _add_versions(con, out)
     finally:
         con.close()
-    out = [_summary(row) for row in rows]
     return (out, int(total)) if with_total else out
+
+
+def known_keys(con: Any) -> list[str]:
+    """Every metric and tag key in the registry, plus ``result`` and the built-in sort keys."""
+    keys = {k for (k,) in con.execute("SELECT DISTINCT key FROM kv WHERE kind IN ('metric','tag')")}
+    return sorted(keys | {"result"} | set(_BUILTIN_SORT))
+
+
+def _check_keys(con: Any, asked: list[tuple[str, str]]) -> None:
+    """A key no entry has is a typo, not an empty answer: say so and list the keys there are."""
+    for key, where in asked:
+        if key == "result" or key in _BUILTIN_SORT:
+            continue
+        if con.execute("SELECT 1 FROM kv WHERE kind IN ('metric','tag') AND key = ? LIMIT 1", (key,)).fetchone():
+            continue
+        if not con.execute("SELECT 1 FROM entries WHERE missing = 0 LIMIT 1").fetchone():
+            continue  # an empty registry: nothing to compare with, "no entries" says enough
+        import difflib
+
+        known = known_keys(con)
+        close = difflib.get_close_matches(key, known, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise InvalidInput(f"unknown key {key!r} in {where}: no entry has it; {hint}known: {', '.join(known)}")
+
+
+def _add_versions(con: Any, rows: list[dict[str, Any]]) -> None:
+    """``version`` (the N of NAME@N) on named rows: position by (created, id) among the name's entries.
+
+    The same numbering as registry.names.versions, computed in SQL over the names on the page only.
+    """
+    names = sorted({r["name"] for r in rows if r["name"]})
+    found: dict[str, int] = {}
+    for i in range(0, len(names), 500):
+        chunk = names[i : i + 500]
+        marks = ",".join("?" * len(chunk))
+        sql = (
+            "SELECT id, ROW_NUMBER() OVER (PARTITION BY name ORDER BY ts, id) FROM "
+            f"(SELECT id, name, min(ts) AS ts FROM entries WHERE name IN ({marks}) AND ts IS NOT NULL GROUP BY id, name)"
+        )
+        found.update(dict(con.execute(sql, chunk).fetchall()))
+    for r in rows:
+        r["version"] = found.get(r["id"]) if r["name"] else None
 
 
 def _fetch(con: Any, sql: str, args: list[Any], limit: int | None, offset: int = 0) -> list[tuple]:

@@ -35,10 +35,20 @@ def entry_summary(e: entries.Entry) -> dict[str, Any]:
     }
 
 
+def model_label(s: dict[str, Any]) -> str | None:
+    """``NAME@N`` (what users type), ``NAME`` when unnumbered, None for unnamed entries."""
+    if not s.get("name"):
+        return None
+    return f"{s['name']}@{s['version']}" if s.get("version") else s["name"]
+
+
 def log_line(s: dict[str, Any]) -> str:
     parts = [click.style(s["id"][:10], fg="yellow"), s["ref"]]
-    if s["name"]:
-        parts.append(click.style(s["name"], fg="cyan"))
+    label = model_label(s)
+    if label:
+        parts.append(click.style(label, fg="cyan"))
+    if s.get("dirty"):
+        parts.append(click.style("(dirty)", fg="red"))
     if s["result"] is not None:
         parts.append(f"result={fmt_value(s['result'])}")
     if s["metrics"]:
@@ -47,6 +57,9 @@ def log_line(s: dict[str, Any]) -> str:
         parts.append(click.style(fmt_tags(s["tags"]), fg="green"))
     parts.append(f"<{s['author']}>")
     parts.append(short_date(s["created"]))
+    if s.get("message"):
+        first = s["message"].strip().splitlines()[0] if s["message"].strip() else ""
+        parts.append(click.style(first if len(first) <= 72 else first[:71] + "…", dim=True))
     return " ".join(parts)
 
 
@@ -64,7 +77,7 @@ def log_cmd(ctx: click.Context, limit: int | None, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(rows, indent=1))
         return
-    if not rows:
+    if not rows and limit != 0:
         click.echo("no entries yet: log one with tvault_git.log_all(model, ...)")
         return
     for s in rows:
