@@ -25,7 +25,7 @@ from tvault_git import __version__
 from tvault_git.capture import live
 from tvault_git.errors import InvalidInput
 from tvault_git.gitutil.repo import ensure_config, head_commit, open_repo, signature
-from tvault_git.registry import notes
+from tvault_git.registry import names, notes
 from tvault_git.registry.entries import Entry
 from tvault_git.spec.format import (
     ARCHITECTURE,
@@ -339,7 +339,9 @@ def log_all(
     # 4. Publish: the ref keeps the objects alive, the note line makes it visible.
     r.references.create(REF_PREFIX + entry_id, pygit2.Oid(hex=entry_id), force=True)
     res_txt = None if clean_result is None else repr(clean_result)
-    index = notes.add(r, str(head.id), entry_id, name, res_txt, created=manifest["created"])
+    label = manifest["model"]["class"].rsplit(".", 1)[-1] if name is None else f"{name}@{names.next_version(r, name)}"
+    shown = notes.display_text(label, res_txt, entry_id)
+    index = notes.add(r, str(head.id), entry_id, name, res_txt, created=manifest["created"], display=shown)
     # 5. Housekeeping: many small weight packs slow every object lookup down.
     try:
         packmerge.maybe_merge(r)

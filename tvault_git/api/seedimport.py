@@ -30,6 +30,7 @@ from tvault_git.gitutil.repo import ensure_config, head_commit, signature
 from tvault_git.registry import notes, query
 from tvault_git.spec.format import (
     ARCHITECTURE,
+    FORMAT_VERSION,
     MANIFEST,
     OPTIMIZER,
     REF_PREFIX,
@@ -43,7 +44,6 @@ from tvault_git.spec.format import (
 MAX_FILE = 64 * 1024 * 1024  # the seed's files hold source text: anything larger is not one
 ORIGIN_TAG = "tvault_seed"  # "<file>:<index>", what makes a second import a no-op
 COMMIT_TAG = "tvault_seed_commit"  # the recorded hash, when this repository lacks that commit
-IMPORTED_FORMAT = "1.1"  # manifests of imported entries carry the optional "imported" key
 _FILE_RE = re.compile(r"^model_([0-9a-fA-F]{4,40})$")
 
 
@@ -213,7 +213,7 @@ def _write(
     src_tree, src_index = _source_objects(repo, rec)
     now = _dt.datetime.now(_dt.timezone.utc).astimezone().isoformat(timespec="microseconds")
     manifest = {
-        "format": IMPORTED_FORMAT,
+        "format": FORMAT_VERSION,
         "kind": "tvault-entry",
         "created": now,
         "author": {"name": sig.name, "email": sig.email},
@@ -255,5 +255,7 @@ def _write(
     body = f"{title}\n\ntrained on {commit}\n\nimported from the original tvault ({origin})\n"
     entry_id = str(repo.create_commit(None, sig, sig, body, tb.write(), []))
     repo.references.create(REF_PREFIX + entry_id, pygit2.Oid(hex=entry_id), force=True)
-    index = notes.add(repo, commit, entry_id, None, None if result is None else repr(result), created=now)
+    res_txt = None if result is None else repr(result)
+    shown = notes.display_text(f"{manifest['model']['class']} (imported)", res_txt, entry_id)
+    index = notes.add(repo, commit, entry_id, None, res_txt, created=now, display=shown)
     return entry_id, f"{commit[:7]}:{index}"

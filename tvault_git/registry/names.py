@@ -321,3 +321,11 @@ def summaries(repo: pygit2.Repository) -> list[dict[str, object]]:
             }
         )
     return out
+
+
+def next_version(repo: pygit2.Repository, name: str) -> int:
+    """The number a new (newest) entry of ``name`` gets: one more than the entries already indexed.
+
+    For the note's display text only (a concurrent version in another clone can shift it after a merge).
+    """
+    return len({n.entry for _, _, n in _named_lines(repo, name=name) if n.name == name}) + 1

@@ -29,19 +29,45 @@ class NoteLine:
     name: str | None
     result: str | None
     created: str | None = None  # the manifest's timestamp, so versions can be numbered from notes alone
+    display: str | None = None  # the human part after " | " (format 1.1), kept verbatim when copied
 
     def render(self) -> str:
         line = (
             f"model {self.seq} {self.entry} {self.name or '-'} result={self.result if self.result is not None else '-'}"
         )
-        return line + (f" created={self.created}" if self.created else "")
+        line += f" created={self.created}" if self.created else ""
+        return line + (f" {DISPLAY_SEP} {self.display}" if self.display else "")
+
+
+DISPLAY_SEP = "|"
+
+
+def display_text(label: str, result: str | None, entry: str) -> str:
+    """What ``git log --notes=tvault`` readers see after the separator: ``mnist@3 result 0.9961 entry 408b92c0ab``.
+
+    Only for eyes: readers take every value from the machine part before the separator.
+    """
+    words = [label]
+    if result is not None:
+        try:
+            words.append(f"result {float(result):.4g}")
+        except ValueError:
+            pass
+    words.append(f"entry {entry[:10]}")
+    return " ".join(" ".join(w.replace(DISPLAY_SEP, "/").split()) for w in words)
 
 
 def parse(text: str) -> list[NoteLine]:
-    """Entry lines of a note, in index order; unknown lines are ignored (forward compatible)."""
+    """Entry lines of a note, in index order; unknown lines are ignored (forward compatible).
+
+    A line is ``model <seq> <id> <name> result=<r> [created=<c>] [key=value ...] [| <display text>]``;
+    lines of 1.0 writers have no display part.
+    """
     out: dict[str, NoteLine] = {}
     for raw in text.splitlines():
-        parts = raw.split()
+        machine, sep, shown = raw.partition(f" {DISPLAY_SEP} ")
+        display = (shown.strip() or None) if sep else None
+        parts = machine.split()
         if len(parts) < 3 or parts[0] != "model":
             continue
         try:
@@ -57,14 +83,17 @@ def parse(text: str) -> list[NoteLine]:
             result = parts[4][7:]
         created = (
             next((p[8:] for p in parts[5:] if p.startswith("created=") and len(p) > 8), None)
-            if "created=" in raw
+            if "created=" in machine
             else None
         )
         prev = out.get(entry)
         if prev is None or seq < prev.seq:
-            out[entry] = NoteLine(seq, entry, name, result, created or (prev.created if prev else None))
-        elif prev.created is None and created:
-            out[entry] = NoteLine(prev.seq, entry, prev.name, prev.result, created)
+            keep_c = created or (prev.created if prev else None)
+            out[entry] = NoteLine(seq, entry, name, result, keep_c, display or (prev.display if prev else None))
+        elif (prev.created is None and created) or (prev.display is None and display):
+            out[entry] = NoteLine(
+                prev.seq, entry, prev.name, prev.result, prev.created or created, prev.display or display
+            )
     return sorted(out.values(), key=lambda n: (n.seq, n.entry))
 
 
@@ -155,6 +184,7 @@ def add(
     ref: str = NOTES_REF,
     created: str | None = None,
     seq: int | None = None,
+    display: str | None = None,
 ) -> int:
     """Append an entry line to ``commit``'s note atomically; returns the entry's index.
 
@@ -169,7 +199,7 @@ def add(
         if any(n.entry == entry for n in lines):
             return [n.entry for n in lines].index(entry)
         new_seq = max((n.seq for n in lines), default=-1) + 1 if seq is None else seq
-        new = NoteLine(new_seq, entry, name, result, created)
+        new = NoteLine(new_seq, entry, name, result, created, display)
         body = text if text.endswith("\n") or not text else text + "\n"
         body += new.render() + "\n"
         blob = repo.create_blob(body.encode())

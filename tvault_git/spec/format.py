@@ -8,7 +8,7 @@ from typing import Any
 
 from tvault_git.errors import CorruptEntry, UnsupportedFormat
 
-FORMAT_VERSION = "1.0"
+FORMAT_VERSION = "1.1"
 FORMAT_MAJOR = 1
 
 REF_PREFIX = "refs/tvault/entries/"
