@@ -80,17 +80,17 @@ def test_tied_weights_stored_once_and_load_into(repo):
 def test_large_tensor_is_chunked_below_50mb(repo, monkeypatch):
     from tvault_git.registry import entries as registry
     from tvault_git.spec import format as fmt
-    from tvault_git.storage import tensors as tensors
 
     assert fmt.CHUNK_BYTES <= 50_000_000  # git hosts reject big blobs
-    monkeypatch.setattr(fmt, "CHUNK_BYTES", 1000)
-    monkeypatch.setattr(tensors, "CHUNK_BYTES", 1000)
-    t = torch.randn(1001)  # 4004 bytes -> 5 chunks
+    monkeypatch.setattr(fmt, "CHUNK_BYTES", 1024)  # the one definition; readers take the table's value
+    t = torch.randn(1025)  # 4100 bytes -> 5 chunks
     m = torch.nn.Module()
     m.register_buffer("big", t)
     e = tvault.log_all(m)
     recs = registry.weight_records(open_repo(None), e.id)
     assert len(recs["big"]["chunks"]) == 5
+    assert registry.tensor_table(open_repo(None), e.id).chunk_bytes == 1024
+    monkeypatch.setattr(fmt, "CHUNK_BYTES", 33554432)  # a reader with another default still reads it
     assert torch.equal(tvault.load(e.id)["big"], t)
 
 

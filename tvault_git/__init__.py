@@ -29,6 +29,7 @@ _LAZY = {
 
 from tvault_git.errors import (  # noqa: E402  (torch-free)
     AmbiguousRef,
+    CaptureWarning,
     CorruptEntry,
     InvalidInput,
     NoCommits,
@@ -54,6 +55,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "AmbiguousRef",
+    "CaptureWarning",
     "CorruptEntry",
     "Entry",
     "InvalidInput",

@@ -51,3 +51,11 @@ class StorageError(TvaultError):
     """The repository could not be written (disk full, read-only, permissions); nothing was recorded."""
 
     exit_code = 7
+
+
+class CaptureWarning(UserWarning):
+    """``log_all`` could not capture part of the model's code (missing source, code edited after import).
+
+    A warning, not an error: the entry is logged and says what is missing. Filter it with
+    ``warnings.filterwarnings("ignore", category=tvault_git.CaptureWarning)``.
+    """

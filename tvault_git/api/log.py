@@ -15,22 +15,23 @@ import numbers
 import os
 import platform
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import pygit2
 import torch
 
 from tvault_git import __version__
-from tvault_git.capture import live
-from tvault_git.errors import InvalidInput
-from tvault_git.gitutil.repo import ensure_config, head_commit, open_repo, signature
+from tvault_git.capture import live, values
+from tvault_git.errors import CaptureWarning, InvalidInput
+from tvault_git.gitutil.repo import ensure_config, head_commit, open_repo, repo_keyword, signature, writes_shared
 from tvault_git.registry import names, notes
 from tvault_git.registry.entries import Entry
+from tvault_git.spec import format as fmt
 from tvault_git.spec.format import (
     ARCHITECTURE,
     BLOB_DIR,
-    CHUNK_BYTES,
+    CONFIGURATION,
     FORMAT_VERSION,
     MANIFEST,
     NAME_RE,
@@ -168,24 +169,60 @@ def _scheduler_record(sched: Any) -> dict[str, Any]:
     return {"class": f"{cls.__module__}.{cls.__qualname__}", "state": state}
 
 
-def _work_tree_state(repo: pygit2.Repository, head: pygit2.Commit) -> tuple[bool, str, list[str]]:
-    """(dirty, patch of tracked files against the training commit, untracked files)."""
+def _work_tree_state(
+    repo: pygit2.Repository, head: pygit2.Commit, cap: live.Captured | None = None
+) -> tuple[bool, str, list[str]]:
+    """(dirty, patch against the training commit, untracked files).
+
+    The patch holds tracked changes plus untracked files that hold captured
+    model code (so commit + patch reproduces the code), and leaves out files
+    that changed on disk after import (their later edits did not run).
+    """
     if repo.is_bare:
         return False, "", []
     st = repo.status(untracked_files="normal", ignored=False)
     untracked = sorted(
         p for p, f in st.items() if f & pygit2.enums.FileStatus.WT_NEW and not f & pygit2.enums.FileStatus.INDEX_NEW
     )
+    drifted = {d["file"] for d in cap.drift} if cap else set()
+    code_files = {o["file"] for o in cap.objects} if cap else set()
+    new_code = [p for p in untracked if p in code_files and p not in drifted]
     tracked_changed = any(
         f not in (pygit2.enums.FileStatus.CURRENT, pygit2.enums.FileStatus.IGNORED)
         and f != pygit2.enums.FileStatus.WT_NEW
-        for f in st.values()
+        and p not in drifted
+        for p, f in st.items()
     )
-    if not tracked_changed:
+    if not tracked_changed and not new_code:
         return False, "", untracked
-    diff = head.tree.diff_to_index(repo.index)
-    diff.merge(repo.index.diff_to_workdir())
-    return True, diff.patch or "", untracked
+    parts = []
+    if tracked_changed:
+        diff = head.tree.diff_to_index(repo.index)
+        diff.merge(repo.index.diff_to_workdir())
+        for patch in diff:
+            if patch.delta.new_file.path not in drifted and patch.delta.old_file.path not in drifted:
+                parts.append(patch.text or "")
+    for rel in new_code:
+        with open(os.path.join(repo.workdir, rel), "rb") as f:
+            parts.append(pygit2.Patch.create_from(None, f.read(), old_as_path=rel, new_as_path=rel).text or "")
+    patch_text = "".join(parts)
+    return bool(patch_text), patch_text, untracked
+
+
+def _committed_text(head: pygit2.Commit) -> Callable[[str], str | None]:
+    """A file's text in the training commit (capture proves with it which code ran)."""
+
+    def read(rel: str) -> str | None:
+        try:
+            obj = head.tree[rel]
+        except (KeyError, ValueError):
+            return None
+        try:
+            return obj.data.decode("utf-8") if isinstance(obj, pygit2.Blob) else None
+        except UnicodeDecodeError:
+            return None
+
+    return read
 
 
 def _blob(repo: pygit2.Repository, data: bytes | str) -> pygit2.Oid:
@@ -208,6 +245,7 @@ def _source_tree(repo: pygit2.Repository, cap: live.Captured) -> tuple[pygit2.Oi
     return (tb.write() if modules else None), index
 
 
+@writes_shared(repo_keyword)
 def log_all(
     model: Any,
     tags: Mapping[str, Any] | None = None,
@@ -265,9 +303,9 @@ def log_all(
         s_records, s_ids, s_new = tensors.store_tensors(r, tens, "optimizer state")
         blob_ids = sorted(set(blob_ids) | set(s_ids))
         new_bytes += s_new
-        opt_state_doc = {"chunk_bytes": CHUNK_BYTES, "tensors": s_records, "values": plain}
-    cap = live.capture_model(model, root)
-    dirty, patch, untracked = _work_tree_state(r, head)
+        opt_state_doc = {"chunk_bytes": fmt.CHUNK_BYTES, "tensors": s_records, "values": plain}
+    cap = live.capture_model(model, root, _committed_text(head))
+    dirty, patch, untracked = _work_tree_state(r, head, cap)
     branch = None if r.head_is_detached else r.head.shorthand
 
     # 3. Tree and commit.
@@ -282,13 +320,16 @@ def log_all(
         "branch": branch,
         "dirty": dirty,
         "untracked": untracked[:200],
+        "missing": cap.missing,
+        "drift": cap.drift,
+        "config": values.searchable(cap.configuration),
         "name": name,
         "message": message,
         "tags": clean_tags,
         "result": clean_result,
         "metrics": clean_metrics,
         "model": {
-            "class": f"{type(model).__module__}.{type(model).__qualname__}",
+            "class": cap.model_class,
             "parameters": n_params,
             "tensors": len(w_records),
             "bytes": sum(rec["nbytes"] for rec in w_records.values()),
@@ -305,7 +346,7 @@ def log_all(
     tb.insert(ARCHITECTURE, _blob(r, repr(model) + "\n"), pygit2.enums.FileMode.BLOB)
     tb.insert(
         WEIGHTS,
-        _blob(r, dumps({"chunk_bytes": CHUNK_BYTES, "tensors": w_records}, ordered=True)),
+        _blob(r, dumps({"chunk_bytes": fmt.CHUNK_BYTES, "tensors": w_records}, ordered=True)),
         pygit2.enums.FileMode.BLOB,
     )
     tb.insert(
@@ -313,6 +354,7 @@ def log_all(
         _blob(r, dumps({"objects": src_index, "external": cap.external, "missing": cap.missing})),
         pygit2.enums.FileMode.BLOB,
     )
+    tb.insert(CONFIGURATION, _blob(r, dumps(cap.configuration)), pygit2.enums.FileMode.BLOB)
     if src_tree is not None:
         tb.insert(SOURCE_DIR, src_tree, pygit2.enums.FileMode.TREE)
     if opt_rec is not None:
@@ -347,4 +389,7 @@ def log_all(
         packmerge.maybe_merge(r)
     except OSError as e:  # the entry is logged; merging can wait for the next call
         warnings.warn(f"tvault: could not merge weight packs ({e}); the entry is logged", stacklevel=2)
+    gaps = live.capture_gaps(cap.missing, cap.drift)
+    if gaps:
+        warnings.warn(f"tvault: entry {entry_id[:10]}: {gaps}", CaptureWarning, stacklevel=2)
     return Entry(entry_id, str(head.id), index, name, res_txt, new_bytes, _repo=r, _manifest=manifest)

@@ -44,9 +44,8 @@ def load(
     """The entry's state_dict (or just ``names``), bit-identical to what was logged."""
     r = _repo(repo)
     e = registry.resolve(r, ref)
-    recs = weight_records(r, e)
-    where = f"entry {e.short}"
-    sd = tensors.read_tensors(r, recs, where, names)
+    table = registry.tensor_table(r, e.id)
+    sd = tensors.read_tensors(r, table.tensors, f"entry {e.short}", names, chunk_bytes=table.chunk_bytes)
     return sd if str(device) == "cpu" else {n: t.to(device) for n, t in sd.items()}
 
 
@@ -144,9 +143,8 @@ def load_optimizer_into(optimizer: torch.optim.Optimizer, ref: str, repo: Any = 
     if [len(g["params"]) for g in rec["param_groups"]] != [len(g["params"]) for g in cur["param_groups"]]:
         raise InvalidInput(f"entry {e.short}: the optimizer's param groups have a different layout than the logged one")
     names = [n for g in rec["param_groups"] for n in g["params"]]
-    tens = tensors.read_tensors(
-        r, registry.weight_records(r, e.id, OPTIMIZER_STATE), f"entry {e.short} optimizer state"
-    )
+    table = registry.tensor_table(r, e.id, OPTIMIZER_STATE)
+    tens = tensors.read_tensors(r, table.tensors, f"entry {e.short} optimizer state", chunk_bytes=table.chunk_bytes)
     values = doc.get("values") or {}
     state: dict[int, dict[str, Any]] = {}
     for idx, pname in enumerate(names):

@@ -14,7 +14,9 @@ import ast
 import os
 from typing import Any
 
-from tvault_git.capture.live import _references
+from tvault_git.capture.pysource import locate as _locate
+from tvault_git.capture.pysource import node_text as _node_text
+from tvault_git.capture.scope import global_references
 
 _SKIP_DIRS = {
     ".git",
@@ -60,31 +62,6 @@ class _Files:
                     break
             self._all = out
         return self._all
-
-
-def _node_text(lines: list[str], node: ast.AST) -> str:
-    start = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])])
-    return "".join(lines[start - 1 : node.end_lineno])
-
-
-def _locate(body: list[ast.stmt], parts: list[str], kind: str) -> ast.AST | None:
-    """The definition of ``parts`` (a qualname split on '.') in a module body; last binding wins."""
-    found = None
-    head, rest = parts[0], parts[1:]
-    for node in body:
-        if isinstance(node, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.name == head:
-            if rest:
-                inner = _locate(node.body, rest, kind)
-                found = inner if inner is not None else found
-            elif kind == "constant":
-                continue
-            elif (kind == "class") == isinstance(node, ast.ClassDef):
-                found = node
-        elif kind == "constant" and not rest and isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign)):
-            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
-            if head in {n.id for t in targets for n in ast.walk(t) if isinstance(n, ast.Name)}:
-                found = node
-    return found
 
 
 def _module_name(rel: str) -> str:
@@ -201,11 +178,7 @@ def current_objects(root: str, objects: list[dict[str, Any]], texts: dict[str, s
     while i < len(out):
         o = out[i]
         i += 1
-        try:
-            refs = _references(ast.parse(_dedent(o["text"])))
-        except SyntaxError:
-            continue
-        for chain in refs:
+        for chain in global_references(o["text"]):
             if o["kind"] == "constant" and chain[0] == o["qualname"]:
                 continue
             hit = _resolve(files, o["file"], o["module"], chain)
@@ -217,9 +190,3 @@ def current_objects(root: str, objects: list[dict[str, Any]], texts: dict[str, s
             parsed = files.parse(rel)
             add(_obj(_kind_of(node), module, name, rel, node, parsed[0], "dependency"))
     return out
-
-
-def _dedent(text: str) -> str:
-    import textwrap
-
-    return textwrap.dedent(text)

@@ -12,20 +12,32 @@ from __future__ import annotations
 
 import difflib
 import math
+import re
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 import pygit2
 
+from tvault_git.diff import config
 from tvault_git.errors import InvalidInput, RefNotFound
 from tvault_git.gitutil.repo import open_repo
 from tvault_git.registry import entries
-from tvault_git.spec.format import ARCHITECTURE, OPTIMIZER, SCHEDULER, SOURCE_INDEX, WEIGHTS
+from tvault_git.spec.format import (
+    ARCHITECTURE,
+    CHUNK_BYTES,
+    CONFIGURATION,
+    OPTIMIZER,
+    SCHEDULER,
+    SOURCE_INDEX,
+    WEIGHTS,
+)
 
-SECTIONS = ("architecture", "classes", "functions", "weights", "optimizer", "metadata", "context")
+SECTIONS = ("architecture", "configuration", "classes", "functions", "weights", "optimizer", "metadata", "context")
 TITLES = {
     "architecture": "Architecture",
+    "configuration": "Configuration",
     "classes": "Model class source",
     "functions": "Functions and other code",
     "weights": "Weights",
@@ -35,6 +47,8 @@ TITLES = {
 }
 ALIASES = {
     "arch": "architecture",
+    "config": "configuration",
+    "values": "configuration",
     "class": "classes",
     "source": "classes",
     "function": "functions",
@@ -70,8 +84,10 @@ class Side:
     objects: list[dict[str, Any]] = field(default_factory=list)
     architecture: str | None = None
     weights: dict[str, Any] | None = None
+    chunk_bytes: int = CHUNK_BYTES  # the weights table's own (spec/tables.py)
     optimizer: dict[str, Any] | None = None
     scheduler: dict[str, Any] | None = None
+    configuration: dict[str, Any] | None = None
     version: int | None = None  # the N of NAME@N
 
     def describe(self) -> dict[str, Any]:
@@ -115,7 +131,7 @@ def _entry_side(repo: pygit2.Repository, ref: str) -> Side:
         text = entries.read_blob(repo, tree, o.get("path", "")) or b""
         objs.append({**o, "text": text.decode("utf-8", "replace")})
     arch = entries.read_blob(repo, tree, ARCHITECTURE)
-    w = entries.read_json(repo, e.id, WEIGHTS) or {}
+    w = entries.tensor_table(repo, e.id, WEIGHTS)
     return Side(
         label=f"{e.short} ({e.ref})",
         commit=e.commit,
@@ -123,9 +139,11 @@ def _entry_side(repo: pygit2.Repository, ref: str) -> Side:
         manifest=e.manifest,
         objects=objs,
         architecture=None if arch is None else arch.decode("utf-8", "replace"),
-        weights=w.get("tensors") or {},
+        weights=w.tensors,
+        chunk_bytes=w.chunk_bytes,
         optimizer=entries.read_json(repo, e.id, OPTIMIZER),
         scheduler=entries.read_json(repo, e.id, SCHEDULER),
+        configuration=entries.read_json(repo, e.id, CONFIGURATION),
         version=_version(repo, e),
     )
 
@@ -143,8 +161,27 @@ def _worktree_side(repo: pygit2.Repository, a: Side) -> Side:
 # -- sections --------------------------------------------------------------
 
 
-def _udiff(a: str, b: str, name_a: str, name_b: str) -> list[str]:
-    return [ln.rstrip("\n") for ln in difflib.unified_diff(a.splitlines(True), b.splitlines(True), name_a, name_b, n=3)]
+_HUNK = re.compile(r"^@@ -(\d+)(,\d+)? \+(\d+)(,\d+)? @@")
+
+
+def _udiff(a: str, b: str, name_a: str, name_b: str, line_a: int = 1, line_b: int = 1) -> list[str]:
+    """A unified diff; hunk line numbers count from the file (``line_*``: where each text starts)."""
+    out = [ln.rstrip("\n") for ln in difflib.unified_diff(a.splitlines(True), b.splitlines(True), name_a, name_b, n=3)]
+    if line_a == line_b == 1:
+        return out
+
+    def shift(m: re.Match[str]) -> str:
+        na, nb = int(m.group(1)), int(m.group(3))
+        na = na + line_a - 1 if na else 0
+        nb = nb + line_b - 1 if nb else 0
+        return f"@@ -{na}{m.group(2) or ''} +{nb}{m.group(4) or ''} @@"
+
+    return [_HUNK.sub(shift, ln) if ln.startswith("@@") else ln for ln in out]
+
+
+def _start(o: dict[str, Any]) -> int:
+    line = o.get("line")
+    return line if isinstance(line, int) and line > 0 and not str(o.get("file", "")).startswith("<") else 1
 
 
 def _count(lines: list[str]) -> tuple[int, int]:
@@ -194,7 +231,7 @@ def _source(a: Side, b: Side, kinds: tuple[str, ...], noun: str) -> dict[str, An
                     "name": f"{o.get('module')}.{o.get('qualname')}",
                     "file_a": o.get("file"),
                     "file_b": None,
-                    "diff": _udiff(o.get("text", ""), "", f"a/{o.get('file')}", "/dev/null"),
+                    "diff": _udiff(o.get("text", ""), "", f"a/{o.get('file')}", "/dev/null", _start(o)),
                 }
             )
     for o in bmap.values():
@@ -205,14 +242,15 @@ def _source(a: Side, b: Side, kinds: tuple[str, ...], noun: str) -> dict[str, An
                 "name": f"{o.get('module')}.{o.get('qualname')}",
                 "file_a": None,
                 "file_b": o.get("file"),
-                "diff": _udiff("", o.get("text", ""), "/dev/null", f"b/{o.get('file')}"),
+                "diff": _udiff("", o.get("text", ""), "/dev/null", f"b/{o.get('file')}", 1, _start(o)),
             }
         )
+    items = _renames(items, ao, bo)
     counts: dict[str, int] = {}
     for it in items:
         counts[it["status"]] = counts.get(it["status"], 0) + 1
     changed = [it for it in items if it["status"] != "unchanged"]
-    order = ("modified", "moved", "added", "removed")
+    order = ("modified", "renamed", "moved", "added", "removed")
     if not changed:
         summary = f"no changes ({counts.get('unchanged', 0)} {noun} unchanged)"
     else:
@@ -231,10 +269,48 @@ def _source(a: Side, b: Side, kinds: tuple[str, ...], noun: str) -> dict[str, An
     return {"summary": summary, "changed": bool(changed), "counts": counts, "items": items}
 
 
+RENAME_SIMILARITY = 0.5  # as git's default -M50%
+
+
+def _renames(items: list[dict[str, Any]], ao: list[dict[str, Any]], bo: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """A removed and an added definition of the same kind with similar text are one renamed definition."""
+    removed = [it for it in items if it["status"] == "removed"]
+    added = [it for it in items if it["status"] == "added"]
+    if not removed or not added:
+        return items
+    by_name = {f"{o.get('module')}.{o.get('qualname')}": o for o in ao}
+    by_name_b = {f"{o.get('module')}.{o.get('qualname')}": o for o in bo}
+    scored = []
+    for r in removed:
+        ra = by_name[r["name"]]
+        for ad in added:
+            ob = by_name_b[ad["name"]]
+            if ad["kind"] != r["kind"]:
+                continue
+            ta = ra.get("text", "").replace(str(ra.get("qualname")).rsplit(".", 1)[-1], "\0")
+            tb = ob.get("text", "").replace(str(ob.get("qualname")).rsplit(".", 1)[-1], "\0")
+            ratio = difflib.SequenceMatcher(None, ta, tb, autojunk=False).ratio()
+            if ratio >= RENAME_SIMILARITY:
+                scored.append((ratio, r["name"], ad["name"]))
+    used: set[str] = set()
+    renamed: list[dict[str, Any]] = []
+    for ratio, ra_name, ad_name in sorted(scored, reverse=True):
+        if ra_name in used or ad_name in used:
+            continue
+        used |= {ra_name, ad_name}
+        it = _pair(by_name[ra_name], by_name_b[ad_name])
+        it.update(status="renamed", similarity=round(ratio, 3), modified=bool(it["diff"]))
+        it["from"] = f"{ra_name} ({by_name[ra_name].get('file')})"
+        it["to"] = f"{ad_name} ({by_name_b[ad_name].get('file')})"
+        renamed.append(it)
+    keep = [it for it in items if not (it["status"] in ("removed", "added") and it["name"] in used)]
+    return keep + renamed
+
+
 def _pair(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
     fa, fb = a.get("file"), b.get("file")
     moved = fa != fb or a.get("module") != b.get("module")
-    lines = _udiff(a.get("text", ""), b.get("text", ""), f"a/{fa}", f"b/{fb}")
+    lines = _udiff(a.get("text", ""), b.get("text", ""), f"a/{fa}", f"b/{fb}", _start(a), _start(b))
     status = "moved" if moved else ("modified" if lines else "unchanged")
     it = {
         "status": status,
@@ -352,19 +428,27 @@ def _weights(repo: pygit2.Repository, a: Side, b: Side) -> dict[str, Any]:
             to_read.append((name, ra, rb))
             items.append(base)
     if to_read:  # values of every changed tensor, streamed chunk by chunk in one pipeline
-        from tvault_git.storage import tensors
-
         pos = {it["name"]: it for it in items if "status" not in it}
-        acc = _Stats()
-        for name, ta, tb, last in tensors.stream_pairs(
-            repo, to_read, f"entry {a.entry.short}", f"entry {b.entry.short}"
-        ):  # type: ignore[union-attr]
+        where = (f"entry {a.entry.short}", f"entry {b.entry.short}")  # type: ignore[union-attr]
+        from tvault_git.diff import weights_np  # numpy: only when tensor values are compared
+
+        same_chunks = a.chunk_bytes == b.chunk_bytes
+        if "torch" not in sys.modules and same_chunks and weights_np.usable(to_read):  # no 1.8 s torch import
+            stream: Any = weights_np.stream_pairs(repo, to_read, *where, chunk_bytes=a.chunk_bytes)
+            new_stats: Any = weights_np.Stats
+        else:
+            from tvault_git.storage import tensors
+
+            stream = tensors.stream_pairs(repo, to_read, *where, chunk_a=a.chunk_bytes, chunk_b=b.chunk_bytes)
+            new_stats = _Stats
+        acc = new_stats()
+        for name, ta, tb, last in stream:
             acc.add(ta, tb)
             if last:
                 stats = acc.result()
                 # e.g. -0.0 vs 0.0: different bytes, equal values
                 pos[name].update(status="bits" if stats["changed_values"] == 0 else "values", **stats)
-                acc = _Stats(acc.scratch)
+                acc = _Stats(acc.scratch) if new_stats is _Stats else new_stats()
     for name, rb in wb.items():
         if name not in wa:
             items.append({"name": name, "status": "added", "shape_b": rb.get("shape"), "dtype_b": rb.get("dtype")})
@@ -609,6 +693,8 @@ def diff_entries(
             continue
         if s == "architecture":
             out[s] = _architecture(a, b)
+        elif s == "configuration":
+            out[s] = config.configuration(a.configuration, a.objects, b.configuration, b.objects, b.entry is None)
         elif s == "classes":
             out[s] = _source(a, b, ("class",), "classes")
         elif s == "functions":

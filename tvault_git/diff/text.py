@@ -7,7 +7,7 @@ from typing import Any
 import click
 
 from tvault_git.diff.compute import SECTIONS, TITLES
-from tvault_git.textfmt import fmt_value
+from tvault_git.textfmt import fmt_config, fmt_value
 
 
 def _g(v: Any) -> str:
@@ -59,9 +59,11 @@ def _source_body(sec: dict[str, Any]) -> list[str]:
         st = it["status"]
         if st == "unchanged":
             continue
-        if st == "moved":
+        if st in ("moved", "renamed"):
             note = " (and modified)" if it.get("modified") else ""
-            out.append(click.style(f"moved {it['kind']} {it['from']} -> {it['to']}{note}", fg="yellow"))
+            if st == "renamed":
+                note = f" ({it['similarity']:.0%} similar)"
+            out.append(click.style(f"{st} {it['kind']} {it['from']} -> {it['to']}{note}", fg="yellow"))
         else:
             where = it.get("file_b") or it.get("file_a")
             out.append(click.style(f"{st} {it['kind']} {it['name']} ({where})", fg="yellow"))
@@ -164,7 +166,17 @@ def _context_body(sec: dict[str, Any]) -> list[str]:
     return out
 
 
+def _configuration_body(sec: dict[str, Any]) -> list[str]:
+    out = []
+    for it in sec["items"]:
+        a = fmt_config(it["a"]) if it["in_a"] else "(none)"
+        b = fmt_config(it["b"]) if it["in_b"] else "(none)"
+        out.append(f"    {it['key']}: " + click.style(a, fg="red") + " -> " + click.style(b, fg="green"))
+    return out
+
+
 _BODIES = {
+    "configuration": _configuration_body,
     "architecture": lambda s: _diff_lines(s["diff"]),
     "classes": _source_body,
     "functions": _source_body,

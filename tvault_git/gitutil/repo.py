@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import getpass
 import os
 import re
 import socket
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TypeVar
 
 import pygit2
@@ -17,7 +20,7 @@ try:
 except ImportError:  # pragma: no cover - Windows: stale locks are left to the user
     fcntl = None  # type: ignore[assignment]
 
-from tvault_git.errors import NoCommits, NotARepository, TvaultError
+from tvault_git.errors import NoCommits, NotARepository, StorageError, TvaultError
 from tvault_git.spec.format import BLOB_DIR
 
 T = TypeVar("T")
@@ -27,15 +30,83 @@ _configured: set[str] = set()
 
 
 def open_repo(path: str | os.PathLike | None = None) -> pygit2.Repository:
-    """Discover the repository containing ``path`` (default: the current directory)."""
+    """The repository git itself would use: ``GIT_DIR``/``GIT_WORK_TREE`` first, else discovery.
+
+    Why: ``git --git-dir=A --work-tree=B tvault ...`` and hook environments pass the repository
+    in ``GIT_DIR`` (git sets it for its subcommands); ignoring it split one job across two repos
+    (our objects in the repo around the cwd, git's fetches in ``GIT_DIR``). With ``path`` (``-C``,
+    ``repo=``) discovery starts there, honouring ``GIT_CEILING_DIRECTORIES`` and
+    ``GIT_DISCOVERY_ACROSS_FILESYSTEM`` as git does.
+    """
+    env_dir = os.environ.get("GIT_DIR")
+    if path is None and env_dir:
+        return _open_git_dir(os.path.abspath(env_dir), os.environ.get("GIT_WORK_TREE"))
     start = os.fspath(path) if path is not None else os.getcwd()
+    across = os.environ.get("GIT_DISCOVERY_ACROSS_FILESYSTEM", "").lower() in ("1", "true", "yes", "on")
+    ceiling = os.environ.get("GIT_CEILING_DIRECTORIES")
     try:
-        found = pygit2.discover_repository(start)
+        if ceiling:
+            found = pygit2.discover_repository(start, across, ceiling)
+        else:
+            found = pygit2.discover_repository(start, across)
     except pygit2.GitError as e:
         raise NotARepository(f"cannot open {start!r}: {e}") from None
     if found is None:
         raise NotARepository(f"not inside a git repository: {start} (run 'git init' first, or pass repo=PATH)")
     return pygit2.Repository(found)
+
+
+def _open_git_dir(git_dir: str, work_tree: str | None) -> pygit2.Repository:
+    """Open ``GIT_DIR`` with the work tree git would give it (``GIT_WORK_TREE``, core.worktree, else the cwd)."""
+    try:
+        repo = pygit2.Repository(git_dir, pygit2.enums.RepositoryOpenFlag.NO_SEARCH)
+    except pygit2.GitError as e:
+        raise NotARepository(f"GIT_DIR={git_dir} is not a git repository: {e}") from None
+    if work_tree:
+        repo.workdir = os.path.abspath(work_tree)
+    elif not repo.is_bare and "core.worktree" not in repo.config and os.path.basename(git_dir.rstrip("/")) != ".git":
+        # git: GIT_DIR without GIT_WORK_TREE or core.worktree -> the cwd is the top of the work tree
+        repo.workdir = os.getcwd()
+    return repo
+
+
+def common_dir(repo: pygit2.Repository) -> str:
+    """The git dir that holds objects and refs: a linked worktree's ``commondir``, else ``repo.path``.
+
+    Every path tvault writes (packs, its cache, info/attributes, locks) is built from this: a
+    pack under ``.git/worktrees/<name>/objects`` is one git never reads.
+    """
+    path = repo.path
+    try:
+        with open(os.path.join(path, "commondir")) as f:
+            rel = f.read().strip()
+        return os.path.normpath(os.path.join(path, rel))
+    except OSError:
+        return os.path.normpath(path)
+
+
+def pack_dir(repo: pygit2.Repository) -> str:
+    """``objects/pack`` of the common git dir."""
+    return os.path.join(common_dir(repo), "objects", "pack")
+
+
+def tvault_dir(repo: pygit2.Repository) -> str:
+    """``tvault/`` in the common git dir: the derived cache and tvault's guard files."""
+    return os.path.join(common_dir(repo), "tvault")
+
+
+def git_env(repo: pygit2.Repository, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment for a git subprocess that must act on ``repo`` and no other.
+
+    An inherited ``GIT_DIR`` (a hook, ``git --git-dir``) would otherwise win over the cwd we
+    pass, and a ``repo=`` argument would act on one repository while git acts on another.
+    """
+    env = {k: v for k, v in os.environ.items() if k not in ("GIT_DIR", "GIT_WORK_TREE", "GIT_COMMON_DIR")}
+    env["GIT_DIR"] = repo.path
+    if repo.workdir:
+        env["GIT_WORK_TREE"] = repo.workdir
+    env.update(extra or {})
+    return env
 
 
 def head_commit(repo: pygit2.Repository) -> pygit2.Commit:
@@ -64,9 +135,10 @@ def ensure_config(repo: pygit2.Repository) -> None:
     pack-objects not to try deltas there (which on floats is slow and useless).
     The packs we write carry ``.keep`` files, so repacking does not recompress.
     """
-    if repo.path in _configured:
+    common = common_dir(repo)
+    if common in _configured:
         return
-    info = os.path.join(repo.path, "info")
+    info = os.path.join(common, "info")
     attrs = os.path.join(info, "attributes")
     try:
         existing = open(attrs).read() if os.path.exists(attrs) else ""
@@ -78,7 +150,7 @@ def ensure_config(repo: pygit2.Repository) -> None:
                 f.write(_ATTR_LINE + "\n")
     except OSError:
         pass  # read-only repo: reading still works, only gc speed suffers
-    _configured.add(repo.path)
+    _configured.add(common)
 
 
 def retry_locked(fn: Callable[[], T], what: str, timeout: float = 60.0, repo: pygit2.Repository | None = None) -> T:
@@ -92,9 +164,17 @@ def retry_locked(fn: Callable[[], T], what: str, timeout: float = 60.0, repo: py
     delay = 0.002
     while True:
         try:
-            return fn()
-        except (pygit2.GitError, _Conflict) as e:
+            if repo is None:
+                return fn()
+            with shared_umask(repo):
+                return fn()
+        except (pygit2.GitError, _Conflict, OSError) as e:
             msg = str(e)
+            denied = permission_problem(repo, what, msg)
+            if denied is not None:
+                raise denied from None
+            if isinstance(e, OSError) and not isinstance(e, pygit2.GitError):
+                raise
             if (
                 not isinstance(e, _Conflict)
                 and "lock" not in msg
@@ -103,7 +183,7 @@ def retry_locked(fn: Callable[[], T], what: str, timeout: float = 60.0, repo: py
                 and "modified" not in msg
             ):
                 raise
-            if repo is not None and _clear_stale_lock(repo.path, msg):
+            if repo is not None and _clear_stale_lock(common_dir(repo), msg, repo.path):
                 continue
             if time.monotonic() > deadline:
                 raise TvaultError(
@@ -117,8 +197,9 @@ STALE_LOCK_S = 5.0
 _LOCK_PATH = re.compile(r"'([^']+\.lock)'")
 
 
-def _clear_stale_lock(git_dir: str, msg: str) -> bool:
-    """Remove the ``*.lock`` file named in ``msg`` if it is inside ``git_dir`` and stale; True if removed.
+def _clear_stale_lock(git_dir: str, msg: str, own_dir: str | None = None) -> bool:
+    """Remove the ``*.lock`` file named in ``msg`` if it is inside ``git_dir`` (the common dir) or
+    ``own_dir`` (a linked worktree's) and stale; True if removed.
 
     git and libgit2 hold a ref lock for the milliseconds of one update, so a
     lock older than ``STALE_LOCK_S`` has no live owner. Removers serialize on
@@ -130,7 +211,8 @@ def _clear_stale_lock(git_dir: str, msg: str) -> bool:
         return False
     path = os.path.realpath(m.group(1))
     root = os.path.realpath(git_dir)
-    if not path.startswith(root + os.sep):
+    roots = [root] + ([os.path.realpath(own_dir)] if own_dir else [])
+    if not any(path.startswith(r + os.sep) for r in roots):
         return False
     try:
         os.makedirs(os.path.join(root, "tvault"), exist_ok=True)
@@ -215,3 +297,131 @@ def commit_to_ref(
         return oid
     except (pygit2.GitError, OSError) as e:  # lost the race, or the ref is locked
         raise Conflict(str(e)) from None
+
+
+# --- core.sharedRepository -----------------------------------------------------------------
+
+_PERM_GROUP = 0o660
+_PERM_EVERYBODY = 0o664
+_umask_lock = threading.RLock()
+_umask_depth = 0
+_umask_saved = 0o022
+
+
+def shared_perm(repo: pygit2.Repository) -> int | None:
+    """The file mode bits ``core.sharedRepository`` asks for (git's ``git_config_perm``), or None.
+
+    ``group``/``true``/``1`` -> 0660, ``all``/``world``/``everybody``/``2`` -> 0664, an octal
+    ``0xxx`` -> that mode; ``umask``/``false``/``0`` or unset -> None (the user's umask rules).
+    """
+    try:
+        value = repo.config["core.sharedRepository"]
+    except (KeyError, pygit2.GitError):
+        return None
+    v = str(value).strip().lower()
+    if v in ("", "umask", "false", "no", "off", "0"):
+        return None
+    if v in ("group", "true", "yes", "on", "1"):
+        return _PERM_GROUP
+    if v in ("all", "world", "everybody", "2"):
+        return _PERM_EVERYBODY
+    try:
+        mode = int(v, 8)
+    except ValueError:
+        return None
+    return (mode & 0o666) | 0o600 if mode else None
+
+
+@contextlib.contextmanager
+def shared_umask(repo: pygit2.Repository) -> Iterator[None]:
+    """Create files and directories with the permissions a shared repository needs, as git does.
+
+    git chmods every file it creates (``adjust_shared_perm``); libgit2, which writes our loose
+    objects, refs and lock files, does not. So while tvault writes into a shared repository the
+    process umask lets the group (and, for ``all``, others) bits through: fan-out directories
+    become ``rwxrwsr-x`` (setgid is inherited from git's own directories) and ref files
+    ``rw-rw-r--``, and a teammate's next write does not fail with Permission denied. Nested and
+    concurrent uses from threads share one umask change. Outside shared repositories: no effect.
+    """
+    global _umask_depth, _umask_saved
+    perm = shared_perm(repo)
+    if perm is None:
+        yield
+        return
+    dir_bits = perm | ((perm & 0o444) >> 2)  # x wherever r: directories must be searchable
+    with _umask_lock:
+        current = os.umask(0)
+        if _umask_depth == 0:
+            _umask_saved = current
+        os.umask(current & ~dir_bits & 0o777)
+        _umask_depth += 1
+    try:
+        yield
+    finally:
+        with _umask_lock:
+            _umask_depth -= 1
+            if _umask_depth == 0:
+                os.umask(_umask_saved)
+
+
+def adjust_shared_perm(repo: pygit2.Repository, path: str) -> None:
+    """chmod a file or directory tvault created the way git's ``adjust_shared_perm`` would."""
+    perm = shared_perm(repo)
+    if perm is None:
+        return
+    try:
+        st = os.stat(path)
+        mode = st.st_mode & 0o7777
+        tweak = perm
+        if not mode & 0o200:
+            tweak &= ~0o222  # read-only files (packs, indexes) stay read-only
+        if mode & 0o100 or os.path.isdir(path):
+            tweak |= (tweak & 0o444) >> 2
+        new = mode | tweak
+        if os.path.isdir(path):
+            new |= 0o2000
+        if new != mode:
+            os.chmod(path, new)
+    except OSError:
+        pass  # not ours to fix (another user's file); git itself only warns here
+
+
+def writes_shared(repo_of: Callable[..., pygit2.Repository | None]) -> Callable[[Callable[..., T]], Callable[..., T]]:
+    """Decorator: run an API call that writes into a repository inside ``shared_umask``.
+
+    ``repo_of(*args, **kwargs)`` returns the repository the call will write to (or None when it
+    cannot be known yet: then the call opens it itself and gets the user's umask).
+    """
+
+    def wrap(fn: Callable[..., T]) -> Callable[..., T]:
+        @functools.wraps(fn)
+        def inner(*args: object, **kwargs: object) -> T:
+            try:
+                repo = repo_of(*args, **kwargs)
+            except TvaultError:
+                repo = None  # let the call itself raise its one-line error
+            if repo is None:
+                return fn(*args, **kwargs)
+            with shared_umask(repo):
+                return fn(*args, **kwargs)
+
+        return inner
+
+    return wrap
+
+
+def repo_keyword(*_args: object, repo: object = None, **_kwargs: object) -> pygit2.Repository:
+    """For ``writes_shared``: the repository named by a call's ``repo=`` keyword (default: discovery)."""
+    return repo if isinstance(repo, pygit2.Repository) else open_repo(repo)  # type: ignore[arg-type]
+
+
+def permission_problem(repo: pygit2.Repository | None, what: str, msg: str) -> StorageError | None:
+    """A StorageError for a write refused by file permissions (never worth retrying), else None."""
+    if "Permission denied" not in msg and "Operation not permitted" not in msg:
+        return None
+    where = common_dir(repo) if repo is not None else "the repository"
+    return StorageError(
+        f"cannot write {what}: permission denied in {where}; if teammates share this repository, "
+        "set 'git config core.sharedRepository group' and make its files group-writable "
+        "(chmod -R g+rwX, chgrp -R GROUP), or ask the owner of the files named above"
+    )

@@ -24,12 +24,13 @@ from typing import Any
 import pygit2
 
 from tvault_git.errors import RefNotFound
+from tvault_git.gitutil.repo import adjust_shared_perm, common_dir, shared_umask
 from tvault_git.registry import notes
 from tvault_git.registry.entries import read_manifest, read_manifests
 from tvault_git.spec.format import NOTES_REF
 
-SCHEMA = "5"  # 4: an entry may be listed on several commits (hooks, rewrites): key (id, commit_id), shadowed
-# 5: rows of entries whose objects are missing keep the note's name and created (versions number them), name index
+SCHEMA = "6"  # 6: rows of entries whose objects are missing keep the note's name and created (versions number them), name index
+# 5: configuration values (kind "config") in kv; 4: an entry may be listed on several commits (hooks, rewrites): key (id, commit_id), shadowed
 FILE_NAME = "index.sqlite"
 
 _DDL = """
@@ -50,17 +51,6 @@ CREATE INDEX IF NOT EXISTS kv_str ON kv(kind, key, str, id);
 CREATE INDEX IF NOT EXISTS kv_js ON kv(kind, key, js, id);
 CREATE INDEX IF NOT EXISTS kv_id ON kv(id, kind, key, num);
 """
-
-
-def common_dir(repo: pygit2.Repository) -> str:
-    """The shared git dir (linked worktrees share refs, so they share the cache)."""
-    path = repo.path
-    try:
-        with open(os.path.join(path, "commondir")) as f:
-            rel = f.read().strip()
-        return os.path.normpath(os.path.join(path, rel))
-    except OSError:
-        return os.path.normpath(path)
 
 
 def cache_path(repo: pygit2.Repository) -> str:
@@ -87,8 +77,12 @@ def _open(repo: pygit2.Repository) -> sqlite3.Connection:
     """The on-disk cache, rebuilt when damaged; in memory where .git is read-only."""
     path = cache_path(repo)
     try:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        con = _connect(path)
+        with shared_umask(repo):  # teammates in a shared repository update the same cache file
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            con = _connect(path)
+        for suffix in ("", "-wal", "-shm"):  # SQLite creates its files 0644 whatever the umask
+            if os.path.exists(path + suffix):
+                adjust_shared_perm(repo, path + suffix)
         row = con.execute("SELECT value FROM meta WHERE key='schema'").fetchone()
         if row is not None and row[0] != SCHEMA:
             con.close()
@@ -161,6 +155,8 @@ def _fields(entry_id: str, m: dict[str, Any] | None) -> tuple[dict[str, Any] | N
     metrics = m.get("metrics") if isinstance(m.get("metrics"), dict) else {}
     kv = [(entry_id, "tag", k, _num(v), v if isinstance(v, str) else None, canonical(v)) for k, v in tags.items()]
     kv += [(entry_id, "metric", k, _num(v), None, canonical(v)) for k, v in metrics.items()]
+    config = m.get("config") if isinstance(m.get("config"), dict) else {}  # 1.1: searchable configuration
+    kv += [(entry_id, "config", k, _num(v), v if isinstance(v, str) else None, canonical(v)) for k, v in config.items()]
     res = m.get("result")
     fields = {
         "name": m.get("name"),

@@ -15,6 +15,8 @@ import pygit2
 from tvault_git.errors import AmbiguousRef, CorruptEntry, RefNotFound
 from tvault_git.registry import notes
 from tvault_git.spec.format import MANIFEST, NAME_RE, REF_PREFIX, WEIGHTS, check_version, parse_json
+from tvault_git.spec.refs import EntryRef
+from tvault_git.spec.tables import TensorTable, parse_table
 
 
 @dataclass
@@ -133,15 +135,19 @@ def _parse_manifest(data: bytes | None, entry_id: str) -> dict[str, Any]:
     return m
 
 
+def tensor_table(repo: pygit2.Repository, entry_id: str, path: str = WEIGHTS) -> TensorTable:
+    """The tensor table at ``path`` (chunk size and records); an empty table when the file is absent.
+
+    The manifest's version is checked first: a table of a newer major format is never misread.
+    """
+    read_manifest(repo, entry_id)
+    doc = read_json(repo, entry_id, path)
+    return TensorTable() if doc is None else parse_table(doc, f"entry {entry_id[:10]}: {path}")
+
+
 def weight_records(repo: pygit2.Repository, entry_id: str, path: str = WEIGHTS) -> dict[str, dict[str, Any]]:
     """Tensor records in state_dict order: name -> {dtype, shape, nbytes, chunks}."""
-    where = f"entry {entry_id[:10]}: {path}"
-    doc = read_json(repo, entry_id, path)
-    if doc is None:
-        return {}
-    if not isinstance(doc, dict) or not isinstance(doc.get("tensors"), dict):
-        raise CorruptEntry(f"{where} is malformed")
-    return doc["tensors"]
+    return tensor_table(repo, entry_id, path).tensors
 
 
 def entries(repo: pygit2.Repository) -> list[Entry]:
@@ -167,38 +173,30 @@ def resolve_commit(repo: pygit2.Repository, rev: str) -> str:
         raise RefNotFound(f"unknown revision {rev!r}: not a commit in this repository") from None
 
 
-_ID_RE = re.compile(r"^[0-9a-fA-F]{4,40}$")
-
-
 def resolve(repo: pygit2.Repository, ref: str) -> Entry:
     """``<id-prefix>``, ``<commit-ish>:<index>`` or ``NAME@<version|alias|latest|best>`` -> Entry."""
-    ref = ref.strip()
-    if ":" not in ref and "@" in ref:
-        name, _, sel = ref.rpartition("@")
-        if NAME_RE.match(name) and sel:
-            from tvault_git.registry import names  # models builds on this module
+    parsed = EntryRef.parse(ref)
+    if parsed is not None and parsed.kind == "name":
+        from tvault_git.registry import names  # models builds on this module
 
-            return names.resolve(repo, name, sel)
-    if ":" in ref:
-        rev, _, idx = ref.rpartition(":")
-        if not idx.isdigit():
-            raise RefNotFound(f"bad entry ref {ref!r}: the part after ':' must be a model index (e.g. HEAD:0)")
-        commit = resolve_commit(repo, rev or "HEAD")
+        return names.resolve(repo, parsed.name, parsed.selector)
+    if parsed is not None and parsed.kind == "index":
+        commit = resolve_commit(repo, parsed.rev)
         found = entries_on(repo, commit)
-        i = int(idx)
+        i = parsed.index
         if i >= len(found):
             have = f"indexes 0..{len(found) - 1}" if found else "no entries"
             raise RefNotFound(f"commit {commit[:7]} has {have}; there is no model {i}")
         return found[i]
-    if _ID_RE.match(ref):
-        prefix = ref.lower()
-        matches = _by_prefix(repo, prefix)
+    if parsed is not None and parsed.kind == "id":
+        matches = _by_prefix(repo, parsed.prefix)
         if len(matches) == 1:
             return matches[0]
         if len(matches) > 1:
             cands = ", ".join(f"{e.short} ({e.ref})" for e in matches[:10])
-            raise AmbiguousRef(f"entry ref {ref!r} is ambiguous; candidates: {cands}")
-    raise RefNotFound(f"no entry {ref!r}; {_suggest(repo, ref)}")
+            raise AmbiguousRef(f"entry ref {parsed.text!r} is ambiguous; candidates: {cands}")
+    shown = ref.strip() if isinstance(ref, str) else ref
+    raise RefNotFound(f"no entry {shown!r}; {_suggest(repo, str(shown))}")
 
 
 def _suggest(repo: pygit2.Repository, ref: str) -> str:

@@ -32,6 +32,7 @@ from tvault_git.registry import entries, notes
 from tvault_git.spec.format import ALIASES_FILE, ALIASES_REF, NAME_RE, NOTES_REF
 
 RESERVED = ("latest", "best")
+_TIME_RE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z$")  # ASCII digits
 _ALIAS_RE = re.compile(r"^[A-Za-z][A-Za-z0-9._-]{0,63}$")
 
 
@@ -129,11 +130,17 @@ def versions(
 
 
 def parse_records(text: str) -> dict[tuple[str, str], AliasRecord]:
-    """The winning record per (name, alias); unknown or malformed lines are ignored."""
+    """The winning record per (name, alias); unknown or malformed lines (bad time, id or names) are ignored."""
     out: dict[tuple[str, str], AliasRecord] = {}
-    for raw in text.splitlines():
-        p = raw.split()
-        if len(p) < 6 or p[0] != "alias":
+    for raw in text.split("\n"):
+        p = raw.split(" ")
+        if (
+            len(p) < 6
+            or p[0] != "alias"
+            or not _TIME_RE.match(p[4])
+            or not NAME_RE.match(p[1])
+            or not _ALIAS_RE.match(p[2])
+        ):
             continue
         entry = None if p[3] == "-" else p[3]
         if entry is not None and not re.fullmatch(r"[0-9a-f]{40}", entry):
@@ -277,7 +284,7 @@ def resolve(
 ) -> entries.Entry:
     """``NAME@N``, ``NAME@alias``, ``NAME@latest``, ``NAME@best`` (highest result) -> Entry."""
     vs = versions(repo, name, notes_ref=notes_ref, aliases_ref=aliases_ref)
-    if selector.isdigit():
+    if selector.isascii() and selector.isdigit():  # '²' is a digit int() refuses: an alias name
         k = int(selector)
         if not 1 <= k <= len(vs):
             raise RefNotFound(f"{name} has versions 1..{len(vs)}; there is no version {k}")

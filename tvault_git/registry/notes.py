@@ -20,6 +20,8 @@ from tvault_git.gitutil.repo import commit_to_ref, merge_history, retry_locked
 from tvault_git.spec.format import NOTES_REF
 
 _ENTRY_RE = re.compile(r"[0-9a-f]{40}")
+_FANOUT_RE = re.compile(r"[0-9a-f]{2}")  # a notes fanout directory
+_SEQ_RE = re.compile(r"[0-9]{1,18}")  # FORMAT.md: seq = 1*18DIGIT (ASCII: int() also takes '١', '+1', '1_0')
 
 
 @dataclass(frozen=True)
@@ -64,16 +66,13 @@ def parse(text: str) -> list[NoteLine]:
     lines of 1.0 writers have no display part.
     """
     out: dict[str, NoteLine] = {}
-    for raw in text.splitlines():
+    for raw in text.split("\n"):  # LF and SP only, as the spec says (splitlines() also splits at U+2028)
         machine, sep, shown = raw.partition(f" {DISPLAY_SEP} ")
         display = (shown.strip() or None) if sep else None
-        parts = machine.split()
-        if len(parts) < 3 or parts[0] != "model":
+        parts = machine.split(" ")
+        if len(parts) < 3 or parts[0] != "model" or not _SEQ_RE.fullmatch(parts[1]):
             continue
-        try:
-            seq = int(parts[1])
-        except ValueError:
-            continue
+        seq = int(parts[1])
         entry = parts[2]
         if _ENTRY_RE.fullmatch(entry) is None:
             continue
@@ -115,7 +114,8 @@ def _find(repo: pygit2.Repository, tree: pygit2.Tree, sha: str) -> tuple[list[st
     node = tree
     while rest:
         if rest in node:
-            return path + [rest], node[rest]
+            hit = node[rest]
+            return (path + [rest], hit) if hit.type == pygit2.enums.ObjectType.BLOB else None
         head = rest[:2]
         if head in node and node[head].type == pygit2.enums.ObjectType.TREE:
             path.append(head)
@@ -219,9 +219,9 @@ def _flatten(repo: pygit2.Repository, tree: pygit2.Tree) -> dict[str, tuple[list
         path, node = stack.pop()
         for e in node:
             full = "".join(path) + e.name
-            if e.type == pygit2.enums.ObjectType.TREE and len(full) < 40:
+            if e.type == pygit2.enums.ObjectType.TREE and len(full) < 40 and _FANOUT_RE.fullmatch(e.name):
                 stack.append((path + [e.name], repo[e.id]))
-            elif e.type == pygit2.enums.ObjectType.BLOB and len(full) == 40:
+            elif e.type == pygit2.enums.ObjectType.BLOB and _ENTRY_RE.fullmatch(full):  # else: a bad fanout, ignored
                 out[full] = (path + [e.name], e.id)
     return out
 

@@ -222,15 +222,17 @@ def find(
             args.append(val)
             continue
         if op in ("=", "==", "!="):
-            sub, sargs = _ids_equal("'metric','tag'", key, val)
+            sub, sargs = _ids_equal("'metric','tag','config'", key, val)
             if op == "!=":
-                id_sets.append(("SELECT id FROM kv WHERE kind IN ('metric','tag') AND key = ?", [key]))
+                id_sets.append(("SELECT id FROM kv WHERE kind IN ('metric','tag','config') AND key = ?", [key]))
                 conds.append(f"e.id NOT IN ({sub})")
                 args += sargs
             else:
                 id_sets.append((sub, sargs))
         else:
-            id_sets.append((f"SELECT id FROM kv WHERE kind IN ('metric','tag') AND key = ? AND num {op} ?", [key, val]))
+            id_sets.append(
+                (f"SELECT id FROM kv WHERE kind IN ('metric','tag','config') AND key = ? AND num {op} ?", [key, val])
+            )
     if name is not None:
         conds.append("e.name GLOB ?" if any(c in name for c in "*?[") else "e.name = ?")
         args.append(name)

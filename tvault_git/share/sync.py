@@ -32,8 +32,10 @@ from dataclasses import dataclass, field
 import pygit2
 
 from tvault_git.errors import InvalidInput, RefNotFound, RemoteError
+from tvault_git.gitutil.repo import common_dir, git_env
 from tvault_git.registry import entries, names, notes
-from tvault_git.spec.format import ALIASES_REF, NAME_RE, NOTES_REF, REF_PREFIX
+from tvault_git.spec.format import ALIASES_REF, NOTES_REF, REF_PREFIX
+from tvault_git.spec.refs import ID_PREFIX_RE, EntryRef
 
 TRACK_PREFIX = "refs/tvault-remote/"
 ENTRY_SPEC = f"{REF_PREFIX}*:{REF_PREFIX}*"
@@ -143,7 +145,7 @@ def run_git(repo: pygit2.Repository, args: list[str], remote: str, op: str, prog
     cmd = ["git", *args]
     if progress and args and args[0] in ("fetch", "push"):
         cmd.insert(2, "--progress")
-    env = dict(os.environ)
+    env = git_env(repo)
     if not sys.stdin.isatty():  # no one to answer a password prompt: fail instead of hanging
         env.setdefault("GIT_TERMINAL_PROMPT", "0")
     try:
@@ -176,7 +178,7 @@ def ls_remote(repo: pygit2.Repository, remote: str, patterns: list[str]) -> dict
         cwd=git_dir_cwd(repo),
         capture_output=True,
         text=True,
-        env={**os.environ, "GIT_TERMINAL_PROMPT": "0"},
+        env=git_env(repo, {"GIT_TERMINAL_PROMPT": "0"}),
     )
     if p.returncode != 0:
         if (
@@ -215,7 +217,6 @@ def edge_hint(repo: pygit2.Repository, common: Iterable[str]) -> Iterator[None]:
     that is already shallow is left alone (it gets this behaviour anyway).
     ``TVAULT_NO_EDGE_HINT=1`` turns this off (to measure what it saves: bench/bench_share.py).
     """
-    from tvault_git.registry.cache import common_dir
 
     path = os.path.join(common_dir(repo), "shallow")
     _drop_stale_marker(repo, path)
@@ -356,7 +357,7 @@ def push(repo: pygit2.Repository, remote: str | None = None, progress: bool | No
 def _remote_url(repo: pygit2.Repository, remote: str) -> str:
     """What git would connect to for ``remote``, usable from another directory."""
     cwd = git_dir_cwd(repo)
-    p = subprocess.run(["git", "remote", "get-url", remote], cwd=cwd, capture_output=True, text=True)
+    p = subprocess.run(["git", "remote", "get-url", remote], cwd=cwd, capture_output=True, text=True, env=git_env(repo))
     url = p.stdout.strip() if p.returncode == 0 and p.stdout.strip() else remote
     if "://" not in url and not re.match(r"^[^/]+@[^/]+:", url):  # a path (scp-like ssh stays as is)
         full = os.path.join(cwd, url)
@@ -378,7 +379,6 @@ def _remote_index(
     aliases (a short history) are fetched into our tracking ref as usual.
     Where a shallow fetch is refused, the full notes go to our tracking ref.
     """
-    from tvault_git.registry.cache import common_dir
 
     have = ls_remote(repo, remote, [REF_PREFIX + "*", NOTES_REF, ALIASES_REF])
     if NOTES_REF not in have:
@@ -447,36 +447,31 @@ def _resolve_remote(
     t_aliases: str,
 ) -> tuple[str, str, notes.NoteLine]:
     """(entry id, training commit, its note line) for ``ref`` as the remote's index (seen in ``view``) reads it."""
-    ref = ref.strip()
+    parsed = EntryRef.parse(ref)
+    ref = parsed.text if parsed is not None else ref.strip()
     entry_id = None
-    if ":" not in ref and "@" in ref:
-        name, _, sel = ref.rpartition("@")
-        if NAME_RE.match(name) and sel:
-            entry_id = names.resolve(view, name, sel, notes_ref=t_notes, aliases_ref=t_aliases).id
-    elif ":" in ref:
-        rev, _, idx = ref.rpartition(":")
-        if not idx.isdigit():
-            raise RefNotFound(f"bad entry ref {ref!r}: the part after ':' must be a model index (e.g. HEAD:0)")
+    if parsed is not None and parsed.kind == "name":
+        entry_id = names.resolve(view, parsed.name, parsed.selector, notes_ref=t_notes, aliases_ref=t_aliases).id
+    elif parsed is not None and parsed.kind == "index":
+        rev, idx = parsed.rev, parsed.index
         try:
-            commit = entries.resolve_commit(repo, rev or "HEAD")
+            commit = entries.resolve_commit(repo, rev)
         except RefNotFound:  # a training commit we do not have: the remote's index still names it
             hits = [
-                c
-                for c, _ in notes.walk(view, t_notes)
-                if re.fullmatch(r"[0-9a-fA-F]{4,40}", rev) and c.startswith(rev.lower())
+                c for c, _ in notes.walk(view, t_notes) if ID_PREFIX_RE.fullmatch(rev) and c.startswith(rev.lower())
             ]
             if len(hits) != 1:
                 raise
             commit = hits[0]
         lines = notes.read(view, commit, t_notes)
-        if int(idx) >= len(lines):
+        if idx >= len(lines):
             raise RefNotFound(f"on {remote}, commit {commit[:7]} has {len(lines)} entries; there is no model {idx}")
-        entry_id = lines[int(idx)].entry
-    elif re.fullmatch(r"[0-9a-fA-F]{4,40}", ref):
+        entry_id = lines[idx].entry
+    elif parsed is not None and parsed.kind == "id":
         ids = [
             r[len(REF_PREFIX) :]
             for r in have
-            if r.startswith(REF_PREFIX) and r[len(REF_PREFIX) :].startswith(ref.lower())
+            if r.startswith(REF_PREFIX) and r[len(REF_PREFIX) :].startswith(parsed.prefix)
         ]
         if len(ids) > 1:
             raise RefNotFound(f"entry ref {ref!r} is ambiguous on {remote}: {', '.join(i[:10] for i in ids[:10])}")

@@ -23,11 +23,13 @@ OPTIMIZER = "optimizer.json"
 OPTIMIZER_STATE = "optimizer-state.json"
 SCHEDULER = "scheduler.json"
 SOURCE_INDEX = "source.json"
+CONFIGURATION = "configuration.json"  # 1.1: plain-data attributes of submodules
 SOURCE_DIR = "source"
 PATCH = "patch.diff"
 BLOB_DIR = "tvault-blobs"
 
-# No blob above this size: git hosts warn at 50 MB and reject at 100 MB.
+# What writers cut tensors into (the one definition; readers take each table's own ``chunk_bytes``,
+# see spec/tables.py). No blob above this size: git hosts warn at 50 MB and reject at 100 MB.
 CHUNK_BYTES = 32 * 1024 * 1024
 
 # dtype name -> bytes per element. Names are torch's (``str(dtype)`` minus "torch.").
@@ -64,7 +66,7 @@ MAX_DIMS = 64
 def check_version(manifest: dict[str, Any], where: str) -> None:
     """Refuse a newer major version instead of misreading it."""
     ver = manifest.get("format")
-    if not isinstance(ver, str) or not re.match(r"^\d+\.\d+$", ver):
+    if not isinstance(ver, str) or not re.fullmatch(r"[0-9]{1,9}\.[0-9]{1,9}", ver):
         raise CorruptEntry(f"{where}: manifest has no valid 'format' version; the entry is damaged")
     major = int(ver.split(".")[0])
     if major > FORMAT_MAJOR:
@@ -79,8 +81,10 @@ def parse_json(data: bytes, what: str) -> Any:
         raise CorruptEntry(f"{what} is {len(data)} bytes, over the {MAX_JSON_BLOB} byte limit")
     try:
         return json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise CorruptEntry(f"{what} is not valid JSON ({e}); the entry is damaged") from None
+    except (UnicodeDecodeError, ValueError) as e:  # JSONDecodeError is a ValueError; so is a 5,000-digit int
+        raise CorruptEntry(f"{what} is not valid JSON ({str(e)[:200]}); the entry is damaged") from None
+    except RecursionError:
+        raise CorruptEntry(f"{what} nests deeper than this reader allows; the entry is damaged") from None
 
 
 def dumps(obj: Any, ordered: bool = False) -> bytes:
@@ -89,14 +93,17 @@ def dumps(obj: Any, ordered: bool = False) -> bytes:
     return (json.dumps(obj, indent=1, sort_keys=not ordered, ensure_ascii=False, allow_nan=False) + "\n").encode()
 
 
-def validate_tensor_record(name: str, rec: Any, where: str) -> tuple[str, list[int], int, list[str]]:
-    """Check one weights.json record before any byte is read; returns (dtype, shape, nbytes, chunks)."""
+def validate_tensor_record(name: str, rec: Any, where: str, chunk_bytes: int) -> tuple[str, list[int], int, list[str]]:
+    """Check one tensor-table record before any byte is read; returns (dtype, shape, nbytes, chunks).
+
+    ``chunk_bytes``: the table's own value (``spec.tables.check_chunk_bytes``), never a constant.
+    """
     if not isinstance(rec, dict):
         raise CorruptEntry(f"{where}: tensor {name!r} record is not an object")
     dtype = rec.get("dtype")
     shape = rec.get("shape")
     chunks = rec.get("chunks")
-    if dtype not in DTYPES:
+    if not isinstance(dtype, str) or dtype not in DTYPES:
         raise CorruptEntry(f"{where}: tensor {name!r} has unknown dtype {dtype!r}")
     if (
         not isinstance(shape, list)
@@ -108,13 +115,13 @@ def validate_tensor_record(name: str, rec: Any, where: str) -> tuple[str, list[i
     for d in shape:
         numel *= d
     nbytes = numel * DTYPES[dtype]
-    if rec.get("nbytes") != nbytes:
+    if type(rec.get("nbytes")) is not int or rec["nbytes"] != nbytes:  # 256.0 and True are not sizes
         raise CorruptEntry(
             f"{where}: tensor {name!r} size {rec.get('nbytes')!r} does not match shape and dtype ({nbytes})"
         )
     if not isinstance(chunks, list) or not all(isinstance(c, str) and re.fullmatch(r"[0-9a-f]{40}", c) for c in chunks):
         raise CorruptEntry(f"{where}: tensor {name!r} has invalid chunk ids")
-    expected = max(1, -(-nbytes // CHUNK_BYTES))
+    expected = max(1, -(-nbytes // chunk_bytes))
     if len(chunks) != expected:
         raise CorruptEntry(f"{where}: tensor {name!r} has {len(chunks)} chunks, expected {expected}")
     return dtype, shape, nbytes, chunks

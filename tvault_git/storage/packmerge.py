@@ -26,6 +26,8 @@ from typing import NamedTuple
 
 import pygit2
 
+from tvault_git.gitutil.repo import pack_dir as git_pack_dir
+from tvault_git.gitutil.repo import tvault_dir
 from tvault_git.storage.packread import PackIndex
 from tvault_git.storage.packwrite import KEEP_TEXT, crc32, install_pack, write_pieces
 
@@ -71,12 +73,12 @@ def maybe_merge(repo: pygit2.Repository) -> int:
     Cheap when there is nothing to do (one directory listing). One merger at
     a time per repository (an ``flock``); a second caller just returns.
     """
-    pack_dir = os.path.join(repo.path, "objects", "pack")
+    pack_dir = git_pack_dir(repo)
     small = [b for b in tvault_packs(pack_dir) if _size(b + ".pack") < SMALL_PACK]
     if len(small) < MERGE_AT or fcntl is None:
         return 0
-    os.makedirs(os.path.join(repo.path, "tvault"), exist_ok=True)
-    with open(os.path.join(repo.path, "tvault", "merge-packs"), "a") as guard:
+    os.makedirs(tvault_dir(repo), exist_ok=True)
+    with open(os.path.join(tvault_dir(repo), "merge-packs"), "a") as guard:
         try:
             fcntl.flock(guard, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:

@@ -18,6 +18,7 @@ import threading
 import pygit2
 
 from tvault_git.errors import CorruptEntry
+from tvault_git.gitutil.repo import pack_dir as git_pack_dir
 from tvault_git.storage.packwrite import adler32
 
 
@@ -101,7 +102,7 @@ _packs: dict[str, dict[str, PackIndex | None]] = {}
 
 
 def _pack_list(repo: pygit2.Repository, refresh: bool = False) -> list[PackIndex]:
-    pack_dir = os.path.join(repo.path, "objects", "pack")
+    pack_dir = git_pack_dir(repo)
     with _lock:
         known = _packs.setdefault(pack_dir, {})
         if refresh or not known:

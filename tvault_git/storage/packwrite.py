@@ -29,6 +29,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pygit2
 
 from tvault_git.errors import StorageError
+from tvault_git.gitutil.repo import pack_dir
 
 try:  # SIMD Adler-32 and CRC-32: ~8 GB/s against stdlib zlib's ~2.5 here
     from zlib_ng.zlib_ng import adler32, crc32
@@ -151,7 +152,7 @@ def write_blobs(
         k = loads.index(min(loads))
         loads[k] += views[i].nbytes
         members[k].append(i)
-    _sweep_stale_tmp(os.path.join(repo.path, "objects", "pack"))
+    _sweep_stale_tmp(pack_dir(repo))
     shared = _Shared(repo, len(views))
     lanes = [_Lane(shared, views, keys, sorted(m)) for m in members if m]
     try:
@@ -169,7 +170,7 @@ def write_blobs(
             lane.abort()
         if isinstance(e, OSError):
             raise StorageError(
-                f"could not write weights into {os.path.join(repo.path, 'objects', 'pack')}: {e.strerror or e}; "
+                f"could not write weights into {pack_dir(repo)}: {e.strerror or e}; "
                 "free space (or fix permissions) and log again - nothing was recorded"
             ) from e
         raise
@@ -305,7 +306,7 @@ class _PackWriter:
     """
 
     def __init__(self, repo: pygit2.Repository, count: int) -> None:
-        self.pack_dir = os.path.join(repo.path, "objects", "pack")
+        self.pack_dir = pack_dir(repo)
         os.makedirs(self.pack_dir, exist_ok=True)
         self.fd, self.tmp = tempfile.mkstemp(prefix="tmp_tvault_", suffix=".pack", dir=self.pack_dir)
         self.offset = 0

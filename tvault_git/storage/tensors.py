@@ -11,7 +11,8 @@ import pygit2
 import torch
 
 from tvault_git.errors import CorruptEntry, InvalidInput
-from tvault_git.spec.format import CHUNK_BYTES, DTYPES, validate_tensor_record
+from tvault_git.spec import format as fmt
+from tvault_git.spec.format import DTYPES, validate_tensor_record
 from tvault_git.storage import packread, packwrite
 
 if sys.byteorder != "little":  # pragma: no cover - no such host in CI
@@ -56,8 +57,10 @@ def store_tensors(
 ) -> tuple[dict[str, dict], list[str], int]:
     """Write every tensor as chunked blobs; returns (records in order, all blob ids, new bytes).
 
-    Tensors that share memory (tied weights) are hashed once.
+    Tensors that share memory (tied weights) are hashed once. Chunks are ``fmt.CHUNK_BYTES``, read
+    when called (the table's ``chunk_bytes`` comes from the same definition).
     """
+    chunk_bytes = fmt.CHUNK_BYTES
     records: dict[str, dict] = {}
     chunks: list[memoryview] = []
     keep: list[torch.Tensor] = []  # keep CPU copies alive until written
@@ -98,9 +101,9 @@ def store_tensors(
             chunks.append(mv)
             keys.append(None)
         else:
-            for off in range(0, mv.nbytes, CHUNK_BYTES):
-                chunks.append(mv[off : off + CHUNK_BYTES])
-                keys.append(None if base is None else base + (off, min(CHUNK_BYTES, mv.nbytes - off)))
+            for off in range(0, mv.nbytes, chunk_bytes):
+                chunks.append(mv[off : off + chunk_bytes])
+                keys.append(None if base is None else base + (off, min(chunk_bytes, mv.nbytes - off)))
         span = (first, len(chunks) - first)
         if key is not None:
             seen[key] = span
@@ -145,9 +148,9 @@ def _empty(shape: Any, dtype: torch.dtype) -> torch.Tensor:
     return out
 
 
-def _alloc(name: str, rec: Any, where: str) -> tuple[torch.Tensor, list[tuple[str, memoryview, int]]]:
+def _alloc(name: str, rec: Any, where: str, chunk_bytes: int) -> tuple[torch.Tensor, list[tuple[str, memoryview, int]]]:
     """Validate a record and allocate its tensor; returns the tensor and its chunk reads."""
-    dtype, shape, nbytes, chunks = validate_tensor_record(name, rec, where)
+    dtype, shape, nbytes, chunks = validate_tensor_record(name, rec, where, chunk_bytes)
     tdtype = _TORCH_DTYPES.get(dtype)
     if tdtype is None:
         raise CorruptEntry(f"{where}: tensor {name!r} has dtype {dtype}, which this torch build lacks")
@@ -156,7 +159,7 @@ def _alloc(name: str, rec: Any, where: str) -> tuple[torch.Tensor, list[tuple[st
     if nbytes:
         buf = memoryview(out.reshape(-1).view(torch.uint8).numpy()).cast("B")
         for i, oid in enumerate(chunks):
-            reads.append((oid, buf[i * CHUNK_BYTES : min(nbytes, (i + 1) * CHUNK_BYTES)], i))
+            reads.append((oid, buf[i * chunk_bytes : min(nbytes, (i + 1) * chunk_bytes)], i))
     return out, reads
 
 
@@ -166,8 +169,12 @@ def read_tensors(
     where: str,
     names: Iterable[str] | None = None,
     threads: int = 2,
+    *,
+    chunk_bytes: int,
 ) -> dict[str, torch.Tensor]:
     """Read tensors, validating shape, size and checksums; never returns garbage.
+
+    ``chunk_bytes``: the table's value (``spec.tables.parse_table`` validated it).
 
     Chunks are read in a small thread pool: ``preadv`` and Adler-32 both
     release the GIL, so copying one chunk overlaps checking another.
@@ -178,7 +185,7 @@ def read_tensors(
     for name in wanted:
         if name not in records:
             raise InvalidInput(f"{where} has no tensor named {name!r}")
-        t, reads = _alloc(name, records[name], where)
+        t, reads = _alloc(name, records[name], where, chunk_bytes)
         out[name] = t
         tasks += [(name, oid, mv, i) for oid, mv, i in reads]
 
@@ -202,42 +209,55 @@ def read_tensors(
 
 
 def stream_pairs(
-    repo: pygit2.Repository, items: Iterable[tuple[str, Any, Any]], where_a: str, where_b: str
+    repo: pygit2.Repository,
+    items: Iterable[tuple[str, Any, Any]],
+    where_a: str,
+    where_b: str,
+    *,
+    chunk_a: int,
+    chunk_b: int,
 ) -> Iterator[tuple[str, torch.Tensor, torch.Tensor | None, bool]]:
-    """Values of tensor pairs of equal dtype and shape, chunk by chunk: ``(name, a, b, last)``.
+    """Values of tensor pairs of equal dtype and shape, block by block: ``(name, a, b, last)``.
 
-    ``a`` and ``b`` are flat tensors over one chunk; ``b`` is None where both
-    sides share the chunk's blob (same bytes, read once). A reader thread
-    fetches the next pair (both sides at once) while the caller works on this one, into two
-    reusable buffer pairs: diffing two 1 GB models holds a few chunks, never
-    whole models. A yielded block is valid until the next iteration.
+    ``a`` and ``b`` are flat tensors over one block, the larger of the two tables' chunk sizes
+    (``chunk_a``, ``chunk_b``: powers of two, so a block is whole chunks on either side; with equal
+    sizes a block is one chunk). ``b`` is None where both sides share the block's blobs (same
+    bytes, read once). A reader thread fetches the next pair (both sides at once) while the caller
+    works on this one, into two reusable buffer pairs: diffing two 1 GB models holds a few blocks,
+    never whole models. A yielded block is valid until the next iteration.
     """
-    plan: list[tuple[str, torch.dtype, int, str, str, bool]] = []
+    block = max(chunk_a, chunk_b)
+    plan: list[tuple[str, torch.dtype, int, list[str], list[str], bool]] = []
     biggest = 0
     for name, ra, rb in items:
-        dt, _, nbytes, ca = validate_tensor_record(name, ra, where_a)
-        _, _, _, cb = validate_tensor_record(name, rb, where_b)
+        dt, _, nbytes, ca = validate_tensor_record(name, ra, where_a, chunk_a)
+        _, _, _, cb = validate_tensor_record(name, rb, where_b, chunk_b)
         tdtype = _TORCH_DTYPES.get(dt)
         if tdtype is None:
             raise CorruptEntry(f"{where_a}: tensor {name!r} has dtype {dt}, which this torch build lacks")
-        for i, (x, y) in enumerate(zip(ca, cb)):
-            size = max(0, min(CHUNK_BYTES, nbytes - i * CHUNK_BYTES))
+        n = max(1, -(-nbytes // block))
+        for j in range(n):
+            size = max(0, min(block, nbytes - j * block))
             biggest = max(biggest, size)
-            plan.append((name, tdtype, size, x, y, i == len(ca) - 1))
+            xs = ca[j * block // chunk_a : (j + 1) * block // chunk_a]
+            ys = cb[j * block // chunk_b : (j + 1) * block // chunk_b]
+            plan.append((name, tdtype, size, xs, ys, j == n - 1))
     slots = [(torch.empty(biggest, dtype=torch.uint8), torch.empty(biggest, dtype=torch.uint8)) for _ in range(2)]
 
     def fetch(k: int, side: int) -> torch.Tensor | None:
-        name, tdtype, size, x, y, _ = plan[k]
-        if side == 1 and y == x:
+        name, tdtype, size, xs, ys, _ = plan[k]
+        if side == 1 and ys == xs:
             return None
-        oid, where = (x, where_a) if side == 0 else (y, where_b)
+        oids, where, step = (xs, where_a, chunk_a) if side == 0 else (ys, where_b, chunk_b)
         view = slots[k % 2][side][:size]
-        try:
-            packread.read_blob_into(repo, oid, memoryview(view.numpy()).cast("B"))
-        except CorruptEntry as e:
-            raise CorruptEntry(
-                f"{where}: tensor {name!r} chunk {oid[:12]} is damaged: {e}; refusing to use it"
-            ) from None
+        out = memoryview(view.numpy()).cast("B")
+        for i, oid in enumerate(oids):
+            try:
+                packread.read_blob_into(repo, oid, out[i * step : min(size, (i + 1) * step)])
+            except CorruptEntry as e:
+                raise CorruptEntry(
+                    f"{where}: tensor {name!r} chunk {oid[:12]} is damaged: {e}; refusing to use it"
+                ) from None
         return view.view(tdtype)
 
     if not plan:

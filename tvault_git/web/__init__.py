@@ -30,10 +30,12 @@ import pygit2
 from flask import Flask, Response, render_template, request, send_file
 from markupsafe import Markup
 
+from tvault_git.capture.live import capture_gaps
+from tvault_git.capture.values import flat_configuration
 from tvault_git.errors import InvalidInput, RefNotFound, TvaultError
 from tvault_git.registry import cache, entries, query
-from tvault_git.spec.format import ARCHITECTURE, NAME_RE, OPTIMIZER, PATCH, SCHEDULER, SOURCE_INDEX
-from tvault_git.textfmt import fmt_value, human_bytes, short_date
+from tvault_git.spec.format import ARCHITECTURE, CONFIGURATION, NAME_RE, OPTIMIZER, PATCH, SCHEDULER, SOURCE_INDEX
+from tvault_git.textfmt import fmt_config, fmt_value, human_bytes, short_date
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TEMPLATES = os.path.join(HERE, "templates")
@@ -344,6 +346,8 @@ def entry_page(repo: pygit2.Repository, ref: str) -> dict[str, Any]:
         "objects": objects,
         "external": src.get("external") or [],
         "missing": src.get("missing") or [],
+        "capture_gaps": capture_gaps(m.get("missing") or src.get("missing") or [], m.get("drift") or []),
+        "configuration": flat_configuration(entries.read_json(repo, e.id, CONFIGURATION)),
         "weights": wrows,
         "weights_total": human_bytes(sum(w["nbytes"] for w in wrows)),
         "architecture": arch,
@@ -605,6 +609,7 @@ def _versions_from_manifests(repo: pygit2.Repository, name: str, rows: list[dict
 def _jinja_setup(app: Flask) -> None:
     app.jinja_env.autoescape = True  # every template, whatever its extension
     app.jinja_env.filters["v"] = lambda x: "-" if x is None else fmt_value(x)
+    app.jinja_env.filters["cfg"] = fmt_config
     app.jinja_env.filters["date"] = short_date
     app.jinja_env.filters["short"] = lambda s: (s or "")[:10]
     app.jinja_env.filters["shape"] = lambda s: (

@@ -7,12 +7,14 @@ from typing import Any
 
 import click
 
+from tvault_git.capture.live import capture_gaps
+from tvault_git.capture.values import flat_configuration
 from tvault_git.cli.app import repo_from_ctx
 from tvault_git.cli.style import heading
 from tvault_git.errors import InvalidInput
 from tvault_git.registry import entries
-from tvault_git.spec.format import ARCHITECTURE, OPTIMIZER, PATCH, SCHEDULER, SOURCE_INDEX
-from tvault_git.textfmt import fmt_tags, fmt_value, human_bytes, short_date
+from tvault_git.spec.format import ARCHITECTURE, CONFIGURATION, OPTIMIZER, PATCH, SCHEDULER, SOURCE_INDEX
+from tvault_git.textfmt import fmt_config, fmt_tags, fmt_value, human_bytes, short_date
 
 
 def entry_summary(e: entries.Entry) -> dict[str, Any]:
@@ -112,6 +114,7 @@ def show_cmd(ctx: click.Context, ref: str, show_source: bool, show_patch: bool, 
                 "weights": weights,
                 "optimizer": opt,
                 "scheduler": sched,
+                "configuration": read(CONFIGURATION),
             }
         )
         click.echo(json.dumps(out, indent=1))
@@ -140,7 +143,19 @@ def show_cmd(ctx: click.Context, ref: str, show_source: bool, show_patch: bool, 
     lines.append(f"{heading('versions')} " + ", ".join(f"{k} {val}" for k, val in sorted(v.items())))
     model = m.get("model") or {}
     lines.append(f"{heading('model')}    {model.get('class')} ({model.get('parameters', 0):,} parameters)")
+    gaps = capture_gaps(m.get("missing") or src.get("missing") or [], m.get("drift") or [])
+    if gaps:
+        lines.append(f"{heading('warning')}  " + click.style(f"capture incomplete: {gaps}", fg="red", bold=True))
+    if m.get("untracked"):
+        lines.append(f"{heading('untracked')} " + ", ".join(m["untracked"][:20]))
     lines += ["", heading("Architecture")] + ["    " + ln for ln in arch.rstrip("\n").splitlines()]
+    conf = flat_configuration(read(CONFIGURATION))
+    if conf:
+        lines += ["", heading(f"Configuration ({len(conf)} value{'s' * (len(conf) != 1)})")]
+        for k, val in list(conf.items())[:200]:
+            lines.append(f"    {k} = {fmt_config(val)}")
+        if len(conf) > 200:
+            lines.append(f"    ... and {len(conf) - 200} more (git tvault show --json)")
     objs = src.get("objects") or []
     files = sorted({o.get("file") for o in objs})
     lines += [
@@ -149,10 +164,9 @@ def show_cmd(ctx: click.Context, ref: str, show_source: bool, show_patch: bool, 
     ]
     for o in objs:
         label = f"{o.get('module')}.{o.get('qualname')}"
-        lines.append(
-            f"    {o.get('kind', '?'):<9}{label:<36} {o.get('file')}"
-            + (f":{o['line']}" if o.get("line") is not None else "")
-        )
+        value = f"  = {fmt_config(o['value'], 60)}" if "value" in o else ""
+        where = f"{o.get('file')}" + (f":{o['line']}" if o.get("line") is not None else "")
+        lines.append(f"    {o.get('kind', '?'):<9}{label:<36} {where}{value}")
         if show_source:
             text = (entries.read_blob(repo, tree, o.get("path", "")) or b"").decode("utf-8", "replace")
             lines += ["        " + ln for ln in text.rstrip("\n").splitlines()] + [""]
