@@ -14,6 +14,7 @@ __version__ = "0.1.0"
 
 _LAZY = {
     "log_all": "api.log",
+    "PendingEntry": "api.background",
     "load": "api.read",
     "load_into": "api.read",
     "load_tensor": "api.read",
@@ -61,6 +62,7 @@ __all__ = [
     "InvalidInput",
     "NoCommits",
     "NotARepository",
+    "PendingEntry",
     "RefNotFound",
     "RemoteError",
     "StorageError",

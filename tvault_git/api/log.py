@@ -16,15 +16,24 @@ import os
 import platform
 import warnings
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import pygit2
 import torch
 
 from tvault_git import __version__
+from tvault_git.api import distributed
 from tvault_git.capture import live, values
 from tvault_git.errors import CaptureWarning, InvalidInput
-from tvault_git.gitutil.repo import ensure_config, head_commit, open_repo, repo_keyword, signature, writes_shared
+from tvault_git.gitutil.repo import (
+    ensure_config,
+    head_commit,
+    open_repo,
+    repo_keyword,
+    signature,
+    writes_shared,
+)
 from tvault_git.registry import names, notes
 from tvault_git.registry.entries import Entry
 from tvault_git.spec import format as fmt
@@ -58,6 +67,10 @@ def unwrap_model(model: Any) -> torch.nn.Module:
             continue
         if isinstance(model, (torch.nn.parallel.DistributedDataParallel, torch.nn.DataParallel)):
             model = model.module
+            continue
+        inner = distributed.fsdp1_inner(model)
+        if inner is not None:
+            model = inner
             continue
         break
     if not isinstance(model, torch.nn.Module):
@@ -245,8 +258,34 @@ def _source_tree(repo: pygit2.Repository, cap: live.Captured) -> tuple[pygit2.Oi
     return (tb.write() if modules else None), index
 
 
-@writes_shared(repo_keyword)
-def log_all(
+@dataclass
+class Prepared:
+    """Everything ``log_all`` settles before it touches the weights (validated, captured, on the caller's thread)."""
+
+    model: torch.nn.Module
+    repo: pygit2.Repository
+    head: str
+    sig: pygit2.Signature
+    created: str
+    tags: Any
+    result: float | int | None
+    metrics: dict[str, float | int]
+    name: str | None
+    message: str | None
+    optimizer: dict[str, Any] | None
+    optimizer_values: dict[str, Any] | None
+    scheduler: dict[str, Any] | None
+    architecture: str
+    model_class: str
+    n_params: int
+    capture: live.Captured
+    dirty: bool
+    patch: str
+    untracked: list[str]
+    branch: str | None
+
+
+def prepare(
     model: Any,
     tags: Mapping[str, Any] | None = None,
     result: Any = None,
@@ -258,14 +297,9 @@ def log_all(
     message: str | None = None,
     repo: str | os.PathLike | pygit2.Repository | None = None,
     save_optimizer_state: bool = False,
-) -> Entry:
-    """Log ``model`` as a new registry entry on the current commit; returns the entry.
-
-    ``result`` is the primary number (what ``find --min/--max`` filters on),
-    ``metrics`` any further named numbers, ``tags`` any JSON values.
-    """
-    # 1. Validate everything before writing anything.
-    model = unwrap_model(model)
+) -> tuple[Prepared, dict[str, Any], dict[str, torch.Tensor] | None]:
+    """Validate and capture everything but the tensors; returns (prepared, state_dict, optimizer state tensors)."""
+    wrapped, model = model, unwrap_model(model)
     if tags is None:
         tags = {}
     if not isinstance(tags, Mapping):
@@ -286,7 +320,11 @@ def log_all(
         raise InvalidInput("message must be a string")
     opt_rec = _optimizer_record(optimizer, model) if optimizer is not None else None
     sched_rec = _scheduler_record(scheduler) if scheduler is not None else None
-    state_dict = model.state_dict()
+    with distributed.fsdp1_sharded(wrapped) as fsdp1_root:  # FSDP1: ShardedTensor values, never gathered
+        state_dict = (fsdp1_root or model).state_dict()
+    opt_values, opt_tensors = None, None
+    if save_optimizer_state and optimizer is not None:
+        opt_values, opt_tensors = _optimizer_state(optimizer, opt_rec)
 
     r = repo if isinstance(repo, pygit2.Repository) else open_repo(repo)
     head = head_commit(r)
@@ -294,43 +332,70 @@ def log_all(
     sig = signature(r)
     now = _dt.datetime.now(_dt.timezone.utc).astimezone()
     root = r.workdir or os.path.dirname(r.path.rstrip("/"))
+    with distributed.plain_classes(model):  # FSDP wrappers and classes out of the way: the entry records the user's
+        cap = live.capture_model(model, root, _committed_text(head))
+        arch = repr(model) + "\n"
+    dirty, patch, untracked = _work_tree_state(r, head, cap)
+    prepared = Prepared(
+        model=model,
+        repo=r,
+        head=str(head.id),
+        sig=sig,
+        created=now.isoformat(timespec="microseconds"),
+        tags=clean_tags,
+        result=clean_result,
+        metrics=clean_metrics,
+        name=name,
+        message=message,
+        optimizer=opt_rec,
+        optimizer_values=opt_values,
+        scheduler=sched_rec,
+        architecture=arch,
+        model_class=cap.model_class,
+        n_params=distributed.count_parameters(model, state_dict),
+        capture=cap,
+        dirty=dirty,
+        patch=patch,
+        untracked=untracked,
+        branch=None if r.head_is_detached else r.head.shorthand,
+    )
+    return prepared, state_dict, opt_tensors
 
-    # 2. Heavy parts: weights (one pack; up to four, one per core, for big models), source, work tree state.
-    w_records, blob_ids, new_bytes = tensors.store_tensors(r, state_dict)
+
+Stored = tuple[dict[str, dict], list[str], int]  # tensor records in order, blob ids, new bytes
+
+
+def commit_entry(p: Prepared, weights: Stored, opt_state: Stored | None) -> Entry:
+    """Write the entry's tree and commit around stored tensors, then publish it (ref, then note line)."""
+    r = p.repo
+    w_records, blob_ids, new_bytes = weights
     opt_state_doc = None
-    if save_optimizer_state and optimizer is not None:
-        plain, tens = _optimizer_state(optimizer, opt_rec)
-        s_records, s_ids, s_new = tensors.store_tensors(r, tens, "optimizer state")
+    if opt_state is not None:
+        s_records, s_ids, s_new = opt_state
         blob_ids = sorted(set(blob_ids) | set(s_ids))
         new_bytes += s_new
-        opt_state_doc = {"chunk_bytes": fmt.CHUNK_BYTES, "tensors": s_records, "values": plain}
-    cap = live.capture_model(model, root, _committed_text(head))
-    dirty, patch, untracked = _work_tree_state(r, head, cap)
-    branch = None if r.head_is_detached else r.head.shorthand
-
-    # 3. Tree and commit.
-    src_tree, src_index = _source_tree(r, cap)
-    n_params = sum(p.numel() for p in model.parameters())
+        opt_state_doc = {"chunk_bytes": fmt.CHUNK_BYTES, "tensors": s_records, "values": p.optimizer_values or {}}
+    src_tree, src_index = _source_tree(r, p.capture)
     manifest = {
         "format": FORMAT_VERSION,
         "kind": "tvault-entry",
-        "created": now.isoformat(timespec="microseconds"),
-        "author": {"name": sig.name, "email": sig.email},
-        "commit": str(head.id),
-        "branch": branch,
-        "dirty": dirty,
-        "untracked": untracked[:200],
-        "missing": cap.missing,
-        "drift": cap.drift,
-        "config": values.searchable(cap.configuration),
-        "name": name,
-        "message": message,
-        "tags": clean_tags,
-        "result": clean_result,
-        "metrics": clean_metrics,
+        "created": p.created,
+        "author": {"name": p.sig.name, "email": p.sig.email},
+        "commit": p.head,
+        "branch": p.branch,
+        "dirty": p.dirty,
+        "untracked": p.untracked[:200],
+        "name": p.name,
+        "message": p.message,
+        "tags": p.tags,
+        "result": p.result,
+        "metrics": p.metrics,
+        "missing": p.capture.missing,
+        "drift": p.capture.drift,
+        "config": values.searchable(p.capture.configuration),
         "model": {
-            "class": cap.model_class,
-            "parameters": n_params,
+            "class": p.model_class,
+            "parameters": p.n_params,
             "tensors": len(w_records),
             "bytes": sum(rec["nbytes"] for rec in w_records.values()),
         },
@@ -343,7 +408,7 @@ def log_all(
     }
     tb = r.TreeBuilder()
     tb.insert(MANIFEST, _blob(r, dumps(manifest)), pygit2.enums.FileMode.BLOB)
-    tb.insert(ARCHITECTURE, _blob(r, repr(model) + "\n"), pygit2.enums.FileMode.BLOB)
+    tb.insert(ARCHITECTURE, _blob(r, p.architecture), pygit2.enums.FileMode.BLOB)
     tb.insert(
         WEIGHTS,
         _blob(r, dumps({"chunk_bytes": fmt.CHUNK_BYTES, "tensors": w_records}, ordered=True)),
@@ -351,45 +416,104 @@ def log_all(
     )
     tb.insert(
         SOURCE_INDEX,
-        _blob(r, dumps({"objects": src_index, "external": cap.external, "missing": cap.missing})),
+        _blob(r, dumps({"objects": src_index, "external": p.capture.external, "missing": p.capture.missing})),
         pygit2.enums.FileMode.BLOB,
     )
-    tb.insert(CONFIGURATION, _blob(r, dumps(cap.configuration)), pygit2.enums.FileMode.BLOB)
+    tb.insert(CONFIGURATION, _blob(r, dumps(p.capture.configuration)), pygit2.enums.FileMode.BLOB)
     if src_tree is not None:
         tb.insert(SOURCE_DIR, src_tree, pygit2.enums.FileMode.TREE)
-    if opt_rec is not None:
-        tb.insert(OPTIMIZER, _blob(r, dumps(opt_rec)), pygit2.enums.FileMode.BLOB)
+    if p.optimizer is not None:
+        tb.insert(OPTIMIZER, _blob(r, dumps(p.optimizer)), pygit2.enums.FileMode.BLOB)
     if opt_state_doc is not None:
         tb.insert(OPTIMIZER_STATE, _blob(r, dumps(opt_state_doc, ordered=True)), pygit2.enums.FileMode.BLOB)
-    if sched_rec is not None:
-        tb.insert(SCHEDULER, _blob(r, dumps(sched_rec)), pygit2.enums.FileMode.BLOB)
-    if dirty:
-        tb.insert(PATCH, _blob(r, patch), pygit2.enums.FileMode.BLOB)
+    if p.scheduler is not None:
+        tb.insert(SCHEDULER, _blob(r, dumps(p.scheduler)), pygit2.enums.FileMode.BLOB)
+    if p.dirty:
+        tb.insert(PATCH, _blob(r, p.patch), pygit2.enums.FileMode.BLOB)
     bt = r.TreeBuilder()
     for oid in blob_ids:
         bt.insert(oid, pygit2.Oid(hex=oid), pygit2.enums.FileMode.BLOB)
     tb.insert(BLOB_DIR, bt.write(), pygit2.enums.FileMode.TREE)
     tree = tb.write()
-    title = f"tvault: {name or manifest['model']['class'].rsplit('.', 1)[-1]}"
-    if clean_result is not None:
-        title += f" result={clean_result}"
-    body = f"{title}\n\ntrained on {head.id}{' (dirty)' if dirty else ''}\n"
-    if message:
-        body += f"\n{message}\n"
-    entry_id = str(r.create_commit(None, sig, sig, body, tree, []))
+    title = f"tvault: {p.name or p.model_class.rsplit('.', 1)[-1]}"
+    if p.result is not None:
+        title += f" result={p.result}"
+    body = f"{title}\n\ntrained on {p.head}{' (dirty)' if p.dirty else ''}\n"
+    if p.message:
+        body += f"\n{p.message}\n"
+    entry_id = str(r.create_commit(None, p.sig, p.sig, body, tree, []))
 
-    # 4. Publish: the ref keeps the objects alive, the note line makes it visible.
+    # Publish: the ref keeps the objects alive, the note line makes it visible.
     r.references.create(REF_PREFIX + entry_id, pygit2.Oid(hex=entry_id), force=True)
-    res_txt = None if clean_result is None else repr(clean_result)
-    label = manifest["model"]["class"].rsplit(".", 1)[-1] if name is None else f"{name}@{names.next_version(r, name)}"
+    res_txt = None if p.result is None else repr(p.result)
+    label = p.model_class.rsplit(".", 1)[-1] if p.name is None else f"{p.name}@{names.next_version(r, p.name)}"
     shown = notes.display_text(label, res_txt, entry_id)
-    index = notes.add(r, str(head.id), entry_id, name, res_txt, created=manifest["created"], display=shown)
-    # 5. Housekeeping: many small weight packs slow every object lookup down.
+    index = notes.add(r, p.head, entry_id, p.name, res_txt, created=p.created, display=shown)
+    # Housekeeping: many small weight packs slow every object lookup down.
     try:
         packmerge.maybe_merge(r)
     except OSError as e:  # the entry is logged; merging can wait for the next call
-        warnings.warn(f"tvault: could not merge weight packs ({e}); the entry is logged", stacklevel=2)
-    gaps = live.capture_gaps(cap.missing, cap.drift)
+        warnings.warn(f"tvault: could not merge weight packs ({e}); the entry is logged", stacklevel=3)
+    gaps = live.capture_gaps(p.capture.missing, p.capture.drift)
     if gaps:
-        warnings.warn(f"tvault: entry {entry_id[:10]}: {gaps}", CaptureWarning, stacklevel=2)
-    return Entry(entry_id, str(head.id), index, name, res_txt, new_bytes, _repo=r, _manifest=manifest)
+        warnings.warn(f"tvault: entry {entry_id[:10]}: {gaps}", CaptureWarning, stacklevel=3)
+    return Entry(entry_id, p.head, index, p.name, res_txt, new_bytes, _repo=r, _manifest=manifest)
+
+
+@writes_shared(repo_keyword)
+def log_all(
+    model: Any,
+    tags: Mapping[str, Any] | None = None,
+    result: Any = None,
+    optimizer: Any = None,
+    *,
+    metrics: Mapping[str, Any] | None = None,
+    scheduler: Any = None,
+    name: str | None = None,
+    message: str | None = None,
+    repo: str | os.PathLike | pygit2.Repository | None = None,
+    save_optimizer_state: bool = False,
+    background: bool = False,
+    snapshot: str = "copy",
+    collective: bool | None = None,
+    writer_rank: int = 0,
+) -> Any:
+    """Log ``model`` as a new registry entry on the current commit; returns the entry.
+
+    ``result`` is the primary number (what ``find --min/--max`` filters on),
+    ``metrics`` any further named numbers, ``tags`` any JSON values.
+
+    Under ``torch.distributed`` (a process group of more than one rank) every
+    rank must call it: one entry is written, by ``writer_rank``, each rank's
+    shards of FSDP/DTensor weights by that rank, and every rank gets the same
+    ``Entry`` back. ``collective=False`` logs from this process alone (code
+    already guarded by ``if rank == 0``).
+
+    ``background=True`` returns a ``PendingEntry`` once the tensors are copied
+    (``snapshot="copy"``) or at once (``snapshot="view"``: you promise not to
+    change the weights until it is done); hashing and writing run in a thread.
+    """
+    args = dict(
+        metrics=metrics,
+        scheduler=scheduler,
+        name=name,
+        message=message,
+        repo=repo,
+        save_optimizer_state=save_optimizer_state,
+    )
+    if snapshot not in ("copy", "view"):
+        raise InvalidInput(f"snapshot must be 'copy' or 'view', got {snapshot!r}")
+    if distributed.active(collective):
+        return distributed.log_all(model, tags, result, optimizer, args, writer_rank, background, snapshot)
+    if background:
+        from tvault_git.api import background as bg
+
+        return bg.submit(model, tags, result, optimizer, args, snapshot)
+    p, state_dict, opt_tensors = prepare(model, tags, result, optimizer, **args)
+    if distributed.is_sharded(state_dict):
+        raise InvalidInput(
+            "the weights are sharded (FSDP / DTensor): call log_all on every rank, without collective=False"
+        )
+    weights = tensors.store_tensors(p.repo, state_dict)
+    opt_state = tensors.store_tensors(p.repo, opt_tensors, "optimizer state") if opt_tensors is not None else None
+    return commit_entry(p, weights, opt_state)

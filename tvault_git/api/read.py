@@ -67,6 +67,17 @@ def load_into(
     device = next((p.device for p in m.parameters()), torch.device("cpu"))
     if remote is not None:
         ref = _fetched(_repo(repo), ref, remote)
+    from tvault_git.api import distributed
+
+    with distributed.fsdp1_sharded(model) as root:  # FSDP1: its ShardedTensor state_dict
+        target = root or m
+        if distributed.is_sharded(target.state_dict()):  # FSDP / DTensor: each rank reads only its shards' chunks
+            r = _repo(repo)
+            e = registry.resolve(r, ref)
+            table = registry.tensor_table(r, e.id)
+            return distributed.load_sharded(
+                target, r, table.tensors, f"entry {e.short}", strict, chunk_bytes=table.chunk_bytes
+            )
     return m.load_state_dict(load(ref, repo, device=device), strict=strict)
 
 

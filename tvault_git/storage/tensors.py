@@ -29,14 +29,20 @@ def dtype_name(dt: torch.dtype) -> str:
         raise InvalidInput(f"tensor dtype {dt} is not supported by the registry format") from None
 
 
-def _as_bytes(t: torch.Tensor, name: str) -> tuple[torch.Tensor, memoryview]:
-    """A contiguous CPU copy only when needed, and a zero-copy byte view of it."""
+def check_loggable(t: torch.Tensor, name: str) -> None:
+    """Refuse what the format cannot hold (before a background log copies or writes anything)."""
     if t.layout != torch.strided:
         raise InvalidInput(f"tensor {name!r} has layout {t.layout}; convert it to dense (.to_dense()) before logging")
     if t.is_quantized:
         raise InvalidInput(f"tensor {name!r} is quantized; dequantize it before logging")
     if t.device.type == "meta":
         raise InvalidInput(f"tensor {name!r} is on the meta device and has no data")
+    dtype_name(t.dtype)
+
+
+def _as_bytes(t: torch.Tensor, name: str) -> tuple[torch.Tensor, memoryview]:
+    """A contiguous CPU copy only when needed, and a zero-copy byte view of it."""
+    check_loggable(t, name)
     t = t.detach()
     if t.device.type != "cpu":
         t = t.to("cpu")
