@@ -324,7 +324,7 @@ def find(
 
 def known_keys(con: Any) -> list[str]:
     """Every metric and tag key in the registry, plus ``result`` and the built-in sort keys."""
-    keys = {k for (k,) in con.execute("SELECT DISTINCT key FROM kv WHERE kind IN ('metric','tag')")}
+    keys = {k for (k,) in con.execute("SELECT DISTINCT key FROM kv WHERE kind IN ('metric','tag','config')")}
     return sorted(keys | {"result"} | set(_BUILTIN_SORT))
 
 
@@ -333,7 +333,9 @@ def _check_keys(con: Any, asked: list[tuple[str, str]]) -> None:
     for key, where in asked:
         if key == "result" or key in _BUILTIN_SORT:
             continue
-        if con.execute("SELECT 1 FROM kv WHERE kind IN ('metric','tag') AND key = ? LIMIT 1", (key,)).fetchone():
+        if con.execute(
+            "SELECT 1 FROM kv WHERE kind IN ('metric','tag','config') AND key = ? LIMIT 1", (key,)
+        ).fetchone():
             continue
         if not con.execute("SELECT 1 FROM entries WHERE missing = 0 LIMIT 1").fetchone():
             continue  # an empty registry: nothing to compare with, "no entries" says enough
@@ -342,7 +344,8 @@ def _check_keys(con: Any, asked: list[tuple[str, str]]) -> None:
         known = known_keys(con)
         close = difflib.get_close_matches(key, known, n=1)
         hint = f"did you mean {close[0]!r}? " if close else ""
-        raise InvalidInput(f"unknown key {key!r} in {where}: no entry has it; {hint}known: {', '.join(known)}")
+        shown = ", ".join(known[:60]) + (f", ... ({len(known) - 60} more)" if len(known) > 60 else "")
+        raise InvalidInput(f"unknown key {key!r} in {where}: no entry has it; {hint}known: {shown}")
 
 
 def _add_versions(con: Any, rows: list[dict[str, Any]]) -> None:
