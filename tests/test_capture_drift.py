@@ -151,3 +151,28 @@ def test_format_1_0_entries_still_show_and_diff(repo):
     assert d["configuration"]["available"] is False and "before format 1.1" in d["configuration"]["summary"]
     assert "Configuration" not in tvault_cli(repo, "diff", old, new).stdout
     assert tvault_cli(repo, "diff", old, "--no-weights").returncode == 0
+
+
+def test_an_edit_to_code_the_model_does_not_use_is_not_drift(repo, fresh_modules):
+    write(repo / "mlp.py", MODEL + "\n\ndef unused():\n    return 1\n")
+    commit_all(repo, "mlp")
+    m = import_fresh("mlp")
+    (repo / "mlp.py").write_text(MODEL + "\n\ndef unused():\n    return 2\n")  # edited while running
+    e, warned = capture_warnings(tvault.log_all, m.MLP())
+    assert warned == [] and tvault.get(e.id)["drift"] == []
+    _, objs = source(repo, e.id)
+    assert "nn.GELU()" in objs["mlp.MLP"]["text"]
+
+
+def test_the_capture_warning_points_at_the_callers_line(repo, monkeypatch):
+    import types
+    import warnings
+
+    monkeypatch.setitem(sys.modules, "__main__", types.ModuleType("__main__"))
+    ns: dict = {"__name__": "__main__"}
+    exec(compile("import torch.nn as nn\nclass Ghost(nn.Linear):\n    pass\n", "<string>", "exec"), ns)
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        tvault.log_all(ns["Ghost"](1, 1))
+    (w,) = [w for w in rec if issubclass(w.category, tvault.CaptureWarning)]
+    assert w.filename == __file__

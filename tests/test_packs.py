@@ -63,7 +63,7 @@ def test_merge_drops_duplicates_of_racing_writers(repo, monkeypatch):
     ids2, new = objects.write_blobs(r, data)  # the same two blobs again, and one more
     assert ids2[:2] == ids and new == 15000
     pack_dir = str(repo / ".git/objects/pack")
-    assert packs.merge(pack_dir, packs.tvault_packs(pack_dir)) == 2
+    assert packs.merge(pygit2.Repository(str(repo)), pack_dir, packs.tvault_packs(pack_dir)) == 2
     (only,) = packs.tvault_packs(pack_dir)
     objs = _objects_by_pack(repo)[os.path.basename(only)]
     assert sorted(objs) == sorted(ids2)
@@ -76,7 +76,9 @@ def test_a_reader_keeps_its_fast_path_after_packs_are_merged_away(repo, monkeypa
     entries = [tvault.log_all(_model(i)) for i in range(3)]
     tvault.load(entries[0].id)  # this process has listed and opened the packs
     pack_dir = str(repo / ".git/objects/pack")
-    assert packs.merge(pack_dir, packs.tvault_packs(pack_dir)) == 3  # as another process would
+    assert (
+        packs.merge(pygit2.Repository(str(repo)), pack_dir, packs.tvault_packs(pack_dir)) == 3
+    )  # as another process would
 
     def no_slow_path(*a, **k):
         raise AssertionError("fell back to libgit2")
@@ -113,7 +115,7 @@ def test_a_damaged_small_pack_is_left_out_of_the_merge(repo):
         b = f.read(1)
         f.seek(40)
         f.write(bytes([b[0] ^ 0xFF]))
-    assert packs.merge(pack_dir, bases) == 2
+    assert packs.merge(pygit2.Repository(str(repo)), pack_dir, bases) == 2
     left = packs.tvault_packs(pack_dir)
     assert len(left) == 2 and bases[0] in left  # the damaged one, untouched, and the merged one
     loaded = 0

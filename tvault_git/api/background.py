@@ -30,7 +30,7 @@ import torch
 from tvault_git.api import distributed
 from tvault_git.errors import InvalidInput
 from tvault_git.registry.entries import Entry
-from tvault_git.storage import tensors
+from tvault_git.storage import reclaim, tensors
 
 EXIT_NOTICE_S = 1.0  # waiting longer than this at exit is announced on stderr
 _ALIGN = 64
@@ -186,7 +186,7 @@ def submit(model: Any, tags: Any, result: Any, optimizer: Any, args: dict[str, A
         q = dataclasses.replace(p, repo=r)
 
         def work() -> Entry:
-            with shared_umask(r):  # the caller's log_all has returned: this thread writes on its own
+            with shared_umask(r), reclaim.writing(r):  # this thread writes on its own now
                 weights = tensors.store_tensors(r, parts[0])
                 opt = tensors.store_tensors(r, parts[1], "optimizer state") if len(parts) > 1 else None
                 return commit_entry(q, weights, opt)

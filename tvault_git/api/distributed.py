@@ -600,7 +600,13 @@ def log_all(
         if not background:
             return _finish(p, staged, p.repo, group)  # type: ignore[union-attr]
         r = pygit2.Repository(p.repo.path)  # type: ignore[union-attr]  # the thread's own (libgit2 objects stay in one thread)
-        return bg.start(slot, lambda: _finish(p, staged, r, group))
+        from tvault_git.gitutil.repo import shared_umask
+
+        def work() -> Any:
+            with shared_umask(r):  # the caller's log_all has returned: this thread writes on its own
+                return _finish(p, staged, r, group)
+
+        return bg.start(slot, work)
 
 
 def _finish(p: Any, staged: list[_Staged], r: pygit2.Repository, group: Any) -> Any:

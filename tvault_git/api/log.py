@@ -54,7 +54,7 @@ from tvault_git.spec.format import (
     WEIGHTS,
     dumps,
 )
-from tvault_git.storage import packmerge, tensors
+from tvault_git.storage import packmerge, reclaim, tensors
 
 
 def unwrap_model(model: Any) -> torch.nn.Module:
@@ -450,13 +450,14 @@ def commit_entry(p: Prepared, weights: Stored, opt_state: Stored | None) -> Entr
     shown = notes.display_text(label, res_txt, entry_id)
     index = notes.add(r, p.head, entry_id, p.name, res_txt, created=p.created, display=shown)
     # Housekeeping: many small weight packs slow every object lookup down.
+    # Warnings name the user's line: commit_entry <- log_all <- its shared-umask wrapper <- the caller.
     try:
         packmerge.maybe_merge(r)
     except OSError as e:  # the entry is logged; merging can wait for the next call
-        warnings.warn(f"tvault: could not merge weight packs ({e}); the entry is logged", stacklevel=3)
+        warnings.warn(f"tvault: could not merge weight packs ({e}); the entry is logged", stacklevel=4)
     gaps = live.capture_gaps(p.capture.missing, p.capture.drift)
     if gaps:
-        warnings.warn(f"tvault: entry {entry_id[:10]}: {gaps}", CaptureWarning, stacklevel=3)
+        warnings.warn(f"tvault: entry {entry_id[:10]}: {gaps}", CaptureWarning, stacklevel=4)
     return Entry(entry_id, p.head, index, p.name, res_txt, new_bytes, _repo=r, _manifest=manifest)
 
 
@@ -514,6 +515,7 @@ def log_all(
         raise InvalidInput(
             "the weights are sharded (FSDP / DTensor): call log_all on every rank, without collective=False"
         )
-    weights = tensors.store_tensors(p.repo, state_dict)
-    opt_state = tensors.store_tensors(p.repo, opt_tensors, "optimizer state") if opt_tensors is not None else None
-    return commit_entry(p, weights, opt_state)
+    with reclaim.writing(p.repo):  # no space reclaim between "this blob is stored" and the entry's ref
+        weights = tensors.store_tensors(p.repo, state_dict)
+        opt_state = tensors.store_tensors(p.repo, opt_tensors, "optimizer state") if opt_tensors is not None else None
+        return commit_entry(p, weights, opt_state)

@@ -84,6 +84,13 @@ def _function_codes(obj: Any, filename: str) -> list[types.CodeType]:
     return []
 
 
+def object_codes(obj: Any, filename: str) -> list[types.CodeType]:
+    """The running code objects of one function or class (its methods) compiled from ``filename``."""
+    if isinstance(obj, type):
+        return [c for attr in list(vars(obj).values()) for c in _function_codes(attr, filename)]
+    return _function_codes(obj, filename)
+
+
 def live_codes(module: types.ModuleType, filename: str) -> list[types.CodeType]:
     """Code objects now running that were compiled from ``filename`` (a real path): its functions and methods."""
     out: list[types.CodeType] = []

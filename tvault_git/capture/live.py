@@ -138,7 +138,8 @@ class _Capturer:
         self.const_done: set[tuple[str, str]] = set()
         self.external_done: set[str] = set()
         self.missing_done: set[str] = set()
-        self._texts: dict[str, _FileText | None] = {}
+        self._files: dict[str, _File] = {}
+        self._drift: dict[str, str] = {}  # file -> "commit" | "unknown"
         self._is_local: dict[type, bool] = {}
         self._paths: dict[str, str | None] = {}
 
@@ -212,32 +213,30 @@ class _Capturer:
         self.out.external.append({"qualname": qual, "package": pkg, "version": ver})
 
     # -- the text that ran ---------------------------------------------
-    def _text(self, path: str, module: types.ModuleType | None) -> _FileText | None:
-        """The source of ``path`` that the running code was compiled from; None if it cannot be proven."""
-        if path in self._texts:
-            return self._texts[path]
-        result: _FileText | None = None
-        if _is_cell(path):
-            text = "".join(linecache.getlines(path))
-            result = (text, text.splitlines(True), _parse(text), "cell")
-        else:
-            try:
-                with open(path, encoding="utf-8") as f:
-                    disk = f.read()
-            except (OSError, UnicodeDecodeError):
-                disk = None
-            codes = drift.live_codes(module, path) if module is not None else []
-            if disk is not None and (not codes or drift.matches(codes, drift.compiled_index(disk, path))):
-                result = (disk, disk.splitlines(True), _parse(disk), "disk")
-            else:
-                old = self.committed(self._rel(path)) if self.committed else None
-                if old is not None and codes and drift.matches(codes, drift.compiled_index(old, path)):
-                    result = (old, old.splitlines(True), _parse(old), "commit")
-                    self.out.drift.append({"file": self._rel(path), "ran": "commit"})
-                else:
-                    self.out.drift.append({"file": self._rel(path), "ran": "unknown"})
-        self._texts[path] = result
-        return result
+    def _text(self, path: str, obj: Any = None) -> _FileText | None:
+        """The source of ``path`` that ``obj``'s running code was compiled from; None if it cannot be proven.
+
+        Each function or class is checked on its own (its code objects against
+        the file now, then the training commit's version), so an unused stale
+        definition elsewhere in the file does not matter. Constants (``obj``
+        None) come from the version the file's code was proven to run from.
+        """
+        if path not in self._files:
+            self._files[path] = _File(path, self)
+        f = self._files[path]
+        if f.cell is not None:
+            return f.cell
+        codes = drift.object_codes(obj, path) if obj is not None else []
+        if not codes:
+            state = self._drift.get(f.rel)
+            return None if state == "unknown" else f.version("commit" if state == "commit" else "disk")
+        for ran in ("disk", "commit"):
+            if drift.matches(codes, f.index(ran)):
+                if ran == "commit" and self._drift.get(f.rel) != "unknown":
+                    self._drift[f.rel] = "commit"
+                return f.version(ran)
+        self._drift[f.rel] = "unknown"
+        return None
 
     # -- traversal -------------------------------------------------------
     def add_module_class(self, cls: type) -> None:
@@ -282,7 +281,7 @@ class _Capturer:
                     self._missing(f"{module}.{qual}", reason)
             return
         mod = sys.modules.get(module)
-        ft = self._text(path, mod)
+        ft = self._text(path, obj)
         if ft is None:
             self._missing(f"{module}.{qual}", f"{self._rel(path)} {DRIFT_NOTE} and differs from the training commit")
             return
@@ -415,7 +414,7 @@ class _Capturer:
         path = self._module_file(mod, hint)
         if path is None:
             return
-        ft = self._text(path, mod)
+        ft = self._text(path)
         qual = f"{mod.__name__}.{name}"
         if ft is None:
             self._missing(qual, f"{self._rel(path)} {DRIFT_NOTE} and differs from the training commit")
@@ -490,6 +489,44 @@ def capture_gaps(missing: list[dict[str, Any]], drift: list[dict[str, Any]]) -> 
     return "; ".join(notes_) if notes_ else None
 
 
+class _File:
+    """One source file's candidate texts (on disk now, in the training commit), read and compiled lazily."""
+
+    def __init__(self, path: str, cap: _Capturer) -> None:
+        self.path, self.rel, self.cap = path, cap._rel(path), cap
+        self.cell: _FileText | None = None
+        if _is_cell(path):
+            text = "".join(linecache.getlines(path))
+            self.cell = (text, text.splitlines(True), _parse(text), "cell")
+        self._texts: dict[str, str | None] = {}
+        self._versions: dict[str, _FileText | None] = {}
+        self._indexes: dict[str, Any] = {}
+
+    def text(self, ran: str) -> str | None:
+        if ran not in self._texts:
+            if ran == "disk":
+                try:
+                    with open(self.path, encoding="utf-8") as f:
+                        self._texts[ran] = f.read()
+                except (OSError, UnicodeDecodeError):
+                    self._texts[ran] = None
+            else:
+                self._texts[ran] = self.cap.committed(self.rel) if self.cap.committed else None
+        return self._texts[ran]
+
+    def version(self, ran: str) -> _FileText | None:
+        if ran not in self._versions:
+            t = self.text(ran)
+            self._versions[ran] = None if t is None else (t, t.splitlines(True), _parse(t), ran)
+        return self._versions[ran]
+
+    def index(self, ran: str) -> Any:
+        if ran not in self._indexes:
+            t = self.text(ran)
+            self._indexes[ran] = None if t is None else drift.compiled_index(t, self.path)
+        return self._indexes[ran]
+
+
 def _parse(text: str) -> ast.Module | None:
     try:
         return ast.parse(text)
@@ -551,6 +588,7 @@ def capture_model(model: Any, root: str, committed: Callable[[str], str | None] 
             elif not isinstance(v, type | types.ModuleType) and cap.is_local(type(v)):
                 cap._enqueue(type(v), "dependency")  # a config object's class: its defaults and code
     out = cap.run()
+    out.drift = [{"file": f, "ran": ran} for f, ran in sorted(cap._drift.items())]
     out.configuration = values.module_configuration(model, cap.is_local)
     out.model_class = model_class(model)
     return out

@@ -35,6 +35,7 @@ COMMANDS: dict[str, str] = {
     "install": "hooks:install_cmd",
     "uninstall": "hooks:uninstall_cmd",
     "ui": "ui:ui_cmd",
+    "gc": "storage:gc_cmd",
     "help": "help:help_cmd",
 }
 

@@ -425,3 +425,72 @@ def permission_problem(repo: pygit2.Repository | None, what: str, msg: str) -> S
         "set 'git config core.sharedRepository group' and make its files group-writable "
         "(chmod -R g+rwX, chgrp -R GROUP), or ask the owner of the files named above"
     )
+
+
+GC_PID_MAX_AGE_S = 12 * 3600  # git ignores a gc.pid this old
+
+
+class gc_lock:
+    """Hold git's own gc lock (``gc.pid``, as ``lock_repo_for_gc`` in builtin/gc.c takes it).
+
+    ``git gc`` lists every pack at its start and opens each index later; a
+    pack deleted in between makes it die "unable to add recent objects". So
+    tvault deletes packs (merging, reclaiming) only while it holds the lock a
+    running gc holds: a gc that is running makes ``acquired`` False (try again
+    later), and one starting meanwhile waits for us as it would for another gc
+    (``--auto``: skipped quietly).
+    """
+
+    def __init__(self, repo: pygit2.Repository) -> None:
+        self.path = os.path.join(common_dir(repo), "gc.pid")
+        self.mine = f"{os.getpid()} {socket.gethostname()}"
+        self.acquired = False
+
+    def _running(self) -> bool:
+        try:
+            st = os.stat(self.path)
+            with open(self.path) as f:
+                pid_s, _, host = f.read().strip().partition(" ")
+        except (OSError, ValueError):
+            return False
+        if time.time() - st.st_mtime > GC_PID_MAX_AGE_S:
+            return False
+        if host != socket.gethostname():
+            return True
+        try:
+            os.kill(int(pid_s), 0)
+        except PermissionError:
+            return True
+        except (OSError, ValueError):
+            return False
+        return True
+
+    def __enter__(self) -> gc_lock:
+        lock = self.path + ".lock"
+        try:
+            fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except OSError:
+            return self  # a gc is taking the lock right now
+        try:
+            if self._running():
+                return self
+            os.write(fd, self.mine.encode())
+            os.close(fd)
+            fd = -1
+            os.replace(lock, self.path)
+            self.acquired = True
+            return self
+        finally:
+            if fd != -1:
+                os.close(fd)
+                os.unlink(lock)
+
+    def __exit__(self, *exc: object) -> None:
+        if not self.acquired:
+            return
+        try:
+            with open(self.path) as f:
+                if f.read().strip() == self.mine:
+                    os.unlink(self.path)
+        except OSError:
+            pass

@@ -10,7 +10,7 @@ Merging copies each object's packed bytes verbatim (they are whole blobs of
 stored zlib blocks, so their CRC-32s stay valid), drops duplicates, and
 hashes the new pack; nothing is recompressed. Big packs are left alone:
 rewriting them would cost a second write of the model. The new pack is
-installed like any other (``.pack``, ``.keep``, ``.idx``) before the old
+installed like any other (``.keep``, ``.pack``, ``.idx``) before the old
 ones are removed (``.idx`` first, so git stops looking there), which is what
 ``git repack`` does too: a reader that already opened an old pack keeps its
 file, and one that finds it gone looks again.
@@ -21,15 +21,14 @@ from __future__ import annotations
 import hashlib
 import os
 import struct
-import tempfile
 from typing import NamedTuple
 
 import pygit2
 
-from tvault_git.gitutil.repo import pack_dir as git_pack_dir
-from tvault_git.gitutil.repo import tvault_dir
+from tvault_git.gitutil.repo import gc_lock, tvault_dir
+from tvault_git.gitutil.repo import pack_dir as repo_pack_dir
 from tvault_git.storage.packread import PackIndex
-from tvault_git.storage.packwrite import KEEP_TEXT, crc32, install_pack, write_pieces
+from tvault_git.storage.packwrite import KEEP_TEXT, TMP_PACK, crc32, install_pack, temp_file, write_pieces
 
 try:
     import fcntl
@@ -73,12 +72,11 @@ def maybe_merge(repo: pygit2.Repository) -> int:
     Cheap when there is nothing to do (one directory listing). One merger at
     a time per repository (an ``flock``); a second caller just returns.
     """
-    pack_dir = git_pack_dir(repo)
+    pack_dir = repo_pack_dir(repo)
     small = [b for b in tvault_packs(pack_dir) if _size(b + ".pack") < SMALL_PACK]
     if len(small) < MERGE_AT or fcntl is None:
         return 0
-    os.makedirs(tvault_dir(repo), exist_ok=True)
-    with open(os.path.join(tvault_dir(repo), "merge-packs"), "a") as guard:
+    with open(os.path.join(_tvault_dir(repo), "merge-packs"), "a") as guard:
         try:
             fcntl.flock(guard, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
@@ -86,10 +84,10 @@ def maybe_merge(repo: pygit2.Repository) -> int:
         small = [b for b in tvault_packs(pack_dir) if _size(b + ".pack") < SMALL_PACK]
         if len(small) < MERGE_AT:
             return 0
-        return merge(pack_dir, small)
+        return merge(repo, pack_dir, small)
 
 
-def merge(pack_dir: str, bases: list[str]) -> int:
+def merge(repo: pygit2.Repository, pack_dir: str, bases: list[str]) -> int:
     """Merge the given packs into one; returns how many were merged.
 
     A pack that is not ours to copy (deltas, damage) is left out and left
@@ -105,7 +103,7 @@ def merge(pack_dir: str, bases: list[str]) -> int:
             if oid not in seen:
                 seen.add(oid)
                 plan.append((src, oid, off, ln, crc))
-    fd, tmp = tempfile.mkstemp(prefix="tmp_tvault_", suffix=".pack", dir=pack_dir)
+    fd, tmp = temp_file(pack_dir, TMP_PACK)
     try:
         sha = hashlib.sha1()
         header = b"PACK" + struct.pack(">II", 2, len(plan))
@@ -134,7 +132,7 @@ def merge(pack_dir: str, bases: list[str]) -> int:
             os.close(fd)
             fd = -1
             os.unlink(tmp)
-            return merge(pack_dir, [b for b in bases if b != bad])
+            return merge(repo, pack_dir, [b for b in bases if b != bad])
         trailer = sha.digest()
         write_pieces(fd, [trailer])
         os.close(fd)
@@ -145,15 +143,22 @@ def merge(pack_dir: str, bases: list[str]) -> int:
             os.close(fd)
         if os.path.exists(tmp):  # still here only if something failed
             os.unlink(tmp)
-    for src in sources:
-        if src.base == base:
-            continue
-        for ext in (".idx", ".pack", ".keep", ".rev"):
-            try:
-                os.unlink(src.base + ext)
-            except FileNotFoundError:
-                pass
+    with gc_lock(repo) as lock:
+        if not lock.acquired:  # a git gc is running: it may open these packs any moment
+            return 0  # (the copies are installed and harmless; the next merge drops them)
+        for src in sources:
+            if src.base != base:
+                remove_pack(src.base)
     return len(sources)
+
+
+def remove_pack(base: str) -> None:
+    """Delete a pack, index first (git stops looking there); call it holding ``gc_lock``."""
+    for ext in (".idx", ".pack", ".keep", ".rev"):
+        try:
+            os.unlink(base + ext)
+        except FileNotFoundError:
+            pass
 
 
 def _read_source(base: str) -> _Source | None:
@@ -183,3 +188,9 @@ def _size(path: str) -> int:
         return os.path.getsize(path)
     except OSError:
         return 1 << 62
+
+
+def _tvault_dir(repo: pygit2.Repository) -> str:
+    path = tvault_dir(repo)
+    os.makedirs(path, exist_ok=True)
+    return path

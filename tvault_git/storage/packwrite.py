@@ -29,7 +29,12 @@ from concurrent.futures import ThreadPoolExecutor
 import pygit2
 
 from tvault_git.errors import StorageError
-from tvault_git.gitutil.repo import pack_dir
+from tvault_git.gitutil.repo import pack_dir as repo_pack_dir
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: temp files are reclaimed by age only
+    fcntl = None  # type: ignore[assignment]
 
 try:  # SIMD Adler-32 and CRC-32: ~8 GB/s against stdlib zlib's ~2.5 here
     from zlib_ng.zlib_ng import adler32, crc32
@@ -44,7 +49,7 @@ _SPLIT_MIN = 16 << 20  # bytes per lane at least: below this, one lane and one p
 _MAX_LANES = 4  # packs per entry at most: every pack is one more index for each object lookup
 _STREAM_MIN = 1 << 20  # smaller chunks are always hashed before they are written
 _SLICE_BLOCKS = 16  # stored blocks per streamed slice (~1 MiB): every pass over it hits the CPU cache
-STALE_TMP_S = 3600.0  # a temp pack untouched this long belongs to a killed writer
+STALE_TMP_S = 60.0  # an unlocked temp file this old belongs to a killed writer (see sweep_temp)
 KEEP_TEXT = "tvault-git: weights, stored uncompressed on purpose"  # our packs' .keep files say this
 
 
@@ -129,9 +134,8 @@ def write_blobs(
 
     Blobs the repository already has are not written again (content
     addressing across entries and models). New ones go into packs that are
-    installed atomically: ``.pack``, then ``.keep``, then ``.idx`` (git only
-    sees a pack once its index exists), so an interrupted call leaves at most
-    ``tmp_*`` files that nothing reads.
+    installed as git installs fetched packs (``install_pack``), so neither an
+    interrupted call nor a concurrent ``git gc`` leaves anything half seen.
 
     ``keys`` (optional, one per chunk) identify unchanged memory between calls,
     e.g. (storage pointer, offset, length, torch version counter).
@@ -152,7 +156,7 @@ def write_blobs(
         k = loads.index(min(loads))
         loads[k] += views[i].nbytes
         members[k].append(i)
-    _sweep_stale_tmp(pack_dir(repo))
+    sweep_temp(repo_pack_dir(repo))
     shared = _Shared(repo, len(views))
     lanes = [_Lane(shared, views, keys, sorted(m)) for m in members if m]
     try:
@@ -170,33 +174,71 @@ def write_blobs(
             lane.abort()
         if isinstance(e, OSError):
             raise StorageError(
-                f"could not write weights into {pack_dir(repo)}: {e.strerror or e}; "
+                f"could not write weights into {repo_pack_dir(repo)}: {e.strerror or e}; "
                 "free space (or fix permissions) and log again - nothing was recorded"
             ) from e
         raise
+    if shared.existing:
+        freshen(repo, shared.existing)
     assert all(oid is not None for oid in shared.ids)
     return shared.ids, sum(lane.new_bytes for lane in lanes)  # type: ignore[return-value]
 
 
-def _sweep_stale_tmp(pack_dir: str) -> None:
-    """Delete ``tmp_tvault_*`` files of writers that were killed (an hour untouched).
+def freshen(repo: pygit2.Repository, oids: set[str]) -> None:
+    """Touch the packs holding blobs a writer reuses, as git freshens objects it finds stored.
 
-    A writer touches its temp pack with every write and renames it within
-    milliseconds of the last, so an hour-old one is dead; left alone, a
-    killed job's half-written 1 GB pack would stay until ``git prune``.
+    ``reclaim`` spares packs younger than its grace period, so a pack a killed
+    writer left, whose blobs a new entry now references, is never judged
+    unreferenced in the gap before that entry is published.
+    """
+    from tvault_git.storage.packread import _pack_list  # packread imports this module
+
+    want = [bytes.fromhex(o) for o in oids]
+    for idx in _pack_list(repo, refresh=True):
+        if any(idx.find(o) is not None for o in want):
+            try:
+                os.utime(idx.pack_path)
+            except OSError:
+                pass  # not ours to touch (another user's pack in a read-only place): nothing to reclaim there
+
+
+def sweep_temp(pack_dir: str, min_age: float = STALE_TMP_S) -> tuple[int, int]:
+    """Delete ``tmp_tvault_*`` files of writers that were killed; returns (files, bytes) removed.
+
+    A live writer holds an ``flock`` on each of its temp files (``temp_file``)
+    and the kernel drops it when the process dies, so a file nobody holds
+    belongs to a dead writer. ``min_age`` covers the instant between creating
+    a file and locking it (and platforms without ``flock``: an hour there).
     """
     try:
         names = [n for n in os.listdir(pack_dir) if n.startswith("tmp_tvault_")]
     except OSError:
-        return
+        return 0, 0
     now = time.time()
+    files = freed = 0
     for n in names:
         path = os.path.join(pack_dir, n)
         try:
-            if now - os.stat(path).st_mtime > STALE_TMP_S:
+            st = os.stat(path)
+            if now - st.st_mtime <= (min_age if fcntl is not None else max(min_age, 3600.0)):
+                continue
+            if fcntl is not None:
+                fd = os.open(path, os.O_RDONLY)
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except OSError:
+                    continue  # a live writer holds it
+                else:
+                    os.unlink(path)
+                finally:
+                    os.close(fd)
+            else:  # pragma: no cover
                 os.unlink(path)
+            files += 1
+            freed += st.st_size
         except OSError:
             pass
+    return files, freed
 
 
 def _cpus() -> int:
@@ -213,12 +255,16 @@ class _Shared:
         self.repo = repo
         self.ids: list[str | None] = [None] * n
         self._claimed: set[str] = set()
+        self.existing: set[str] = set()  # blobs found stored already: their packs get freshened
         self._lock = threading.Lock()
 
     def claim(self, oid: str) -> bool:
         """True exactly once per new blob: the caller must write it."""
         with self._lock:
-            if oid in self._claimed or self.repo.odb.exists(oid):
+            if oid in self._claimed:
+                return False
+            if self.repo.odb.exists(oid):
+                self.existing.add(oid)
                 return False
             self._claimed.add(oid)
             return True
@@ -306,9 +352,9 @@ class _PackWriter:
     """
 
     def __init__(self, repo: pygit2.Repository, count: int) -> None:
-        self.pack_dir = pack_dir(repo)
+        self.pack_dir = repo_pack_dir(repo)
         os.makedirs(self.pack_dir, exist_ok=True)
-        self.fd, self.tmp = tempfile.mkstemp(prefix="tmp_tvault_", suffix=".pack", dir=self.pack_dir)
+        self.fd, self.tmp = temp_file(self.pack_dir, TMP_PACK)
         self.offset = 0
         self.count = count
         self.objects: list[tuple[str, int, int, memoryview, int]] = []  # oid, offset, crc, data, adler
@@ -389,28 +435,66 @@ class _PackWriter:
             os.unlink(self.tmp)
 
 
+TMP_PACK = "tmp_tvault_pack_"  # temp names like git's own tmp_pack_*/tmp_idx_*: no .pack/.idx
+TMP_IDX = "tmp_tvault_idx_"  # suffix, so gc's pack-garbage cleaner never takes them for a lone index
+
+
+def temp_file(pack_dir: str, prefix: str) -> tuple[int, str]:
+    """A new temp file in ``pack_dir``, ``flock``-ed while this process lives (see ``reclaim``)."""
+    fd, path = tempfile.mkstemp(prefix=prefix, dir=pack_dir)
+    if fcntl is not None:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+    return fd, path
+
+
 def install_pack(pack_dir: str, tmp_pack: str, entries: list[tuple[str, int, int]], trailer: bytes) -> str:
     """Give a finished temp pack its index and ``.keep`` and make it visible; returns its name.
 
-    Order: ``.pack``, ``.keep``, then ``.idx`` (git sees a pack only once its
-    index exists, and by then it is kept), so a crash leaves nothing half-seen.
+    Order as git's index-pack (``finish_tmp_packfile``): ``.keep`` first, then
+    ``.pack``, then ``.idx``. ``git repack`` sorts packs into kept and not kept
+    by listing ``*.pack`` and looking for a ``.keep`` beside each, and deletes
+    the unkept ones it listed: a ``.pack`` must never exist without its
+    ``.keep``. git reads a pack only once its ``.idx`` exists. If a step fails,
+    what this call created is removed again (a ``.keep`` or ``.pack`` left
+    alone would be unreclaimable garbage).
     """
     name = trailer.hex()
     base = os.path.join(pack_dir, "pack-" + name)
-    ifd, idx_tmp = tempfile.mkstemp(prefix="tmp_tvault_", suffix=".idx", dir=pack_dir)
+    if os.path.exists(base + ".idx") and os.path.exists(base + ".pack") and os.path.exists(base + ".keep"):
+        os.unlink(tmp_pack)  # the same bytes are installed already (another writer)
+        return name
+    ifd, idx_tmp = temp_file(pack_dir, TMP_IDX)
+    created: list[str] = []
     try:
         with os.fdopen(ifd, "wb") as f:
             f.write(idx_v2(entries, trailer))
         os.chmod(tmp_pack, 0o444)
         os.chmod(idx_tmp, 0o444)
+        try:
+            kfd = os.open(base + ".keep", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        except FileExistsError:
+            pass  # kept already (a twin writer, or a killed one: its .keep protects us just as well)
+        else:
+            created.append(base + ".keep")
+            with os.fdopen(kfd, "w") as f:
+                f.write(KEEP_TEXT + "\n")
+        _step("keep")
         os.replace(tmp_pack, base + ".pack")
-        with open(base + ".keep", "w") as f:
-            f.write(KEEP_TEXT + "\n")
+        created.append(base + ".pack")
+        _step("pack")
         os.replace(idx_tmp, base + ".idx")
+        created.clear()
     finally:
-        if os.path.exists(idx_tmp):
-            os.unlink(idx_tmp)
+        for path in (idx_tmp, tmp_pack, *reversed(created)):
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
     return name
+
+
+def _step(name: str) -> None:
+    """A named point between install steps; tests put a ``git gc`` here to hit races every time."""
 
 
 def write_pieces(fd: int, pieces: list) -> int:
