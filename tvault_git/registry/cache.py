@@ -44,7 +44,7 @@ CREATE TABLE IF NOT EXISTS entries(
 CREATE INDEX IF NOT EXISTS entries_commit ON entries(commit_id);
 CREATE INDEX IF NOT EXISTS entries_result ON entries(result);
 CREATE INDEX IF NOT EXISTS entries_ts ON entries(ts);
-CREATE INDEX IF NOT EXISTS entries_name ON entries(name, ts);
+CREATE INDEX IF NOT EXISTS entries_name ON entries(name, ts, id);
 CREATE TABLE IF NOT EXISTS kv(id TEXT NOT NULL, kind TEXT NOT NULL, key TEXT NOT NULL, num REAL, str TEXT, js TEXT);
 CREATE INDEX IF NOT EXISTS kv_num ON kv(kind, key, num, id);
 CREATE INDEX IF NOT EXISTS kv_str ON kv(kind, key, str, id);

@@ -355,6 +355,20 @@ def _add_versions(con: Any, rows: list[dict[str, Any]]) -> None:
     """
     names = sorted({r["name"] for r in rows if r["name"]})
     found: dict[str, int] = {}
+    if len(rows) <= 200:  # a page: count each row's elders in the (name, ts, id) index, not every version
+        sql = (
+            "SELECT count(DISTINCT id) FROM entries WHERE name = ? AND ts IS NOT NULL "
+            "AND (ts < ? OR (ts = ? AND id < ?))"
+        )
+        for r in rows:
+            if r["name"]:
+                row = con.execute(
+                    "SELECT min(ts) FROM entries WHERE id = ? AND name = ?", (r["id"], r["name"])
+                ).fetchone()
+                if row is not None and row[0] is not None:
+                    ts = row[0]
+                    found[r["id"]] = con.execute(sql, (r["name"], ts, ts, r["id"])).fetchone()[0] + 1
+        names = []
     for i in range(0, len(names), 500):
         chunk = names[i : i + 500]
         marks = ",".join("?" * len(chunk))
