@@ -51,7 +51,7 @@ def test_aliases_set_resolve_validate(repo):
     assert models.aliases(r, "mnist") == {"production": models.versions(r, "mnist")[0].entry.id}
     models.set_alias(r, "mnist", e2.id, "production")  # move it
     assert tvault.get("mnist@production")["id"] == e2.id
-    for bad in ("latest", "best", "1x y", "3", ""):
+    for bad in ("latest", "1x y", "3", ""):
         with pytest.raises(InvalidInput):
             models.set_alias(r, "mnist", "mnist@1", bad)
     _log("other", 0.1)
@@ -132,3 +132,17 @@ def test_numbering_same_in_two_clones_with_concurrent_versions(repo, tmp_path):
         git(a, "notes", "--ref=tvault", "merge", "-q", "-s", "cat_sort_uniq", "refs/notes/theirs")
     ids = [[v.entry.id for v in models.versions(pygit2.Repository(str(p)), "mnist")] for p in (repo, other)]
     assert ids[0] == ids[1] and len(ids[0]) == 3
+
+
+def test_a_stored_best_alias_wins_over_the_computed_one(repo):
+    """A loss-ranked run (a training callback with mode='min') sets NAME@best itself (format 1.1)."""
+    e1 = _log("ranked", 0.2)  # result = val_loss: lower is better
+    e2 = _log("ranked", 0.9)
+    r = pygit2.Repository(str(repo))
+    assert tvault.get("ranked@best")["id"] == e2.id  # computed: the highest result
+    models.set_alias(r, "ranked", e1.id, "best")
+    assert tvault.get("ranked@best")["id"] == e1.id
+    assert models.versions(r, "ranked")[0].aliases == ["best"]
+    assert "ranked@1 [best]" in run_tvault(repo, "history", "ranked").stdout
+    models.remove_alias(r, "ranked", "best")  # back to the computed rule
+    assert tvault.get("ranked@best")["id"] == e2.id

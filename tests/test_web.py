@@ -97,6 +97,11 @@ def reg(tmp_path_factory: pytest.TempPathFactory):
         torch.manual_seed(1)
         net = import_fresh("model").Net()
         opt = torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9)
+        tvault_git.clear_metrics()
+        for step in range(0, 40, 2):  # learning curves, one metric named by a hostile remote
+            tvault_git.log_metrics(step=step, loss=1.0 / (1 + step), **{PAYLOAD_KEY: 0.5})
+        for step in (10, 20, 30):
+            tvault_git.log_metrics(step=step, val_acc=step / 40)
         ids["v2"] = tvault_git.log_all(
             net,
             repo=str(path),
@@ -109,6 +114,9 @@ def reg(tmp_path_factory: pytest.TempPathFactory):
         ).id
         with torch.no_grad():
             net.fc1.weight.add_(0.01)
+        tvault_git.clear_metrics()
+        for step in range(0, 60, 3):  # another run's curve, for the overlay on compare pages
+            tvault_git.log_metrics(step=step, loss=0.8 / (1 + step))
         ids["v3"] = tvault_git.log_all(
             net,
             repo=str(path),
@@ -117,12 +125,14 @@ def reg(tmp_path_factory: pytest.TempPathFactory):
             metrics={"acc": 0.79, "loss": 0.6},
             tags={"lr": 0.05, "aug": "crop"},
         ).id
+        tvault_git.clear_metrics()
         ids["anon"] = tvault_git.log_all(net, repo=str(path), result=0.5, tags={"dropout": 0.2}).id
         ids["evil"] = _craft_malicious(path, ids["anon"])
         models.set_alias(pygit2.Repository(str(path)), "mnist", ids["v2"], "production")
         yield {"path": path, "ids": ids}
     finally:
         mp.undo()
+        tvault_git.clear_metrics()
         for mod in ("model", "helpers"):
             sys.modules.pop(mod, None)
 
@@ -598,6 +608,55 @@ def test_browser_entry_page_and_download(reg, server, page):
     page.click("#compare-prev")
     page.wait_for_selector("#sec-functions table.sbs")
     _shot(page, "compare-prev")
+    _clean(page)
+
+
+def test_learning_curves_on_entry_and_compare_pages(reg, client):
+    ids = reg["ids"]
+    html = _get(client, f"/entry/{ids['v2']}")
+    assert (
+        'id="curves"' in html and "<figcaption>loss</figcaption>" in html and "<figcaption>val_acc</figcaption>" in html
+    )
+    assert PAYLOAD_KEY not in html and "&lt;img src=x onerror" in html  # the hostile metric name, escaped
+    data = [
+        json.loads(b) for b in re.findall(r'<script type="application/json" id="curve-data-\d+">(.*?)</script>', html)
+    ]
+    loss = next(d for d in data if d["metric"] == "loss")
+    assert loss["x"] == list(range(0, 40, 2)) and loss["series"][0]["label"] == "loss"
+    val = next(d for d in data if d["metric"] == "val_acc")
+    assert (
+        val["x"] == list(range(0, 40, 2))
+        and val["series"][0]["values"][5] == 0.25
+        and val["series"][0]["values"][0] is None
+    )
+    assert 'id="curves"' not in _get(client, f"/entry/{ids['v1']}")  # no step metrics: no section
+    html = _get(client, f"/compare?a={ids['v2']}&b={ids['v3']}")
+    data = [
+        json.loads(b) for b in re.findall(r'<script type="application/json" id="curve-data-\d+">(.*?)</script>', html)
+    ]
+    loss = next(d for d in data if d["metric"] == "loss")
+    assert len(loss["series"]) == 2 and loss["x"] == sorted(set(range(0, 40, 2)) | set(range(0, 60, 3)))
+    assert loss["series"][0]["values"][loss["x"].index(3)] is None  # v2 has no step 3: a gap, not a zero
+
+
+def test_browser_learning_curves(reg, server, page):
+    ids = reg["ids"]
+    page.goto(server + f"/entry/{ids['v2']}")
+    page.wait_for_selector("#curves canvas")
+    assert page.locator("#curves .curve").count() == 3  # loss, val_acc, the hostile name
+    assert page.evaluate("window.__tvaultCurves.length") == 3
+    assert page.evaluate("window.__tvaultCurves.map(p => p.series.length)") == [2, 2, 2]
+    box = page.locator("#curves canvas").first.bounding_box()
+    assert box["width"] > 200 and box["height"] > 100
+    _shot(page, "entry-curves")
+    _clean(page)
+    page.goto(server + f"/compare?a={ids['v2']}&b={ids['v3']}")
+    page.wait_for_selector("#curves canvas")
+    # plots by metric name (the hostile one, loss, val_acc): only loss is in both entries, overlaid
+    assert page.evaluate("window.__tvaultCurves.map(p => p.series.length)") == [2, 3, 2]
+    labels = page.evaluate("window.__tvaultCurves[1].series.slice(1).map(s => s.label)")
+    assert labels[0].startswith("#1 ") and labels[1].startswith("#2 ") and "mnist" in labels[0]
+    _shot(page, "compare-curves")
     _clean(page)
 
 

@@ -26,6 +26,12 @@ _LAZY = {
     "download": "api.read",
     "update": "api.read",
     "publish": "share.sync",
+    "resume": "api.checkpoint",
+    "set_alias": "api.aliases",
+    "remove_alias": "api.aliases",
+    "aliases": "api.aliases",
+    "log_metrics": "registry.series",
+    "clear_metrics": "registry.series",
 }
 
 from tvault_git.errors import (  # noqa: E402  (torch-free)
@@ -68,6 +74,8 @@ __all__ = [
     "StorageError",
     "TvaultError",
     "UnsupportedFormat",
+    "aliases",
+    "clear_metrics",
     "download",
     "entries",
     "export",
@@ -77,6 +85,10 @@ __all__ = [
     "load_optimizer_into",
     "load_tensor",
     "log_all",
+    "log_metrics",
     "publish",
+    "remove_alias",
+    "resume",
+    "set_alias",
     "update",
 ]

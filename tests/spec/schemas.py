@@ -19,6 +19,7 @@ FILES = {
     "optimizer.json": "optimizer.schema.json",
     "optimizer-state.json": "optimizer-state.schema.json",
     "scheduler.json": "scheduler.schema.json",
+    "steps.json": "steps.schema.json",
 }
 
 
@@ -58,7 +59,7 @@ def validate_repo(repo: Path) -> dict[str, int]:
                 f"{'/'.join(map(str, e.path))}: {e.message}" for e in errors[:5]
             )
             seen[path] += 1
-            if path in ("weights.json", "optimizer-state.json"):
+            if path in ("weights.json", "optimizer-state.json", "steps.json"):
                 for name, rec in doc["tensors"].items():
                     _, _, nbytes, chunks = validate_tensor_record(name, rec, f"{eid[:10]} {path}", doc["chunk_bytes"])
                     for i, c in enumerate(chunks):

@@ -27,6 +27,9 @@ def test_full_entry_with_optimizer_scheduler_dirty_tree_and_capped_untracked(rep
     for i in range(205):  # more than the 200 the manifest keeps
         (repo / f"stray{i:03}.txt").write_text("x")
     write(repo / "helpers.py", "def scale(v):\n    return v  # edited: the tree is dirty\n")
+    tvault.clear_metrics()
+    tvault.log_metrics(step=0, loss=0.5)
+    tvault.log_metrics(step=3, loss=0.25, acc=0.9)  # steps.json too
     e = tvault.log_all(
         m,
         {"lr": 1e-3, "size": "0.5x", "layers": [1, 2], "nested": {"ok": True}, "none": None},
@@ -38,6 +41,7 @@ def test_full_entry_with_optimizer_scheduler_dirty_tree_and_capped_untracked(rep
         metrics={"loss": 0.21, "acc": 1},
         message="free text",
     )
+    tvault.clear_metrics()
     seen = validate_repo(repo)
     assert seen == dict.fromkeys(seen, 1)  # every kind of file was checked
     man = e.manifest
@@ -61,6 +65,16 @@ def test_minimal_entries_tied_empty_and_odd_dtypes(repo):
     git(repo, "checkout", "-q", "--detach")
     tvault.log_all(Odd(), result=-1e-05)  # detached HEAD: branch null
     assert validate_repo(repo)["weights.json"] == 2
+
+
+def test_the_steps_schema_refuses_other_columns():
+    v = validator("steps.schema.json")
+    rec = {"dtype": "int64", "shape": [2], "nbytes": 16, "chunks": ["0" * 40]}
+    col = {"dtype": "float32", "shape": [2], "nbytes": 8, "chunks": ["1" * 40]}
+    assert v.is_valid({"chunk_bytes": 33554432, "tensors": {"step": rec, "loss": col}})
+    assert not v.is_valid({"chunk_bytes": 33554432, "tensors": {"loss": col}})  # no step column
+    assert not v.is_valid({"chunk_bytes": 33554432, "tensors": {"step": rec, "loss": {**col, "dtype": "float64"}}})
+    assert not v.is_valid({"chunk_bytes": 33554432, "tensors": {"step": {**rec, "shape": [1, 2]}, "loss": col}})
 
 
 def test_the_schema_refuses_what_writers_must_not_write():

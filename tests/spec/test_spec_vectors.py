@@ -163,3 +163,20 @@ def test_bad_entries_are_refused_one_by_one(bad, tmp_path, key, err, code, words
     assert p.returncode == code, p.stderr
     assert "Traceback" not in p.stderr and len(p.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "out.safetensors").exists()
+
+
+def _git_in(repo: Path, text: str, *args: str) -> str:
+    return subprocess.run(
+        ["git", *args], cwd=repo, input=text, capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+def test_a_tree_where_a_note_belongs_is_no_note(tmp_path):
+    """Bad fanout at the very path of a listed commit: no note there, not a crash (AttributeError before)."""
+    repo = import_vector(tmp_path, "good")
+    blob = _git_in(repo, "x\n", "hash-object", "-w", "--stdin")
+    inner = _git_in(repo, f"100644 blob {blob}\tx\n", "mktree")
+    tree = _git_in(repo, f"040000 tree {inner}\t{G['t2']}\n", "mktree")
+    git(repo, "update-ref", "refs/notes/tvault", _git_in(repo, "", "commit-tree", tree, "-m", "bad fanout"))
+    p = tvault(repo, "show", "HEAD:0", check=False)
+    assert p.returncode == 3 and "no entries" in p.stderr and "Traceback" not in p.stderr

@@ -34,7 +34,7 @@ from tvault_git.gitutil.repo import (
     signature,
     writes_shared,
 )
-from tvault_git.registry import names, notes
+from tvault_git.registry import names, notes, series
 from tvault_git.registry.entries import Entry
 from tvault_git.spec import format as fmt
 from tvault_git.spec.format import (
@@ -51,6 +51,7 @@ from tvault_git.spec.format import (
     SCHEDULER,
     SOURCE_DIR,
     SOURCE_INDEX,
+    STEPS,
     WEIGHTS,
     dumps,
 )
@@ -283,6 +284,7 @@ class Prepared:
     patch: str
     untracked: list[str]
     branch: str | None
+    steps: dict[str, Any] | None = None  # step-metric columns (registry.series) snapshotted at the call
 
 
 def prepare(
@@ -358,6 +360,7 @@ def prepare(
         patch=patch,
         untracked=untracked,
         branch=None if r.head_is_detached else r.head.shorthand,
+        steps=series.pending(),
     )
     return prepared, state_dict, opt_tensors
 
@@ -375,6 +378,14 @@ def commit_entry(p: Prepared, weights: Stored, opt_state: Stored | None) -> Entr
         blob_ids = sorted(set(blob_ids) | set(s_ids))
         new_bytes += s_new
         opt_state_doc = {"chunk_bytes": fmt.CHUNK_BYTES, "tensors": s_records, "values": p.optimizer_values or {}}
+    steps_doc = None
+    if p.steps is not None:  # learning curves from tvault.log_metrics, as they were at the call
+        dt = {"q": torch.int64, "f": torch.float32}
+        col_t = {k: torch.frombuffer(bytearray(a.tobytes()), dtype=dt[a.typecode]) for k, a in p.steps.items()}
+        c_records, c_ids, c_new = tensors.store_tensors(r, col_t, "step metrics")
+        blob_ids = sorted(set(blob_ids) | set(c_ids))
+        new_bytes += c_new
+        steps_doc = {"chunk_bytes": fmt.CHUNK_BYTES, "tensors": c_records}
     src_tree, src_index = _source_tree(r, p.capture)
     manifest = {
         "format": FORMAT_VERSION,
@@ -426,6 +437,8 @@ def commit_entry(p: Prepared, weights: Stored, opt_state: Stored | None) -> Entr
         tb.insert(OPTIMIZER, _blob(r, dumps(p.optimizer)), pygit2.enums.FileMode.BLOB)
     if opt_state_doc is not None:
         tb.insert(OPTIMIZER_STATE, _blob(r, dumps(opt_state_doc, ordered=True)), pygit2.enums.FileMode.BLOB)
+    if steps_doc is not None:
+        tb.insert(STEPS, _blob(r, dumps(steps_doc, ordered=True)), pygit2.enums.FileMode.BLOB)
     if p.scheduler is not None:
         tb.insert(SCHEDULER, _blob(r, dumps(p.scheduler)), pygit2.enums.FileMode.BLOB)
     if p.dirty:

@@ -31,7 +31,10 @@ from tvault_git.gitutil.repo import commit_to_ref, merge_history, retry_locked, 
 from tvault_git.registry import entries, notes
 from tvault_git.spec.format import ALIASES_FILE, ALIASES_REF, NAME_RE, NOTES_REF
 
-RESERVED = ("latest", "best")
+RESERVED = ("latest",)  # computed, never stored
+# Computed unless stored: a stored ``best`` (format 1.1; e.g. set by a training callback that ranks by
+# a loss, where the highest result is the worst) wins over the highest result.
+COMPUTED = ("latest", "best")
 _TIME_RE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{6}Z$")  # ASCII digits
 _ALIAS_RE = re.compile(r"^[A-Za-z][A-Za-z0-9._-]{0,63}$")
 
@@ -192,7 +195,7 @@ def check_alias(alias: str) -> None:
         )
     if alias in RESERVED:
         raise InvalidInput(
-            f"alias {alias!r} is reserved: '{alias}' is computed ({', '.join(RESERVED)}); choose another name"
+            f"alias {alias!r} is reserved: '{alias}' is computed ({', '.join(COMPUTED)}); choose another name"
         )
 
 
@@ -282,7 +285,7 @@ def best(vs: list[Version]) -> Version | None:
 def resolve(
     repo: pygit2.Repository, name: str, selector: str, *, notes_ref: str = NOTES_REF, aliases_ref: str = ALIASES_REF
 ) -> entries.Entry:
-    """``NAME@N``, ``NAME@alias``, ``NAME@latest``, ``NAME@best`` (highest result) -> Entry."""
+    """``NAME@N``, ``NAME@alias``, ``NAME@latest``, ``NAME@best`` (stored, else highest result) -> Entry."""
     vs = versions(repo, name, notes_ref=notes_ref, aliases_ref=aliases_ref)
     if selector.isascii() and selector.isdigit():  # '²' is a digit int() refuses: an alias name
         k = int(selector)
@@ -291,12 +294,12 @@ def resolve(
         return vs[k - 1].entry
     if selector == "latest":
         return vs[-1].entry
-    if selector == "best":
+    al = aliases(repo, name, ref=aliases_ref)
+    if selector == "best" and "best" not in al:
         top = best(vs)
         if top is None:
             raise RefNotFound(f"no version of {name} has a result; {name}@best needs log_all(..., result=...)")
         return top.entry
-    al = aliases(repo, name, ref=aliases_ref)
     if selector in al:
         hit = next((v for v in vs if v.entry.id == al[selector]), None)
         if hit is None:
@@ -304,7 +307,7 @@ def resolve(
                 f"{name}@{selector} points at entry {al[selector][:12]}, which is not here; fetch it (git tvault fetch REMOTE {name}@{selector})"
             )
         return hit.entry
-    known = ", ".join(sorted(al) + list(RESERVED))
+    known = ", ".join(sorted(set(al) | set(COMPUTED)))
     raise RefNotFound(f"{name} has no version or alias {selector!r} (aliases: {known})")
 
 

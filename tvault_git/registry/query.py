@@ -23,6 +23,13 @@ from tvault_git.registry.entries import resolve_commit
 
 # Metrics where a smaller value is better, for ``best`` without an explicit direction.
 _LOWER_IS_BETTER = re.compile(r"(loss|err|error|mse|mae|rmse|perplexity|ppl|wer|cer|latency|time|nll|fid|bpd)", re.I)
+
+
+def lower_is_better(name: str) -> bool:
+    """Whether a smaller value of metric ``name`` is better (losses, errors, perplexity...)."""
+    return bool(_LOWER_IS_BETTER.search(name))
+
+
 _OPS = {"==": "=", "=": "=", "!=": "!=", ">=": ">=", "<=": "<=", ">": ">", "<": "<"}
 _WHERE_RE = re.compile(r"^\s*([^<>=!\s](?:[^<>=!]*[^<>=!\s])?)\s*(>=|<=|==|!=|=|>|<)\s*(\S(?:.*\S)?)\s*$")
 _AGO_RE = re.compile(r"^(\d+(?:\.\d+)?)[ .]*(second|sec|minute|min|hour|day|week|month|year)s?[ .]*ago$", re.I)

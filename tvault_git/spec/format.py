@@ -22,6 +22,7 @@ WEIGHTS = "weights.json"
 OPTIMIZER = "optimizer.json"
 OPTIMIZER_STATE = "optimizer-state.json"
 SCHEDULER = "scheduler.json"
+STEPS = "steps.json"  # step metrics (1.1): registry/series.py
 SOURCE_INDEX = "source.json"
 CONFIGURATION = "configuration.json"  # 1.1: plain-data attributes of submodules
 SOURCE_DIR = "source"

@@ -32,8 +32,8 @@ from markupsafe import Markup
 
 from tvault_git.capture.live import capture_gaps
 from tvault_git.capture.values import flat_configuration
-from tvault_git.errors import InvalidInput, RefNotFound, TvaultError
-from tvault_git.registry import cache, entries, query
+from tvault_git.errors import CorruptEntry, InvalidInput, RefNotFound, TvaultError
+from tvault_git.registry import cache, entries, query, series
 from tvault_git.spec.format import ARCHITECTURE, CONFIGURATION, NAME_RE, OPTIMIZER, PATCH, SCHEDULER, SOURCE_INDEX
 from tvault_git.textfmt import fmt_config, fmt_value, human_bytes, short_date
 
@@ -357,7 +357,40 @@ def entry_page(repo: pygit2.Repository, ref: str) -> dict[str, Any]:
         "scheduler": sched,
         "patch": patch,
         "previous": query.predecessor(repo, e.id),
+        "curves": curves(repo, [e]),
     }
+
+
+MAX_CURVES = 24  # plots per page: a run logging hundreds of metrics gets the first ones, by name
+
+
+def curves(repo: pygit2.Repository, es: list[entries.Entry]) -> dict[str, Any]:
+    """Learning curves (step metrics) of entries: one plot per metric with every entry's series
+    overlaid on the union of their steps. A damaged series is reported, not plotted."""
+    found, errors = [], []
+    for k, e in enumerate(es, 1):
+        try:
+            s = series.read(repo, e.id)
+        except CorruptEntry as err:
+            errors.append(str(err))
+            continue
+        if s is not None:
+            found.append((k, e, s.to_json()))
+    names = sorted({m for _, _, s in found for m in s["columns"]})
+    plots = []
+    for name in names[:MAX_CURVES]:
+        have = [(k, e, s) for k, e, s in found if name in s["columns"]]
+        steps = sorted({st for _, _, s in have for st in s["steps"]})
+        pos = {st: i for i, st in enumerate(steps)}
+        lines = []
+        for k, e, s in have:
+            vals: list[float | None] = [None] * len(steps)
+            for st, v in zip(s["steps"], s["columns"][name]):
+                vals[pos[st]] = v
+            label = name if len(es) == 1 else f"#{k} {e.short}" + (f" {e.name}" if e.name else "")
+            lines.append({"label": label, "values": vals, "n": k - 1})  # one color per entry on every plot
+        plots.append({"metric": name, "x": steps, "series": lines, "xlabel": "step"})
+    return {"plots": plots, "more": max(0, len(names) - MAX_CURVES), "errors": errors}
 
 
 def _numel(shape: Any) -> int:
@@ -439,7 +472,7 @@ def compare_page(repo: pygit2.Repository, a: str, b: str) -> dict[str, Any]:
     if d["architecture"].get("diff"):
         d["architecture"]["rows"] = side_by_side(d["architecture"]["diff"])
     table = metrics_table(repo, [ea.id, eb.id])
-    return {"d": d, "ea": ea, "eb": eb, "titles": compute.TITLES, "table": table}
+    return {"d": d, "ea": ea, "eb": eb, "titles": compute.TITLES, "table": table, "curves": curves(repo, [ea, eb])}
 
 
 def metrics_table(repo: pygit2.Repository, ids: list[str]) -> dict[str, Any]:
@@ -475,7 +508,7 @@ def metrics_table(repo: pygit2.Repository, ids: list[str]) -> dict[str, Any]:
         "series": series,
         "xlabel": "entry",
     }
-    return {"rows": rows, "metric_keys": keys, "tag_keys": tag_keys, "plot": plot}
+    return {"rows": rows, "metric_keys": keys, "tag_keys": tag_keys, "plot": plot, "curves": curves(repo, entries)}
 
 
 def _plot_num(v: Any) -> float | None:
@@ -552,7 +585,7 @@ def history_page(repo: pygit2.Repository, name: str) -> dict[str, Any]:
     if rows:
         computed["latest"] = rows[-1]["e"].id
         top = names.best(vs)  # names.resolve(name, "best") would walk every note again
-        if top is not None:
+        if top is not None and not any("best" in v.aliases for v in vs):  # a stored best wins
             computed["best"] = top.entry.id
     for r in rows:
         r["computed"] = [k for k, eid in computed.items() if eid == r["e"].id]

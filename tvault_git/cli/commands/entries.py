@@ -12,7 +12,7 @@ from tvault_git.capture.values import flat_configuration
 from tvault_git.cli.app import repo_from_ctx
 from tvault_git.cli.style import heading
 from tvault_git.errors import InvalidInput
-from tvault_git.registry import entries
+from tvault_git.registry import entries, series
 from tvault_git.spec.format import ARCHITECTURE, CONFIGURATION, OPTIMIZER, PATCH, SCHEDULER, SOURCE_INDEX
 from tvault_git.textfmt import fmt_config, fmt_tags, fmt_value, human_bytes, short_date
 
@@ -104,6 +104,7 @@ def show_cmd(ctx: click.Context, ref: str, show_source: bool, show_patch: bool, 
     opt = read(OPTIMIZER)
     sched = read(SCHEDULER)
     arch = (entries.read_blob(repo, tree, ARCHITECTURE) or b"").decode("utf-8", "replace")
+    curves = series.read(repo, e.id)
     if as_json:
         out = entry_summary(e)
         out.update(
@@ -114,6 +115,7 @@ def show_cmd(ctx: click.Context, ref: str, show_source: bool, show_patch: bool, 
                 "weights": weights,
                 "optimizer": opt,
                 "scheduler": sched,
+                "step_metrics": None if curves is None else {"steps": len(curves.steps), "metrics": curves.summary()},
                 "configuration": read(CONFIGURATION),
             }
         )
@@ -148,6 +150,15 @@ def show_cmd(ctx: click.Context, ref: str, show_source: bool, show_patch: bool, 
         lines.append(f"{heading('warning')}  " + click.style(f"capture incomplete: {gaps}", fg="red", bold=True))
     if m.get("untracked"):
         lines.append(f"{heading('untracked')} " + ", ".join(m["untracked"][:20]))
+    if curves is not None:
+        lines += ["", heading(f"Step metrics ({len(curves.steps)} steps, {curves.steps[0]}..{curves.steps[-1]})")]
+        summ = curves.summary()
+        width = max([len(n) for n in summ] + [6])
+        for n, d in summ.items():
+            (ls, lv), (bs, bv) = d["last"], d["best"]
+            lines.append(
+                f"    {n:<{width}}  last {fmt_value(lv):>10} at step {ls:<8} best ({d['mode']}) {fmt_value(bv):>10} at step {bs}"
+            )
     lines += ["", heading("Architecture")] + ["    " + ln for ln in arch.rstrip("\n").splitlines()]
     conf = flat_configuration(read(CONFIGURATION))
     if conf:

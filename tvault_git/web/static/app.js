@@ -68,6 +68,32 @@
     window.addEventListener("resize", () => plots.forEach((p) => p.setSize({ width: panelWidth(), height: 220 })));
   }
 
+  // Learning curves: one small plot per metric, x = step, one line per entry (nulls: not logged there).
+  function drawCurves() {
+    if (typeof uPlot === "undefined") return;
+    window.__tvaultCurves = [];
+    for (const holder of document.querySelectorAll("[data-plot-src]")) {
+      const block = document.getElementById(holder.dataset.plotSrc);
+      if (!block) continue;
+      const data = JSON.parse(block.textContent);
+      const width = () => Math.max(280, holder.clientWidth || 420);
+      const opts = {
+        width: width(),
+        height: 220,
+        scales: { x: { time: false } },
+        padding: [8, 16, 0, 8],
+        axes: [{ label: data.xlabel }, {}],
+        series: [{ label: data.xlabel }].concat(
+          data.series.map((s, i) => ({ label: s.label, stroke: COLORS[(s.n ?? i) % COLORS.length], width: 2, spanGaps: true,
+                                       points: { show: data.x.length <= 60, size: 5 } }))
+        ),
+      };
+      const plot = new uPlot(opts, [data.x].concat(data.series.map((s) => s.values)), holder);
+      window.__tvaultCurves.push(plot);
+      window.addEventListener("resize", () => plot.setSize({ width: width(), height: 220 }));
+    }
+  }
+
   function compareButton() {
     const form = document.getElementById("compare-form");
     const btn = document.getElementById("compare-btn");
@@ -116,5 +142,5 @@
     });
   }
 
-  document.addEventListener("DOMContentLoaded", () => { drawPlot(); compareButton(); staticTable(); });
+  document.addEventListener("DOMContentLoaded", () => { drawPlot(); drawCurves(); compareButton(); staticTable(); });
 })();
