@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import pygit2
-from conftest import GIT_ENV, git, import_fresh, init_repo
+
+from tests.helpers import GIT_ENV, git, import_fresh, init_repo
 
 BLOB = pygit2.enums.FileMode.BLOB
 TREE = pygit2.enums.FileMode.TREE

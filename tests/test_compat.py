@@ -68,3 +68,91 @@ def test_seed_bad_flags_are_one_line_usage_errors(repo):
     ):
         p = seed(repo, *args, check=False)
         assert p.returncode == 2 and "Traceback" not in p.stderr and "tvault: error:" in p.stderr
+
+
+# --- the drop-in ``tvault`` package: seed training scripts unchanged ------------------------------
+
+SEED_TRAIN = """
+import torch
+import tvault
+from model import Net
+
+torch.manual_seed(0)
+model = Net()
+optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+x, y = torch.randn(32, 4), torch.randint(0, 2, (32,))
+for _ in range(3):
+    optimizer.zero_grad()
+    loss = torch.nn.functional.cross_entropy(model(x), y)
+    loss.backward()
+    optimizer.step()
+acc = (model(x).argmax(1) == y).float().mean()
+tags = {"language": "pytorch", "size": "0.5x", "learning_rate": 0.01}
+tvault.log_all(model, tags=tags, result=acc.item(), optimizer=optimizer)
+tvault.log_all(model, tags=tags, result=acc.item(), optimizer=optimizer, log_dir="./model_log", model_dir="./")
+tvault.log_all(model, tags={"size": "1x"})
+print("torch state", tvault.load("HEAD:0")["fc1.weight"].shape)
+"""
+
+
+def _py(repo, code: str, extra_path: list[str] | None = None) -> subprocess.CompletedProcess:
+    env = dict(os.environ, **GIT_ENV, NO_COLOR="1")
+    env.pop("PYTHONPATH", None)
+    if extra_path:
+        env["PYTHONPATH"] = os.pathsep.join(extra_path)
+    return subprocess.run([sys.executable, "-c", code], cwd=repo, capture_output=True, text=True, env=env)
+
+
+def test_seed_training_script_runs_unchanged(repo):
+    write(repo / "train.py", SEED_TRAIN)
+    env = dict(os.environ, **GIT_ENV, NO_COLOR="1")
+    p = subprocess.run([sys.executable, "train.py"], cwd=repo, capture_output=True, text=True, env=env)
+    assert p.returncode == 0, p.stderr
+    assert "torch state torch.Size([16, 4])" in p.stdout
+    assert p.stderr.count("log_dir, model_dir ignored") == 1  # warned once, not per call
+    assert not (repo / "model_log").exists()  # nothing written where the seed wrote
+    rows = json.loads(helpers.tvault(repo, "log", "--json").stdout)
+    assert len(rows) == 3
+    by_size = sorted(rows, key=lambda r: (r["tags"]["size"], r["index"]))
+    full = by_size[0]
+    assert full["tags"] == {"language": "pytorch", "size": "0.5x", "learning_rate": 0.01}
+    assert 0.0 <= full["result"] <= 1.0
+    assert by_size[-1]["result"] is None  # the seed's result=-1 default: no result
+    meta = json.loads(helpers.tvault(repo, "show", full["id"], "--json").stdout)
+    assert (
+        meta["optimizer"]["class"] == "torch.optim.sgd.SGD" and meta["optimizer"]["param_groups"][0]["momentum"] == 0.9
+    )
+    assert any(o["qualname"] == "Net" for o in meta["source"]["objects"])
+
+
+def test_seed_functions_that_edited_records_say_what_to_use(repo):
+    p = _py(repo, "import tvault\ntvault.add_tag('lr', '0.1')")
+    assert p.returncode != 0 and "immutable: pass tags={...} to tvault.log_all" in p.stderr
+
+
+def test_seed_find_and_diff_functions_print_like_the_cli(repo):
+    p = _py(
+        repo,
+        "import tvault\nfrom model import Net\nimport torch\ntorch.manual_seed(0)\n"
+        "tvault.log_all(Net(), tags={'lr': 0.1}, result=0.5)\ntvault.log_all(Net(), tags={'lr': 0.2}, result=0.7)\n"
+        "tvault.find_f(condition='result', min=0.6, max=1)\ntvault.diff_f(sha1='HEAD', index1=0, sha2='HEAD', index2=-1)",
+    )
+    assert p.returncode == 0, p.stderr
+    assert "0.7" in p.stdout and "0.5" not in p.stdout.split("tvault diff")[0]
+    assert "b/" in p.stdout and ":1" in p.stdout  # index -1: the last entry on the commit
+
+
+def test_drop_in_steps_aside_for_the_original_tvault(repo, tmp_path):
+    """With the seed installed, ``import tvault`` is the seed, wherever it sits on sys.path."""
+    real = tmp_path / "site" / "tvault"
+    real.mkdir(parents=True)
+    (real / "__init__.py").write_text("ORIGINAL = True\nfrom .torchvault import TorchVault\n")
+    (real / "torchvault.py").write_text("class TorchVault:\n    pass\n")
+    ours = str(helpers.ROOT)
+    code = "import tvault, sys\nprint(getattr(tvault, 'ORIGINAL', False), tvault.TorchVault.__module__, sys.modules['tvault'] is tvault)"
+    for order in ([ours, str(tmp_path / "site")], [str(tmp_path / "site"), ours]):
+        p = _py(repo, code, order)
+        assert p.returncode == 0, p.stderr
+        assert p.stdout.split() == ["True", "tvault.torchvault", "True"], (order, p.stdout)
+    p = _py(repo, "import tvault\nprint(tvault.log_all.__module__)")  # without it: ours
+    assert p.stdout.strip() == "tvault_git.cli.seed", p.stderr

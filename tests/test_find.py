@@ -210,6 +210,7 @@ def test_find_python_api_shape(repo, registry):
         "branch",
         "dirty",
         "message",
+        "version",
     }
     assert r["tags"] == {"lr": 0.01, "size": "2x"} and r["result"] == 0.9 and r["index"] == 2
     assert query.find(str(repo), tags=[("lr", 0.01)], best="acc")[0]["id"] == registry[0][2].id
@@ -231,7 +232,16 @@ def test_cache_follows_new_entries_and_rebuilds(repo, registry):
 
     con = sqlite3.connect(path)
     names = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL")}
-    assert names == {"entries_commit", "entries_result", "entries_ts", "kv_num", "kv_str", "kv_js", "kv_id"}
+    assert names == {
+        "entries_commit",
+        "entries_result",
+        "entries_ts",
+        "entries_name",
+        "kv_num",
+        "kv_str",
+        "kv_js",
+        "kv_id",
+    }
     assert (
         con.execute("SELECT COUNT(*) FROM kv INDEXED BY kv_id").fetchone()[0]
         == con.execute("SELECT COUNT(*) FROM kv").fetchone()[0]

@@ -14,8 +14,9 @@ from pathlib import Path
 
 import pygit2
 import pytest
-from conftest import git
-from hostile_kit import (
+
+from tests.helpers import git
+from tests.hostile_kit import (
     GITLINK,
     World,
     add_note,

@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pygit2
 import pytest
-from conftest import git
-from hostile_kit import (
+from test_share import daemon  # noqa: F401 (a fixture)
+
+from tests.helpers import git
+from tests.hostile_kit import (
     _DROP,
     GITLINK,
     World,
@@ -26,7 +28,6 @@ from hostile_kit import (
     set_ref,
     world,
 )
-from test_share import daemon  # noqa: F401 (a fixture)
 
 
 @pytest.fixture

@@ -593,7 +593,11 @@ def test_browser_history_plot_and_alias(reg, server, page):
     w, h = _plot_size(page)
     assert w > 100 and h > 100
     assert "production" in page.inner_text("#versions")
-    assert page.evaluate("window.__tvaultPlot.series.length") == 4  # x + result, acc, loss
+    assert page.evaluate("window.__tvaultPlots.map((p) => p.series.length)") == [
+        2,
+        2,
+        2,
+    ]  # result, acc, loss: a panel each
     _shot(page, "history")
     page.click("a.vs >> nth=0")
     page.wait_for_selector("#sec-metadata")

@@ -34,7 +34,7 @@ from tvault_git.gitutil.repo import (
     signature,
     writes_shared,
 )
-from tvault_git.registry import notes, series
+from tvault_git.registry import names, notes, series
 from tvault_git.registry.entries import Entry
 from tvault_git.spec import format as fmt
 from tvault_git.spec.format import (
@@ -464,7 +464,9 @@ def commit_entry(p: Prepared, weights: Stored, opt_state: Stored | None) -> Entr
         # Publish: the ref keeps the objects alive, the note line makes it visible.
         r.references.create(REF_PREFIX + entry_id, pygit2.Oid(hex=entry_id), force=True)
         res_txt = None if p.result is None else repr(p.result)
-        index = notes.add(r, p.head, entry_id, p.name, res_txt, created=p.created)
+        label = p.model_class.rsplit(".", 1)[-1] if p.name is None else f"{p.name}@{names.next_version(r, p.name)}"
+        shown = notes.display_text(label, res_txt, entry_id)
+        index = notes.add(r, p.head, entry_id, p.name, res_txt, created=p.created, display=shown)
     except (OSError, pygit2.GitError) as e:  # disk full or read-only outside the weight write
         raise StorageError(f"could not record the entry: {e}; nothing is indexed (free space and retry)") from None
     # Housekeeping: many small weight packs slow every object lookup down.

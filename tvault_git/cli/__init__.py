@@ -31,6 +31,9 @@ def main(argv: list[str] | None = None) -> None:
     except (click.exceptions.Abort, KeyboardInterrupt):
         click.echo("tvault: aborted", err=True)
         sys.exit(130)
+    except click.UsageError as e:
+        usage_error(e)
+        sys.exit(e.exit_code)
     except click.ClickException as e:
         e.show()
         sys.exit(e.exit_code)
@@ -45,6 +48,15 @@ def main(argv: list[str] | None = None) -> None:
         )
         sys.exit(EXIT_INTERNAL)
     sys.exit(rc if isinstance(rc, int) else 0)  # click returns ctx.exit(code) in non-standalone mode
+
+
+def usage_error(e: click.UsageError) -> None:
+    """click's usage error, with a hint that works: git turns ``git tvault --help`` into ``git help tvault``."""
+    if e.ctx is not None:
+        root = e.ctx.parent is None
+        hint = "Try 'git tvault -h' or 'git tvault help'" if root else f"Try '{e.ctx.command_path} -h'"
+        click.echo(f"{e.ctx.get_usage()}\n{hint} for help.\n", err=True)
+    click.echo(f"Error: {e.format_message()}", err=True)
 
 
 if __name__ == "__main__":

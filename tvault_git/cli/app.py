@@ -8,12 +8,13 @@ module imports the group it is registered on (no import cycle).
 from __future__ import annotations
 
 import importlib
+import os
 
 import click
 import pygit2
 
 from tvault_git import __version__
-from tvault_git.errors import EXIT_CODES
+from tvault_git.errors import EXIT_CODES, NotARepository
 from tvault_git.gitutil.repo import open_repo
 
 # name -> "module:attribute" under tvault_git.cli.commands; the order is the --help order.
@@ -22,11 +23,14 @@ COMMANDS: dict[str, str] = {
     "show": "entries:show_cmd",
     "find": "find:find_cmd",
     "diff": "diff:diff_cmd",
+    "models": "models:models_cmd",
     "history": "models:history_cmd",
     "alias": "models:alias_cmd",
     "export": "entries:export_cmd",
     "fsck": "check:fsck_cmd",
     "rm": "check:rm_cmd",
+    "checkout": "checkout:checkout_cmd",
+    "import-tvault": "importing:import_tvault_cmd",
     "fetch": "share:fetch_cmd",
     "pull": "share:pull_cmd",
     "push": "share:push_cmd",
@@ -34,6 +38,7 @@ COMMANDS: dict[str, str] = {
     "uninstall": "hooks:uninstall_cmd",
     "ui": "ui:ui_cmd",
     "gc": "storage:gc_cmd",
+    "help": "help:help_cmd",
 }
 
 
@@ -73,4 +78,10 @@ def cli(ctx: click.Context, repo_path: str | None) -> None:
 def repo_from_ctx(ctx: click.Context) -> pygit2.Repository:
     """The repository the command runs in: ``-C PATH`` if given, else the one around the cwd."""
     root = ctx.find_root()
-    return open_repo(root.obj.get("repo_path") if root.obj else None)
+    path = root.obj.get("repo_path") if root.obj else None
+    try:
+        return open_repo(path)
+    except NotARepository:  # the library's message names the Python keyword; say it the CLI's way
+        where = os.path.abspath(path) if path else os.getcwd()
+        hint = "give a repository's path to -C" if path else "cd into a repository or use git tvault -C PATH"
+        raise NotARepository(f"not inside a git repository: {where} ({hint}; 'git init' makes one)") from None

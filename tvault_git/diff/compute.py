@@ -21,7 +21,7 @@ from typing import Any
 import pygit2
 
 from tvault_git.diff import config
-from tvault_git.errors import InvalidInput, TvaultError
+from tvault_git.errors import InvalidInput, RefNotFound, TvaultError
 from tvault_git.gitutil.repo import open_repo_like
 from tvault_git.registry import entries
 from tvault_git.spec.format import (
@@ -89,6 +89,7 @@ class Side:
     optimizer: dict[str, Any] | None = None
     scheduler: dict[str, Any] | None = None
     configuration: dict[str, Any] | None = None
+    version: int | None = None  # the N of NAME@N
 
     def describe(self) -> dict[str, Any]:
         if self.entry is None:
@@ -102,10 +103,24 @@ class Side:
             "commit": self.commit,
             "index": self.entry.index,
             "name": m.get("name"),
+            "version": self.version,
+            "message": m.get("message"),
             "result": m.get("result"),
             "created": m.get("created"),
             "dirty": bool(m.get("dirty")),
         }
+
+
+def _version(repo: pygit2.Repository, e: entries.Entry) -> int | None:
+    from tvault_git.registry import names
+
+    name = e.manifest.get("name")
+    if not isinstance(name, str) or not name:
+        return None
+    try:
+        return next((v.number for v in names.versions(repo, name) if v.entry.id == e.id), None)
+    except RefNotFound:
+        return None
 
 
 def _entry_side(repo: pygit2.Repository, ref: str) -> Side:
@@ -130,6 +145,7 @@ def _entry_side(repo: pygit2.Repository, ref: str) -> Side:
         optimizer=entries.read_json(repo, e.id, OPTIMIZER),
         scheduler=entries.read_json(repo, e.id, SCHEDULER),
         configuration=entries.read_json(repo, e.id, CONFIGURATION),
+        version=_version(repo, e),
     )
 
 

@@ -37,9 +37,12 @@ def _diff_lines(lines: list[str], indent: str = "") -> list[str]:
 def _side(d: dict[str, Any]) -> str:
     if d.get("kind") == "worktree":
         return f"work tree (HEAD {d['commit'][:7]})" if d.get("commit") else "work tree"
-    extra = [
-        x for x in (d.get("name"), f"result={fmt_value(d['result'])}" if d.get("result") is not None else None) if x
-    ]
+    label = f"{d['name']}@{d['version']}" if d.get("name") and d.get("version") else d.get("name")
+    result = f"result={fmt_value(d['result'])}" if d.get("result") is not None else None
+    extra = [x for x in (label, result, "dirty" if d.get("dirty") else None) if x]
+    msg = (d.get("message") or "").strip().splitlines()
+    if msg:
+        extra.append(repr(msg[0][:60]))
     return f"{d['id'][:10]} ({d['ref']}{', ' + ', '.join(extra) if extra else ''})"
 
 

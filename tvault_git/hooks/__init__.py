@@ -211,7 +211,15 @@ def post_commit(repo: pygit2.Repository) -> list[str]:
             if key not in trees:
                 trees[key] = trained_tree(repo, parent, patch)
             if trees[key] == str(head.tree.id):
-                notes.add(repo, str(head.id), n.entry, n.name, n.result, created=n.created or m.get("created"))
+                notes.add(
+                    repo,
+                    str(head.id),
+                    n.entry,
+                    n.name,
+                    n.result,
+                    created=n.created or m.get("created"),
+                    display=n.display,
+                )
                 attached.append(n.entry)
     return attached
 

@@ -28,7 +28,8 @@ from tvault_git.registry import notes
 from tvault_git.registry.entries import read_manifest, read_manifests
 from tvault_git.spec.values import as_number, iso_to_instant
 
-SCHEMA = "6"  # 6: damaged entries get a row (missing=2, problem) instead of failing the build; 5: configuration values (kind "config") in kv; 4: an entry may be listed on several commits (hooks, rewrites): key (id, commit_id), shadowed
+SCHEMA = "7"  # 7: damaged entries get a row (missing=2, problem); rows of entries whose objects are missing keep the note's name and created; name index
+# 5: configuration values (kind "config") in kv; 4: an entry may be listed on several commits (hooks, rewrites): key (id, commit_id), shadowed
 FILE_NAME = "index.sqlite"
 
 _DDL = """
@@ -42,6 +43,7 @@ CREATE TABLE IF NOT EXISTS entries(
 CREATE INDEX IF NOT EXISTS entries_commit ON entries(commit_id);
 CREATE INDEX IF NOT EXISTS entries_result ON entries(result);
 CREATE INDEX IF NOT EXISTS entries_ts ON entries(ts);
+CREATE INDEX IF NOT EXISTS entries_name ON entries(name, ts, id);
 CREATE TABLE IF NOT EXISTS kv(id TEXT NOT NULL, kind TEXT NOT NULL, key TEXT NOT NULL, num REAL, str TEXT, js TEXT);
 CREATE INDEX IF NOT EXISTS kv_num ON kv(kind, key, num, id);
 CREATE INDEX IF NOT EXISTS kv_str ON kv(kind, key, str, id);
@@ -200,7 +202,7 @@ def _store(con: sqlite3.Connection, repo: pygit2.Repository, commit: str, lines:
         if n.entry in have and not have[n.entry]:
             con.execute("UPDATE entries SET seq=?, idx=? WHERE id=? AND commit_id=?", (n.seq, idx, n.entry, commit))
             continue
-        _insert(con, repo, commit, n.seq, idx, n.entry)
+        _insert(con, repo, commit, n.seq, idx, n.entry, n)
 
 
 _INSERT_ENTRY = (
@@ -209,19 +211,38 @@ _INSERT_ENTRY = (
 )
 
 
-def _entry_row(entry_id: str, commit: str, seq: int, idx: int, fields: dict[str, Any] | str | None) -> tuple:
-    """One entries row; ``fields`` None: indexed, objects not here yet (missing=1); a string: damaged (missing=2)."""
+def _entry_row(
+    entry_id: str,
+    commit: str,
+    seq: int,
+    idx: int,
+    fields: dict[str, Any] | str | None,
+    note: notes.NoteLine | None = None,
+) -> tuple:
+    """One entries row; ``fields`` None: indexed, objects not here yet (missing=1), with the note's
+    name and time; a string: damaged (missing=2)."""
     if fields is None:
-        return (entry_id, commit, seq, idx, 1) + (None,) * len(_FIELDS)
+        known = (
+            {"name": note.name, "created": note.created, "ts": iso_to_instant(note.created)} if note is not None else {}
+        )
+        return (entry_id, commit, seq, idx, 1) + tuple(known.get(f) for f in _FIELDS)
     if isinstance(fields, str):
         return (entry_id, commit, seq, idx, 2) + (None,) * (len(_FIELDS) - 1) + (fields,)
     return (entry_id, commit, seq, idx, 0) + tuple(fields[f] for f in _FIELDS)
 
 
-def _insert(con: sqlite3.Connection, repo: pygit2.Repository, commit: str, seq: int, idx: int, entry_id: str) -> None:
+def _insert(
+    con: sqlite3.Connection,
+    repo: pygit2.Repository,
+    commit: str,
+    seq: int,
+    idx: int,
+    entry_id: str,
+    note: notes.NoteLine | None = None,
+) -> None:
     fields, kv = _row(repo, entry_id)
     con.execute("DELETE FROM kv WHERE id=?", (entry_id,))
-    con.execute(_INSERT_ENTRY, _entry_row(entry_id, commit, seq, idx, fields))
+    con.execute(_INSERT_ENTRY, _entry_row(entry_id, commit, seq, idx, fields, note))
     con.executemany("INSERT INTO kv VALUES (?,?,?,?,?,?)", kv)
 
 
@@ -253,7 +274,7 @@ def _bulk_load(con: sqlite3.Connection, repo: pygit2.Repository, tree: pygit2.Tr
         for idx, n in enumerate(lines):
             if n.removed:
                 continue
-            entry_rows.append(_entry_row(n.entry, commit, n.seq, idx, rows[n.entry][0]))
+            entry_rows.append(_entry_row(n.entry, commit, n.seq, idx, rows[n.entry][0], n))
     entry_rows.sort(key=lambda r: (r[0], r[1]))
     kv_rows.sort(key=lambda r: r[0])
     con.executemany(_INSERT_ENTRY, entry_rows)

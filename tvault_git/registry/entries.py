@@ -5,6 +5,7 @@ Torch-free on purpose: ``git tvault log/show/find`` must start fast.
 
 from __future__ import annotations
 
+import re
 import subprocess
 from dataclasses import dataclass, field
 from typing import Any
@@ -18,6 +19,7 @@ from tvault_git.spec.format import (
     MAX_JSON_BLOB,
     MAX_PATCH,
     MAX_TEXT_BLOB,
+    NAME_RE,
     PATCH,
     REF_PREFIX,
     WEIGHTS,
@@ -280,9 +282,27 @@ def resolve(repo: pygit2.Repository, ref: str) -> Entry:
             cands = ", ".join(f"{e.short} ({e.ref})" for e in matches[:10])
             raise AmbiguousRef(f"entry ref {parsed.text!r} is ambiguous; candidates: {cands}", ref=parsed.text)
     shown = ref.strip() if isinstance(ref, str) else ref
-    raise RefNotFound(
-        f"no entry {shown!r}; use an entry id, COMMIT:INDEX or NAME@VERSION (see 'git tvault log')", ref=shown
-    )
+    raise RefNotFound(f"no entry {shown!r}; {_suggest(repo, str(shown))}", ref=shown)
+
+
+def _suggest(repo: pygit2.Repository, ref: str) -> str:
+    """What the user probably meant: a model name without @, a commit without :N, a too-short id."""
+    if NAME_RE.match(ref) and any(n.name == ref for _, lines in notes.walk(repo, containing=f" {ref} ") for n in lines):
+        return f"{ref!r} is a model: say which version, e.g. {ref}@latest, {ref}@best or {ref}@1 (git tvault history {ref})"
+    try:
+        commit = resolve_commit(repo, ref)
+    except RefNotFound:
+        commit = None
+    if commit is not None:
+        n = len(entries_on(repo, commit))
+        if n:
+            return f"{ref!r} is a commit with {n} entr{'y' if n == 1 else 'ies'}: use {ref}:0" + (
+                f" .. {ref}:{n - 1}" if n > 1 else ""
+            )
+        return f"{ref!r} is a commit with no entries (git tvault find --hash {ref} lists entries by commit)"
+    if re.fullmatch(r"[0-9a-fA-F]{1,3}", ref):
+        return f"an entry id prefix needs at least 4 characters, {ref!r} has {len(ref)}"
+    return "use an entry id, COMMIT:INDEX or NAME@VERSION (see 'git tvault log')"
 
 
 def preferred(found: list[Entry]) -> list[Entry]:

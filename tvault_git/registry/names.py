@@ -347,3 +347,33 @@ def _live(e: entries.Entry, ref: str) -> entries.Entry:
     if e.removed:
         raise RefNotFound(f"{ref} (entry {e.short}) was removed (git tvault rm)")
     return e
+
+
+def summaries(repo: pygit2.Repository) -> list[dict[str, object]]:
+    """Each named model: version count, latest and best version, aliases (``git tvault models``)."""
+    out: list[dict[str, object]] = []
+    for name in names(repo):
+        vs = versions(repo, name)
+        top = best(vs)
+        out.append(
+            {
+                "name": name,
+                "versions": len(vs),
+                "latest": {"version": vs[-1].number, "id": vs[-1].entry.id, "created": vs[-1].created},
+                "best": None
+                if top is None
+                else {"version": top.number, "id": top.entry.id, "result": float(top.entry.result)},  # type: ignore[arg-type]
+                "aliases": {
+                    a: next((v.number for v in vs if v.entry.id == eid), None) for a, eid in aliases(repo, name).items()
+                },
+            }
+        )
+    return out
+
+
+def next_version(repo: pygit2.Repository, name: str) -> int:
+    """The number a new (newest) entry of ``name`` gets: one more than the entries already indexed.
+
+    For the note's display text only (a concurrent version in another clone can shift it after a merge).
+    """
+    return len({n.entry for _, _, n in _named_lines(repo, name=name) if n.name == name}) + 1

@@ -33,12 +33,32 @@ class NoteLine:
     result: str | None
     created: str | None = None  # the manifest's timestamp, so versions can be numbered from notes alone
     removed: bool = False  # a ``removed <entry-id>`` line (git tvault rm) names it: the slot stays, the entry is gone
+    display: str | None = None  # the human part after " | " (format 1.1), kept verbatim when copied
 
     def render(self) -> str:
         line = (
             f"model {self.seq} {self.entry} {self.name or '-'} result={self.result if self.result is not None else '-'}"
         )
-        return line + (f" created={self.created}" if self.created else "")
+        line += f" created={self.created}" if self.created else ""
+        return line + (f" {DISPLAY_SEP} {self.display}" if self.display else "")
+
+
+DISPLAY_SEP = "|"
+
+
+def display_text(label: str, result: str | None, entry: str) -> str:
+    """What ``git log --notes=tvault`` readers see after the separator: ``mnist@3 result 0.9961 entry 408b92c0ab``.
+
+    Only for eyes: readers take every value from the machine part before the separator.
+    """
+    words = [label]
+    if result is not None:
+        try:
+            words.append(f"result {float(result):.4g}")
+        except ValueError:
+            pass
+    words.append(f"entry {entry[:10]}")
+    return " ".join(" ".join(w.replace(DISPLAY_SEP, "/").split()) for w in words)
 
 
 def lines_of(text: str) -> list[str]:
@@ -51,12 +71,16 @@ def parse(text: str) -> list[NoteLine]:
 
     ``removed <entry-id>`` (written by ``git tvault rm``, format 1.1) marks an entry removed: it
     keeps its slot, so the entries after it keep their index. A ``seq`` must be a non-negative
-    integer of at most 18 digits; other lines are not entry lines.
+    integer of at most 18 digits; other lines are not entry lines. An entry line is
+    ``model <seq> <id> <name> result=<r> [created=<c>] [key=value ...] [| <display text>]``;
+    lines of 1.0 writers have no display part.
     """
     out: dict[str, NoteLine] = {}
     gone: set[str] = set()
     for raw in lines_of(text):
-        parts = raw.split(" ")
+        machine, sep, shown = raw.partition(f" {DISPLAY_SEP} ")
+        display = (shown.strip() or None) if sep else None
+        parts = machine.split(" ")
         if len(parts) >= 2 and parts[0] == "removed" and _ENTRY_RE.fullmatch(parts[1]):
             gone.add(parts[1])
             continue
@@ -72,17 +96,20 @@ def parse(text: str) -> list[NoteLine]:
             result = parts[4][7:]
         created = (
             next((p[8:] for p in parts[5:] if p.startswith("created=") and len(p) > 8), None)
-            if "created=" in raw
+            if "created=" in machine
             else None
         )
         prev = out.get(entry)
         if prev is None or seq < prev.seq:
-            out[entry] = NoteLine(seq, entry, name, result, created or (prev.created if prev else None))
-        elif prev.created is None and created:
-            out[entry] = NoteLine(prev.seq, entry, prev.name, prev.result, created)
+            keep_c = created or (prev.created if prev else None)
+            out[entry] = NoteLine(seq, entry, name, result, keep_c, display=display or (prev.display if prev else None))
+        elif (prev.created is None and created) or (prev.display is None and display):
+            out[entry] = NoteLine(
+                prev.seq, entry, prev.name, prev.result, prev.created or created, display=prev.display or display
+            )
     for e in gone & set(out):
         n = out[e]
-        out[e] = NoteLine(n.seq, n.entry, n.name, n.result, n.created, True)
+        out[e] = NoteLine(n.seq, n.entry, n.name, n.result, n.created, removed=True, display=n.display)
     return sorted(out.values(), key=lambda n: (n.seq, n.entry))
 
 
@@ -207,6 +234,7 @@ def add(
     ref: str = NOTES_REF,
     created: str | None = None,
     seq: int | None = None,
+    display: str | None = None,
 ) -> int:
     """Append an entry line to ``commit``'s note atomically; returns the entry's index.
 
@@ -224,7 +252,7 @@ def add(
         # another clone's seq is kept only where it sorts after every local line: a copied line
         # never takes the index of an entry that is already here
         new_seq = nxt if seq is None or seq < nxt else seq
-        new = NoteLine(new_seq, entry, name, result, created)
+        new = NoteLine(new_seq, entry, name, result, created, display=display)
         body = text if text.endswith("\n") or not text else text + "\n"
         body += new.render() + "\n"
         if len(body.encode()) > MAX_NOTE:  # readers would skip the whole note: refuse instead

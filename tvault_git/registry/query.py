@@ -254,8 +254,10 @@ def find(
         if not isinstance(pair, (tuple, list)) or len(pair) != 2:
             raise InvalidInput(f"a tag condition is a (key, value) pair, got {pair!r}")
         id_sets.append(_ids_equal("'tag'", str(pair[0]), pair[1]))
+    asked: list[tuple[str, str]] = []  # (key, where it was given): checked against the registry's keys
     for expr in where:
         key, op, val = parse_where(expr)
+        asked.append((key, f"--where {expr!r}"))
         if key == "result":
             if op in ("=", "==", "!="):
                 val = _number(val, f"the value in {expr!r}")
@@ -300,6 +302,7 @@ def find(
         if not key or direction not in ("", "min", "max"):
             raise InvalidInput(f"bad --best {best!r}: give a metric name, optionally with :min or :max (e.g. loss:min)")
         sort = key
+        asked.append((key, f"--best {best!r}"))
         desc = (direction or metric_direction(key)) == "max"
         if limit is None:
             limit = 1
@@ -313,8 +316,11 @@ def find(
     where_sql = " AND ".join(conds)
     if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
         raise InvalidInput(f"offset must be zero or more, got {offset!r}")
+    if sort is not None and sort not in _BUILTIN_SORT and best is None:
+        asked.append((sort, f"--sort {sort!r}"))
     con = cache.refresh(r)
     try:
+        _check_keys(con, asked)
         con.create_function("tv_re", 2, _regex, deterministic=True)
         if sort is not None and sort not in _BUILTIN_SORT:
             # Entries that have the metric, in the covering index's order; then,
@@ -352,10 +358,70 @@ def find(
                 total = con.execute(f"SELECT COUNT(*) FROM entries e WHERE {where_sql}", args).fetchone()[0]
                 if best is not None and limit is not None:
                     total = min(total, limit)
+        out = [_summary(row) for row in rows]
+        _add_versions(con, out)
     finally:
         con.close()
-    out = [_summary(row) for row in rows]
     return (out, int(total)) if with_total else out
+
+
+def known_keys(con: Any) -> list[str]:
+    """Every metric and tag key in the registry, plus ``result`` and the built-in sort keys."""
+    keys = {k for (k,) in con.execute("SELECT DISTINCT key FROM kv WHERE kind IN ('metric','tag','config')")}
+    return sorted(keys | {"result"} | set(_BUILTIN_SORT))
+
+
+def _check_keys(con: Any, asked: list[tuple[str, str]]) -> None:
+    """A key no entry has is a typo, not an empty answer: say so and list the keys there are."""
+    for key, where in asked:
+        if key == "result" or key in _BUILTIN_SORT:
+            continue
+        if con.execute(
+            "SELECT 1 FROM kv WHERE kind IN ('metric','tag','config') AND key = ? LIMIT 1", (key,)
+        ).fetchone():
+            continue
+        if not con.execute("SELECT 1 FROM entries WHERE missing = 0 LIMIT 1").fetchone():
+            continue  # an empty registry: nothing to compare with, "no entries" says enough
+        import difflib
+
+        known = known_keys(con)
+        close = difflib.get_close_matches(key, known, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        shown = ", ".join(known[:60]) + (f", ... ({len(known) - 60} more)" if len(known) > 60 else "")
+        raise InvalidInput(f"unknown key {key!r} in {where}: no entry has it; {hint}known: {shown}")
+
+
+def _add_versions(con: Any, rows: list[dict[str, Any]]) -> None:
+    """``version`` (the N of NAME@N) on named rows: position by (created, id) among the name's entries.
+
+    The same numbering as registry.names.versions, computed in SQL over the names on the page only.
+    """
+    names = sorted({r["name"] for r in rows if r["name"]})
+    found: dict[str, int] = {}
+    if len(rows) <= 200:  # a page: count each row's elders in the (name, ts, id) index, not every version
+        sql = (
+            "SELECT count(DISTINCT id) FROM entries WHERE name = ? AND ts IS NOT NULL "
+            "AND (ts < ? OR (ts = ? AND id < ?))"
+        )
+        for r in rows:
+            if r["name"]:
+                row = con.execute(
+                    "SELECT min(ts) FROM entries WHERE id = ? AND name = ?", (r["id"], r["name"])
+                ).fetchone()
+                if row is not None and row[0] is not None:
+                    ts = row[0]
+                    found[r["id"]] = con.execute(sql, (r["name"], ts, ts, r["id"])).fetchone()[0] + 1
+        names = []
+    for i in range(0, len(names), 500):
+        chunk = names[i : i + 500]
+        marks = ",".join("?" * len(chunk))
+        sql = (
+            "SELECT id, ROW_NUMBER() OVER (PARTITION BY name ORDER BY ts, id) FROM "
+            f"(SELECT id, name, min(ts) AS ts FROM entries WHERE name IN ({marks}) AND ts IS NOT NULL GROUP BY id, name)"
+        )
+        found.update(dict(con.execute(sql, chunk).fetchall()))
+    for r in rows:
+        r["version"] = found.get(r["id"]) if r["name"] else None
 
 
 def _fetch(con: Any, sql: str, args: list[Any], limit: int | None, offset: int = 0) -> list[tuple]:
@@ -406,3 +472,28 @@ def predecessor(repo: Any, entry_id: str) -> str | None:
     finally:
         con.close()
     return None if prev is None else str(prev[0])
+
+
+def with_predecessor(repo: Any, ids: Sequence[str]) -> set[str]:
+    """Those of ``ids`` that have a predecessor (see ``predecessor``), in one query for a page of rows.
+
+    Why: a "vs prev" link on a first version leads nowhere.
+    """
+    r = open_repo_like(repo)
+    if not ids:
+        return set()
+    con = cache.refresh(r)
+    try:
+        found: set[str] = set()
+        ids = list(ids)
+        for i in range(0, len(ids), 500):
+            chunk = ids[i : i + 500]
+            sql = (
+                "SELECT e.id FROM entries e WHERE e.id IN (" + ",".join("?" * len(chunk)) + ") AND e.missing = 0 "
+                "AND e.shadowed = 0 AND EXISTS (SELECT 1 FROM entries p WHERE p.missing = 0 AND p.shadowed = 0 "
+                "AND p.name IS e.name AND (p.ts < e.ts OR (p.ts = e.ts AND p.id < e.id)))"
+            )
+            found.update(x for (x,) in con.execute(sql, chunk))
+    finally:
+        con.close()
+    return found

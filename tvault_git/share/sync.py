@@ -520,7 +520,7 @@ def fetch_one(repo: pygit2.Repository, remote: str | None, ref: str, progress: b
             run_git(repo, ["fetch", "--no-tags", "--no-write-fetch-head", remote, spec], remote, "fetch", progress)
     if repo.get(entry_id) is None:
         raise RemoteError(f"fetched {entry_id[:12]} from {remote} but its objects did not arrive")
-    notes.add(repo, commit, entry_id, line.name, line.result, created=line.created, seq=line.seq)
+    notes.add(repo, commit, entry_id, line.name, line.result, created=line.created, seq=line.seq, display=line.display)
     r = repo.references.get(t_aliases)
     if r is not None:
         names.merge_alias_ref(repo, r.target)

@@ -264,6 +264,8 @@ def entries_page(
     pages = max(1, -(-total // per))
     return {
         "rows": rows,
+        "has_prev": query.with_predecessor(repo, [r["id"] for r in rows]),
+        "has_message": any(r.get("message") for r in rows),
         "total": total,
         "page": page,
         "pages": pages,

@@ -37,10 +37,20 @@ def entry_summary(e: entries.Entry) -> dict[str, Any]:
     }
 
 
+def model_label(s: dict[str, Any]) -> str | None:
+    """``NAME@N`` (what users type), ``NAME`` when unnumbered, None for unnamed entries."""
+    if not s.get("name"):
+        return None
+    return f"{s['name']}@{s['version']}" if s.get("version") else s["name"]
+
+
 def log_line(s: dict[str, Any]) -> str:
     parts = [click.style(s["id"][:10], fg="yellow"), s["ref"]]
-    if s["name"]:
-        parts.append(click.style(s["name"], fg="cyan"))
+    label = model_label(s)
+    if label:
+        parts.append(click.style(label, fg="cyan"))
+    if s.get("dirty"):
+        parts.append(click.style("(dirty)", fg="red"))
     if s["result"] is not None:
         parts.append(f"result={fmt_value(s['result'])}")
     if s["metrics"]:
@@ -49,6 +59,9 @@ def log_line(s: dict[str, Any]) -> str:
         parts.append(click.style(fmt_tags(s["tags"]), fg="green"))
     parts.append(f"<{s['author']}>")
     parts.append(short_date(s["created"]))
+    if s.get("message"):
+        first = s["message"].strip().splitlines()[0] if s["message"].strip() else ""
+        parts.append(click.style(first if len(first) <= 72 else first[:71] + "…", dim=True))
     return " ".join(parts)
 
 
@@ -67,7 +80,8 @@ def log_cmd(ctx: click.Context, limit: int | None, as_json: bool) -> None:
     rows = query.find(repo, limit=limit)
     if as_json:
         click.echo(json.dumps(rows, indent=1))
-    elif not rows:
+        return
+    if not rows and limit != 0:
         click.echo("no entries yet: log one with tvault_git.log_all(model, ...)")
     else:
         for s in printable_tree(rows):
@@ -171,7 +185,8 @@ def show_cmd(ctx: click.Context, ref: str, show_source: bool, show_patch: bool, 
     for o in objs:
         label = f"{o.get('module')}.{o.get('qualname')}"
         value = f"  = {fmt_config(o['value'], 60)}" if "value" in o else ""
-        lines.append(f"    {o.get('kind', '?'):<9}{label:<36} {o.get('file')}:{o.get('line')}{value}")
+        where = f"{o.get('file')}" + (f":{o['line']}" if o.get("line") is not None else "")
+        lines.append(f"    {o.get('kind', '?'):<9}{label:<36} {where}{value}")
         if show_source:
             text = printable(entries.read_text(repo, tree, str(o.get("path", ""))))
             lines += ["        " + ln for ln in text.rstrip("\n").splitlines()] + [""]
@@ -180,9 +195,14 @@ def show_cmd(ctx: click.Context, ref: str, show_source: bool, show_patch: bool, 
     for x in [x for x in src.get("missing") or [] if isinstance(x, dict)]:
         lines.append(f"    missing  {x.get('qualname')}: {x.get('reason')}")
     total = sum(_count(r.get("nbytes")) for r in weights.values())
-    lines += ["", heading(f"Weights ({len(weights)} tensors, {human_bytes(total)})")]
+    if (m.get("imported") or {}).get("weights") is False:
+        lines += ["", heading("Weights: none (imported from the original tvault, which stored no weights)")]
+        weights = {}
+    else:
+        lines += ["", heading(f"Weights ({len(weights)} tensors, {human_bytes(total)})")]
     width = max([len(n) for n in weights] + [4])
-    lines.append(f"    {'name':<{width}}  {'shape':<20} {'dtype':<10} {'size':>10}")
+    if weights:
+        lines.append(f"    {'name':<{width}}  {'shape':<20} {'dtype':<10} {'size':>10}")
     for n, r in weights.items():
         lines.append(
             f"    {n:<{width}}  {tuple(r.get('shape') or [])!s:<20} {r.get('dtype', '?')!s:<10} {human_bytes(_count(r.get('nbytes'))):>10}"

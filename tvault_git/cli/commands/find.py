@@ -38,14 +38,19 @@ def _table(rows: list[dict[str, Any]]) -> str:
         f"tag:{k}" if k in mset or k in ("id", "ref", "name", "result", "author", "date") else k for k in tags
     ]
     head += ["author", "date"]
+    has_message = any(r.get("message") for r in rows)
+    head += ["message"] if has_message else []
     body = []
     for r in rows:
         line = [r["id"][:10], r["ref"]]
-        line += [r["name"] or "-"] if has_name else []
+        line += [(f"{r['name']}@{r['version']}" if r.get("version") else r["name"]) or "-"] if has_name else []
         line += [_cell(r["result"])] if has_result else []
         line += [_cell(r["metrics"].get(k)) for k in metrics]
         line += [_cell(r["tags"].get(k)) if k in r["tags"] else "-" for k in tags]
         line += [r["author"] or "-", short_date(r["created"])]
+        if has_message:
+            msg = " ".join((r.get("message") or "-").split())
+            line.append(msg if len(msg) <= 48 else msg[:47] + "…")
         body.append(line)
     widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(head)]
     numeric = [i for i in range(len(head)) if all(_isnum(b[i]) for b in body)]

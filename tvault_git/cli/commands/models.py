@@ -75,12 +75,48 @@ def _moved(key: str, d: float | None) -> str:
     return click.style(f" ({'+' if d > 0 else ''}{d:.4g})", fg="green" if better else "red")
 
 
-@click.command("history")
-@click.argument("name")
+@click.command("models")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_context
-def history_cmd(ctx: click.Context, name: str, as_json: bool) -> None:
-    """Versions of a named model, oldest first, and how each metric moved."""
+def models_cmd(ctx: click.Context, as_json: bool) -> None:
+    """Named models: how many versions, the latest, the best (highest result) and aliases."""
+    _models(ctx, as_json)
+
+
+def _models(ctx: click.Context, as_json: bool) -> None:
+    rows = names.summaries(repo_from_ctx(ctx))
+    if as_json:
+        click.echo(json.dumps(rows, indent=1))
+        return
+    if not rows:
+        click.echo("no named models yet: log one with tvault_git.log_all(model, name=NAME, ...)")
+        return
+    for r in rows:
+        latest = r["latest"]
+        best = r["best"]
+        parts = [
+            heading(str(r["name"])),
+            f"{r['versions']} version{'s' * (r['versions'] != 1)}",
+            f"latest {r['name']}@{latest['version']} ({short_date(latest['created'])})",
+        ]
+        if best:
+            parts.append(f"best {r['name']}@{best['version']} (result={fmt_value(best['result'])})")
+        if r["aliases"]:
+            parts.append(
+                click.style(", ".join(f"{a} -> @{v or '?'}" for a, v in sorted(r["aliases"].items())), fg="cyan")
+            )
+        click.echo("  ".join(parts))
+
+
+@click.command("history")
+@click.argument("name", required=False)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.pass_context
+def history_cmd(ctx: click.Context, name: str | None, as_json: bool) -> None:
+    """Versions of a named model, oldest first, and how each metric moved (no NAME: the models)."""
+    if name is None:
+        _models(ctx, as_json)
+        return
     rows = version_rows(repo_from_ctx(ctx), name)
     if as_json:
         click.echo(json.dumps(rows, indent=1))

@@ -14,46 +14,58 @@
       holder.style.minHeight = "0";
       return;
     }
+    // Small multiples: one panel per number (result, each metric), each with its own y scale, so
+    // acc 0.5 is not flattened beside loss 2 and a result equal to acc is not hidden behind it.
     const labels = new Map(data.x.map((x, i) => [x, data.labels[i]]));
     const ticks = new Map(data.x.map((x, i) => [x, (data.ticks || data.labels)[i]]));
     const marks = data.marks || [];
-    const opts = {
-      width: Math.max(320, holder.clientWidth || 800),
-      height: 320,
-      scales: { x: { time: false } },
-      padding: [12, 28, 0, 12],  // room for the first and last x labels
-      axes: [
-        { label: data.xlabel, values: (u, vals) => vals.map((t) => (ticks.has(t) ? ticks.get(t) : "")), incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000]},
-        {},
-      ],
-      series: [{ label: data.xlabel, value: (u, v) => (v == null ? "-" : (labels.get(v) || String(v))) }].concat(
-        data.series.map((s, i) => ({
-          label: s.label, stroke: COLORS[i % COLORS.length], width: 2, spanGaps: true,
-          points: { show: true, size: 6 },
-        }))
-      ),
-      hooks: {
-        draw: [function (u) {
-          // aliases (production, best, ...) as dashed vertical markers with their names
-          const ctx = u.ctx;
-          ctx.save();
-          ctx.font = (12 * devicePixelRatio) + "px system-ui, sans-serif";
-          ctx.fillStyle = "#2f5fd0"; ctx.strokeStyle = "#2f5fd0"; ctx.setLineDash([4, 4]);
-          for (const m of marks) {
-            const x = Math.round(u.valToPos(m.x, "x", true));
-            ctx.beginPath(); ctx.moveTo(x, u.bbox.top); ctx.lineTo(x, u.bbox.top + u.bbox.height); ctx.stroke();
-            const w = ctx.measureText(m.text).width;
-            const right = x + 4 + w > u.bbox.left + u.bbox.width;  // keep the label inside the plot
-            ctx.fillText(m.text, right ? x - 4 - w : x + 4, u.bbox.top + 14 * devicePixelRatio);
-          }
-          ctx.restore();
-        }],
-      },
-    };
-    const series = [data.x].concat(data.series.map((s) => s.values));
-    const plot = new uPlot(opts, series, holder);
-    window.__tvaultPlot = plot;
-    window.addEventListener("resize", () => plot.setSize({ width: Math.max(320, holder.clientWidth), height: 320 }));
+    holder.classList.add("multiples");
+    const plots = [];
+    function panelWidth() {
+      const full = Math.max(320, holder.clientWidth || 800);
+      return data.series.length > 1 ? Math.max(320, Math.floor(full / 2) - 12) : full;
+    }
+    function markAliases(u) {
+      // aliases (production, best, ...) as dashed vertical markers with their names
+      const ctx = u.ctx;
+      ctx.save();
+      ctx.font = (12 * devicePixelRatio) + "px system-ui, sans-serif";
+      ctx.fillStyle = "#2f5fd0"; ctx.strokeStyle = "#2f5fd0"; ctx.setLineDash([4, 4]);
+      for (const m of marks) {
+        const x = Math.round(u.valToPos(m.x, "x", true));
+        ctx.beginPath(); ctx.moveTo(x, u.bbox.top); ctx.lineTo(x, u.bbox.top + u.bbox.height); ctx.stroke();
+        const w = ctx.measureText(m.text).width;
+        const right = x + 4 + w > u.bbox.left + u.bbox.width;  // keep the label inside the plot
+        ctx.fillText(m.text, right ? x - 4 - w : x + 4, u.bbox.top + 14 * devicePixelRatio);
+      }
+      ctx.restore();
+    }
+    data.series.forEach((s, i) => {
+      const panel = document.createElement("div");
+      panel.className = "panel";
+      panel.dataset.series = s.label;  // dataset/textContent only: registry text never becomes HTML
+      holder.appendChild(panel);
+      const opts = {
+        title: s.label,
+        width: panelWidth(),
+        height: 220,
+        scales: { x: { time: false } },
+        padding: [8, 28, 0, 12],  // room for the first and last x labels
+        axes: [
+          { label: data.xlabel, values: (u, vals) => vals.map((t) => (ticks.has(t) ? ticks.get(t) : "")), incrs: [1, 2, 5, 10, 20, 50, 100, 200, 500, 1000]},
+          { label: s.label },
+        ],
+        series: [
+          { label: data.xlabel, value: (u, v) => (v == null ? "-" : (labels.get(v) || String(v))) },
+          { label: s.label, stroke: COLORS[i % COLORS.length], width: 2, spanGaps: true, points: { show: true, size: 6 } },
+        ],
+        hooks: { draw: [markAliases] },
+      };
+      plots.push(new uPlot(opts, [data.x, s.values], panel));
+    });
+    window.__tvaultPlots = plots;
+    window.__tvaultPlot = plots[0];
+    window.addEventListener("resize", () => plots.forEach((p) => p.setSize({ width: panelWidth(), height: 220 })));
   }
 
   // Learning curves: one small plot per metric, x = step, one line per entry (nulls: not logged there).
