@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pygit2
 import pytest
-from test_share import daemon  # noqa: F401 (a fixture)
 
 from tests.helpers import git
 from tests.hostile_kit import (
@@ -28,6 +27,7 @@ from tests.hostile_kit import (
     set_ref,
     world,
 )
+from tests.test_share import daemon  # noqa: F401 (a fixture)
 
 
 @pytest.fixture

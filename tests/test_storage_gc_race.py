@@ -13,7 +13,7 @@ import time
 import pygit2
 
 import tvault_git as tv
-from tests.conftest import GIT_ENV, git
+from tests.helpers import GIT_ENV, git
 from tvault_git.gitutil.repo import gc_lock
 from tvault_git.storage import packmerge
 

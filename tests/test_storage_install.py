@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import tvault_git as tv
-from tests.conftest import git, import_fresh
+from tests.helpers import git, import_fresh
 from tvault_git.storage import packwrite
 
 

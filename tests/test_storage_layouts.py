@@ -13,7 +13,7 @@ import pytest
 import torch
 
 import tvault_git as tv
-from tests.conftest import GIT_ENV, git, init_repo, tvault
+from tests.helpers import GIT_ENV, git, init_repo, tvault
 
 LOG = (
     "import sys, torch; sys.path.insert(0, '.'); import tvault_git as tv; from model import Net; "

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 import tvault_git as tv
-from tests.conftest import GIT_ENV, git, tvault
+from tests.helpers import GIT_ENV, git, tvault
 from tvault_git.errors import StorageError
 from tvault_git.registry import notes
 from tvault_git.storage import packmerge, reclaim

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-from test_web import _clean, _get, _plot_size, _shot, browser, client, page, reg, server  # noqa: F401  (fixtures)
+from tests.test_web import _clean, _get, _plot_size, _shot, browser, client, page, reg, server  # noqa: F401  (fixtures)
 
 
 def _prev_links(html: str) -> dict[str, bool]:
