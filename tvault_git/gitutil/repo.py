@@ -19,7 +19,7 @@ try:
 except ImportError:  # pragma: no cover - Windows: stale locks are left to the user
     fcntl = None  # type: ignore[assignment]
 
-from tvault_git.errors import LockTimeout, NoCommits, NotARepository, StorageError, TvaultError
+from tvault_git.errors import CorruptEntry, LockTimeout, NoCommits, NotARepository, StorageError, TvaultError
 from tvault_git.spec.format import BLOB_DIR
 
 T = TypeVar("T")
@@ -253,12 +253,23 @@ Conflict = _Conflict
 
 
 def ref_tip(repo: pygit2.Repository, ref: str) -> pygit2.Commit | None:
-    """The commit ``ref`` points at; None when it does not exist (or cannot be read)."""
+    """The commit ``ref`` points at; None when it does not exist (or cannot be read).
+
+    A ref that points at something other than a commit (a damaged or hostile remote copied with a
+    plain ``git fetch``) is a one-line CorruptEntry, never a traceback.
+    """
     try:
         r = repo.references.get(ref)
     except pygit2.GitError:
         return None
-    return None if r is None else r.peel(pygit2.Commit)
+    if r is None:
+        return None
+    try:
+        return r.peel(pygit2.Commit)
+    except (ValueError, pygit2.GitError, pygit2.InvalidSpecError):
+        raise CorruptEntry(
+            f"{ref} does not point at a commit; delete it with 'git update-ref -d {ref}' and pull again"
+        ) from None
 
 
 def _race(repo: pygit2.Repository, ref: str, expected: pygit2.Oid | None, e: Exception) -> _Conflict:

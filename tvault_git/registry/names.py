@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import pygit2
 
 from tvault_git.errors import CorruptEntry, InvalidInput, RefNotFound, StorageError, TvaultError
-from tvault_git.gitutil.repo import commit_to_ref, merge_history, retry_locked, signature
+from tvault_git.gitutil.repo import commit_to_ref, merge_history, ref_tip, retry_locked, signature
 from tvault_git.registry import entries, notes
 from tvault_git.spec.format import ALIASES_FILE, ALIASES_REF, MAX_ALIASES, NAME_RE, NOTES_REF
 from tvault_git.spec.values import iso_to_instant
@@ -174,19 +174,7 @@ def read_records(repo: pygit2.Repository, ref: str = ALIASES_REF) -> dict[tuple[
     return parse_records(_text(repo, tip))
 
 
-def _tip(repo: pygit2.Repository, ref: str) -> pygit2.Commit | None:
-    try:
-        r = repo.references.get(ref)
-    except pygit2.GitError:
-        return None
-    if r is None:
-        return None
-    try:
-        return r.peel(pygit2.Commit)
-    except (ValueError, pygit2.GitError, pygit2.InvalidSpecError):
-        raise CorruptEntry(
-            f"{ref} does not point at a commit; delete it with 'git update-ref -d {ref}' and pull again"
-        ) from None
+_tip = ref_tip
 
 
 def _text(repo: pygit2.Repository, commit: pygit2.Commit | None) -> str:

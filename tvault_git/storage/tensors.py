@@ -10,7 +10,7 @@ from typing import Any
 import pygit2
 import torch
 
-from tvault_git.errors import CorruptEntry, InvalidInput, TvaultError
+from tvault_git.errors import CorruptEntry, InvalidInput
 from tvault_git.spec import format as fmt
 from tvault_git.spec.format import DTYPES, validate_tensor_record
 from tvault_git.storage import packread, packwrite
@@ -164,7 +164,9 @@ def _alloc(name: str, rec: Any, where: str, chunk_bytes: int) -> tuple[torch.Ten
     try:
         out = _empty(shape, tdtype)
     except (RuntimeError, MemoryError):
-        raise TvaultError(f"{where}: not enough memory for tensor {name!r} ({nbytes} bytes)") from None
+        raise InvalidInput(
+            f"{where}: not enough memory for tensor {name!r} ({nbytes} bytes); load fewer tensors (names=) or free memory"
+        ) from None
     reads = []
     if nbytes:
         buf = memoryview(out.reshape(-1).view(torch.uint8).numpy()).cast("B")
