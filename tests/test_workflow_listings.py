@@ -57,12 +57,25 @@ def test_find_table_and_diff_header_show_name_at_version(repo, named):
 def test_models_command_and_history_without_name(repo, named):
     out = tvault(repo, "models").stdout.splitlines()
     assert out[0].startswith("mlp") and "3 versions" in out[0] and "latest mlp@3" in out[0]
-    assert "best mlp@2 (result=0.7)" in out[0] and "production -> @2" in out[0]
+    assert "best mlp@2 (result=0.7, highest)" in out[0] and "production -> @2" in out[0]
     assert out[1].startswith("other") and "1 version " in out[1]
     rows = json.loads(tvault(repo, "models", "--json").stdout)
     assert rows[0]["name"] == "mlp" and rows[0]["versions"] == 3 and rows[0]["best"]["version"] == 2
     assert rows[0]["aliases"] == {"production": 2}
     assert tvault(repo, "history").stdout == tvault(repo, "models").stdout
+
+
+def test_models_best_is_the_stored_best_alias_when_there_is_one(repo, named):
+    """A callback ranking by validation loss stores mlp@best; models must agree with NAME@best, not recompute."""
+    tvault(repo, "alias", "mlp@1", "best")
+    line = tvault(repo, "models").stdout.splitlines()[0]
+    assert "best mlp@1 (alias best, result=0.5)" in line and "highest" not in line
+    assert tvault(repo, "show", "mlp@best", "--json").stdout == tvault(repo, "show", "mlp@1", "--json").stdout
+    rows = json.loads(tvault(repo, "models", "--json").stdout)
+    assert rows[0]["best"] == {"version": 1, "id": named[0].id, "result": 0.5, "from": "alias"}
+    assert rows[1]["best"]["from"] == "result" and rows[1]["best"]["version"] == 1
+    tvault(repo, "alias", "-d", "mlp", "best")
+    assert "best mlp@2 (result=0.7, highest)" in tvault(repo, "models").stdout.splitlines()[0]
 
 
 def test_unknown_keys_are_errors_listing_known_keys(repo, named):

@@ -337,23 +337,45 @@ def _live(e: entries.Entry, ref: str) -> entries.Entry:
     return e
 
 
+def _result(v: Version) -> float | None:
+    try:
+        return None if v.entry.result is None else float(v.entry.result)
+    except ValueError:  # a note written by something else: not a number
+        return None
+
+
 def summaries(repo: pygit2.Repository) -> list[dict[str, object]]:
-    """Each named model: version count, latest and best version, aliases (``git tvault models``)."""
+    """Each named model: version count, latest and best version, aliases (``git tvault models``).
+
+    ``best`` is what ``NAME@best`` resolves to (one rule, ``resolve``): a stored ``best`` alias when
+    there is one (``"from": "alias"``, e.g. set by a callback ranking by validation loss), else the
+    highest result (``"from": "result"``). Its ``version`` is None when the alias names an entry
+    that is not here.
+    """
     out: list[dict[str, object]] = []
     for name in names(repo):
         vs = versions(repo, name)
-        top = best(vs)
+        al = aliases(repo, name)
+        top: dict[str, object] | None = None
+        if "best" in al:
+            hit = next((v for v in vs if v.entry.id == al["best"]), None)
+            top = {
+                "version": None if hit is None else hit.number,
+                "id": al["best"],
+                "result": None if hit is None else _result(hit),
+                "from": "alias",
+            }
+        else:
+            computed = best(vs)
+            if computed is not None:
+                top = {"version": computed.number, "id": computed.entry.id, "result": _result(computed), "from": "result"}
         out.append(
             {
                 "name": name,
                 "versions": len(vs),
                 "latest": {"version": vs[-1].number, "id": vs[-1].entry.id, "created": vs[-1].created},
-                "best": None
-                if top is None
-                else {"version": top.number, "id": top.entry.id, "result": float(top.entry.result)},  # type: ignore[arg-type]
-                "aliases": {
-                    a: next((v.number for v in vs if v.entry.id == eid), None) for a, eid in aliases(repo, name).items()
-                },
+                "best": top,
+                "aliases": {a: next((v.number for v in vs if v.entry.id == eid), None) for a, eid in al.items()},
             }
         )
     return out

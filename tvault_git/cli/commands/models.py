@@ -79,7 +79,7 @@ def _moved(key: str, d: float | None) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @click.pass_context
 def models_cmd(ctx: click.Context, as_json: bool) -> None:
-    """Named models: how many versions, the latest, the best (highest result) and aliases."""
+    """Named models: how many versions, the latest, the best (the stored best alias, else highest result), aliases."""
     _models(ctx, as_json)
 
 
@@ -100,7 +100,12 @@ def _models(ctx: click.Context, as_json: bool) -> None:
             f"latest {r['name']}@{latest['version']} ({short_date(latest['created'])})",
         ]
         if best:
-            parts.append(f"best {r['name']}@{best['version']} (result={fmt_value(best['result'])})")
+            res = "" if best["result"] is None else f"result={fmt_value(best['result'])}"
+            if best.get("from") == "alias":  # the stored alias wins, as NAME@best resolves it
+                ver = f"@{best['version']}" if best["version"] is not None else f" {best['id'][:10]} (not fetched)"
+                parts.append(f"best {r['name']}{ver} (alias best" + (f", {res})" if res else ")"))
+            else:
+                parts.append(f"best {r['name']}@{best['version']} ({res}, highest)")
         if r["aliases"]:
             parts.append(
                 click.style(", ".join(f"{a} -> @{v or '?'}" for a, v in sorted(r["aliases"].items())), fg="cyan")
