@@ -92,6 +92,39 @@ def test_unknown_keys_are_errors_listing_known_keys(repo, named):
     assert len(json.loads(tvault(repo, "find", "--sort", "date", "--json").stdout)) == 4
 
 
+def test_typos_are_errors_even_in_an_empty_registry(repo):
+    """No entries yet: 'los<0.8' used to say "no entries match", exit 0; built-in fields are known anyway."""
+    for expr, hint in (("los<0.8", ""), ("reslt>0.1", "did you mean 'result'?"), ("metric.loss<1", "'metrics.loss'")):
+        p = tvault(repo, "find", "--where", expr, check=False)
+        assert p.returncode == 2 and f"unknown key {expr.split('<')[0].split('>')[0]!r}" in p.stderr, (expr, p)
+        assert "the registry has no entries yet" in p.stderr and hint in p.stderr
+        assert "known: author, branch, commit, created" in p.stderr and "name, result" in p.stderr
+    p = tvault(repo, "find", "--sort", "nonexistent", check=False)
+    assert p.returncode == 2 and "unknown key 'nonexistent'" in p.stderr
+    # spelled with its kind, a key nobody logged yet is a valid question with no answer (git-like)
+    for expr in ("metrics.loss<0.8", "tags.opt==adam", "config.n_layer>=2", "result>0", "name==mlp"):
+        p = tvault(repo, "find", "--where", expr, check=False)
+        assert p.returncode == 0 and p.stdout.strip() == "no entries match", expr
+        assert tvault(repo, "find", "--where", expr, "--exit-code", check=False).returncode == 1
+
+
+def test_where_on_built_in_fields_and_namespaced_keys(repo, named):
+    rows = lambda *a: [r["id"] for r in json.loads(tvault(repo, "find", *a, "--json").stdout)]  # noqa: E731
+    a, b, c, d = (e.id for e in named)
+    assert set(rows("--where", "name==mlp")) == {a, b, c}
+    assert set(rows("--where", "name!=mlp")) == {d}
+    assert set(rows("--where", "name==m*")) == {a, b, c}
+    assert rows("--where", "dirty==true") == [d, c]  # 'other' was logged on the dirty tree too
+    assert rows("--where", "created>2000-01-01", "--where", "message==baseline run") == [a]
+    assert rows("--where", "created<2000-01-01") == []
+    assert set(rows("--where", "commit==HEAD")) == {a, b, c, d}
+    assert rows("--where", "metrics.loss<1.5") == [b] and rows("--where", "tags.lr==0.1") == [a]
+    assert rows("--where", "metrics.lr<1") == []  # lr is a tag, not a metric: the namespace says which
+    assert rows("--sort", "metrics.loss", "--asc", "--name", "mlp")[:2] == [b, a]
+    p = tvault(repo, "find", "--where", "tag.lr==0.1", check=False)
+    assert p.returncode == 2 and "did you mean 'tags.lr'?" in p.stderr and "no entry has it" in p.stderr
+
+
 def test_ref_errors_suggest_what_works(repo, named):
     p = tvault(repo, "show", "HEAD", check=False)
     assert p.returncode == 3 and "use HEAD:0 .. HEAD:3" in p.stderr

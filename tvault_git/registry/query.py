@@ -93,6 +93,45 @@ _BUILTIN_SORT = {
 }
 
 
+# Fields every entry has (docs/cli.md, find): usable in --where whatever the registry holds, so a
+# typo of one is caught even in an empty registry. column, how the value is read.
+_BUILTIN_WHERE: dict[str, tuple[str, str]] = {
+    "result": ("e.result", "number"),
+    "name": ("e.name", "text"),
+    "author": ("e.author", "text"),
+    "email": ("e.email", "text"),
+    "branch": ("e.branch", "text"),
+    "message": ("e.message", "text"),
+    "commit": ("e.commit_id", "commit"),
+    "dirty": ("e.dirty", "bool"),
+    "created": ("e.ts", "date"),
+    "date": ("e.ts", "date"),
+    "time": ("e.ts", "date"),
+    "id": ("e.id", "text"),
+    "index": ("e.idx", "number"),
+}
+# KEY spelled with its kind: valid in form whether or not an entry has it yet (an absent key then
+# matches nothing, as git's filters do), where a bare KEY no entry has is a typo and an error.
+NAMESPACES: dict[str, str] = {"tags": "tag", "metrics": "metric", "config": "config"}
+_ANY_KIND = ("metric", "tag", "config")
+
+
+def key_kinds(key: str) -> tuple[tuple[str, ...], str, bool]:
+    """(kv kinds, stored key, namespaced): ``tags.lr`` -> (("tag",), "lr", True); ``lr`` -> any kind.
+
+    ``config.n_layer`` is stored under its full name (the manifest's ``config`` keys carry the prefix).
+    """
+    ns, dot, rest = key.partition(".")
+    if dot and rest and ns in NAMESPACES:
+        kind = NAMESPACES[ns]
+        return (kind,), key if kind == "config" else rest, True
+    return _ANY_KIND, key, False
+
+
+def _in_kinds(kinds: tuple[str, ...]) -> str:
+    return ",".join(f"'{k}'" for k in kinds)  # constants from NAMESPACES, never user text
+
+
 def _number(text: Any, what: str) -> float:
     try:
         f = float(text)
@@ -143,15 +182,50 @@ def _ids_equal(kinds: str, key: str, raw: Any) -> tuple[str, list[Any]]:
     return " UNION ".join(parts), args
 
 
-def parse_where(expr: str) -> tuple[str, str, Any]:
-    """``'acc>=0.9'`` -> ("acc", ">=", 0.9); raises InvalidInput with an example."""
+def key_of(expr: str) -> str:
+    """The KEY of a KEY OP VALUE condition ("" when it is not one)."""
+    m = _WHERE_RE.match(expr or "")
+    return m.group(1) if m else ""
+
+
+def _is_date_key(key: str) -> bool:
+    return _BUILTIN_WHERE.get(key, ("", ""))[1] == "date"
+
+
+def _builtin_condition(r: Any, key: str, op: str, val: Any, expr: str) -> tuple[str, list[Any]]:
+    """SQL for a condition on a field every entry has (name, author, created, commit...)."""
+    col, how = _BUILTIN_WHERE[key]
+    sql_op = _OPS[op]
+    if how == "number":
+        return f"{col} {sql_op} ?", [_number(val, f"the value in {expr!r}")]
+    if how == "date":
+        return f"{col} {sql_op} ?", [parse_date(val, f"date in {expr!r}")]
+    if op not in ("=", "==", "!="):
+        raise InvalidInput(f"{expr!r}: {key} is compared with == or != only")
+    if how == "bool":
+        b = {"true": 1, "1": 1, "yes": 1, "false": 0, "0": 0, "no": 0}.get(str(val).lower())
+        if b is None:
+            raise InvalidInput(f"{expr!r}: {key} is true or false")
+        return f"coalesce({col}, 0) {sql_op} ?", [b]
+    if how == "commit":
+        return f"{col} {sql_op} ?", [resolve_commit(r, str(val))]
+    if any(c in str(val) for c in "*?["):  # globs, as --name and --branch take them
+        return ("" if op != "!=" else "NOT ") + f"coalesce({col}, '') GLOB ?", [str(val)]
+    return f"coalesce({col}, '') {sql_op} ?", [str(val)]
+
+
+def parse_where(expr: str, numeric: bool = True) -> tuple[str, str, Any]:
+    """``'acc>=0.9'`` -> ("acc", ">=", 0.9); raises InvalidInput with an example.
+
+    ``numeric=False`` keeps an ordered comparison's value as text (dates: ``created>2024-05-01``).
+    """
     m = _WHERE_RE.match(expr or "")
     if not m:
         raise InvalidInput(
             f"bad condition {expr!r}: write KEY OP VALUE, e.g. 'acc>=0.9' or 'loss<0.2' (OP is one of < <= > >= == !=)"
         )
     key, op, val = m.group(1), m.group(2), m.group(3)
-    if op in (">", "<", ">=", "<="):
+    if op in (">", "<", ">=", "<=") and numeric:
         return key, op, _number(val, f"the value in {expr!r}")
     return key, op, val
 
@@ -256,26 +330,25 @@ def find(
         id_sets.append(_ids_equal("'tag'", str(pair[0]), pair[1]))
     asked: list[tuple[str, str]] = []  # (key, where it was given): checked against the registry's keys
     for expr in where:
-        key, op, val = parse_where(expr)
+        key, op, val = parse_where(expr, numeric=not _is_date_key(key_of(expr)))
         asked.append((key, f"--where {expr!r}"))
-        if key == "result":
-            if op in ("=", "==", "!="):
-                val = _number(val, f"the value in {expr!r}")
-            conds.append(f"e.result {_OPS[op]} ?")
-            args.append(val)
+        if key in _BUILTIN_WHERE:
+            sql_cond, sql_args = _builtin_condition(r, key, op, val, expr)
+            conds.append(sql_cond)
+            args += sql_args
             continue
+        kinds, stored, _ = key_kinds(key)
+        kin = _in_kinds(kinds)
         if op in ("=", "==", "!="):
-            sub, sargs = _ids_equal("'metric','tag','config'", key, val)
+            sub, sargs = _ids_equal(kin, stored, val)
             if op == "!=":
-                id_sets.append(("SELECT id FROM kv WHERE kind IN ('metric','tag','config') AND key = ?", [key]))
+                id_sets.append((f"SELECT id FROM kv WHERE kind IN ({kin}) AND key = ?", [stored]))
                 conds.append(f"e.id NOT IN ({sub})")
                 args += sargs
             else:
                 id_sets.append((sub, sargs))
         else:
-            id_sets.append(
-                (f"SELECT id FROM kv WHERE kind IN ('metric','tag','config') AND key = ? AND num {op} ?", [key, val])
-            )
+            id_sets.append((f"SELECT id FROM kv WHERE kind IN ({kin}) AND key = ? AND num {op} ?", [stored, val]))
     if name is not None:
         conds.append("e.name GLOB ?" if any(c in name for c in "*?[") else "e.name = ?")
         args.append(name)
@@ -325,7 +398,8 @@ def find(
         if sort is not None and sort not in _BUILTIN_SORT:
             # Entries that have the metric, in the covering index's order; then,
             # unless asking for the best, the ones without it (newest first).
-            kind = _metric_kind(con, sort)
+            kinds, sort, namespaced = key_kinds(sort)
+            kind = kinds[0] if namespaced else _metric_kind(con, sort)
             col = _sort_column(con, kind, sort)
             if best is not None and col != "num":
                 raise InvalidInput(f"--best {best}: {sort!r} has no numeric values to rank by")
@@ -366,29 +440,39 @@ def find(
 
 
 def known_keys(con: Any) -> list[str]:
-    """Every metric and tag key in the registry, plus ``result`` and the built-in sort keys."""
+    """The fields every entry has, and every metric, tag and config key some entry has."""
     keys = {k for (k,) in con.execute("SELECT DISTINCT key FROM kv WHERE kind IN ('metric','tag','config')")}
-    return sorted(keys | {"result"} | set(_BUILTIN_SORT))
+    return sorted(keys | set(_BUILTIN_WHERE) | set(_BUILTIN_SORT))
 
 
 def _check_keys(con: Any, asked: list[tuple[str, str]]) -> None:
-    """A key no entry has is a typo, not an empty answer: say so and list the keys there are."""
+    """A bare key no entry has is a typo, not an empty answer: say so and list the keys there are.
+
+    Also in an empty registry (the built-in fields are known there too, and a metric nobody logged
+    yet is spelled ``metrics.KEY``). ``tags.KEY`` / ``metrics.KEY`` / ``config.KEY`` are valid in
+    form: an absent one matches nothing (exit 1 with ``--exit-code``), like git's filters.
+    """
+    import difflib
+
     for key, where in asked:
-        if key == "result" or key in _BUILTIN_SORT:
+        if key in _BUILTIN_WHERE or key in _BUILTIN_SORT or key_kinds(key)[2]:
             continue
         if con.execute(
             "SELECT 1 FROM kv WHERE kind IN ('metric','tag','config') AND key = ? LIMIT 1", (key,)
         ).fetchone():
             continue
-        if not con.execute("SELECT 1 FROM entries WHERE missing = 0 LIMIT 1").fetchone():
-            continue  # an empty registry: nothing to compare with, "no entries" says enough
-        import difflib
-
         known = known_keys(con)
-        close = difflib.get_close_matches(key, known, n=1)
+        ns, dot, rest = key.partition(".")
+        close_ns = difflib.get_close_matches(ns, list(NAMESPACES), n=1) if dot and rest else []
+        close = [f"{close_ns[0]}.{rest}"] if close_ns else difflib.get_close_matches(key, known, n=1)
         hint = f"did you mean {close[0]!r}? " if close else ""
+        empty = not con.execute("SELECT 1 FROM entries WHERE missing = 0 LIMIT 1").fetchone()
+        why = "the registry has no entries yet" if empty else "no entry has it"
         shown = ", ".join(known[:60]) + (f", ... ({len(known) - 60} more)" if len(known) > 60 else "")
-        raise InvalidInput(f"unknown key {key!r} in {where}: no entry has it; {hint}known: {shown}")
+        raise InvalidInput(
+            f"unknown key {key!r} in {where}: {why}; {hint}known: {shown} "
+            "(tags.KEY, metrics.KEY, config.KEY match nothing while no entry has KEY)"
+        )
 
 
 def _add_versions(con: Any, rows: list[dict[str, Any]]) -> None:

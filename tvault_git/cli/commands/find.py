@@ -135,7 +135,9 @@ def _csv(rows: list[dict[str, Any]]) -> str:
     "where",
     multiple=True,
     metavar="EXPR",
-    help="Metric or tag condition, e.g. 'acc>=0.9', 'loss<0.2', 'opt==adam'.",
+    help="Condition on a metric, tag, config value or field, e.g. 'acc>=0.9', 'opt==adam', 'name==mnist', "
+    "'created>2024-05-01'. A bare key no entry has is an error (a typo); metrics.KEY, tags.KEY, config.KEY "
+    "match nothing while no entry has KEY.",
 )
 @click.option("--name", default=None, help="Model name (glob patterns allowed).")
 @click.option("--author", default=None, help="Author name or email (regular expression, case-insensitive).")
