@@ -199,12 +199,12 @@ def test_exit_codes_are_distinct_from_no_match_and_listed_in_help(tmp_path):
 
     classes = [c for c in vars(errors).values() if isinstance(c, type) and issubclass(c, errors.TvaultError)]
     concrete = [c for c in classes if c is not errors.TvaultError]
-    assert len(concrete) == 12
+    assert len(concrete) == 13
     assert all(c.exit_code not in (0, errors.EXIT_NO_MATCH, errors.EXIT_INTERNAL) for c in concrete)
     assert {c.__name__: c.exit_code for c in concrete} | {"TvaultError": errors.TvaultError.exit_code} == {
         "NotARepository": 2, "NoCommits": 2, "InvalidInput": 2, "RefNotFound": 3, "AmbiguousRef": 3,
         "CorruptEntry": 4, "UnsupportedFormat": 5, "RemoteError": 6, "StorageError": 7, "LockTimeout": 8,
-        "GitCommandError": 9, "InstallationError": 10, "TvaultError": 70,
+        "GitCommandError": 9, "InstallationError": 10, "CheckpointRefused": 11, "TvaultError": 70,
     }  # fmt: skip
     help_text = run_tvault(tmp_path, "-h").stdout  # git turns --help into man git-tvault
     table = help_text[help_text.index("Exit status:") :]

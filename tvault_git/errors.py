@@ -34,6 +34,17 @@ class InvalidInput(TvaultError):
     exit_code = 2
 
 
+class CheckpointRefused(InvalidInput):
+    """``git tvault import`` refused ``path``: not a state_dict of tensors that loads without running
+    code (a pickled class or model, a non-tensor value, a damaged or hostile file). Nothing was written."""
+
+    exit_code = 11
+
+    def __init__(self, message: str, *, path: str | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+
+
 class RefNotFound(TvaultError):
     """``ref`` (an entry ref, a name@version, a revision) names nothing here."""
 
@@ -127,6 +138,7 @@ EXIT_CODES: tuple[tuple[int, str], ...] = (
     (8, "a ref stayed locked by another writer (LockTimeout)"),
     (9, "a git command failed (GitCommandError)"),
     (10, "tvault-git is installed incompletely: missing extra or package data (InstallationError)"),
+    (11, "a checkpoint was refused by import: not a plain state_dict of tensors (CheckpointRefused)"),
     (EXIT_INTERNAL, "internal error: a bug (set TVAULT_DEBUG=1 for the traceback)"),
     (130, "interrupted"),
 )

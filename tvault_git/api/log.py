@@ -264,7 +264,7 @@ def _source_tree(repo: pygit2.Repository, cap: live.Captured) -> tuple[pygit2.Oi
 class Prepared:
     """Everything ``log_all`` settles before it touches the weights (validated, captured, on the caller's thread)."""
 
-    model: torch.nn.Module
+    model: torch.nn.Module | None  # None: weights from a checkpoint file (api/ckptimport.py)
     repo: pygit2.Repository
     head: str
     sig: pygit2.Signature
@@ -286,6 +286,7 @@ class Prepared:
     untracked: list[str]
     branch: str | None
     steps: dict[str, Any] | None = None  # step-metric columns (registry.series) snapshotted at the call
+    imported: dict[str, Any] | None = None  # the manifest's ``imported`` (1.1): weights from a file, no capture
 
 
 def prepare(
@@ -418,6 +419,8 @@ def commit_entry(p: Prepared, weights: Stored, opt_state: Stored | None) -> Entr
             "pygit2": pygit2.__version__,
         },
     }
+    if p.imported is not None:
+        manifest["imported"] = p.imported
     why = manifest_problem(manifest)  # the rule every reader applies: never write an entry readers refuse
     if why is not None:
         raise InvalidInput(f"cannot log this entry: {why}")

@@ -30,6 +30,7 @@ COMMANDS: dict[str, str] = {
     "fsck": "check:fsck_cmd",
     "rm": "check:rm_cmd",
     "checkout": "checkout:checkout_cmd",
+    "import": "importing:import_cmd",
     "import-tvault": "importing:import_tvault_cmd",
     "fetch": "share:fetch_cmd",
     "pull": "share:pull_cmd",

@@ -368,7 +368,12 @@ def summaries(repo: pygit2.Repository) -> list[dict[str, object]]:
         else:
             computed = best(vs)
             if computed is not None:
-                top = {"version": computed.number, "id": computed.entry.id, "result": _result(computed), "from": "result"}
+                top = {
+                    "version": computed.number,
+                    "id": computed.entry.id,
+                    "result": _result(computed),
+                    "from": "result",
+                }
         out.append(
             {
                 "name": name,

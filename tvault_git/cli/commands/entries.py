@@ -153,7 +153,16 @@ def show_cmd(ctx: click.Context, ref: str, show_source: bool, show_patch: bool, 
     v = m.get("versions") or {}
     lines.append(f"{heading('versions')} " + ", ".join(f"{k} {val}" for k, val in sorted(v.items())))
     model = m.get("model") or {}
-    lines.append(f"{heading('model')}    {model.get('class')} ({model.get('parameters') or 0:,} parameters)")
+    imp = m.get("imported") if isinstance(m.get("imported"), dict) else {}
+    from_file = imp.get("from") == "checkpoint"
+    cls = model.get("class") or ("unknown class (a state_dict)" if from_file else "?")
+    lines.append(f"{heading('model')}    {cls} ({model.get('parameters') or 0:,} parameters)")
+    if from_file:
+        key = f", its {imp['state_dict_key']!r}" if imp.get("state_dict_key") else ""
+        lines.append(
+            f"{heading('imported')} from {imp.get('file')} ({imp.get('format')}{key}, sha256 {imp.get('sha256')});"
+            " no code was captured"
+        )
     gaps = capture_gaps(m.get("missing") or src.get("missing") or [], m.get("drift") or [])
     if gaps:
         lines.append(f"{heading('warning')}  " + click.style(f"capture incomplete: {gaps}", fg="red", bold=True))
@@ -178,10 +187,15 @@ def show_cmd(ctx: click.Context, ref: str, show_source: bool, show_patch: bool, 
             lines.append(f"    ... and {len(conf) - 200} more (git tvault show --json)")
     objs = [o for o in src.get("objects") or [] if isinstance(o, dict)]
     files = sorted({str(o.get("file")) for o in objs})
-    lines += [
-        "",
-        heading(f"Source ({len(objs)} object{'s' * (len(objs) != 1)} in {len(files)} file{'s' * (len(files) != 1)})"),
-    ]
+    if from_file and not objs:
+        lines += ["", heading(f"Source: none (weights imported from {imp.get('file')}; no code was captured)")]
+    else:
+        lines += [
+            "",
+            heading(
+                f"Source ({len(objs)} object{'s' * (len(objs) != 1)} in {len(files)} file{'s' * (len(files) != 1)})"
+            ),
+        ]
     for o in objs:
         label = f"{o.get('module')}.{o.get('qualname')}"
         value = f"  = {fmt_config(o['value'], 60)}" if "value" in o else ""
