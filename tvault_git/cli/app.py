@@ -26,6 +26,7 @@ COMMANDS: dict[str, str] = {
     "models": "models:models_cmd",
     "history": "models:history_cmd",
     "alias": "models:alias_cmd",
+    "stale": "stale:stale_cmd",
     "export": "entries:export_cmd",
     "fsck": "check:fsck_cmd",
     "rm": "check:rm_cmd",

@@ -758,4 +758,20 @@ def diff_entries(
     return out
 
 
-__all__ = ["SECTIONS", "diff_entries", "section_name"]
+def code_against_worktree(
+    repo: Any, ref: str
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    """Entry ``ref``'s captured classes, functions and constants against the work tree's definitions
+    of the same qualified names (``git tvault diff REF``'s classes and functions sections, one
+    definition): (the entry's objects, the work tree's, the per-object items with their status)."""
+    r = open_repo_like(repo)
+    a = _entry_side(r, ref)
+    b = _worktree_side(r, a)
+    items = (
+        _source(a, b, ("class",), "classes")["items"]
+        + _source(a, b, ("function", "constant"), "functions/constants")["items"]
+    )
+    return a.objects, b.objects, items
+
+
+__all__ = ["SECTIONS", "code_against_worktree", "diff_entries", "section_name"]
