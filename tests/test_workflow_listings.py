@@ -118,6 +118,7 @@ def test_where_on_built_in_fields_and_namespaced_keys(repo, named):
     assert rows("--where", "created>2000-01-01", "--where", "message==baseline run") == [a]
     assert rows("--where", "created<2000-01-01") == []
     assert set(rows("--where", "commit==HEAD")) == {a, b, c, d}
+    assert set(rows("--where", "version>=2")) == {b, c} and set(rows("--where", "version==1")) == {a, d}
     assert rows("--where", "metrics.loss<1.5") == [b] and rows("--where", "tags.lr==0.1") == [a]
     assert rows("--where", "metrics.lr<1") == []  # lr is a tag, not a metric: the namespace says which
     assert rows("--sort", "metrics.loss", "--asc", "--name", "mlp")[:2] == [b, a]

@@ -35,7 +35,7 @@ import torch
 from tvault_git.api import log as logmod
 from tvault_git.capture import live
 from tvault_git.errors import CheckpointRefused, InvalidInput, RefNotFound
-from tvault_git.gitutil.repo import ensure_config, head_commit, signature
+from tvault_git.gitutil.repo import ensure_config, head_commit, open_repo_like, signature
 from tvault_git.registry import names
 from tvault_git.registry.entries import Entry
 from tvault_git.spec.format import NAME_RE
@@ -261,7 +261,7 @@ def _imported_shas(repo: pygit2.Repository, name: str) -> set[str]:
 
 
 def import_checkpoints(
-    repo: pygit2.Repository,
+    repo: Any,
     paths: Iterable[str],
     *,
     name: str | None = None,
@@ -273,8 +273,10 @@ def import_checkpoints(
 ) -> Report:
     """Import every checkpoint of ``paths`` as a version of ``name``; checked in full before writing.
 
+    ``repo`` is a path, a ``pygit2.Repository`` or None (the one around the cwd).
     ``progress(file)`` is called once per file as it is stored (the CLI's progress bar).
     """
+    repo = open_repo_like(repo)
     files = checkpoint_files(paths)
     if not files:
         raise InvalidInput("give checkpoint files or a folder of them")

@@ -93,6 +93,11 @@ _BUILTIN_SORT = {
 }
 
 
+# The N of NAME@N, as _add_versions numbers it (position by (created, id) among the name's entries).
+_VERSION_SQL = (
+    "(SELECT count(DISTINCT x.id) FROM entries x WHERE x.name = e.name AND x.ts IS NOT NULL "
+    "AND (x.ts < e.ts OR (x.ts = e.ts AND x.id < e.id))) + 1"
+)
 # Fields every entry has (docs/cli.md, find): usable in --where whatever the registry holds, so a
 # typo of one is caught even in an empty registry. column, how the value is read.
 _BUILTIN_WHERE: dict[str, tuple[str, str]] = {
@@ -109,6 +114,7 @@ _BUILTIN_WHERE: dict[str, tuple[str, str]] = {
     "time": ("e.ts", "date"),
     "id": ("e.id", "text"),
     "index": ("e.idx", "number"),
+    "version": (_VERSION_SQL, "version"),
 }
 # KEY spelled with its kind: valid in form whether or not an entry has it yet (an absent key then
 # matches nothing, as git's filters do), where a bare KEY no entry has is a typo and an error.
@@ -198,6 +204,10 @@ def _builtin_condition(r: Any, key: str, op: str, val: Any, expr: str) -> tuple[
     sql_op = _OPS[op]
     if how == "number":
         return f"{col} {sql_op} ?", [_number(val, f"the value in {expr!r}")]
+    if how == "version":  # named entries only
+        return f"e.name IS NOT NULL AND e.ts IS NOT NULL AND ({col}) {sql_op} ?", [
+            _number(val, f"the value in {expr!r}")
+        ]
     if how == "date":
         return f"{col} {sql_op} ?", [parse_date(val, f"date in {expr!r}")]
     if op not in ("=", "==", "!="):

@@ -136,7 +136,7 @@ def _csv(rows: list[dict[str, Any]]) -> str:
     multiple=True,
     metavar="EXPR",
     help="Condition on a metric, tag, config value or field, e.g. 'acc>=0.9', 'opt==adam', 'name==mnist', "
-    "'created>2024-05-01'. A bare key no entry has is an error (a typo); metrics.KEY, tags.KEY, config.KEY "
+    "'created>2024-05-01', 'version>=3'. A bare key no entry has is an error (a typo); metrics.KEY, tags.KEY, config.KEY "
     "match nothing while no entry has KEY.",
 )
 @click.option("--name", default=None, help="Model name (glob patterns allowed).")
