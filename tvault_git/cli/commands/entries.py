@@ -7,6 +7,7 @@ from typing import Any
 
 import click
 
+from tvault_git.capture.compiled import describe as describe_compile
 from tvault_git.capture.live import capture_gaps
 from tvault_git.capture.values import flat_configuration
 from tvault_git.cli.app import repo_from_ctx
@@ -154,6 +155,8 @@ def show_cmd(ctx: click.Context, ref: str, show_source: bool, show_patch: bool, 
     lines.append(f"{heading('versions')} " + ", ".join(f"{k} {val}" for k, val in sorted(v.items())))
     model = m.get("model") or {}
     lines.append(f"{heading('model')}    {model.get('class')} ({model.get('parameters') or 0:,} parameters)")
+    if model.get("compiled") is not None:
+        lines.append(f"{heading('compiled')} {describe_compile(model['compiled'])}")
     gaps = capture_gaps(m.get("missing") or src.get("missing") or [], m.get("drift") or [])
     if gaps:
         lines.append(f"{heading('warning')}  " + click.style(f"capture incomplete: {gaps}", fg="red", bold=True))
@@ -200,6 +203,9 @@ def show_cmd(ctx: click.Context, ref: str, show_source: bool, show_patch: bool, 
         weights = {}
     else:
         lines += ["", heading(f"Weights ({len(weights)} tensors, {human_bytes(total)})")]
+    tied = model.get("tied") if isinstance(model.get("tied"), dict) else {}
+    for n, to in list(tied.items())[:50]:
+        lines.append(f"    {n} = {to} (tied: one tensor)")
     width = max([len(n) for n in weights] + [4])
     if weights:
         lines.append(f"    {'name':<{width}}  {'shape':<20} {'dtype':<10} {'size':>10}")
