@@ -90,6 +90,7 @@ class Side:
     scheduler: dict[str, Any] | None = None
     configuration: dict[str, Any] | None = None
     version: int | None = None  # the N of NAME@N
+    external: list[dict[str, Any]] = field(default_factory=list)  # source.json's installed / sibling-repo code
 
     def describe(self) -> dict[str, Any]:
         if self.entry is None:
@@ -146,6 +147,7 @@ def _entry_side(repo: pygit2.Repository, ref: str) -> Side:
         scheduler=entries.read_json(repo, e.id, SCHEDULER),
         configuration=entries.read_json(repo, e.id, CONFIGURATION),
         version=_version(repo, e),
+        external=[x for x in src.get("external") or [] if isinstance(x, dict)],
     )
 
 
@@ -733,6 +735,7 @@ def _context(repo: pygit2.Repository, a: Side, b: Side) -> dict[str, Any]:
         else:
             other += 1
     out["other_files"] = other
+    out["libraries"] = _libraries(a, b)
     n = len(out["commits"])
     parts = []
     if ca == cb:
@@ -747,11 +750,38 @@ def _context(repo: pygit2.Repository, a: Side, b: Side) -> dict[str, Any]:
         parts.append("no model code file changed")
     if other:
         parts.append(f"{other} other file(s) changed")
+    for lib in out["libraries"]:
+        parts.append(f"library {lib['package']} {lib['a']} -> {lib['b']}")
     dirty = [s.label for s in (a, b) if s.manifest.get("dirty")]
     if dirty:
         parts.append("trained with uncommitted changes: " + ", ".join(dirty))
-    changed = ca != cb or bool(out["files"])
+    changed = ca != cb or bool(out["files"]) or bool(out["libraries"])
     return {**out, "summary": "; ".join(parts), "changed": changed}
+
+
+def _libraries(a: Side, b: Side) -> list[dict[str, Any]]:
+    """Packages whose version, or sibling repositories (``pip install -e ../lib``) whose commit or
+    dirty state, differ between the two sides' captured externals."""
+    from tvault_git.capture.libraries import describe
+
+    def state(s: Side) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for x in s.external:
+            pkg = x.get("package")
+            if not isinstance(pkg, str):
+                continue
+            lib = x.get("repo")
+            out[pkg] = describe(lib) if isinstance(lib, dict) else str(x.get("version"))
+        return out
+
+    if b.entry is None:
+        return []
+    sa, sb = state(a), state(b)
+    return [
+        {"package": p, "a": sa.get(p, "(not used)"), "b": sb.get(p, "(not used)")}
+        for p in sorted(set(sa) & set(sb))
+        if sa[p] != sb[p]
+    ]
 
 
 def commit_or_none(repo: pygit2.Repository, sha: Any) -> pygit2.Commit | None:

@@ -200,6 +200,10 @@ def _context_body(sec: dict[str, Any]) -> list[str]:
                 "-" * min(f["removed"], 40), fg="red"
             )
             out.append(f" {f['path']:<{w}} | {f['added'] + f['removed']:>4} {bar}")
+    for lib in sec.get("libraries") or []:
+        out.append(
+            f"library {lib['package']}: " + click.style(lib["a"], fg="red") + " -> " + click.style(lib["b"], fg="green")
+        )
     return out
 
 

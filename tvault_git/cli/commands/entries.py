@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from tvault_git.capture.compiled import describe as describe_compile
+from tvault_git.capture.libraries import describe as describe_library
 from tvault_git.capture.live import capture_gaps
 from tvault_git.capture.values import flat_configuration
 from tvault_git.cli.app import repo_from_ctx
@@ -194,7 +195,8 @@ def show_cmd(ctx: click.Context, ref: str, show_source: bool, show_patch: bool, 
             text = printable(entries.read_text(repo, tree, str(o.get("path", ""))))
             lines += ["        " + ln for ln in text.rstrip("\n").splitlines()] + [""]
     for x in [x for x in src.get("external") or [] if isinstance(x, dict)]:
-        lines.append(f"    external {x.get('qualname')} ({x.get('package')} {x.get('version')})")
+        lib = f", library {describe_library(x['repo'])}" if isinstance(x.get("repo"), dict) else ""
+        lines.append(f"    external {x.get('qualname')} ({x.get('package')} {x.get('version')}{lib})")
     for x in [x for x in src.get("missing") or [] if isinstance(x, dict)]:
         lines.append(f"    missing  {x.get('qualname')}: {x.get('reason')}")
     total = sum(_count(r.get("nbytes")) for r in weights.values())
