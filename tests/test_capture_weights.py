@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sys
 
+import pytest
 import torch
 
 import tvault_git as tvault
@@ -123,3 +124,47 @@ def test_torch_compile_is_logged_as_the_wrapped_module_with_its_options(repo):
     assert not d["weights"]["changed"] and not d["classes"]["changed"]
     assert "compiled - -> torch.compile(backend='eager'" in diff_text(repo, plain.id, e.id)
     assert "compiled" not in show_json(repo, plain.id)["manifest"]["model"]
+
+
+def test_small_weight_diffs_import_neither_numpy_nor_torch(repo):
+    from tests.helpers import modules_after
+
+    net = _model(repo)
+    commit_all(repo, "lm")
+    a = tvault.log_all(net)
+    with torch.no_grad():
+        net.h[0].bias.add_(1)
+    b = tvault.log_all(net)
+    mods = modules_after(repo, ["diff", a.id, b.id])
+    assert "numpy" not in mods and "torch" not in mods and "pygments" not in mods
+    assert diff_json(repo, a.id, b.id)["weights"]["items"][0]["changed_values"] == 4
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.int64, torch.int8, torch.bool])
+def test_python_numpy_and_torch_statistics_agree(dtype):
+    import array
+
+    from tvault_git.diff import compute, weights_np, weights_py
+
+    g = torch.Generator().manual_seed(1)
+    a = (torch.randn(257, generator=g) * 5).to(dtype)
+    b = a.clone()
+    b[3:40] = (torch.randn(37, generator=g) * 5).to(dtype)
+    if dtype.is_floating_point:
+        b[50] = float("inf")
+    results = []
+    for cls, conv in (
+        (compute._Stats, lambda t: t),
+        (weights_np.Stats, lambda t: t.numpy()),
+        (weights_py.Stats, lambda t: memoryview(array.array(weights_py.FORMATS[str(t.dtype)[6:]], t.tolist()))),
+    ):
+        s = cls()
+        s.add(conv(a), conv(b))
+        results.append(s.result())
+    t, n, p = results
+    for r in (n, p):
+        assert r["changed_values"] == t["changed_values"] and r["numel"] == t["numel"] == 257
+        for k in ("l2", "relative", "max_abs", "cosine"):
+            assert (r[k] is None) == (t[k] is None), k
+            if t[k] is not None:
+                assert r[k] == pytest.approx(t[k], rel=1e-5), k

@@ -204,6 +204,9 @@ class _Capturer:
 
     def _library(self, obj: Any) -> dict[str, Any] | None:
         """The sibling git repository ``obj``'s source file lives in (not site-packages, not the work tree)."""
+        top = (getattr(obj, "__module__", None) or "").split(".")[0]
+        if not top or top in sys.stdlib_module_names or top in _NEVER_LOCAL or top == "__main__":
+            return None  # the standard library may sit in a git checkout too (pyenv)
         f = self._source_path(obj)
         if not f or _is_cell(f) or _is_installed(os.path.realpath(f)) or self._local_path(f) is not None:
             return None

@@ -396,6 +396,12 @@ class _Stats:
         }
 
 
+def _numpy_usable(items: list[tuple[str, Any, Any]]) -> bool:
+    from tvault_git.diff import weights_np
+
+    return weights_np.usable(items)
+
+
 def _weights(repo: pygit2.Repository, a: Side, b: Side) -> dict[str, Any]:
     if a.weights is None or b.weights is None:
         return {"summary": "not available for the work tree (no trained weights)", "changed": False, "available": False}
@@ -443,12 +449,17 @@ def _weights(repo: pygit2.Repository, a: Side, b: Side) -> dict[str, Any]:
                 it.update(status="unread")
             to_read = []
             unread = str(e)
-        from tvault_git.diff import weights_np  # numpy: only when tensor values are compared
+        from tvault_git.diff import weights_py
 
         same_chunks = a.chunk_bytes == b.chunk_bytes
-        if "torch" not in sys.modules and same_chunks and weights_np.usable(to_read):  # no 1.8 s torch import
-            stream: Any = weights_np.stream_pairs(repo, to_read, *where, chunk_bytes=a.chunk_bytes)
-            new_stats: Any = weights_np.Stats
+        if same_chunks and weights_py.usable(to_read):  # a few KB changed: no numpy import either
+            stream: Any = weights_py.stream_pairs(repo, to_read, *where, chunk_bytes=a.chunk_bytes)
+            new_stats: Any = weights_py.Stats
+        elif "torch" not in sys.modules and same_chunks and _numpy_usable(to_read):  # no 1.8 s torch import
+            from tvault_git.diff import weights_np  # numpy: only when many tensor values are compared
+
+            stream = weights_np.stream_pairs(repo, to_read, *where, chunk_bytes=a.chunk_bytes)
+            new_stats = weights_np.Stats
         else:
             from tvault_git.storage import tensors
 
