@@ -168,3 +168,20 @@ def test_python_numpy_and_torch_statistics_agree(dtype):
             assert (r[k] is None) == (t[k] is None), k
             if t[k] is not None:
                 assert r[k] == pytest.approx(t[k], rel=1e-5), k
+
+
+@pytest.mark.parametrize(
+    ("kw", "want"),
+    [
+        ({}, {"backend": "inductor", "mode": "default", "fullgraph": False, "dynamic": None}),
+        ({"mode": "max-autotune", "dynamic": True}, {"backend": "inductor", "mode": "max-autotune", "dynamic": True}),
+        ({"options": {"epilogue_fusion": True}}, {"backend": "inductor", "options": {"epilogue_fusion": True}}),
+        ({"backend": "aot_eager"}, {"backend": "aot_eager", "fullgraph": False}),
+    ],
+)
+def test_compile_options_are_read_back_without_compiling(kw, want):
+    from tvault_git.capture.compiled import compile_options
+
+    rec = compile_options(torch.compile(torch.nn.Linear(2, 2), **kw))  # lazy: nothing is compiled here
+    assert rec is not None and want.items() <= rec.items(), rec
+    assert compile_options(torch.nn.Linear(2, 2)) is None
