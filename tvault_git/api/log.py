@@ -102,9 +102,11 @@ def tied_tensors(state_dict: Mapping[str, Any]) -> dict[str, str]:
     first: dict[tuple, str] = {}
     out: dict[str, str] = {}
     for name, t in state_dict.items():
-        if not isinstance(t, torch.Tensor) or t.device.type == "meta" or t.layout != torch.strided or not t.numel():
+        if type(t) not in (torch.Tensor, torch.nn.Parameter):  # ShardedTensor, DTensor: no local storage to share
             continue
         try:
+            if t.device.type == "meta" or t.layout != torch.strided or not t.numel():
+                continue
             key = (
                 t.device.type,
                 t.untyped_storage().data_ptr(),
@@ -113,7 +115,7 @@ def tied_tensors(state_dict: Mapping[str, Any]) -> dict[str, str]:
                 t.stride(),
                 t.dtype,
             )
-        except (RuntimeError, NotImplementedError):  # tensor subclasses without storage
+        except (RuntimeError, NotImplementedError):
             continue
         if key in first:
             out[name] = first[key]
