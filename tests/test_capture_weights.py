@@ -185,3 +185,14 @@ def test_compile_options_are_read_back_without_compiling(kw, want):
     rec = compile_options(torch.compile(torch.nn.Linear(2, 2), **kw))  # lazy: nothing is compiled here
     assert rec is not None and want.items() <= rec.items(), rec
     assert compile_options(torch.nn.Linear(2, 2)) is None
+
+
+def test_a_tie_made_between_versions_is_marked_on_its_side(repo):
+    net = _model(repo, tie=False)
+    commit_all(repo, "lm")
+    a = tvault.log_all(net)
+    net.lm_head.weight = net.wte.weight
+    b = tvault.log_all(net)
+    tied = diff_json(repo, a.id, b.id)["weights"]["overview"]["tied"]
+    assert tied == [{"name": "lm_head.weight", "to": "wte.weight", "note": " in b only", "in_a": False, "in_b": True}]
+    assert "lm_head.weight = wte.weight (tied in b only)" in diff_text(repo, a.id, b.id)
