@@ -464,9 +464,13 @@ def commit_entry(p: Prepared, weights: Stored, opt_state: Stored | None) -> Entr
         # Publish: the ref keeps the objects alive, the note line makes it visible.
         r.references.create(REF_PREFIX + entry_id, pygit2.Oid(hex=entry_id), force=True)
         res_txt = None if p.result is None else repr(p.result)
-        label = p.model_class.rsplit(".", 1)[-1] if p.name is None else f"{p.name}@{names.next_version(r, p.name)}"
-        shown = notes.display_text(label, res_txt, entry_id)
-        index = notes.add(r, p.head, entry_id, p.name, res_txt, created=p.created, display=shown)
+        def shown(tree: pygit2.Tree | None) -> str:  # under the notes update: the version readers will compute
+            label = p.model_class.rsplit(".", 1)[-1]
+            if p.name is not None:
+                label = f"{p.name}@{names.next_version(r, p.name, tree) if tree is not None else 1}"
+            return notes.display_text(label, res_txt, entry_id)
+
+        index = notes.add(r, p.head, entry_id, p.name, res_txt, created=p.created, display=shown, stamp=True)
     except (OSError, pygit2.GitError) as e:  # disk full or read-only outside the weight write
         raise StorageError(f"could not record the entry: {e}; nothing is indexed (free space and retry)") from None
     # Housekeeping: many small weight packs slow every object lookup down.
