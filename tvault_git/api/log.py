@@ -260,6 +260,17 @@ def _source_tree(repo: pygit2.Repository, cap: live.Captured) -> tuple[pygit2.Oi
     return (tb.write() if modules else None), index
 
 
+def commit_info(c: pygit2.Commit) -> dict[str, Any]:
+    """What identifies the training commit after git rewrote it (amend, rebase) and pruned the old one:
+    its tree, and the author email, author time and subject that a rebase keeps (FORMAT.md)."""
+    return {
+        "tree": str(c.tree_id),
+        "author": c.author.email,
+        "time": int(c.author.time),
+        "subject": c.message.split("\n", 1)[0][:200],
+    }
+
+
 @dataclass
 class Prepared:
     """Everything ``log_all`` settles before it touches the weights (validated, captured, on the caller's thread)."""
@@ -286,6 +297,7 @@ class Prepared:
     untracked: list[str]
     branch: str | None
     steps: dict[str, Any] | None = None  # step-metric columns (registry.series) snapshotted at the call
+    commit_info: dict[str, Any] | None = None  # the training commit's tree, author, time, subject (re-attaching)
 
 
 def prepare(
@@ -362,6 +374,7 @@ def prepare(
         untracked=untracked,
         branch=None if r.head_is_detached else r.head.shorthand,
         steps=series.pending(),
+        commit_info=commit_info(head),
     )
     return prepared, state_dict, opt_tensors
 
@@ -394,6 +407,7 @@ def commit_entry(p: Prepared, weights: Stored, opt_state: Stored | None) -> Entr
         "created": p.created,
         "author": {"name": p.sig.name, "email": p.sig.email},
         "commit": p.head,
+        "commit_info": p.commit_info,
         "branch": p.branch,
         "dirty": p.dirty,
         "untracked": p.untracked[:200],

@@ -93,6 +93,14 @@ def versions(
     for commit, i, n in _named_lines(repo, notes_ref, name):
         if n.name == name:
             lines.setdefault(n.entry, []).append((commit, i, n))
+    if notes_ref == NOTES_REF:  # an entry whose note git pruned keeps its number (and resolves by id)
+        from tvault_git.registry import orphans
+
+        for eid, (commit, line) in orphans.unindexed(repo).items():
+            if line is not None and line.name == name:
+                lines.setdefault(eid, []).append((commit, -1, line))
+            elif line is None:
+                lines.setdefault(eid, []).append(("0" * 40, -1, notes.NoteLine(0, eid, name, None)))
     local = [e for e in lines if _has_object(repo, e)]
     manifests = entries.read_manifests(repo, local) if local else {}
     found: list[tuple[float, str, str, entries.Entry]] = []

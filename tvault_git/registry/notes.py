@@ -284,7 +284,7 @@ def add(
     ref: str = NOTES_REF,
     created: str | None = None,
     seq: int | None = None,
-    display: str | None | Callable[[pygit2.Tree | None], str] = None,
+    display: str | Callable[[pygit2.Tree | None], str] | None = None,
     published: str | None = None,
     stamp: bool = False,
 ) -> int:

@@ -60,7 +60,13 @@ def fsck_cmd(ctx: click.Context, as_json: bool, quick: bool) -> None:
         )
     if not as_json:
         missing = sum(p.kind == "missing" for p in problems)
-        click.echo(f"{n} entries checked: ok" + (f" ({missing} not fetched here)" if missing else ""), err=True)
+        lost = sum(p.kind == "orphaned" for p in problems)
+        click.echo(
+            f"{n} entries checked: ok"
+            + (f" ({missing} not fetched here)" if missing else "")
+            + (f"; {lost} orphaned ('git tvault reattach' re-attaches them)" if lost else ""),
+            err=True,
+        )
 
 
 @click.command("rm")
