@@ -43,7 +43,13 @@ def _cli_versions(repo: Path) -> dict[str, int]:
 
 def test_a_version_once_shown_never_changes_when_an_earlier_writer_publishes_later(repo, tmp_path):
     started, go = tmp_path / "started", tmp_path / "go"
-    env = {**os.environ, **GIT_ENV, "STARTED": str(started), "GO": str(go), "PYTHONPATH": os.environ.get("PYTHONPATH", "")}
+    env = {
+        **os.environ,
+        **GIT_ENV,
+        "STARTED": str(started),
+        "GO": str(go),
+        "PYTHONPATH": os.environ.get("PYTHONPATH", ""),
+    }
     slow = subprocess.Popen([sys.executable, "-c", SLOW_WRITER], cwd=repo, env=env, stdout=subprocess.PIPE, text=True)
     try:
         deadline = time.monotonic() + 120
@@ -157,3 +163,87 @@ def test_reattach_follows_the_reflog_for_an_amend_that_changed_code_and_message(
     assert "(by the reflog (commit --amend))" in out
     assert [r["id"] for r in json.loads(tvault(repo, "find", "--hash", new, "--json").stdout)] == [e.id]
     assert json.loads(tvault(repo, "orphans", "--json").stdout) == []
+
+
+def _pack_dir_bytes(repo: Path) -> int:
+    d = repo / ".git/objects/pack"
+    return sum(os.path.getsize(d / n) for n in os.listdir(d))
+
+
+def _objects_bytes(repo: Path) -> int:
+    return sum(os.path.getsize(os.path.join(r, f)) for r, _, fs in os.walk(repo / ".git/objects") for f in fs)
+
+
+def _net(seed: int) -> torch.nn.Module:
+    torch.manual_seed(seed)
+    return torch.nn.Sequential(torch.nn.Linear(256, 256), torch.nn.Linear(256, 256))
+
+
+TENSOR = 256 * 256 * 4  # one float32 weight matrix; random values: stored about that size
+
+
+def test_rm_then_gc_frees_the_weights_measured_on_disk(repo):
+    keep = tv.log_all(_net(1), result=0.5)
+    gone = tv.log_all(_net(2), result=0.4)
+    git(repo, "gc", "-q", "--prune=now")
+    before = _pack_dir_bytes(repo)
+    tvault(repo, "rm", gone.id)
+    assert "freed 0 B" in tvault(repo, "gc").stdout  # packs younger than --min-age are spared
+    out = tvault(repo, "gc", "--min-age", "0").stdout
+    git(repo, "gc", "-q", "--prune=now")
+    after = _pack_dir_bytes(repo)
+    assert 1.8 * TENSOR <= before - after <= 2.3 * TENSOR  # both weight matrices of the removed entry
+    assert "1 unreferenced weight pack" in out
+    git(repo, "fsck", "--full")
+    assert torch.equal(tv.load(keep.id, repo=str(repo))["0.weight"], _net(1)[0].weight)
+
+
+def test_retention_keeps_best_latest_and_aliased_and_frees_shared_tensors_once(repo):
+    losses = [0.9, 0.5, 0.8, 0.3, 0.7, 0.6]  # versions 1..6
+    ids = []
+    for i, loss in enumerate(losses):
+        net = _net(10 + i)
+        if i == 4:  # version 5 shares its first layer with version 4 (kept): that tensor must stay
+            net[0].load_state_dict(_net(13)[0].state_dict())
+        ids.append(tv.log_all(net, name="m", metrics={"val_loss": loss}).id)
+    tv.log_all(_net(99), result=1.0)  # unnamed: never touched by a policy
+    tvault(repo, "alias", "m@1", "prod")
+    pack_dir = str(repo / ".git/objects/pack")
+    from tvault_git.storage import packmerge
+
+    packmerge.merge(open_repo(str(repo)), pack_dir, packmerge.tvault_packs(pack_dir))  # as after many entries
+    git(repo, "gc", "-q", "--prune=now")
+    before_pack, before_all = _pack_dir_bytes(repo), _objects_bytes(repo)
+    policy = ["gc", "--keep-best", "2", "--by", "val_loss", "--keep-last", "1", "--name", "m"]
+
+    dry = tvault(repo, *policy, "--dry-run").stdout
+    assert [ln.split()[2] for ln in dry.splitlines() if ln.startswith("would remove  ")] == ["m@3", "m@5"]
+    assert "keep    m@1" in dry and "(alias prod)" in dry and "(best val_loss)" in dry and "(latest)" in dry
+    promised = dry.splitlines()[-1]
+    assert promised.startswith("would remove 2 version(s) and free ")
+    assert _pack_dir_bytes(repo) == before_pack and len(_versions(repo)) == 6
+
+    assert tvault(repo, *policy, input="n\n", check=False).returncode != 0  # declined: nothing removed
+    assert len(json.loads(tvault(repo, "log", "--json").stdout)) == 7
+
+    out = tvault(repo, *policy, "--yes").stdout
+    assert "removed 2 version(s)" in out and "1 rewritten" in out
+    git(repo, "gc", "-q", "--prune=now")
+    freed_pack = before_pack - _pack_dir_bytes(repo)
+    freed_all = before_all - _objects_bytes(repo)
+    # v3: two matrices; v5: only its own second layer (its first is v4's, which is kept)
+    assert 2.8 * TENSOR <= freed_pack <= 3.3 * TENSOR
+    assert freed_all >= freed_pack
+    reported = out.split("freed ", 1)[1].split(" (measured")[0]
+    assert reported.endswith("KiB") and abs(float(reported[:-4]) * 1024 - freed_pack) < 0.1 * freed_pack
+    said = promised.split(" free ")[1]
+    assert said.endswith(" KiB of weights")  # the dry run said what the real run freed (the .idx aside)
+    assert abs(float(said.split()[0]) - float(reported[:-4])) < 0.01 * float(reported[:-4])
+
+    left = {v.number: v for v in names.versions(open_repo(str(repo)), "m")}
+    assert [n for n, v in left.items() if not v.entry.removed] == [1, 2, 4, 6]  # numbers kept
+    for n in (1, 2, 4, 6):
+        got = tv.load(f"m@{n}", repo=str(repo))
+        assert torch.equal(got["1.weight"], _net(10 + n - 1)[1].weight)
+    assert len(json.loads(tvault(repo, "log", "--json").stdout)) == 5
+    git(repo, "fsck", "--full")

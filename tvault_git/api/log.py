@@ -478,6 +478,7 @@ def commit_entry(p: Prepared, weights: Stored, opt_state: Stored | None) -> Entr
         # Publish: the ref keeps the objects alive, the note line makes it visible.
         r.references.create(REF_PREFIX + entry_id, pygit2.Oid(hex=entry_id), force=True)
         res_txt = None if p.result is None else repr(p.result)
+
         def shown(tree: pygit2.Tree | None) -> str:  # under the notes update: the version readers will compute
             label = p.model_class.rsplit(".", 1)[-1]
             if p.name is not None:

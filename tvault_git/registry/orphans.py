@@ -35,7 +35,9 @@ class Orphan:
         if self.kind == GONE:
             return f"its training commit {self.commit[:10]} is gone (rewritten without tvault's hooks?)"
         if self.kind == UNREACHABLE:
-            return f"its training commit {self.commit[:10]} is on no branch (amended or rebased; only the reflog keeps it)"
+            return (
+                f"its training commit {self.commit[:10]} is on no branch (amended or rebased; only the reflog keeps it)"
+            )
         where = f" (last listed on {self.commit[:10]})" if self.commit else ""
         return f"no note lists it{where} (git notes prune?)"
 
