@@ -146,6 +146,9 @@ def test_rewrites_without_hooks_orphans_are_listed_survive_notes_prune_and_reatt
     assert [x["id"] for x in json.loads(tvault(repo, "orphans", "--json").stdout)] == [d.id]
     git(repo, "fsck", "--full")
     assert tvault(repo, "reattach").stdout.count("unmatched") == 1  # a second run changes nothing
+    assert "an orphan no note listed" in tvault(repo, "rm", d.id).stdout  # the way out for one that cannot match
+    assert json.loads(tvault(repo, "orphans", "--json").stdout) == []
+    assert tvault(repo, "show", d.id, check=False).returncode != 0
 
 
 def test_reattach_follows_the_reflog_for_an_amend_that_changed_code_and_message(repo):

@@ -22,7 +22,7 @@ def remove(repo: pygit2.Repository, ref: str) -> tuple[str, list[str]]:
     """Mark the entry ``ref`` names removed on every commit that lists it; returns (id, commits)."""
     e: Entry = resolve(repo, ref)  # an id works for a damaged entry too: resolving reads no manifest
     done = remove_ids(repo, [e.id])
-    if not done:
+    if e.id not in done:
         raise RefNotFound(f"entry {e.id[:10]} is not listed in the index (already removed?)")
     return e.id, done[e.id]
 
@@ -55,6 +55,13 @@ def remove_ids(repo: pygit2.Repository, ids: list[str]) -> dict[str, list[str]]:
 
     try:
         done = retry_locked(step, NOTES_REF, repo=repo)
+        rest = want - set(done)
+        if rest:  # orphans no note lists (git notes prune): deleting the ref is the whole removal
+            from tvault_git.registry import orphans
+
+            for eid in sorted(rest - orphans.listed_ids(repo)):
+                if repo.references.get(REF_PREFIX + eid) is not None:
+                    done[eid] = []
         for eid in done:
             r = repo.references.get(REF_PREFIX + eid)
             if r is not None:

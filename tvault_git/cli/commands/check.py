@@ -81,6 +81,11 @@ def rm_cmd(ctx: click.Context, ref: str) -> None:
     from tvault_git.registry import remove
 
     eid, commits = remove.remove(repo_from_ctx(ctx), ref)
+    if not commits:
+        click.echo(
+            f"removed {eid[:10]}, an orphan no note listed (its ref is deleted; 'git tvault gc' frees its space)"
+        )
+        return
     click.echo(
         f"removed {eid[:10]} from {len(commits)} commit{'s' * (len(commits) != 1)}; 'git tvault push' shares the removal"
     )
