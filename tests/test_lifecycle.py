@@ -10,12 +10,13 @@ import sys
 import time
 from pathlib import Path
 
+import pygit2
 import torch
 
 import tvault_git as tv
 from tests.helpers import GIT_ENV, git, tvault
 from tvault_git.gitutil.repo import open_repo
-from tvault_git.registry import names
+from tvault_git.registry import names, notes
 
 # A writer that stamps its times, then waits (a slow disk) until told to go on before the weights go in.
 SLOW_WRITER = """
@@ -41,7 +42,9 @@ def _cli_versions(repo: Path) -> dict[str, int]:
     return {r["id"]: r["version"] for r in rows if r.get("name") == "m"}
 
 
-def test_a_version_once_shown_never_changes_when_an_earlier_writer_publishes_later(repo, tmp_path):
+def _fast_and_slow(repo: Path, tmp_path: Path, check) -> tuple[str, str]:
+    """Two writers of model m: the slow one starts first and publishes last; ``check(fast_id)`` runs
+    between the two publications. Returns (fast id, slow id)."""
     started, go = tmp_path / "started", tmp_path / "go"
     env = {
         **os.environ,
@@ -57,8 +60,7 @@ def test_a_version_once_shown_never_changes_when_an_earlier_writer_publishes_lat
             assert slow.poll() is None and time.monotonic() < deadline
             time.sleep(0.01)
         fast = tv.log_all(torch.nn.Linear(8, 8), name="m", result=0.2)
-        shown = _versions(repo)[fast.id]
-        assert shown == 1 and _cli_versions(repo)[fast.id] == 1
+        check(fast.id)
         go.touch()
         out, _ = slow.communicate(timeout=120)
     finally:
@@ -66,13 +68,21 @@ def test_a_version_once_shown_never_changes_when_an_earlier_writer_publishes_lat
         if slow.poll() is None:
             slow.kill()
     assert slow.returncode == 0
-    late = out.strip().splitlines()[-1]
-    assert _versions(repo) == {fast.id: 1, late: 2}  # the first-published entry kept the number it was shown with
-    assert _cli_versions(repo) == {fast.id: 1, late: 2}
-    assert tv.load("m@1", repo=str(repo)) is not None and names.resolve(open_repo(str(repo)), "m", "1").id == fast.id
+    return fast.id, out.strip().splitlines()[-1]
+
+
+def test_a_version_once_shown_never_changes_when_an_earlier_writer_publishes_later(repo, tmp_path):
+    def shown_first(fast_id: str) -> None:
+        assert _versions(repo)[fast_id] == 1 and _cli_versions(repo)[fast_id] == 1
+
+    fast_id, late = _fast_and_slow(repo, tmp_path, shown_first)
+
+    assert _versions(repo) == {fast_id: 1, late: 2}  # the first-published entry kept the number it was shown with
+    assert _cli_versions(repo) == {fast_id: 1, late: 2}
+    assert tv.load("m@1", repo=str(repo)) is not None and names.resolve(open_repo(str(repo)), "m", "1").id == fast_id
     # the label readers of `git log --notes=tvault` see matches
     shown_notes = git(repo, "notes", "--ref=tvault", "show", "HEAD").stdout
-    assert f"m@1 result 0.2 entry {fast.id[:10]}" in shown_notes and f"m@2 result 0.1 entry {late[:10]}" in shown_notes
+    assert f"m@1 result 0.2 entry {fast_id[:10]}" in shown_notes and f"m@2 result 0.1 entry {late[:10]}" in shown_notes
 
 
 def _commit(repo: Path, fname: str, text: str, msg: str) -> str:
@@ -250,3 +260,23 @@ def test_retention_keeps_best_latest_and_aliased_and_frees_shared_tensors_once(r
         assert torch.equal(got["1.weight"], _net(10 + n - 1)[1].weight)
     assert len(json.loads(tvault(repo, "log", "--json").stdout)) == 5
     git(repo, "fsck", "--full")
+
+
+def test_a_pulled_line_cannot_give_an_entry_an_earlier_publication(repo, tmp_path):
+    """A remote's line for one of our entries, on another commit, with its own ``published=``
+    (still not before the entry's ``created``) must not renumber our versions."""
+    fast, slow = _fast_and_slow(repo, tmp_path, lambda _: None)
+    r = open_repo(str(repo))
+    before = _versions(repo)
+    assert before == {fast: 1, slow: 2}
+    created = r.get(slow).tree["tvault.json"].data.decode()
+    created = json.loads(created)["created"]
+    other = _commit(repo, "x.txt", "x\n", "teammate's commit")
+    tip = r.references["refs/notes/tvault"].peel(pygit2.Commit)
+    forged = f"model 0 {slow} m result=0.1 created={created} published={created}\n"
+    tree = notes._write_path(r, tip.tree, [other[:2], other[2:]], r.create_blob(forged.encode()))
+    sig = pygit2.Signature("mallory", "m@example.com")
+    theirs = r.create_commit(None, sig, sig, "theirs", tree, [tip.id])
+    assert notes.merge(r, theirs)
+    assert any(n.entry == slow for n in notes.read(r, other))  # their line arrived...
+    assert _versions(repo) == before  # ...without renumbering anything

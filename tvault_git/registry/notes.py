@@ -352,12 +352,14 @@ def union_text(ours: str, theirs: str) -> str:
     return body
 
 
-def merge_text(ours: str, theirs: str) -> str:
+def merge_text(ours: str, theirs: str, published: dict[str, str] | None = None) -> str:
     """Their lines folded into ours without ever changing what ours say (a pull's note merge).
 
     Lines for entries ours already list are dropped (a remote cannot rename an entry or move it
     to another index); a new entry whose seq would sort before one of ours gets the next free seq,
     so ``COMMIT:N`` keeps naming the same entry here. ``removed`` lines and unknown lines travel.
+    ``published``: entry -> the ``published=`` our notes (any commit) already give it; their line
+    for such an entry on another commit carries ours instead, so a pull cannot renumber versions.
     """
     mine = parse(ours)
     known = {n.entry for n in mine}
@@ -378,6 +380,12 @@ def merge_text(ours: str, theirs: str) -> str:
                 parts[1] = str(nxt)
             nxt = int(parts[1]) + 1
             known.add(parts[2])
+            pin = (published or {}).get(parts[2])
+            if pin is not None:
+                cut = next((i for i, w in enumerate(parts) if w == DISPLAY_SEP), len(parts))
+                words = [w for w in parts[:cut] if not w.startswith("published=")]
+                parts = words[:5] + [w for w in words[5:] if w.startswith("created=")] + [f"published={pin}"]
+                parts += [w for w in words[5:] if not w.startswith("created=")] + parts[cut:]
             line = " ".join(parts)
         have.add(line)
         body += line + "\n"
@@ -400,6 +408,7 @@ def merge(repo: pygit2.Repository, other: pygit2.Oid | str, ref: str = NOTES_REF
         base = ours.tree if ours is not None else repo[repo.TreeBuilder().write()]
         ours_map = _flatten(repo, base)
         new_tree = base
+        pubs: dict[str, str] | None = None  # our published= per entry, read once a note changes
         for sha, (_path, blob) in sorted(_flatten(repo, theirs.tree).items()):
             mine = ours_map.get(sha)
             if mine is not None and mine[1] == blob:
@@ -410,7 +419,9 @@ def merge(repo: pygit2.Repository, other: pygit2.Oid | str, ref: str = NOTES_REF
             a = note_text(repo, mine[1], sha) if mine is not None else ""
             if a is None:
                 continue
-            text = merge_text(a, b)
+            if pubs is None:
+                pubs = {n.entry: n.published for _, ls in walk_tree(repo, base) for n in ls if n.published}
+            text = merge_text(a, b, pubs)
             if text == a:
                 continue
             new_blob, where = repo.create_blob(text.encode()), (mine[0] if mine is not None else [sha[:2], sha[2:]])
