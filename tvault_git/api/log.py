@@ -304,6 +304,17 @@ def _source_tree(repo: pygit2.Repository, cap: live.Captured) -> tuple[pygit2.Oi
     return (tb.write() if modules else None), index
 
 
+def commit_info(c: pygit2.Commit) -> dict[str, Any]:
+    """What identifies the training commit after git rewrote it (amend, rebase) and pruned the old one:
+    its tree, and the author email, author time and subject that a rebase keeps (FORMAT.md)."""
+    return {
+        "tree": str(c.tree_id),
+        "author": c.author.email,
+        "time": int(c.author.time),
+        "subject": c.message.split("\n", 1)[0][:200],
+    }
+
+
 @dataclass
 class Prepared:
     """Everything ``log_all`` settles before it touches the weights (validated, captured, on the caller's thread)."""
@@ -332,6 +343,7 @@ class Prepared:
     steps: dict[str, Any] | None = None  # step-metric columns (registry.series) snapshotted at the call
     tied: dict[str, str] = field(default_factory=dict)  # state_dict name -> the first name sharing its memory
     compiled: dict[str, Any] | None = None  # torch.compile options (capture/compiled.py), None if not compiled
+    commit_info: dict[str, Any] | None = None  # the training commit's tree, author, time, subject (re-attaching)
 
 
 def prepare(
@@ -410,6 +422,7 @@ def prepare(
         steps=series.pending(),
         tied=tied_tensors(state_dict),
         compiled=_compile_record(wrapped),
+        commit_info=commit_info(head),
     )
     return prepared, state_dict, opt_tensors
 
@@ -442,6 +455,7 @@ def commit_entry(p: Prepared, weights: Stored, opt_state: Stored | None) -> Entr
         "created": p.created,
         "author": {"name": p.sig.name, "email": p.sig.email},
         "commit": p.head,
+        "commit_info": p.commit_info,
         "branch": p.branch,
         "dirty": p.dirty,
         "untracked": p.untracked[:200],
@@ -514,9 +528,14 @@ def commit_entry(p: Prepared, weights: Stored, opt_state: Stored | None) -> Entr
         # Publish: the ref keeps the objects alive, the note line makes it visible.
         r.references.create(REF_PREFIX + entry_id, pygit2.Oid(hex=entry_id), force=True)
         res_txt = None if p.result is None else repr(p.result)
-        label = p.model_class.rsplit(".", 1)[-1] if p.name is None else f"{p.name}@{names.next_version(r, p.name)}"
-        shown = notes.display_text(label, res_txt, entry_id)
-        index = notes.add(r, p.head, entry_id, p.name, res_txt, created=p.created, display=shown)
+
+        def shown(tree: pygit2.Tree | None) -> str:  # under the notes update: the version readers will compute
+            label = p.model_class.rsplit(".", 1)[-1]
+            if p.name is not None:
+                label = f"{p.name}@{names.next_version(r, p.name, tree) if tree is not None else 1}"
+            return notes.display_text(label, res_txt, entry_id)
+
+        index = notes.add(r, p.head, entry_id, p.name, res_txt, created=p.created, display=shown, stamp=True)
     except (OSError, pygit2.GitError) as e:  # disk full or read-only outside the weight write
         raise StorageError(f"could not record the entry: {e}; nothing is indexed (free space and retry)") from None
     # Housekeeping: many small weight packs slow every object lookup down.
