@@ -343,6 +343,7 @@ def import_checkpoints(
             untracked=[],
             branch=None,
             imported=imported,
+            commit_info=logmod.commit_info(train),  # re-attaches after a rebase, as logged entries do
         )
         with reclaim.writing(repo):
             weights = tensors.store_tensors(repo, tens)

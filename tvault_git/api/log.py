@@ -16,7 +16,7 @@ import os
 import platform
 import warnings
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pygit2
@@ -24,7 +24,7 @@ import torch
 
 from tvault_git import __version__
 from tvault_git.api import distributed
-from tvault_git.capture import live, values
+from tvault_git.capture import compiled, live, values
 from tvault_git.errors import CaptureWarning, InvalidInput, StorageError
 from tvault_git.gitutil.repo import (
     ensure_config,
@@ -78,6 +78,50 @@ def unwrap_model(model: Any) -> torch.nn.Module:
     if not isinstance(model, torch.nn.Module):
         raise InvalidInput(f"model must be a torch.nn.Module, got {type(model).__name__}")
     return model
+
+
+def _compile_record(model: Any) -> dict[str, Any] | None:
+    """The options of the first ``torch.compile`` wrapper around ``model`` (through DDP and kin)."""
+    for _ in range(10):
+        rec = compiled.compile_options(model)
+        if rec is not None:
+            return rec
+        inner = getattr(model, "module", None) or getattr(model, "_orig_mod", None)
+        if not isinstance(inner, torch.nn.Module):
+            return None
+        model = inner
+    return None
+
+
+def tied_tensors(state_dict: Mapping[str, Any]) -> dict[str, str]:
+    """Names whose tensor shares memory with an earlier one (``lm_head.weight`` -> ``transformer.wte.weight``).
+
+    The same test as ``storage.tensors.store_tensors`` uses to hash them once: equal bytes alone
+    (two zero-initialised biases) are not a tie.
+    """
+    first: dict[tuple, str] = {}
+    out: dict[str, str] = {}
+    for name, t in state_dict.items():
+        if type(t) not in (torch.Tensor, torch.nn.Parameter):  # ShardedTensor, DTensor: no local storage to share
+            continue
+        try:
+            if t.device.type == "meta" or t.layout != torch.strided or not t.numel():
+                continue
+            key = (
+                t.device.type,
+                t.untyped_storage().data_ptr(),
+                t.storage_offset(),
+                tuple(t.shape),
+                t.stride(),
+                t.dtype,
+            )
+        except (RuntimeError, NotImplementedError):
+            continue
+        if key in first:
+            out[name] = first[key]
+        else:
+            first[key] = name
+    return out
 
 
 def _number(value: Any, what: str) -> float | int:
@@ -260,6 +304,17 @@ def _source_tree(repo: pygit2.Repository, cap: live.Captured) -> tuple[pygit2.Oi
     return (tb.write() if modules else None), index
 
 
+def commit_info(c: pygit2.Commit) -> dict[str, Any]:
+    """What identifies the training commit after git rewrote it (amend, rebase) and pruned the old one:
+    its tree, and the author email, author time and subject that a rebase keeps (FORMAT.md)."""
+    return {
+        "tree": str(c.tree_id),
+        "author": c.author.email,
+        "time": int(c.author.time),
+        "subject": c.message.split("\n", 1)[0][:200],
+    }
+
+
 @dataclass
 class Prepared:
     """Everything ``log_all`` settles before it touches the weights (validated, captured, on the caller's thread)."""
@@ -287,6 +342,9 @@ class Prepared:
     branch: str | None
     steps: dict[str, Any] | None = None  # step-metric columns (registry.series) snapshotted at the call
     imported: dict[str, Any] | None = None  # the manifest's ``imported`` (1.1): weights from a file, no capture
+    tied: dict[str, str] = field(default_factory=dict)  # state_dict name -> the first name sharing its memory
+    compiled: dict[str, Any] | None = None  # torch.compile options (capture/compiled.py), None if not compiled
+    commit_info: dict[str, Any] | None = None  # the training commit's tree, author, time, subject (re-attaching)
 
 
 def prepare(
@@ -363,6 +421,9 @@ def prepare(
         untracked=untracked,
         branch=None if r.head_is_detached else r.head.shorthand,
         steps=series.pending(),
+        tied=tied_tensors(state_dict),
+        compiled=_compile_record(wrapped),
+        commit_info=commit_info(head),
     )
     return prepared, state_dict, opt_tensors
 
@@ -395,6 +456,7 @@ def commit_entry(p: Prepared, weights: Stored, opt_state: Stored | None) -> Entr
         "created": p.created,
         "author": {"name": p.sig.name, "email": p.sig.email},
         "commit": p.head,
+        "commit_info": p.commit_info,
         "branch": p.branch,
         "dirty": p.dirty,
         "untracked": p.untracked[:200],
@@ -411,6 +473,8 @@ def commit_entry(p: Prepared, weights: Stored, opt_state: Stored | None) -> Entr
             "parameters": p.n_params,
             "tensors": len(w_records),
             "bytes": sum(rec["nbytes"] for rec in w_records.values()),
+            **({"tied": p.tied} if p.tied else {}),
+            **({"compiled": p.compiled} if p.compiled is not None else {}),
         },
         "versions": {
             "python": platform.python_version(),
@@ -467,9 +531,14 @@ def commit_entry(p: Prepared, weights: Stored, opt_state: Stored | None) -> Entr
         # Publish: the ref keeps the objects alive, the note line makes it visible.
         r.references.create(REF_PREFIX + entry_id, pygit2.Oid(hex=entry_id), force=True)
         res_txt = None if p.result is None else repr(p.result)
-        label = p.model_class.rsplit(".", 1)[-1] if p.name is None else f"{p.name}@{names.next_version(r, p.name)}"
-        shown = notes.display_text(label, res_txt, entry_id)
-        index = notes.add(r, p.head, entry_id, p.name, res_txt, created=p.created, display=shown)
+
+        def shown(tree: pygit2.Tree | None) -> str:  # under the notes update: the version readers will compute
+            label = p.model_class.rsplit(".", 1)[-1]
+            if p.name is not None:
+                label = f"{p.name}@{names.next_version(r, p.name, tree) if tree is not None else 1}"
+            return notes.display_text(label, res_txt, entry_id)
+
+        index = notes.add(r, p.head, entry_id, p.name, res_txt, created=p.created, display=shown, stamp=True)
     except (OSError, pygit2.GitError) as e:  # disk full or read-only outside the weight write
         raise StorageError(f"could not record the entry: {e}; nothing is indexed (free space and retry)") from None
     # Housekeeping: many small weight packs slow every object lookup down.

@@ -257,5 +257,5 @@ def _write(
     repo.references.create(REF_PREFIX + entry_id, pygit2.Oid(hex=entry_id), force=True)
     res_txt = None if result is None else repr(result)
     shown = notes.display_text(f"{manifest['model']['class']} (imported)", res_txt, entry_id)
-    index = notes.add(repo, commit, entry_id, None, res_txt, created=now, display=shown)
+    index = notes.add(repo, commit, entry_id, None, res_txt, created=now, display=shown, stamp=True)
     return entry_id, f"{commit[:7]}:{index}"

@@ -30,6 +30,8 @@ COMMANDS: dict[str, str] = {
     "export": "entries:export_cmd",
     "fsck": "check:fsck_cmd",
     "rm": "check:rm_cmd",
+    "orphans": "rewrites:orphans_cmd",
+    "reattach": "rewrites:reattach_cmd",
     "checkout": "checkout:checkout_cmd",
     "import": "importing:import_cmd",
     "import-tvault": "importing:import_tvault_cmd",

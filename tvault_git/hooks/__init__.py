@@ -219,6 +219,7 @@ def post_commit(repo: pygit2.Repository) -> list[str]:
                     n.result,
                     created=n.created or m.get("created"),
                     display=n.display,
+                    published=n.published,
                 )
                 attached.append(n.entry)
     return attached

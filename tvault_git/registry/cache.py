@@ -26,9 +26,10 @@ from tvault_git.errors import RefNotFound, TvaultError
 from tvault_git.gitutil.repo import adjust_shared_perm, common_dir, shared_umask
 from tvault_git.registry import notes
 from tvault_git.registry.entries import read_manifest, read_manifests
+from tvault_git.registry.names import version_time
 from tvault_git.spec.values import as_number, iso_to_instant
 
-SCHEMA = "7"  # 7: damaged entries get a row (missing=2, problem); rows of entries whose objects are missing keep the note's name and created; name index
+SCHEMA = "8"  # 8: vts, the instant that orders versions (names.version_time: published=, else created); 7: damaged entries get a row (missing=2, problem); rows of entries whose objects are missing keep the note's name and created; name index
 # 5: configuration values (kind "config") in kv; 4: an entry may be listed on several commits (hooks, rewrites): key (id, commit_id), shadowed
 FILE_NAME = "index.sqlite"
 
@@ -38,12 +39,12 @@ CREATE TABLE IF NOT EXISTS entries(
     id TEXT NOT NULL, commit_id TEXT NOT NULL, seq INTEGER, idx INTEGER,
     missing INTEGER NOT NULL DEFAULT 0, base TEXT, shadowed INTEGER NOT NULL DEFAULT 0,
     name TEXT, result REAL, res_js TEXT, created TEXT, ts REAL, author TEXT, email TEXT,
-    branch TEXT, dirty INTEGER, message TEXT, tags TEXT, metrics TEXT, problem TEXT,
+    branch TEXT, dirty INTEGER, message TEXT, tags TEXT, metrics TEXT, problem TEXT, vts REAL,
     PRIMARY KEY (id, commit_id));
 CREATE INDEX IF NOT EXISTS entries_commit ON entries(commit_id);
 CREATE INDEX IF NOT EXISTS entries_result ON entries(result);
 CREATE INDEX IF NOT EXISTS entries_ts ON entries(ts);
-CREATE INDEX IF NOT EXISTS entries_name ON entries(name, ts, id);
+CREATE INDEX IF NOT EXISTS entries_name ON entries(name, vts, id);
 CREATE TABLE IF NOT EXISTS kv(id TEXT NOT NULL, kind TEXT NOT NULL, key TEXT NOT NULL, num REAL, str TEXT, js TEXT);
 CREATE INDEX IF NOT EXISTS kv_num ON kv(kind, key, num, id);
 CREATE INDEX IF NOT EXISTS kv_str ON kv(kind, key, str, id);
@@ -206,8 +207,8 @@ def _store(con: sqlite3.Connection, repo: pygit2.Repository, commit: str, lines:
 
 
 _INSERT_ENTRY = (
-    f"INSERT OR REPLACE INTO entries(id, commit_id, seq, idx, missing, {', '.join(_FIELDS)}) "
-    f"VALUES (?,?,?,?,?,{','.join('?' * len(_FIELDS))})"
+    f"INSERT OR REPLACE INTO entries(id, commit_id, seq, idx, missing, {', '.join(_FIELDS)}, vts) "
+    f"VALUES (?,?,?,?,?,{','.join('?' * len(_FIELDS))},?)"
 )
 
 
@@ -221,14 +222,17 @@ def _entry_row(
 ) -> tuple:
     """One entries row; ``fields`` None: indexed, objects not here yet (missing=1), with the note's
     name and time; a string: damaged (missing=2)."""
+    published = note.published if note is not None else None
     if fields is None:
         known = (
             {"name": note.name, "created": note.created, "ts": iso_to_instant(note.created)} if note is not None else {}
         )
-        return (entry_id, commit, seq, idx, 1) + tuple(known.get(f) for f in _FIELDS)
+        vts = version_time(known.get("created"), published)
+        return (entry_id, commit, seq, idx, 1) + tuple(known.get(f) for f in _FIELDS) + (vts,)
     if isinstance(fields, str):
-        return (entry_id, commit, seq, idx, 2) + (None,) * (len(_FIELDS) - 1) + (fields,)
-    return (entry_id, commit, seq, idx, 0) + tuple(fields[f] for f in _FIELDS)
+        return (entry_id, commit, seq, idx, 2) + (None,) * (len(_FIELDS) - 1) + (fields, None)
+    vts = version_time(fields["created"], published)
+    return (entry_id, commit, seq, idx, 0) + tuple(fields[f] for f in _FIELDS) + (vts,)
 
 
 def _insert(
@@ -314,8 +318,9 @@ def refresh(repo: pygit2.Repository) -> sqlite3.Connection:
         for entry_id, commit, seq, idx in con.execute(
             "SELECT id, commit_id, seq, idx FROM entries WHERE missing=1"
         ).fetchall():
-            if entry_id in repo:
-                _insert(con, repo, commit, seq, idx, entry_id)
+            if entry_id in repo:  # the note line again: its published= orders the versions
+                line = next((n for n in notes.read(repo, commit) if n.entry == entry_id), None)
+                _insert(con, repo, commit, seq, idx, entry_id, line)
         _mark_shadowed(con)
         con.execute("COMMIT")
     except BaseException:

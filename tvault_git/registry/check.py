@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import pygit2
 
 from tvault_git.errors import CorruptEntry, TvaultError, UnsupportedFormat
-from tvault_git.registry import notes
+from tvault_git.registry import notes, orphans
 from tvault_git.registry.entries import Entry, blob_size, preferred, read_manifests, tensor_table, weight_records
 from tvault_git.spec.format import OPTIMIZER_STATE, WEIGHTS, check_declared, validate_tensor_record
 
@@ -21,7 +21,7 @@ from tvault_git.spec.format import OPTIMIZER_STATE, WEIGHTS, check_declared, val
 class Problem:
     entry: str  # entry id, or the annotated commit for a note that was not read
     ref: str  # COMMIT:N
-    kind: str  # "damaged", "unsupported", "missing" (objects not here), "note"
+    kind: str  # "damaged", "unsupported", "missing" (objects not here), "note", "orphaned" (registry/orphans.py)
     why: str
     error: type[TvaultError] = CorruptEntry
 
@@ -79,4 +79,6 @@ def check(repo: pygit2.Repository, tables: bool = True) -> tuple[int, list[Probl
                 verify_tables(repo, e.id)
             except TvaultError as err:
                 problems.append(Problem(e.id, e.ref, "damaged", str(err), type(err)))
+    for o in orphans.find(repo):  # not damage: loadable by id, re-attached by 'git tvault reattach'
+        problems.append(Problem(o.entry, o.commit[:7] or "unindexed", "orphaned", o.why(), TvaultError))
     return len(entries), problems

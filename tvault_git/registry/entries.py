@@ -51,7 +51,7 @@ class Entry:
 
     @property
     def ref(self) -> str:
-        return f"{self.commit[:7]}:{self.index}"
+        return f"{self.commit[:7]}:{self.index}" if self.index >= 0 else "unindexed"
 
     @property
     def manifest(self) -> dict[str, Any]:
@@ -335,8 +335,21 @@ def _by_prefix(repo: pygit2.Repository, prefix: str) -> list[Entry]:
         return []
     wanted = set(ids)
     found: list[Entry] = []
+    listed: set[str] = set()
     for commit, lines in notes.walk(repo, containing=prefix):  # notes that cannot list it stay unparsed
         for i, n in enumerate(lines):
-            if n.entry in wanted and not n.removed:
-                found.append(Entry(n.entry, commit, i, n.name, n.result, _repo=repo))
+            if n.entry in wanted:
+                listed.add(n.entry)
+                if not n.removed:
+                    found.append(Entry(n.entry, commit, i, n.name, n.result, _repo=repo))
+    for eid in sorted(wanted - listed):  # its ref, no note (git notes prune): still an entry, unindexed
+        try:
+            m = read_manifest(repo, eid)
+        except TvaultError:
+            continue
+        commit = m.get("commit") if isinstance(m.get("commit"), str) else "0" * 40
+        res = m.get("result")
+        e = Entry(eid, commit, -1, m.get("name"), None if res is None else repr(float(res)), _repo=repo)
+        e._manifest = m
+        found.append(e)
     return preferred(found)

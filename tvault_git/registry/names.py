@@ -1,9 +1,12 @@
 """Named models: versions 1, 2, 3 ... per name, and aliases (``production``) that travel with the registry.
 
 Versions are derived, never stored: the entries whose note line carries the
-name, ordered by (creation time, entry id). Every clone holding the same
-entries therefore numbers them the same way, and two teammates' concurrent
-versions both survive a pull and get deterministic numbers.
+name, ordered by (publication time, entry id) (``version_time``). Every clone
+holding the same entries therefore numbers them the same way, and two
+teammates' concurrent versions both survive a pull and get deterministic
+numbers. The publication time (``published=``) is stamped when the note line
+is written, under the notes ref update, so a slow writer that started first
+can never take a number below one already shown.
 
 Aliases are stored in git so they push, pull and merge like the rest of the
 registry: ``refs/tvault/aliases`` is a commit chain whose tree holds one text
@@ -90,6 +93,14 @@ def versions(
     for commit, i, n in _named_lines(repo, notes_ref, name):
         if n.name == name:
             lines.setdefault(n.entry, []).append((commit, i, n))
+    if notes_ref == NOTES_REF:  # an entry whose note git pruned keeps its number (and resolves by id)
+        from tvault_git.registry import orphans
+
+        for eid, (commit, line) in orphans.unindexed(repo).items():
+            if line is not None and line.name == name:
+                lines.setdefault(eid, []).append((commit, -1, line))
+            elif line is None:
+                lines.setdefault(eid, []).append(("0" * 40, -1, notes.NoteLine(0, eid, name, None)))
     local = [e for e in lines if _has_object(repo, e)]
     manifests = entries.read_manifests(repo, local) if local else {}
     found: list[tuple[float, str, str, entries.Entry]] = []
@@ -112,12 +123,13 @@ def versions(
             result = None if res is None else repr(float(res))
         else:
             created, result = n.created, n.result
-        if not isinstance(created, str) or iso_to_instant(created) is None:
+        at = version_time(created, min((x[2].published for x in group if x[2].published), default=None))
+        if at is None or not isinstance(created, str):
             continue  # neither the manifest nor the note says when: cannot be numbered
         e = entries.Entry(eid, commit, i, name, result, removed=removed, _repo=repo)
         if isinstance(m, dict):
             e._manifest = m
-        found.append((iso_to_instant(created), eid, created, e))  # type: ignore[arg-type]
+        found.append((at, eid, created, e))
     if not found:
         raise RefNotFound(
             f"no model named {name!r}; names: {', '.join(names(repo, notes_ref)) or 'none yet'} (log one with log_all(..., name=...))"
@@ -127,6 +139,20 @@ def versions(
     for alias, eid in aliases(repo, name, ref=aliases_ref).items():
         by_entry.setdefault(eid, []).append(alias)
     return [Version(k + 1, e, c, sorted(by_entry.get(eid, []))) for k, (_, eid, c, e) in enumerate(found)]
+
+
+def version_time(created: object, published: str | None) -> float | None:
+    """The instant that orders an entry among its model's versions (FORMAT.md, Named models: versions).
+
+    ``published=`` (stamped under the notes ref lock) when the line has one that is not before the
+    entry's ``created``; else ``created`` (entries from writers before published=, whose numbers
+    therefore stay what they were). None: the entry cannot be numbered.
+    """
+    c = iso_to_instant(created)
+    if c is None:
+        return None
+    p = iso_to_instant(published)
+    return p if p is not None and p >= c else c
 
 
 def _has_object(repo: pygit2.Repository, oid: str) -> bool:
@@ -386,9 +412,13 @@ def summaries(repo: pygit2.Repository) -> list[dict[str, object]]:
     return out
 
 
-def next_version(repo: pygit2.Repository, name: str) -> int:
-    """The number a new (newest) entry of ``name`` gets: one more than the entries already indexed.
+def next_version(repo: pygit2.Repository, name: str, tree: pygit2.Tree | None = None) -> int:
+    """The number a new (newest) entry of ``name`` gets: one more than the entries already indexed
+    (in notes tree ``tree``: the one a stamped ``notes.add`` is about to update, so it is exact).
 
-    For the note's display text only (a concurrent version in another clone can shift it after a merge).
+    For the note's display text only (a pulled version published earlier elsewhere can still shift it).
     """
+    if tree is not None:
+        lines = (n for _, ls in notes.walk_tree(repo, tree, f" {name}") for n in ls)
+        return len({n.entry for n in lines if n.name == name}) + 1
     return len({n.entry for _, _, n in _named_lines(repo, name=name) if n.name == name}) + 1

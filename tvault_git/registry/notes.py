@@ -10,8 +10,10 @@ same way get a deterministic order after a merge.
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as _dt
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import pygit2
@@ -19,6 +21,7 @@ import pygit2
 from tvault_git.errors import CorruptEntry, InvalidInput
 from tvault_git.gitutil.repo import commit_to_ref, merge_history, retry_locked
 from tvault_git.spec.format import MAX_NOTE, NOTES_REF
+from tvault_git.spec.values import iso_to_instant
 
 _ENTRY_RE = re.compile(r"[0-9a-f]{40}")
 _FANOUT_RE = re.compile(r"[0-9a-f]{2}")  # a notes fanout directory
@@ -34,12 +37,14 @@ class NoteLine:
     created: str | None = None  # the manifest's timestamp, so versions can be numbered from notes alone
     removed: bool = False  # a ``removed <entry-id>`` line (git tvault rm) names it: the slot stays, the entry is gone
     display: str | None = None  # the human part after " | " (format 1.1), kept verbatim when copied
+    published: str | None = None  # when the line was first written, under the notes ref lock: orders versions
 
     def render(self) -> str:
         line = (
             f"model {self.seq} {self.entry} {self.name or '-'} result={self.result if self.result is not None else '-'}"
         )
         line += f" created={self.created}" if self.created else ""
+        line += f" published={self.published}" if self.published else ""
         return line + (f" {DISPLAY_SEP} {self.display}" if self.display else "")
 
 
@@ -94,23 +99,68 @@ def parse(text: str) -> list[NoteLine]:
         result = None
         if len(parts) > 4 and parts[4].startswith("result=") and parts[4] != "result=-":
             result = parts[4][7:]
-        created = (
-            next((p[8:] for p in parts[5:] if p.startswith("created=") and len(p) > 8), None)
-            if "created=" in machine
-            else None
-        )
+        created = _word(parts, "created=") if "created=" in machine else None
+        published = _word(parts, "published=") if "published=" in machine else None
         prev = out.get(entry)
         if prev is None or seq < prev.seq:
             keep_c = created or (prev.created if prev else None)
-            out[entry] = NoteLine(seq, entry, name, result, keep_c, display=display or (prev.display if prev else None))
-        elif (prev.created is None and created) or (prev.display is None and display):
+            keep_p = _earlier(published, prev.published if prev else None)
             out[entry] = NoteLine(
-                prev.seq, entry, prev.name, prev.result, prev.created or created, display=prev.display or display
+                seq, entry, name, result, keep_c, display=display or (prev.display if prev else None), published=keep_p
+            )
+        elif (
+            (prev.created is None and created)
+            or (prev.display is None and display)
+            or _earlier(published, prev.published) != prev.published
+        ):
+            out[entry] = NoteLine(
+                prev.seq,
+                entry,
+                prev.name,
+                prev.result,
+                prev.created or created,
+                display=prev.display or display,
+                published=_earlier(published, prev.published),
             )
     for e in gone & set(out):
-        n = out[e]
-        out[e] = NoteLine(n.seq, n.entry, n.name, n.result, n.created, removed=True, display=n.display)
+        out[e] = dataclasses.replace(out[e], removed=True)
     return sorted(out.values(), key=lambda n: (n.seq, n.entry))
+
+
+def _word(parts: list[str], key: str) -> str | None:
+    return next((p[len(key) :] for p in parts[5:] if p.startswith(key) and len(p) > len(key)), None)
+
+
+def _earlier(a: str | None, b: str | None) -> str | None:
+    """The earlier of two ``published=`` times (an entry listed twice was first published at the earlier)."""
+    ia, ib = iso_to_instant(a), iso_to_instant(b)
+    if ia is None:
+        return b if ib is not None else None
+    return a if ib is None or ia <= ib else b
+
+
+def publish_time(repo: pygit2.Repository, parent: pygit2.Oid | None) -> str:
+    """``published=`` for a line written on top of notes commit ``parent``: now, but always after the
+    time the parent's writer stamped (its message says it), so a clock step back cannot reorder versions.
+
+    Taken inside the compare-and-swap of ``refs/notes/tvault``: a writer whose update lands after
+    another's always stamps a later time (FORMAT.md, Named models: versions).
+    """
+    now = _dt.datetime.now(_dt.timezone.utc)
+    if parent is not None:
+        try:
+            msg = repo[parent].message
+        except (KeyError, ValueError, pygit2.GitError):
+            msg = ""
+        for line in msg.splitlines():
+            if line.startswith(PUBLISHED_TRAILER):
+                last = iso_to_instant(line[len(PUBLISHED_TRAILER) :].strip())
+                if last is not None and last >= now.timestamp():
+                    now = _dt.datetime.fromtimestamp(last, _dt.timezone.utc) + _dt.timedelta(microseconds=1)
+    return now.isoformat(timespec="microseconds")
+
+
+PUBLISHED_TRAILER = "published: "
 
 
 def note_text(repo: pygit2.Repository, oid: pygit2.Oid | str, commit: str = "") -> str | None:
@@ -234,11 +284,16 @@ def add(
     ref: str = NOTES_REF,
     created: str | None = None,
     seq: int | None = None,
-    display: str | None = None,
+    display: str | Callable[[pygit2.Tree | None], str] | None = None,
+    published: str | None = None,
+    stamp: bool = False,
 ) -> int:
     """Append an entry line to ``commit``'s note atomically; returns the entry's index.
 
     ``seq`` copies another clone's line exactly (a single-entry fetch), so the index matches theirs.
+    ``stamp``: a new entry: ``published=`` is taken under the ref update (``publish_time``) and a
+    callable ``display`` is given the notes tree that update is based on (the version it names is
+    then the one readers compute). ``published`` copies an existing line's time.
     """
 
     def step() -> int:
@@ -252,7 +307,9 @@ def add(
         # another clone's seq is kept only where it sorts after every local line: a copied line
         # never takes the index of an entry that is already here
         new_seq = nxt if seq is None or seq < nxt else seq
-        new = NoteLine(new_seq, entry, name, result, created, display=display)
+        pub = publish_time(repo, parent) if stamp else published
+        shown = display(tree) if callable(display) else display
+        new = NoteLine(new_seq, entry, name, result, created, display=shown, published=pub)
         body = text if text.endswith("\n") or not text else text + "\n"
         body += new.render() + "\n"
         if len(body.encode()) > MAX_NOTE:  # readers would skip the whole note: refuse instead
@@ -262,7 +319,8 @@ def add(
         blob = repo.create_blob(body.encode())
         path = hit[0] if hit else [commit[:2], commit[2:]]
         new_tree = _write_path(repo, tree, path, blob)
-        commit_to_ref(repo, ref, f"tvault: model {new_seq} on {commit[:12]}\n", new_tree, parent)
+        msg = f"tvault: model {new_seq} on {commit[:12]}\n" + (f"\n{PUBLISHED_TRAILER}{pub}\n" if stamp else "")
+        commit_to_ref(repo, ref, msg, new_tree, parent)
         return [n.entry for n in parse(body)].index(entry)
 
     return retry_locked(step, ref, repo=repo)
@@ -294,12 +352,14 @@ def union_text(ours: str, theirs: str) -> str:
     return body
 
 
-def merge_text(ours: str, theirs: str) -> str:
+def merge_text(ours: str, theirs: str, published: dict[str, str] | None = None) -> str:
     """Their lines folded into ours without ever changing what ours say (a pull's note merge).
 
     Lines for entries ours already list are dropped (a remote cannot rename an entry or move it
     to another index); a new entry whose seq would sort before one of ours gets the next free seq,
     so ``COMMIT:N`` keeps naming the same entry here. ``removed`` lines and unknown lines travel.
+    ``published``: entry -> the ``published=`` our notes (any commit) already give it; their line
+    for such an entry on another commit carries ours instead, so a pull cannot renumber versions.
     """
     mine = parse(ours)
     known = {n.entry for n in mine}
@@ -320,6 +380,12 @@ def merge_text(ours: str, theirs: str) -> str:
                 parts[1] = str(nxt)
             nxt = int(parts[1]) + 1
             known.add(parts[2])
+            pin = (published or {}).get(parts[2])
+            if pin is not None:
+                cut = next((i for i, w in enumerate(parts) if w == DISPLAY_SEP), len(parts))
+                words = [w for w in parts[:cut] if not w.startswith("published=")]
+                parts = words[:5] + [w for w in words[5:] if w.startswith("created=")] + [f"published={pin}"]
+                parts += [w for w in words[5:] if not w.startswith("created=")] + parts[cut:]
             line = " ".join(parts)
         have.add(line)
         body += line + "\n"
@@ -342,6 +408,7 @@ def merge(repo: pygit2.Repository, other: pygit2.Oid | str, ref: str = NOTES_REF
         base = ours.tree if ours is not None else repo[repo.TreeBuilder().write()]
         ours_map = _flatten(repo, base)
         new_tree = base
+        pubs: dict[str, str] | None = None  # our published= per entry, read once a note changes
         for sha, (_path, blob) in sorted(_flatten(repo, theirs.tree).items()):
             mine = ours_map.get(sha)
             if mine is not None and mine[1] == blob:
@@ -352,7 +419,9 @@ def merge(repo: pygit2.Repository, other: pygit2.Oid | str, ref: str = NOTES_REF
             a = note_text(repo, mine[1], sha) if mine is not None else ""
             if a is None:
                 continue
-            text = merge_text(a, b)
+            if pubs is None:
+                pubs = {n.entry: n.published for _, ls in walk_tree(repo, base) for n in ls if n.published}
+            text = merge_text(a, b, pubs)
             if text == a:
                 continue
             new_blob, where = repo.create_blob(text.encode()), (mine[0] if mine is not None else [sha[:2], sha[2:]])

@@ -486,7 +486,7 @@ def _check_keys(con: Any, asked: list[tuple[str, str]]) -> None:
 
 
 def _add_versions(con: Any, rows: list[dict[str, Any]]) -> None:
-    """``version`` (the N of NAME@N) on named rows: position by (created, id) among the name's entries.
+    """``version`` (the N of NAME@N) on named rows: position by (names.version_time, id) among the name's entries.
 
     The same numbering as registry.names.versions, computed in SQL over the names on the page only.
     """
@@ -494,13 +494,13 @@ def _add_versions(con: Any, rows: list[dict[str, Any]]) -> None:
     found: dict[str, int] = {}
     if len(rows) <= 200:  # a page: count each row's elders in the (name, ts, id) index, not every version
         sql = (
-            "SELECT count(DISTINCT id) FROM entries WHERE name = ? AND ts IS NOT NULL "
-            "AND (ts < ? OR (ts = ? AND id < ?))"
+            "SELECT count(DISTINCT id) FROM entries WHERE name = ? AND vts IS NOT NULL "
+            "AND (vts < ? OR (vts = ? AND id < ?))"
         )
         for r in rows:
             if r["name"]:
                 row = con.execute(
-                    "SELECT min(ts) FROM entries WHERE id = ? AND name = ?", (r["id"], r["name"])
+                    "SELECT min(vts) FROM entries WHERE id = ? AND name = ?", (r["id"], r["name"])
                 ).fetchone()
                 if row is not None and row[0] is not None:
                     ts = row[0]
@@ -510,8 +510,8 @@ def _add_versions(con: Any, rows: list[dict[str, Any]]) -> None:
         chunk = names[i : i + 500]
         marks = ",".join("?" * len(chunk))
         sql = (
-            "SELECT id, ROW_NUMBER() OVER (PARTITION BY name ORDER BY ts, id) FROM "
-            f"(SELECT id, name, min(ts) AS ts FROM entries WHERE name IN ({marks}) AND ts IS NOT NULL GROUP BY id, name)"
+            "SELECT id, ROW_NUMBER() OVER (PARTITION BY name ORDER BY vts, id) FROM "
+            f"(SELECT id, name, min(vts) AS vts FROM entries WHERE name IN ({marks}) AND vts IS NOT NULL GROUP BY id, name)"
         )
         found.update(dict(con.execute(sql, chunk).fetchall()))
     for r in rows:

@@ -21,33 +21,51 @@ from tvault_git.spec.format import NOTES_REF, REF_PREFIX
 def remove(repo: pygit2.Repository, ref: str) -> tuple[str, list[str]]:
     """Mark the entry ``ref`` names removed on every commit that lists it; returns (id, commits)."""
     e: Entry = resolve(repo, ref)  # an id works for a damaged entry too: resolving reads no manifest
-    eid = e.id
+    done = remove_ids(repo, [e.id])
+    if e.id not in done:
+        raise RefNotFound(f"entry {e.id[:10]} is not listed in the index (already removed?)")
+    return e.id, done[e.id]
 
-    def step() -> list[str]:
+
+def remove_ids(repo: pygit2.Repository, ids: list[str]) -> dict[str, list[str]]:
+    """Mark every entry of ``ids`` removed, in one update of the notes (a retention policy removes
+    hundreds); returns id -> the commits it was removed from (ids listed nowhere are left out)."""
+    want = set(ids)
+
+    def step() -> dict[str, list[str]]:
         parent, tree = notes._notes_tree(repo, NOTES_REF)
         if tree is None:
-            raise RefNotFound(f"entry {eid[:10]} is not indexed")
-        cur, done = tree, []
+            return {}
+        cur, done = tree, {}
         for commit, (path, blob) in sorted(notes._flatten(repo, tree).items()):
             text = notes.note_text(repo, blob, commit)
             if text is None:
                 continue
-            lines = notes.parse(text)
-            if not any(n.entry == eid and not n.removed for n in lines):
+            hit = sorted({n.entry for n in notes.parse(text) if n.entry in want and not n.removed})
+            if not hit:
                 continue
-            body = (text if text.endswith("\n") or not text else text + "\n") + f"removed {eid}\n"
+            body = (text if text.endswith("\n") or not text else text + "\n") + "".join(f"removed {e}\n" for e in hit)
             cur = repo[notes._write_path(repo, cur, path, repo.create_blob(body.encode()))]
-            done.append(commit)
-        if not done:
-            raise RefNotFound(f"entry {eid[:10]} is not listed in the index (already removed?)")
-        commit_to_ref(repo, NOTES_REF, f"tvault: remove {eid[:12]} from {len(done)} note(s)\n", cur.id, parent)
+            for e in hit:
+                done.setdefault(e, []).append(commit)
+        if done:
+            what = next(iter(done))[:12] if len(done) == 1 else f"{len(done)} entries"
+            commit_to_ref(repo, NOTES_REF, f"tvault: remove {what} from the index\n", cur.id, parent)
         return done
 
     try:
         done = retry_locked(step, NOTES_REF, repo=repo)
-        r = repo.references.get(REF_PREFIX + eid)
-        if r is not None:
-            r.delete()
+        rest = want - set(done)
+        if rest:  # orphans no note lists (git notes prune): deleting the ref is the whole removal
+            from tvault_git.registry import orphans
+
+            for eid in sorted(rest - orphans.listed_ids(repo)):
+                if repo.references.get(REF_PREFIX + eid) is not None:
+                    done[eid] = []
+        for eid in done:
+            r = repo.references.get(REF_PREFIX + eid)
+            if r is not None:
+                r.delete()
     except (OSError, pygit2.GitError) as err:
         raise StorageError(f"could not record the removal: {err}") from None
-    return eid, done
+    return done

@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import os
 import struct
+from collections.abc import Callable
 from typing import NamedTuple
 
 import pygit2
@@ -87,22 +88,26 @@ def maybe_merge(repo: pygit2.Repository) -> int:
         return merge(repo, pack_dir, small)
 
 
-def merge(repo: pygit2.Repository, pack_dir: str, bases: list[str]) -> int:
+def merge(repo: pygit2.Repository, pack_dir: str, bases: list[str], keep: Callable[[str], bool] | None = None) -> int:
     """Merge the given packs into one; returns how many were merged.
 
     A pack that is not ours to copy (deltas, damage) is left out and left
     alone, so it cannot make every later ``log_all`` try again in vain.
+    ``keep``: copy only the objects it accepts (storage/reclaim.py shrinking a
+    pack whose other objects nothing references; then one pack is enough).
     """
     sources = [src for src in map(_read_source, bases) if src is not None]
-    if len(sources) < 2:
+    if len(sources) < (2 if keep is None else 1):
         return 0
     seen: set[str] = set()
     plan: list[tuple[_Source, str, int, int, int]] = []
     for src in sources:
         for oid, off, ln, crc in src.objects:
-            if oid not in seen:
+            if oid not in seen and (keep is None or keep(oid)):
                 seen.add(oid)
                 plan.append((src, oid, off, ln, crc))
+    if not plan:
+        return 0
     fd, tmp = temp_file(pack_dir, TMP_PACK)
     try:
         sha = hashlib.sha1()
@@ -132,7 +137,7 @@ def merge(repo: pygit2.Repository, pack_dir: str, bases: list[str]) -> int:
             os.close(fd)
             fd = -1
             os.unlink(tmp)
-            return merge(repo, pack_dir, [b for b in bases if b != bad])
+            return merge(repo, pack_dir, [b for b in bases if b != bad], keep)
         trailer = sha.digest()
         write_pieces(fd, [trailer])
         os.close(fd)

@@ -21,7 +21,7 @@ import contextlib
 import os
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import NamedTuple
 
 import pygit2
@@ -29,7 +29,8 @@ import pygit2
 from tvault_git.errors import StorageError
 from tvault_git.gitutil.repo import common_dir, gc_lock, git_env, tvault_dir
 from tvault_git.gitutil.repo import pack_dir as repo_pack_dir
-from tvault_git.storage.packmerge import remove_pack, tvault_packs
+from tvault_git.spec.format import REF_PREFIX
+from tvault_git.storage.packmerge import merge, remove_pack, tvault_packs
 from tvault_git.storage.packread import PackIndex
 from tvault_git.storage.packwrite import KEEP_TEXT, sweep_temp
 
@@ -43,9 +44,10 @@ LOCK_NAME = "storage.lock"
 
 class Reclaimed(NamedTuple):
     temp_files: int
-    packs: int
+    packs: int  # removed whole
     keep_files: int
-    bytes: int
+    bytes: int  # measured: the pack directory's size before minus after (a dry run: what would go)
+    shrunk: int = 0  # rewritten without the objects nothing references (packs shared with live entries)
 
 
 @contextlib.contextmanager
@@ -64,10 +66,12 @@ def writing(repo: pygit2.Repository) -> Iterator[None]:
         yield
 
 
-def _referenced(repo: pygit2.Repository) -> set[str]:
-    """Every object reachable from a ref, a reflog or the index, as ``git gc`` counts them."""
+def _referenced(repo: pygit2.Repository, without: Iterable[str] = ()) -> set[str]:
+    """Every object reachable from a ref, a reflog or the index, as ``git gc`` counts them;
+    ``without``: as if these entry refs were deleted (a retention dry run)."""
+    skip = [f"--exclude={REF_PREFIX}{e}" for e in without]
     p = subprocess.run(
-        ["git", "rev-list", "--objects", "--no-object-names", "--all", "--reflog", "--indexed-objects"],
+        ["git", "rev-list", "--objects", "--no-object-names", *skip, "--all", "--reflog", "--indexed-objects"],
         capture_output=True,
         text=True,
         env=git_env(repo, {"LC_ALL": "C"}),
@@ -81,8 +85,31 @@ def _referenced(repo: pygit2.Repository) -> set[str]:
 MIN_AGE_S = 3600.0  # packs younger than this are spared (a multi-process entry may still publish them)
 
 
+def entry_objects(repo: pygit2.Repository, ids: Iterable[str]) -> set[str]:
+    """Every object the entry commits ``ids`` reach (their trees and blobs: weights included)."""
+    ids = list(ids)
+    if not ids:
+        return set()
+    p = subprocess.run(
+        ["git", "rev-list", "--objects", "--no-object-names", "--stdin"],
+        input="".join(i + "\n" for i in ids),
+        capture_output=True,
+        text=True,
+        env=git_env(repo, {"LC_ALL": "C"}),
+        cwd=common_dir(repo),
+    )
+    if p.returncode != 0:
+        raise StorageError(f"could not list the entries' objects: {p.stderr.strip() or p.returncode}; run 'git fsck'")
+    return set(p.stdout.split())
+
+
 def reclaim(
-    repo: pygit2.Repository, dry_run: bool = False, wait: float = 60.0, min_age: float = MIN_AGE_S
+    repo: pygit2.Repository,
+    dry_run: bool = False,
+    wait: float = 60.0,
+    min_age: float = MIN_AGE_S,
+    released: frozenset[str] = frozenset(),
+    without: Iterable[str] = (),
 ) -> Reclaimed:
     """Remove killed writers' temp files and weight packs nothing references; returns what went.
 
@@ -90,6 +117,12 @@ def reclaim(
     the shared lock); a pack any referenced object lives in is kept whole, and
     so is one modified less than ``min_age`` seconds ago (writers freshen the
     packs whose blobs they reuse, see ``freshen``).
+
+    ``released``: the objects of entries just removed (``git tvault gc --keep-best``). A pack
+    whose unreferenced objects are all released holds nothing a writer still publishing could
+    need, whatever its age; one that also holds live objects is rewritten without the released
+    ones (a merged pack shares many entries' weights), so their bytes are freed too.
+    ``without``: a dry run of that, as if these entry refs were already deleted.
     """
     pack_dir = repo_pack_dir(repo)
     if fcntl is None:  # pragma: no cover
@@ -106,19 +139,26 @@ def reclaim(
                         f"tvault writers kept running for {wait:.0f}s; run 'git tvault gc' again when they are done"
                     ) from None
                 time.sleep(0.05)
+        size_before = _dir_size(pack_dir)
         temps, temp_bytes = (0, 0) if dry_run else sweep_temp(pack_dir, min_age=0.0)
-        refs = _referenced(repo)
+        refs = _referenced(repo, without)
         dead: list[str] = []
+        shrink: list[tuple[str, int]] = []  # (pack, bytes its unreferenced objects take)
         now = time.time()
         for base in tvault_packs(pack_dir):
-            if now - _mtime(base + ".pack") < min_age:
-                continue
             try:
-                oids = [oid for oid, _, _ in PackIndex(base + ".idx").entries()]
+                extents = _extents(base)
             except (OSError, ValueError):
                 continue
-            if not any(o in refs for o in oids):
+            gone = [o for o in extents if o not in refs]
+            if not gone:
+                continue
+            if now - _mtime(base + ".pack") < min_age and not all(o in released for o in gone):
+                continue
+            if len(gone) == len(extents):
                 dead.append(base)
+            elif released and all(o in released for o in gone):
+                shrink.append((base, sum(extents[o] for o in gone)))
         lone = []
         for n in os.listdir(pack_dir):
             if (
@@ -133,19 +173,40 @@ def reclaim(
                             lone.append(os.path.join(pack_dir, n))
                 except OSError:
                     pass
-        freed = temp_bytes + sum(_size(b + ".pack") + _size(b + ".idx") for b in dead)
         if dry_run:
-            return Reclaimed(0, len(dead), len(lone), freed)
+            freed = temp_bytes + sum(_size(b + ".pack") + _size(b + ".idx") for b in dead)
+            return Reclaimed(0, len(dead), len(lone), freed + sum(n for _, n in shrink), len(shrink))
         if dead:
             with gc_lock(repo) as lock:
                 if not lock.acquired:
                     raise StorageError("a git gc is running; run 'git tvault gc' again once it has finished")
                 for b in dead:
                     remove_pack(b)
+        shrunk = 0
+        for b, _ in shrink:  # installs the smaller copy first, then drops the old pack under git's gc lock
+            shrunk += merge(repo, pack_dir, [b], keep=refs.__contains__)
         for path in lone:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(path)
-        return Reclaimed(temps, len(dead), len(lone), freed)
+        freed = max(0, size_before - _dir_size(pack_dir))  # temp files lie there too
+        return Reclaimed(temps, len(dead), len(lone), freed, shrunk)
+
+
+def _extents(base: str) -> dict[str, int]:
+    """oid -> bytes it takes in the pack (from the index offsets)."""
+    size = os.path.getsize(base + ".pack")
+    listed = sorted(PackIndex(base + ".idx").entries(), key=lambda e: e[1])
+    return {
+        oid: (listed[j + 1][1] if j + 1 < len(listed) else size - 20) - off for j, (oid, off, _) in enumerate(listed)
+    }
+
+
+def _dir_size(path: str) -> int:
+    total = 0
+    for n in os.listdir(path):
+        with contextlib.suppress(OSError):
+            total += os.path.getsize(os.path.join(path, n))
+    return total
 
 
 def _mtime(path: str) -> float:

@@ -60,7 +60,13 @@ def fsck_cmd(ctx: click.Context, as_json: bool, quick: bool) -> None:
         )
     if not as_json:
         missing = sum(p.kind == "missing" for p in problems)
-        click.echo(f"{n} entries checked: ok" + (f" ({missing} not fetched here)" if missing else ""), err=True)
+        lost = sum(p.kind == "orphaned" for p in problems)
+        click.echo(
+            f"{n} entries checked: ok"
+            + (f" ({missing} not fetched here)" if missing else "")
+            + (f"; {lost} orphaned ('git tvault reattach' re-attaches them)" if lost else ""),
+            err=True,
+        )
 
 
 @click.command("rm")
@@ -75,6 +81,11 @@ def rm_cmd(ctx: click.Context, ref: str) -> None:
     from tvault_git.registry import remove
 
     eid, commits = remove.remove(repo_from_ctx(ctx), ref)
+    if not commits:
+        click.echo(
+            f"removed {eid[:10]}, an orphan no note listed (its ref is deleted; 'git tvault gc' frees its space)"
+        )
+        return
     click.echo(
         f"removed {eid[:10]} from {len(commits)} commit{'s' * (len(commits) != 1)}; 'git tvault push' shares the removal"
     )

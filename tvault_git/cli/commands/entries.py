@@ -6,13 +6,16 @@ import json
 from typing import Any
 
 import click
+import pygit2
 
+from tvault_git.capture.compiled import describe as describe_compile
+from tvault_git.capture.libraries import describe as describe_library
 from tvault_git.capture.live import capture_gaps
 from tvault_git.capture.values import flat_configuration
 from tvault_git.cli.app import repo_from_ctx
 from tvault_git.cli.style import heading
 from tvault_git.errors import InvalidInput
-from tvault_git.registry import entries, series
+from tvault_git.registry import entries, orphans, series
 from tvault_git.spec.format import ARCHITECTURE, CONFIGURATION, OPTIMIZER, PATCH, SCHEDULER, SOURCE_INDEX
 from tvault_git.textfmt import fmt_config, fmt_tags, fmt_value, human_bytes, printable, printable_tree, short_date
 
@@ -21,7 +24,7 @@ def entry_summary(e: entries.Entry) -> dict[str, Any]:
     m = e.manifest
     return {
         "id": e.id,
-        "ref": f"{e.commit[:7]}:{e.index}",
+        "ref": e.ref,
         "commit": e.commit,
         "index": e.index,
         "name": m.get("name"),
@@ -44,8 +47,19 @@ def model_label(s: dict[str, Any]) -> str | None:
     return f"{s['name']}@{s['version']}" if s.get("version") else s["name"]
 
 
+def orphan_mark(repo: pygit2.Repository, e: entries.Entry) -> str | None:
+    """Why ``e`` is orphaned (``show``), or None."""
+    if e.index < 0:
+        return "no note lists it (git notes prune after a rewrite?)"
+    if not orphans.has_commit(repo, e.commit):
+        return f"its training commit {e.commit[:10]} is gone (rewritten without tvault's hooks?)"
+    return None
+
+
 def log_line(s: dict[str, Any]) -> str:
     parts = [click.style(s["id"][:10], fg="yellow"), s["ref"]]
+    if s.get("orphaned"):
+        parts.append(click.style("(orphaned: commit gone)", fg="red", bold=True))
     label = model_label(s)
     if label:
         parts.append(click.style(label, fg="cyan"))
@@ -78,6 +92,9 @@ def log_cmd(ctx: click.Context, limit: int | None, as_json: bool) -> None:
 
     repo = repo_from_ctx(ctx)
     rows = query.find(repo, limit=limit)
+    gone = {c for c in {r["commit"] for r in rows} if not orphans.has_commit(repo, c)}
+    for r in rows:
+        r["orphaned"] = r["commit"] in gone
     if as_json:
         click.echo(json.dumps(rows, indent=1))
         return
@@ -87,6 +104,13 @@ def log_cmd(ctx: click.Context, limit: int | None, as_json: bool) -> None:
         for s in printable_tree(rows):
             click.echo(log_line(s))
     warn_damaged(repo)
+    n = orphans.count(repo)
+    if n:
+        click.echo(
+            f"tvault: warning: {n} entr{'y is' if n == 1 else 'ies are'} orphaned (training commit gone, or no note lists "
+            "it: a rewrite without tvault's hooks); 'git tvault orphans' lists them, 'git tvault reattach' re-attaches them",
+            err=True,
+        )
 
 
 @click.command("show")
@@ -142,6 +166,9 @@ def show_cmd(ctx: click.Context, ref: str, show_source: bool, show_patch: bool, 
     ]
     if m.get("name"):
         lines.insert(1, f"{heading('name')}     {m['name']}")
+    why = orphan_mark(repo, e)
+    if why:
+        lines.append(f"{heading('orphaned')} " + click.style(f"{why}; git tvault reattach", fg="red", bold=True))
     if m.get("result") is not None:
         lines.append(f"{heading('result')}   {fmt_value(m['result'])}")
     if m.get("metrics"):
@@ -157,6 +184,8 @@ def show_cmd(ctx: click.Context, ref: str, show_source: bool, show_patch: bool, 
     from_file = imp.get("from") == "checkpoint"
     cls = model.get("class") or ("unknown class (a state_dict)" if from_file else "?")
     lines.append(f"{heading('model')}    {cls} ({model.get('parameters') or 0:,} parameters)")
+    if model.get("compiled") is not None:
+        lines.append(f"{heading('compiled')} {describe_compile(model['compiled'])}")
     if from_file:
         key = f", its {imp['state_dict_key']!r}" if imp.get("state_dict_key") else ""
         lines.append(
@@ -205,7 +234,8 @@ def show_cmd(ctx: click.Context, ref: str, show_source: bool, show_patch: bool, 
             text = printable(entries.read_text(repo, tree, str(o.get("path", ""))))
             lines += ["        " + ln for ln in text.rstrip("\n").splitlines()] + [""]
     for x in [x for x in src.get("external") or [] if isinstance(x, dict)]:
-        lines.append(f"    external {x.get('qualname')} ({x.get('package')} {x.get('version')})")
+        lib = f", library {describe_library(x['repo'])}" if isinstance(x.get("repo"), dict) else ""
+        lines.append(f"    external {x.get('qualname')} ({x.get('package')} {x.get('version')}{lib})")
     for x in [x for x in src.get("missing") or [] if isinstance(x, dict)]:
         lines.append(f"    missing  {x.get('qualname')}: {x.get('reason')}")
     total = sum(_count(r.get("nbytes")) for r in weights.values())
@@ -214,6 +244,9 @@ def show_cmd(ctx: click.Context, ref: str, show_source: bool, show_patch: bool, 
         weights = {}
     else:
         lines += ["", heading(f"Weights ({len(weights)} tensors, {human_bytes(total)})")]
+    tied = model.get("tied") if isinstance(model.get("tied"), dict) else {}
+    for n, to in list(tied.items())[:50]:
+        lines.append(f"    {n} = {to} (tied: one tensor)")
     width = max([len(n) for n in weights] + [4])
     if weights:
         lines.append(f"    {'name':<{width}}  {'shape':<20} {'dtype':<10} {'size':>10}")
