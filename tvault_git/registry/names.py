@@ -364,4 +364,4 @@ def next_version(repo: pygit2.Repository, name: str) -> int:
 
     For the note's display text only (a concurrent version in another clone can shift it after a merge).
     """
-    return len({n.entry for _, _, n in _named_lines(repo, name=name) if n.name == name}) + 1
+    return len(notes.ids_named(repo, name)) + 1
