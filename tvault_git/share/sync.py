@@ -608,7 +608,12 @@ def push(
     limit = max_bytes if max_bytes is not None else max_push_bytes(repo)
     for attempt in range(_PUSH_RETRIES):
         t = pull(repo, remote, progress)
-        there = _entry_ids(ls_remote(repo, remote, [REF_PREFIX + "*"]))
+        if prune:  # deleting needs the refs it really has (git refuses to delete one it lacks)
+            there = _entry_ids(ls_remote(repo, remote, [REF_PREFIX + "*"]))
+        else:  # what its index lists (no second advertisement of every ref): an entry pushed by a
+            # failed run but not indexed yet counts as missing, and git sends nothing for it
+            shown, gone_there = listed(repo, tracking_refs(repo, remote)[0])
+            there = (shown | gone_there) & _local_entry_ids(repo)
         _, removed = listed(repo, NOTES_REF)
         mine = _local_entry_ids(repo) - removed
         batches = plan_batches(repo, mine - there, mine & there, limit)
