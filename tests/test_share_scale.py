@@ -275,3 +275,57 @@ def test_noop_and_small_pulls_do_not_list_every_entry(tmp_path: Path) -> None:
     t = traced_pull()
     assert sorted(t.new_entries) == sorted(new) and _advertised(trace.read_text()) == len(new)
     fsck(b)
+
+
+LAYERS_SRC = """
+import torch.nn as nn
+
+
+class Layers(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(*[nn.Linear(64, 64) for _ in range(6)])  # 6 x 16.6 KB: one entry, many blobs
+"""
+
+
+def test_an_entry_bigger_than_the_limit_goes_in_parts(tmp_path: Path) -> None:
+    limit = 45_000
+    bare = limited_bare(tmp_path, limit)
+    a, b = project(tmp_path, bare, 2)
+    write(a / "layers.py", LAYERS_SRC)
+    git(a, "add", "layers.py")
+    git(a, "commit", "-qm", "layers")
+    sys.path.insert(0, str(a))
+    try:
+        net = import_fresh("layers").Layers()
+        big = tv.log_all(net, result=0.5, name="layers", repo=str(a)).id  # ~100 KB
+    finally:
+        sys.path.remove(str(a))
+        sys.modules.pop("layers", None)
+    git(a, "config", "tvault.maxPushBytes", "40k")
+    p = tvault(a, "push", check=False)
+    assert p.returncode == 0, p.stderr
+    assert "part 1 of entry" in p.stderr, p.stderr
+    assert all(s <= limit for s in sizes(bare)), sizes(bare)
+    assert sum(sizes(bare)) < 130_000, sizes(bare)  # the entry's own push did not resend the parts' blobs
+    assert entry_refs(bare) == {big}
+    assert "refs/tvault/staging" not in git(bare, "for-each-ref").stdout  # the parts' refs are gone
+    fsck(bare)
+    remotes.pull(R(b))
+    sa, sb = tv.load(big, repo=str(a)), tv.load(big, repo=str(b))
+    assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
+    fsck(b)
+
+
+def test_pull_when_the_remote_lists_an_entry_it_lacks(tmp_path: Path) -> None:
+    """An index line whose entry ref the remote does not have (a damaged remote): the rest arrives, one warning."""
+    bare = tmp_path / "shared.git"
+    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(bare))
+    a, b = project(tmp_path, bare, 2)
+    lost, ok = log_wide(a, 1), log_wide(a, 2)
+    remotes.push(R(a))
+    git(bare, "update-ref", "-d", f"refs/tvault/entries/{lost}")
+    p = tvault(b, "pull")
+    assert "does not have" in p.stderr and lost[:10] in p.stderr, p.stderr
+    assert entry_refs(b) == {ok}
+    fsck(b)

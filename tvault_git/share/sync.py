@@ -500,15 +500,30 @@ def mib(n: int) -> str:
 
 @dataclass
 class Batch:
-    """Entry refs pushed together: every object they need that the remote lacks, under the size limit."""
+    """Refs pushed together: every object they need that the remote lacks, under the size limit.
+
+    ``staging``: (ref, commit) parts of one entry too big for a single push (see plan_batches);
+    ``drop``: staging refs the push of the entry itself deletes on the remote.
+    """
 
     ids: list[str]
     bytes: int
+    staging: list[tuple[str, str]] = field(default_factory=list)
+    drop: list[str] = field(default_factory=list)
+
+    def specs(self) -> list[str]:
+        return _specs(self.ids) + [f"{c}:{r}" for r, c in self.staging] + [f":{r}" for r in self.drop]
 
 
-def _add_objects(repo: pygit2.Repository, tree: pygit2.Oid, seen: set[pygit2.Oid]) -> int:
-    """Bytes of the objects under ``tree`` not in ``seen`` (added to it): what a push of them sends."""
-    total, stack = 0, [tree]
+STAGING_PREFIX = "refs/tvault/staging/"
+_STAGING_SIG = pygit2.Signature("tvault-git", "tvault-git@localhost", 0, 0)  # fixed: a rerun makes the same parts
+
+
+def _new_objects(
+    repo: pygit2.Repository, tree: pygit2.Oid, seen: set[pygit2.Oid]
+) -> list[tuple[pygit2.Oid, int, bool]]:
+    """(id, size, is a blob) of the objects under ``tree`` not in ``seen`` (added to it): what a push sends."""
+    out, stack = [], [tree]
     while stack:
         oid = stack.pop()
         if oid in seen:
@@ -518,10 +533,40 @@ def _add_objects(repo: pygit2.Repository, tree: pygit2.Oid, seen: set[pygit2.Oid
             kind, size = repo.odb.read_header(oid)
         except (KeyError, pygit2.GitError):
             continue
-        total += size
+        out.append((oid, size, kind == pygit2.enums.ObjectType.BLOB))
         if kind == pygit2.enums.ObjectType.TREE:
             stack += [e.id for e in repo[oid] if e.filemode != pygit2.enums.FileMode.COMMIT]
-    return total
+    return out
+
+
+def _add_objects(repo: pygit2.Repository, tree: pygit2.Oid, seen: set[pygit2.Oid]) -> int:
+    """Bytes of the objects under ``tree`` not in ``seen`` (added to it)."""
+    return sum(size for _, size, _ in _new_objects(repo, tree, seen))
+
+
+def _staging_parts(repo: pygit2.Repository, entry: str, blobs: list[tuple[pygit2.Oid, int]], limit: int) -> Batch:
+    """An entry bigger than one push, as parts: parentless commits of its blobs, each under ``limit``.
+
+    Pushed first to ``refs/tvault/staging/<entry>/<k>``, so the entry's own push then sends only
+    its commit and trees (the edge hint treats the parts as common); that push deletes the parts'
+    refs. The parts are made with a fixed identity and time, so a rerun after a failure makes the
+    same commits and the ones already on the remote are not sent again.
+    """
+    groups: list[list[tuple[pygit2.Oid, int]]] = [[]]
+    for oid, size in sorted(blobs, key=lambda b: str(b[0])):
+        if groups[-1] and sum(s for _, s in groups[-1]) + size > limit:
+            groups.append([])
+        groups[-1].append((oid, size))
+    parts = Batch([], 0)
+    for k, g in enumerate(groups, 1):
+        tb = repo.TreeBuilder()
+        for oid, _ in g:
+            tb.insert(str(oid), oid, pygit2.enums.FileMode.BLOB)
+        msg = f"tvault: part {k} of {len(groups)} of entry {entry} (a push too big for one go)\n"
+        c = repo.create_commit(None, _STAGING_SIG, _STAGING_SIG, msg, tb.write(), [])
+        parts.staging.append((f"{STAGING_PREFIX}{entry}/{k}", str(c)))
+        parts.bytes += sum(s for _, s in g)
+    return parts
 
 
 def plan_batches(repo: pygit2.Repository, todo: Iterable[str], common: Iterable[str], limit: int) -> list[Batch]:
@@ -529,7 +574,9 @@ def plan_batches(repo: pygit2.Repository, todo: Iterable[str], common: Iterable[
 
     A batch's size counts each object once and leaves out what the remote already has through
     ``common`` (tensors shared with its entries: the edge hint keeps them out of the pack). An
-    entry bigger than the limit goes alone (it cannot be split: a host may refuse it).
+    entry bigger than the limit is pushed in parts (its blobs first, on staging refs, then the
+    entry), each part under the limit; only a single blob over it (never: chunks are < 50 MB)
+    would make a push over it.
     """
     seen: set[pygit2.Oid] = set()
     for c in common:
@@ -540,13 +587,24 @@ def plan_batches(repo: pygit2.Repository, todo: Iterable[str], common: Iterable[
     out: list[Batch] = []
     for _, i in ordered:
         c = repo[i]
-        size = _add_objects(repo, c.tree_id, seen) + len(c.read_raw())
-        if out and out[-1].bytes + size <= limit:
+        objs = _new_objects(repo, c.tree_id, seen)
+        size = sum(s for _, s, _ in objs) + len(c.read_raw())
+        if size > limit:
+            blobs = [(o, s) for o, s, is_blob in objs if is_blob]
+            parts = _staging_parts(repo, i, blobs, limit)
+            rest = size - parts.bytes
+            out += [Batch([], s, [(r, cid)]) for (r, cid), s in zip(parts.staging, _part_sizes(repo, parts))]
+            out.append(Batch([i], rest, drop=[r for r, _ in parts.staging]))
+        elif out and not out[-1].drop and not out[-1].staging and out[-1].bytes + size <= limit:
             out[-1].ids.append(i)
             out[-1].bytes += size
         else:
             out.append(Batch([i], size))
     return out
+
+
+def _part_sizes(repo: pygit2.Repository, parts: Batch) -> list[int]:
+    return [sum(repo.odb.read_header(e.id)[1] for e in repo[cid].tree) for _, cid in parts.staging]
 
 
 def _public_notes(repo: pygit2.Repository, remote: str, prune: bool) -> str | None:
@@ -620,19 +678,18 @@ def push(
         t.batches = len(batches)
         for b in batches:
             if b.bytes > limit:
-                t.warnings.append(
-                    f"entry {b.ids[0][:10]} alone is {mib(b.bytes)}, over the push limit of {mib(limit)}; a host may refuse it"
-                )
+                t.warnings.append(f"a push of {mib(b.bytes)} is over the limit of {mib(limit)}; a host may refuse it")
         sent = set(mine & there)
         last = batches.pop() if batches else None
         for k, b in enumerate(batches, 1):
             if say is not None:
-                say(f"batch {k}/{t.batches}: {mib(b.bytes)} ({len(b.ids)} entr{'y' if len(b.ids) == 1 else 'ies'})")
-            with edge_hint(repo, sent):
-                t.stderr += run_git(repo, ["push", remote, *_specs(b.ids)], remote, "push", progress)
+                say(f"batch {k}/{t.batches}: {mib(b.bytes)} ({_what(b)})")
+            with edge_hint(repo, sent):  # (never a commit this push sends: git refuses a shallow ref update)
+                t.stderr += run_git(repo, ["push", remote, *b.specs()], remote, "push", progress)
             sent.update(b.ids)
+            sent.update(c for _, c in b.staging)  # parts are common from now on: the entry skips their blobs
         # last batch with the index and aliases (and the pruned refs): what the index lists is there
-        specs = _specs(last.ids) if last is not None else []
+        specs = last.specs() if last is not None else []
         notes_tip = _public_notes(repo, remote, prune)
         if notes_tip is not None:
             specs.append(f"{notes_tip}:{NOTES_REF}")
@@ -643,7 +700,7 @@ def push(
         if not specs:
             return t  # an empty registry: nothing to publish
         if say is not None and last is not None and t.batches > 1:
-            say(f"batch {t.batches}/{t.batches}: {mib(last.bytes)} ({len(last.ids)} entries) and the index")
+            say(f"batch {t.batches}/{t.batches}: {mib(last.bytes)} ({_what(last)}) and the index")
         try:
             with edge_hint(repo, sent):  # send only tensors the remote lacks
                 t.stderr += run_git(
@@ -666,6 +723,12 @@ def push(
             repo.references.create(t_aliases, a.target, force=True)
         return t
     raise RemoteError(f"could not push to {remote}: it kept changing ({_PUSH_RETRIES} tries)")  # pragma: no cover
+
+
+def _what(b: Batch) -> str:
+    if b.staging:
+        return f"part {b.staging[0][0].rsplit('/', 1)[1]} of entry {b.staging[0][0].split('/')[-2][:10]}"
+    return f"{len(b.ids)} entr{'y' if len(b.ids) == 1 else 'ies'}"
 
 
 def _specs(ids: Iterable[str]) -> list[str]:
