@@ -329,3 +329,32 @@ def test_pull_when_the_remote_lists_an_entry_it_lacks(tmp_path: Path) -> None:
     assert "does not have" in p.stderr and lost[:10] in p.stderr, p.stderr
     assert entry_refs(b) == {ok}
     fsck(b)
+
+
+def test_interop_with_remotes_and_clients_of_the_old_transfer(tmp_path: Path) -> None:
+    """The stored layout is unchanged: a remote filled the way 1.0 clients pushed (every entry ref by
+    pattern, notes, aliases) pulls as before, and what the new push writes reads with the old fetch."""
+    bare = tmp_path / "shared.git"
+    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(bare))
+    old, new = project(tmp_path, bare, 2)
+    e1, e2 = log_wide(old, 1), log_wide(old, 2)
+    tvault(old, "alias", "wide@1", "prod")
+    git(
+        old,
+        "push",
+        "-q",
+        "origin",
+        "refs/tvault/entries/*:refs/tvault/entries/*",
+        "refs/notes/tvault",
+        "refs/tvault/aliases",
+    )
+    remotes.pull(R(new))
+    assert visible(new) == {e1, e2} and tvault(new, "show", "wide@prod").returncode == 0
+    e3 = log_wide(new, 3)
+    tvault(new, "rm", e1)  # a local removal: the new push leaves it out, the old fetch sees no change
+    remotes.push(R(new))
+    git(old, "fetch", "-q", "origin", "refs/tvault/*:refs/tvault/*", "+refs/notes/tvault:refs/tvault-remote/o/notes")
+    assert notes.merge(R(old), R(old).references["refs/tvault-remote/o/notes"].target)
+    assert visible(old) == {e1, e2, e3}
+    for r in (bare, old, new):
+        fsck(r)
