@@ -535,7 +535,9 @@ def _new_objects(
             continue
         out.append((oid, size, kind == pygit2.enums.ObjectType.BLOB))
         if kind == pygit2.enums.ObjectType.TREE:
-            stack += [e.id for e in repo[oid] if e.filemode != pygit2.enums.FileMode.COMMIT]
+            node = repo[oid]
+            assert isinstance(node, pygit2.Tree)
+            stack += [e.id for e in node if e.filemode != pygit2.enums.FileMode.COMMIT]
     return out
 
 
@@ -579,14 +581,18 @@ def plan_batches(repo: pygit2.Repository, todo: Iterable[str], common: Iterable[
     would make a push over it.
     """
     seen: set[pygit2.Oid] = set()
-    for c in common:
-        o = repo.get(c)
+    for cid in common:
+        o = repo.get(cid)
         if isinstance(o, pygit2.Commit):
             _add_objects(repo, o.tree_id, seen)
-    ordered = sorted((o.commit_time, i) for i in todo if isinstance(o := repo.get(i), pygit2.Commit))
+    commits: list[pygit2.Commit] = []
+    for i in todo:
+        o = repo.get(i)
+        if isinstance(o, pygit2.Commit):
+            commits.append(o)
     out: list[Batch] = []
-    for _, i in ordered:
-        c = repo[i]
+    for c in sorted(commits, key=lambda o: (o.commit_time, str(o.id))):
+        i = str(c.id)
         objs = _new_objects(repo, c.tree_id, seen)
         size = sum(s for _, s, _ in objs) + len(c.read_raw())
         if size > limit:
@@ -634,7 +640,9 @@ def _public_notes(repo: pygit2.Repository, remote: str, prune: bool) -> str | No
         kept = [ln for ln in notes.lines_of(text) if ln.split(" ", 1)[0] != "removed" or ln in known]
         new = "\n".join(kept)
         if new != text:
-            cur = repo[notes._write_path(repo, cur, path, repo.create_blob(new.encode()))]
+            written = repo[notes._write_path(repo, cur, path, repo.create_blob(new.encode()))]
+            assert isinstance(written, pygit2.Tree)
+            cur = written
             changed = True
     if not changed:
         return str(r.id)
