@@ -358,3 +358,27 @@ def test_interop_with_remotes_and_clients_of_the_old_transfer(tmp_path: Path) ->
     assert visible(old) == {e1, e2, e3}
     for r in (bare, old, new):
         fsck(r)
+
+
+def test_an_entry_removed_before_its_first_push_is_not_published(tmp_path: Path) -> None:
+    bare = tmp_path / "shared.git"
+    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(bare))
+    a, b = project(tmp_path, bare, 2)
+    kept, never = log_wide(a, 1), log_wide(a, 2)
+    tvault(a, "rm", never)
+    tvault(a, "push")
+    p = tvault(b, "pull")
+    assert "warning" not in p.stderr, p.stderr  # the remote does not list an entry it lacks
+    assert visible(b) == {kept} and entry_refs(bare) == {kept}
+    assert never not in git(bare, "notes", "--ref=tvault", "list").stdout + _note_texts(bare)
+    tvault(a, "push", "--prune")  # now the lines travel: listed as removed, never visible
+    remotes.pull(R(b))
+    assert visible(b) == {kept} and entry_refs(bare) == {kept}
+    fsck(bare)
+
+
+def _note_texts(repo: Path) -> str:
+    return "".join(
+        git(repo, "notes", "--ref=tvault", "show", c).stdout
+        for c in (line.split()[1] for line in git(repo, "notes", "--ref=tvault", "list").stdout.splitlines())
+    )

@@ -613,6 +613,15 @@ def _part_sizes(repo: pygit2.Repository, parts: Batch) -> list[int]:
     return [sum(repo.odb.read_header(e.id)[1] for e in repo[cid].tree) for _, cid in parts.staging]
 
 
+def _publishable(line: str, known: set[str], local_only: set[str]) -> bool:
+    """Whether a plain push carries ``line``: a removal only when the remote has it, and no line of an
+    entry that was removed before the remote ever listed it."""
+    w = line.split(" ")
+    if w[0] == "removed":
+        return line in known
+    return not (w[0] == "model" and len(w) > 2 and w[2] in local_only)
+
+
 def _public_notes(repo: pygit2.Repository, remote: str, prune: bool) -> str | None:
     """The notes commit to push: ours, less the removal lines the remote does not have yet.
 
@@ -636,14 +645,25 @@ def _public_notes(repo: pygit2.Repository, remote: str, prune: bool) -> str | No
         text = notes.note_text(repo, blob, sha)
         if text is None or "removed " not in text:
             continue
-        known = set(notes.lines_of(notes.note_text(repo, mine[1], sha) or "")) if mine is not None else set()
-        kept = [ln for ln in notes.lines_of(text) if ln.split(" ", 1)[0] != "removed" or ln in known]
-        new = "\n".join(kept)
-        if new != text:
+        their_text = (notes.note_text(repo, mine[1], sha) or "") if mine is not None else ""
+        known = set(notes.lines_of(their_text))
+        listed_there = {n.entry for n in notes.parse(their_text)}
+        unpublished = {
+            w[1] for ln in notes.lines_of(text) if ln not in known and len(w := ln.split(" ")) > 1 and w[0] == "removed"
+        }
+        # an entry removed before it was ever pushed: its lines stay here too (its ref is never pushed)
+        local_only = unpublished - listed_there
+
+        new = "\n".join(ln for ln in notes.lines_of(text) if _publishable(ln, known, local_only))
+        if new == text:
+            continue
+        if new.strip():
             written = repo[notes._write_path(repo, cur, path, repo.create_blob(new.encode()))]
-            assert isinstance(written, pygit2.Tree)
-            cur = written
-            changed = True
+        else:  # nothing left to publish in this note
+            left = notes._remove_path(repo, cur, path)
+            written = repo[left] if left is not None else repo[repo.TreeBuilder().write()]
+        assert isinstance(written, pygit2.Tree)
+        cur, changed = written, True
     if not changed:
         return str(r.id)
     if theirs is not None and cur.id == theirs.tree_id:
