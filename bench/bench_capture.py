@@ -7,8 +7,9 @@ checking the model's source (code objects against the file), values and
 configuration, the work-tree patch. It is timed on its own (best of 10,
 warm, plus the first call of the process) next to the whole ``log_all`` and
 ``torch.save`` of the same model, in the same run. ``git tvault diff A B`` is
-timed as a user runs it (a fresh process each time), with and without the
-weights section.
+timed as a user runs it (a fresh process each time, bytecode compiled as in an
+install), with and without the weights section, next to the interpreter's own
+start (``python -c pass``) and ``import pygit2, click`` in the same run.
 """
 
 from __future__ import annotations
@@ -207,7 +208,26 @@ def main() -> None:
     def diff(*extra: str):
         return lambda: subprocess.run(cli + ["diff", a, b, *extra], cwd=repo, env=env, check=True, capture_output=True)
 
-    dt = side_by_side({"diff": diff(), "diff --no-weights": diff("--no-weights")}, repeat=3)
+    # a real install has bytecode: compile it here too (this environment may set PYTHONDONTWRITEBYTECODE)
+    subprocess.run([sys.executable, "-m", "compileall", "-q", os.path.join(os.path.dirname(HERE), "tvault_git")])
+    small_a = b
+    with torch.no_grad():
+        next(p for n, p in net.named_parameters() if n.endswith("ln_f.weight")).add_(0.5)
+    small_b = tvault.log_all(net).id
+
+    def run(*argv: str):
+        return lambda: subprocess.run(argv, cwd=repo, env=env, check=True, capture_output=True)
+
+    dt = side_by_side(
+        {
+            "python -c pass": run(sys.executable, "-c", "pass"),
+            "import pygit2, click": run(sys.executable, "-c", "import pygit2, click"),
+            "diff": diff(),
+            "diff (one small tensor changed)": run(*cli, "diff", small_a, small_b),
+            "diff --no-weights": diff("--no-weights"),
+        },
+        repeat=5,
+    )
     out = {
         "objects captured": len(cap.objects),
         "model MB": round(mb, 1),
@@ -216,8 +236,12 @@ def main() -> None:
         "log_all ms": round(best["log_all"] * 1000, 1),
         "torch.save ms": round(best["torch.save"] * 1000, 1),
         "capture / log_all": round(best["capture"] / best["log_all"], 3),
+        "python -c pass s (baseline)": round(dt["python -c pass"], 3),
+        "import pygit2, click s": round(dt["import pygit2, click"], 3),
         "diff s": round(dt["diff"], 3),
+        "diff (one small tensor changed) s": round(dt["diff (one small tensor changed)"], 3),
         "diff --no-weights s": round(dt["diff --no-weights"], 3),
+        "diff / python -c pass": round(dt["diff"] / dt["python -c pass"], 2),
     }
     print(json.dumps(out, indent=1))
 

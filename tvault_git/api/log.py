@@ -16,7 +16,7 @@ import os
 import platform
 import warnings
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pygit2
@@ -24,7 +24,7 @@ import torch
 
 from tvault_git import __version__
 from tvault_git.api import distributed
-from tvault_git.capture import live, values
+from tvault_git.capture import compiled, live, values
 from tvault_git.errors import CaptureWarning, InvalidInput, StorageError
 from tvault_git.gitutil.repo import (
     ensure_config,
@@ -78,6 +78,50 @@ def unwrap_model(model: Any) -> torch.nn.Module:
     if not isinstance(model, torch.nn.Module):
         raise InvalidInput(f"model must be a torch.nn.Module, got {type(model).__name__}")
     return model
+
+
+def _compile_record(model: Any) -> dict[str, Any] | None:
+    """The options of the first ``torch.compile`` wrapper around ``model`` (through DDP and kin)."""
+    for _ in range(10):
+        rec = compiled.compile_options(model)
+        if rec is not None:
+            return rec
+        inner = getattr(model, "module", None) or getattr(model, "_orig_mod", None)
+        if not isinstance(inner, torch.nn.Module):
+            return None
+        model = inner
+    return None
+
+
+def tied_tensors(state_dict: Mapping[str, Any]) -> dict[str, str]:
+    """Names whose tensor shares memory with an earlier one (``lm_head.weight`` -> ``transformer.wte.weight``).
+
+    The same test as ``storage.tensors.store_tensors`` uses to hash them once: equal bytes alone
+    (two zero-initialised biases) are not a tie.
+    """
+    first: dict[tuple, str] = {}
+    out: dict[str, str] = {}
+    for name, t in state_dict.items():
+        if type(t) not in (torch.Tensor, torch.nn.Parameter):  # ShardedTensor, DTensor: no local storage to share
+            continue
+        try:
+            if t.device.type == "meta" or t.layout != torch.strided or not t.numel():
+                continue
+            key = (
+                t.device.type,
+                t.untyped_storage().data_ptr(),
+                t.storage_offset(),
+                tuple(t.shape),
+                t.stride(),
+                t.dtype,
+            )
+        except (RuntimeError, NotImplementedError):
+            continue
+        if key in first:
+            out[name] = first[key]
+        else:
+            first[key] = name
+    return out
 
 
 def _number(value: Any, what: str) -> float | int:
@@ -286,6 +330,8 @@ class Prepared:
     untracked: list[str]
     branch: str | None
     steps: dict[str, Any] | None = None  # step-metric columns (registry.series) snapshotted at the call
+    tied: dict[str, str] = field(default_factory=dict)  # state_dict name -> the first name sharing its memory
+    compiled: dict[str, Any] | None = None  # torch.compile options (capture/compiled.py), None if not compiled
 
 
 def prepare(
@@ -362,6 +408,8 @@ def prepare(
         untracked=untracked,
         branch=None if r.head_is_detached else r.head.shorthand,
         steps=series.pending(),
+        tied=tied_tensors(state_dict),
+        compiled=_compile_record(wrapped),
     )
     return prepared, state_dict, opt_tensors
 
@@ -410,6 +458,8 @@ def commit_entry(p: Prepared, weights: Stored, opt_state: Stored | None) -> Entr
             "parameters": p.n_params,
             "tensors": len(w_records),
             "bytes": sum(rec["nbytes"] for rec in w_records.values()),
+            **({"tied": p.tied} if p.tied else {}),
+            **({"compiled": p.compiled} if p.compiled is not None else {}),
         },
         "versions": {
             "python": platform.python_version(),

@@ -30,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from tvault_git.capture import drift, values
+from tvault_git.capture import drift, libraries, values
 from tvault_git.capture.pysource import import_binding, locate, node_start, node_text
 from tvault_git.capture.scope import global_references
 
@@ -142,6 +142,7 @@ class _Capturer:
         self._drift: dict[str, str] = {}  # file -> "commit" | "unknown"
         self._is_local: dict[type, bool] = {}
         self._paths: dict[str, str | None] = {}
+        self._libraries: dict[str, Any] = {}
 
     # -- classification ------------------------------------------------
     def _local_path(self, path: str | None) -> str | None:
@@ -201,7 +202,17 @@ class _Capturer:
             self.missing_done.add(qual)
             self.out.missing.append({"qualname": qual, "reason": reason})
 
-    def _record_external(self, obj: Any) -> None:
+    def _library(self, obj: Any) -> dict[str, Any] | None:
+        """The sibling git repository ``obj``'s source file lives in (not site-packages, not the work tree)."""
+        top = (getattr(obj, "__module__", None) or "").split(".")[0]
+        if not top or top in sys.stdlib_module_names or top in _NEVER_LOCAL or top == "__main__":
+            return None  # the standard library may sit in a git checkout too (pyenv)
+        f = self._source_path(obj)
+        if not f or _is_cell(f) or _is_installed(os.path.realpath(f)) or self._local_path(f) is not None:
+            return None
+        return libraries.library_of(f, self.root, self._libraries)
+
+    def _record_external(self, obj: Any, lib: dict[str, Any] | None = None) -> None:
         qual = f"{obj.__module__}.{obj.__qualname__}"
         if qual in self.external_done or qual == "torch.nn.modules.module.Module":
             return
@@ -210,7 +221,13 @@ class _Capturer:
         if top in ("builtins", "__main__"):
             return
         pkg, ver = _package_version(top)
-        self.out.external.append({"qualname": qual, "package": pkg, "version": ver})
+        rec: dict[str, Any] = {"qualname": qual, "package": pkg, "version": ver}
+        lib = lib or self._library(obj)
+        if lib is not None:
+            rec["repo"] = lib
+            if lib.get("dirty") is not False or not lib.get("commit"):
+                self._missing(qual, f"library {libraries.describe(lib)}: its commit does not reproduce the code")
+        self.out.external.append(rec)
 
     # -- the text that ran ---------------------------------------------
     def _text(self, path: str, obj: Any = None) -> _FileText | None:
@@ -272,6 +289,8 @@ class _Capturer:
                     )
                 ):
                     self._record_external(obj)
+                elif (lib := self._library(obj)) is not None:
+                    self._record_external(obj, lib)  # pip install -e ../mylib: its commit identifies the code
                 else:
                     reason = (
                         "no source file (interactive session or notebook)"
@@ -391,7 +410,7 @@ class _Capturer:
             elif isinstance(obj, type):
                 if _is_nn_module(obj):
                     self._record_external(obj)
-            elif self._installed(obj):
+            elif self._installed(obj) or self._library(obj) is not None:
                 self._record_external(obj)
             return
         if isinstance(obj, types.BuiltinFunctionType | types.MethodType | types.ModuleType):

@@ -90,6 +90,7 @@ class Side:
     scheduler: dict[str, Any] | None = None
     configuration: dict[str, Any] | None = None
     version: int | None = None  # the N of NAME@N
+    external: list[dict[str, Any]] = field(default_factory=list)  # source.json's installed / sibling-repo code
 
     def describe(self) -> dict[str, Any]:
         if self.entry is None:
@@ -146,6 +147,7 @@ def _entry_side(repo: pygit2.Repository, ref: str) -> Side:
         scheduler=entries.read_json(repo, e.id, SCHEDULER),
         configuration=entries.read_json(repo, e.id, CONFIGURATION),
         version=_version(repo, e),
+        external=[x for x in src.get("external") or [] if isinstance(x, dict)],
     )
 
 
@@ -394,6 +396,12 @@ class _Stats:
         }
 
 
+def _numpy_usable(items: list[tuple[str, Any, Any]]) -> bool:
+    from tvault_git.diff import weights_np
+
+    return weights_np.usable(items)
+
+
 def _weights(repo: pygit2.Repository, a: Side, b: Side) -> dict[str, Any]:
     if a.weights is None or b.weights is None:
         return {"summary": "not available for the work tree (no trained weights)", "changed": False, "available": False}
@@ -441,12 +449,17 @@ def _weights(repo: pygit2.Repository, a: Side, b: Side) -> dict[str, Any]:
                 it.update(status="unread")
             to_read = []
             unread = str(e)
-        from tvault_git.diff import weights_np  # numpy: only when tensor values are compared
+        from tvault_git.diff import weights_py
 
         same_chunks = a.chunk_bytes == b.chunk_bytes
-        if "torch" not in sys.modules and same_chunks and weights_np.usable(to_read):  # no 1.8 s torch import
-            stream: Any = weights_np.stream_pairs(repo, to_read, *where, chunk_bytes=a.chunk_bytes)
-            new_stats: Any = weights_np.Stats
+        if same_chunks and weights_py.usable(to_read):  # a few KB changed: no numpy import either
+            stream: Any = weights_py.stream_pairs(repo, to_read, *where, chunk_bytes=a.chunk_bytes)
+            new_stats: Any = weights_py.Stats
+        elif "torch" not in sys.modules and same_chunks and _numpy_usable(to_read):  # no 1.8 s torch import
+            from tvault_git.diff import weights_np  # numpy: only when many tensor values are compared
+
+            stream = weights_np.stream_pairs(repo, to_read, *where, chunk_bytes=a.chunk_bytes)
+            new_stats = weights_np.Stats
         else:
             from tvault_git.storage import tensors
 
@@ -485,7 +498,81 @@ def _weights(repo: pygit2.Repository, a: Side, b: Side) -> dict[str, Any]:
             + f"; {unchanged} unchanged"
             + (f" ({unread})" if unread else "")
         )
-    return {"summary": summary, "changed": bool(items), "unchanged": unchanged, "counts": counts, "items": items}
+    out = {"summary": summary, "changed": bool(items), "unchanged": unchanged, "counts": counts, "items": items}
+    out["overview"] = _weights_overview(a, b, items, unchanged)
+    tied = out["overview"]["tied"]
+    by_name = {it["name"]: it for it in items}
+    for t in tied:
+        if t["name"] in by_name:
+            by_name[t["name"]]["tied_to"] = t["to"]
+    if tied and items:
+        out["summary"] += "; " + ", ".join(f"{t['name']} = {t['to']} (tied{t['note']})" for t in tied[:3])
+        out["summary"] += f" and {len(tied) - 3} more tied" if len(tied) > 3 else ""
+    return out
+
+
+TOP_TENSORS = 5  # the largest relative changes the summary names
+GROUP_OVER = 20  # longer lists of changed tensors are shown grouped by module prefix
+_CHANGED = ("values", "bits", "shape", "dtype", "unread")
+
+
+def module_prefix(name: str) -> str:
+    """The module a tensor belongs to, for grouping: up to the first layer index (``features.3.*``),
+    else its parent module (``lm_head.*``)."""
+    parts = name.split(".")
+    for i, p in enumerate(parts[:-1]):
+        if p.isdigit():
+            return ".".join(parts[: i + 1]) + ".*"
+    return (".".join(parts[:-1]) + ".*") if len(parts) > 1 else name
+
+
+def _ties(s: Side) -> dict[str, str]:
+    t = (s.manifest.get("model") or {}).get("tied") if isinstance(s.manifest.get("model"), dict) else None
+    return {k: v for k, v in t.items() if isinstance(k, str) and isinstance(v, str)} if isinstance(t, dict) else {}
+
+
+def _weights_overview(a: Side, b: Side, items: list[dict[str, Any]], unchanged: int) -> dict[str, Any]:
+    """Counts and bytes per kind of change, the top tensors by ||a-b||/||a||, groups by module prefix, ties."""
+    wa, wb = a.weights or {}, b.weights or {}
+
+    def nbytes(rec: Any) -> int:
+        n = rec.get("nbytes") if isinstance(rec, dict) else None
+        return n if isinstance(n, int) and not isinstance(n, bool) else 0
+
+    kinds = {"changed": [0, 0], "unchanged": [unchanged, 0], "added": [0, 0], "removed": [0, 0]}
+    listed = {it["name"] for it in items}
+    kinds["unchanged"][1] = sum(nbytes(r) for n, r in wb.items() if n in wa and n not in listed)
+    groups: dict[str, dict[str, Any]] = {}
+    for it in items:
+        st = it["status"]
+        kind = "changed" if st in _CHANGED else st
+        size = nbytes(wa.get(it["name"]) if st == "removed" else wb.get(it["name"]))
+        kinds[kind][0] += 1
+        kinds[kind][1] += size
+        g = groups.setdefault(module_prefix(it["name"]), {"prefix": module_prefix(it["name"]), "counts": {}})
+        g["counts"][kind] = g["counts"].get(kind, 0) + 1
+        rel = it.get("relative")
+        if isinstance(rel, (int, float)) and rel > g.get("max_relative", -1.0):
+            g["max_relative"] = rel
+    ranked = [it for it in items if it["status"] == "values" and isinstance(it.get("relative"), (int, float))]
+    ranked.sort(key=lambda it: -it["relative"])
+    ta, tb = _ties(a), _ties(b)
+    tied = []
+    for name in sorted(set(ta) | set(tb)):
+        to_a, to_b = ta.get(name), tb.get(name)
+        if to_a == to_b or to_b is not None:
+            note = "" if to_a == to_b else (" in b only" if to_a is None else f" in b; in a to {to_a}")
+            tied.append({"name": name, "to": to_b, "note": note, "in_a": to_a is not None, "in_b": True})
+        else:
+            tied.append({"name": name, "to": to_a, "note": " in a only", "in_a": True, "in_b": False})
+    return {
+        "counts": {k: v[0] for k, v in kinds.items()},
+        "bytes": {k: v[1] for k, v in kinds.items()},
+        "top": [{"name": it["name"], "relative": it["relative"]} for it in ranked[:TOP_TENSORS]],
+        "grouped": len(items) > GROUP_OVER,
+        "groups": list(groups.values()),
+        "tied": tied,
+    }
 
 
 def _dict_changes(a: dict[str, Any] | None, b: dict[str, Any] | None, skip: Iterable[str] = ()) -> list[dict[str, Any]]:
@@ -573,6 +660,13 @@ def _fmt(v: Any) -> str:
     return "-" if v is None else fmt_value(v)
 
 
+def _compiled(m: dict[str, Any]) -> str | None:
+    from tvault_git.capture.compiled import describe
+
+    rec = (m.get("model") or {}).get("compiled") if isinstance(m.get("model"), dict) else None
+    return None if rec is None else describe(rec)
+
+
 def _metadata(a: Side, b: Side) -> dict[str, Any]:
     if b.entry is None:
         return {"summary": "not available for the work tree", "changed": False, "available": False}
@@ -600,6 +694,9 @@ def _metadata(a: Side, b: Side) -> dict[str, Any]:
             row(group, k, xa.get(k), xb.get(k), k in xa, k in xb)
     if ma.get("name") != mb.get("name"):
         row("name", "name", ma.get("name"), mb.get("name"), True, True)
+    ca, cb = (_compiled(m) for m in (ma, mb))
+    if ca or cb:
+        row("model", "compiled", ca, cb, ca is not None, cb is not None)
     changed = [r for r in rows if r["changed"]]
     parts = []
     for r in changed[:4]:
@@ -649,6 +746,7 @@ def _context(repo: pygit2.Repository, a: Side, b: Side) -> dict[str, Any]:
         else:
             other += 1
     out["other_files"] = other
+    out["libraries"] = _libraries(a, b)
     n = len(out["commits"])
     parts = []
     if ca == cb:
@@ -663,11 +761,38 @@ def _context(repo: pygit2.Repository, a: Side, b: Side) -> dict[str, Any]:
         parts.append("no model code file changed")
     if other:
         parts.append(f"{other} other file(s) changed")
+    for lib in out["libraries"]:
+        parts.append(f"library {lib['package']} {lib['a']} -> {lib['b']}")
     dirty = [s.label for s in (a, b) if s.manifest.get("dirty")]
     if dirty:
         parts.append("trained with uncommitted changes: " + ", ".join(dirty))
-    changed = ca != cb or bool(out["files"])
+    changed = ca != cb or bool(out["files"]) or bool(out["libraries"])
     return {**out, "summary": "; ".join(parts), "changed": changed}
+
+
+def _libraries(a: Side, b: Side) -> list[dict[str, Any]]:
+    """Packages whose version, or sibling repositories (``pip install -e ../lib``) whose commit or
+    dirty state, differ between the two sides' captured externals."""
+    from tvault_git.capture.libraries import describe
+
+    def state(s: Side) -> dict[str, str]:
+        out: dict[str, str] = {}
+        for x in s.external:
+            pkg = x.get("package")
+            if not isinstance(pkg, str):
+                continue
+            lib = x.get("repo")
+            out[pkg] = describe(lib) if isinstance(lib, dict) else str(x.get("version"))
+        return out
+
+    if b.entry is None:
+        return []
+    sa, sb = state(a), state(b)
+    return [
+        {"package": p, "a": sa.get(p, "(not used)"), "b": sb.get(p, "(not used)")}
+        for p in sorted(set(sa) & set(sb))
+        if sa[p] != sb[p]
+    ]
 
 
 def commit_or_none(repo: pygit2.Repository, sha: Any) -> pygit2.Commit | None:

@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from tvault_git.diff.compute import SECTIONS, TITLES
+from tvault_git.diff.compute import GROUP_OVER, SECTIONS, TITLES
 from tvault_git.textfmt import fmt_config, fmt_value
 
 
@@ -71,27 +71,62 @@ def _source_body(sec: dict[str, Any]) -> list[str]:
     return out
 
 
+def _tensor_line(it: dict[str, Any], width: int) -> str:
+    st, name = it["status"], it["name"].ljust(width)
+    tied = f"  (tied to {it['tied_to']})" if it.get("tied_to") else ""
+    if st == "added":
+        return click.style(f"+ {name}  added {tuple(it['shape_b'])} {it['dtype_b']}{tied}", fg="green")
+    if st == "removed":
+        return click.style(f"- {name}  removed {tuple(it['shape_a'])} {it['dtype_a']}{tied}", fg="red")
+    if st == "shape":
+        return click.style(f"! {name}  shape {tuple(it['shape_a'])} -> {tuple(it['shape_b'])}{tied}", fg="yellow")
+    if st == "dtype":
+        return click.style(f"! {name}  dtype {it['dtype_a']} -> {it['dtype_b']}{tied}", fg="yellow")
+    if st == "unread":
+        return f"? {name}  values not compared{tied}"
+    return (
+        f"~ {name}  l2={_g(it['l2'])} rel={_g(it['relative'])} max={_g(it['max_abs'])} cos={_g(it['cosine'])}"
+        f"  ({it['changed_values']:,}/{it['numel']:,} values){tied}"
+    )
+
+
+def _bytes(n: int) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024  # type: ignore[assignment]
+    return str(n)
+
+
 def _weights_body(sec: dict[str, Any]) -> list[str]:
     items = sec["items"]
-    width = max([len(it["name"]) for it in items] + [4])
+    ov = sec.get("overview")
     out = []
-    for it in items:
-        st, name = it["status"], it["name"].ljust(width)
-        if st == "added":
-            out.append(click.style(f"+ {name}  added {tuple(it['shape_b'])} {it['dtype_b']}", fg="green"))
-        elif st == "removed":
-            out.append(click.style(f"- {name}  removed {tuple(it['shape_a'])} {it['dtype_a']}", fg="red"))
-        elif st == "shape":
-            out.append(click.style(f"! {name}  shape {tuple(it['shape_a'])} -> {tuple(it['shape_b'])}", fg="yellow"))
-        elif st == "dtype":
-            out.append(click.style(f"! {name}  dtype {it['dtype_a']} -> {it['dtype_b']}", fg="yellow"))
-        elif st == "unread":
-            out.append(f"? {name}  values not compared")
-        else:
-            out.append(
-                f"~ {name}  l2={_g(it['l2'])} rel={_g(it['relative'])} max={_g(it['max_abs'])} cos={_g(it['cosine'])}"
-                f"  ({it['changed_values']:,}/{it['numel']:,} values)"
-            )
+    if ov:
+        c, b = ov["counts"], ov["bytes"]
+        out.append(
+            "  "
+            + ", ".join(f"{c[k]} {k} ({_bytes(b[k])})" for k in ("changed", "unchanged", "added", "removed") if c[k])
+        )
+        if ov["top"]:
+            out.append("  largest relative change ||a-b||/||a||:")
+            w = max(len(t["name"]) for t in ov["top"])
+            out += [f"    {t['name']:<{w}}  {_g(t['relative'])}" for t in ov["top"]]
+    if ov and ov.get("grouped"):
+        w = max(len(g["prefix"]) for g in ov["groups"])
+        for g in ov["groups"]:
+            n = sum(g["counts"].values())
+            parts = ", ".join(f"{v} {k}" for k, v in g["counts"].items())
+            rel = f"  (max rel {_g(g['max_relative'])})" if "max_relative" in g else ""
+            out.append(f"~ {g['prefix']:<{w}}  {n} tensor{'s' * (n != 1)}: {parts}{rel}")
+        odd = [it for it in items if it["status"] not in ("values", "bits")]
+        if odd and len(odd) <= GROUP_OVER:
+            width = max(len(it["name"]) for it in odd)
+            out += [_tensor_line(it, width) for it in odd]
+        out.append("  (every tensor: git tvault diff --json)")
+    else:
+        width = max([len(it["name"]) for it in items] + [4])
+        out += [_tensor_line(it, width) for it in items]
     out.append(f"  {sec['unchanged']} tensor(s) unchanged")
     return out
 
@@ -165,6 +200,10 @@ def _context_body(sec: dict[str, Any]) -> list[str]:
                 "-" * min(f["removed"], 40), fg="red"
             )
             out.append(f" {f['path']:<{w}} | {f['added'] + f['removed']:>4} {bar}")
+    for lib in sec.get("libraries") or []:
+        out.append(
+            f"library {lib['package']}: " + click.style(lib["a"], fg="red") + " -> " + click.style(lib["b"], fg="green")
+        )
     return out
 
 

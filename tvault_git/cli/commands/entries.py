@@ -7,6 +7,8 @@ from typing import Any
 
 import click
 
+from tvault_git.capture.compiled import describe as describe_compile
+from tvault_git.capture.libraries import describe as describe_library
 from tvault_git.capture.live import capture_gaps
 from tvault_git.capture.values import flat_configuration
 from tvault_git.cli.app import repo_from_ctx
@@ -154,6 +156,8 @@ def show_cmd(ctx: click.Context, ref: str, show_source: bool, show_patch: bool, 
     lines.append(f"{heading('versions')} " + ", ".join(f"{k} {val}" for k, val in sorted(v.items())))
     model = m.get("model") or {}
     lines.append(f"{heading('model')}    {model.get('class')} ({model.get('parameters') or 0:,} parameters)")
+    if model.get("compiled") is not None:
+        lines.append(f"{heading('compiled')} {describe_compile(model['compiled'])}")
     gaps = capture_gaps(m.get("missing") or src.get("missing") or [], m.get("drift") or [])
     if gaps:
         lines.append(f"{heading('warning')}  " + click.style(f"capture incomplete: {gaps}", fg="red", bold=True))
@@ -191,7 +195,8 @@ def show_cmd(ctx: click.Context, ref: str, show_source: bool, show_patch: bool, 
             text = printable(entries.read_text(repo, tree, str(o.get("path", ""))))
             lines += ["        " + ln for ln in text.rstrip("\n").splitlines()] + [""]
     for x in [x for x in src.get("external") or [] if isinstance(x, dict)]:
-        lines.append(f"    external {x.get('qualname')} ({x.get('package')} {x.get('version')})")
+        lib = f", library {describe_library(x['repo'])}" if isinstance(x.get("repo"), dict) else ""
+        lines.append(f"    external {x.get('qualname')} ({x.get('package')} {x.get('version')}{lib})")
     for x in [x for x in src.get("missing") or [] if isinstance(x, dict)]:
         lines.append(f"    missing  {x.get('qualname')}: {x.get('reason')}")
     total = sum(_count(r.get("nbytes")) for r in weights.values())
@@ -200,6 +205,9 @@ def show_cmd(ctx: click.Context, ref: str, show_source: bool, show_patch: bool, 
         weights = {}
     else:
         lines += ["", heading(f"Weights ({len(weights)} tensors, {human_bytes(total)})")]
+    tied = model.get("tied") if isinstance(model.get("tied"), dict) else {}
+    for n, to in list(tied.items())[:50]:
+        lines.append(f"    {n} = {to} (tied: one tensor)")
     width = max([len(n) for n in weights] + [4])
     if weights:
         lines.append(f"    {'name':<{width}}  {'shape':<20} {'dtype':<10} {'size':>10}")
