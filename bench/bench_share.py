@@ -1,16 +1,18 @@
 #!/usr/bin/env python3
-"""How much ``git tvault pull`` / ``fetch REMOTE REF`` transfer from a registry of 1,000 entries.
+"""How much ``git tvault pull`` / ``push`` / ``fetch REMOTE REF`` transfer with a registry of 2,000 entries.
 
 The remote registry is written with ``git fast-import`` (entries with real,
 unique weight blobs — two float32 tensors each — notes and refs exactly as
-log_all writes them), so setting it up takes seconds. Bytes are measured on
-the receiving side: the client keeps every fetched pack as-is
-(``transfer.unpackLimit=1``), so the new packs' size is what came over the
-wire (a thin pack's bases, if any, are appended by index-pack and counted too:
-an upper bound). The "changed layers" case uses the real ``log_all`` on a
-4-layer MLP.
+log_all writes them), so setting it up takes seconds. It is served by ``git
+daemon`` on 127.0.0.1 behind a byte-counting TCP proxy: "received" and "sent"
+are the bytes on the wire, everything included (ref advertisement,
+negotiation, pack). Each row is printed beside the unique bytes of what it
+had to bring (objects of the new entries that no older entry has), measured in
+the same run, and the issue 13 targets are checked: a no-op pull under 20 KiB,
+10 new entries at most 1.2x their unique bytes + 40 KiB. The "changed layers"
+case uses the real ``log_all`` on a 4-layer MLP.
 
-    .venv/bin/python bench/bench_share.py [--entries 1000] [--new 10] [--dir bench/out/share]
+    .venv/bin/python bench/bench_share.py [--entries 2000] [--new 10] [--dir bench/out/share]
 """
 
 from __future__ import annotations
@@ -21,15 +23,17 @@ import json
 import os
 import random
 import shutil
+import socket
 import subprocess
 import sys
+import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
 import pygit2
 
-from tvault_git import remotes
+from tvault_git.share import sync as remotes
 
 ENV = dict(
     os.environ,
@@ -225,9 +229,81 @@ class MLP(nn.Module):
 """
 
 
+class Counter:
+    """A TCP proxy that counts the bytes each way (received: server to client)."""
+
+    def __init__(self, port: int) -> None:
+        self.port, self.received, self.sent = port, 0, 0
+        self._lock = threading.Lock()
+        self.srv = socket.create_server(("127.0.0.1", 0))
+        self.listen = self.srv.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def reset(self) -> None:
+        with self._lock:
+            self.received = self.sent = 0
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                c, _ = self.srv.accept()
+            except OSError:
+                return
+            s = socket.create_connection(("127.0.0.1", self.port))
+            threading.Thread(target=self._pipe, args=(c, s, "sent"), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(s, c, "received"), daemon=True).start()
+
+    def _pipe(self, src: socket.socket, dst: socket.socket, what: str) -> None:
+        try:
+            while b := src.recv(65536):
+                with self._lock:
+                    setattr(self, what, getattr(self, what) + len(b))
+                dst.sendall(b)
+            dst.shutdown(socket.SHUT_WR)
+        except OSError:
+            pass
+
+
+def daemon(base: str) -> tuple[subprocess.Popen, int]:
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    p = subprocess.Popen(
+        [
+            "git",
+            "daemon",
+            "--reuseaddr",
+            "--export-all",
+            "--enable=receive-pack",
+            f"--base-path={base}",
+            "--listen=127.0.0.1",
+            f"--port={port}",
+            base,
+        ],
+        stderr=subprocess.DEVNULL,
+    )
+    for _ in range(100):
+        try:
+            socket.create_connection(("127.0.0.1", port)).close()
+            return p, port
+        except OSError:
+            time.sleep(0.05)
+    p.kill()
+    raise SystemExit("git daemon did not start")
+
+
+def unique_bytes(repo: pygit2.Repository, new: list[str], old: list[str]) -> int:
+    """Bytes (uncompressed) of the objects the entries ``new`` need that no entry of ``old`` has."""
+    seen: set[pygit2.Oid] = set()
+    for e in old:
+        remotes._add_objects(repo, repo[e].tree_id, seen)
+    return sum(remotes._add_objects(repo, repo[e].tree_id, seen) + len(repo[e].read_raw()) for e in new)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--entries", type=int, default=1000)
+    ap.add_argument("--entries", type=int, default=2000)
     ap.add_argument("--new", type=int, default=10)
     ap.add_argument("--dir", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "out", "share"))
     a = ap.parse_args()
@@ -239,97 +315,112 @@ def main() -> None:
     with open(os.path.join(origin, ".git", "info", "attributes"), "w") as f:
         f.write("tvault-blobs/** -delta -diff\n")
     t = time.perf_counter()
-    build(origin, a.entries, 0)
+    old_ids = build(origin, a.entries, 0)
     run(origin, "git", "repack", "-adq")
     print(
         f"(built {a.entries:,} entries in {time.perf_counter() - t:.1f} s; remote packs: {kib(sum(packs(origin).values()))})",
         file=sys.stderr,
     )
-    run(a.dir, "git", "clone", "-q", "--no-local", f"file://{origin}", mate)
-    run(mate, "git", "config", "transfer.unpackLimit", "1")
-    m = pygit2.Repository(mate)
-    rows = []
+    proc, port = daemon(a.dir)
+    try:
+        wire = Counter(port)
+        url = f"git://127.0.0.1:{wire.listen}/origin"
+        run(a.dir, "git", "clone", "-q", url, mate)
+        run(mate, "git", "config", "transfer.unpackLimit", "1")
+        m = pygit2.Repository(mate)
+        rows: list[tuple[str, int, int, int, str]] = []  # label, received, sent, unique, target
 
-    size, objs, dt, t_ = measured(mate, lambda: remotes.pull(m, "origin", progress=False))
-    rows.append((f"first `pull` of the whole registry ({a.entries:,} entries)", size, objs, dt, len(t_.new_entries)))
-    size, objs, dt, t_ = measured(mate, lambda: remotes.pull(m, "origin", progress=False))
-    rows.append(("`pull` again, nothing new", size, objs, dt, len(t_.new_entries)))
-    build(origin, a.new, a.entries, n_commits=1)
-    size, objs, dt, t_ = measured(mate, lambda: remotes.pull(m, "origin", progress=False))
-    rows.append(
-        (
-            f"`pull` of {a.new} new entries (each 16.6 KB of weights + ~1.5 KB metadata)",
-            size,
-            objs,
-            dt,
-            len(t_.new_entries),
+        def op(label: str, fn, unique: int = 0, target: str = "") -> object:
+            wire.reset()
+            out = fn()
+            rows.append((label, wire.received, wire.sent, unique, target))
+            return out
+
+        op(
+            "a full ref advertisement (`git ls-remote`: the old pull received two)",
+            lambda: run(mate, "git", "ls-remote", "origin"),
         )
-    )
-
-    # one entry from the big registry into a clone that has none
-    solo = os.path.join(a.dir, "solo")
-    run(a.dir, "git", "clone", "-q", "--no-local", f"file://{origin}", solo)
-    run(solo, "git", "config", "transfer.unpackLimit", "1")
-    size, objs, dt, _e = measured(
-        solo, lambda: remotes.fetch_one(pygit2.Repository(solo), "origin", "model7@latest", progress=False)
-    )
-    # fetch_one reads the remote's index from its notes tip (--depth=1, in a scratch repository it then
-    # deletes); replay that fetch to count its bytes too
-    tip = os.path.join(a.dir, "index-tip")
-    run(a.dir, "git", "init", "-q", "--bare", tip)
-    run(tip, "git", "config", "transfer.unpackLimit", "1")
-    isize, iobjs, _, _ = measured(
-        tip, lambda: run(tip, "git", "fetch", "-q", "--depth=1", f"file://{origin}", "+refs/notes/tvault:refs/n")
-    )
-    rows.append(("`fetch origin model7@latest`: the one entry", size, objs, dt, 1))
-    rows.append(("... plus the remote index's tip it resolved the name with (notes, depth 1)", isize, iobjs, 0.0, 0))
-
-    # a second version that changed one layer of four: only that tensor travels
-    with open(os.path.join(origin, "mlp.py"), "w") as f:
-        f.write(MLP_SRC)
-    run(origin, "git", "add", "mlp.py")
-    run(origin, "git", "commit", "-qm", "mlp")
-    sys.path.insert(0, origin)
-    import torch
-    from mlp import MLP
-
-    import tvault_git as tv
-
-    torch.manual_seed(0)
-    net = MLP()
-    tv.log_all(net, result=0.5, name="mlp", repo=origin)
-    remotes.pull(m, "origin", progress=False)
-    with torch.no_grad():
-        net.l4.weight.add_(0.01)
-        net.l4.bias.add_(0.01)
-    tv.log_all(net, result=0.6, name="mlp", repo=origin)
-    total = sum(p.numel() * 4 for p in net.parameters())
-    changed = (net.l4.weight.numel() + net.l4.bias.numel()) * 4
-    size, objs, dt, t_ = measured(mate, lambda: remotes.pull(m, "origin", progress=False))
-    rows.append(
-        (
-            f"`pull` of mlp v2: 1 of 4 layers changed ({kib(changed)} of {kib(total)})",
-            size,
-            objs,
-            dt,
-            len(t_.new_entries),
+        tr = op(
+            f"first `pull` of the whole registry ({a.entries:,} entries)",
+            lambda: remotes.pull(m, "origin", progress=False),
         )
-    )
-    assert tv.load("mlp@2", repo=mate)["l4.bias"].equal(net.l4.bias)
+        assert len(tr.new_entries) == a.entries
+        tr = op("`pull` again, nothing new", lambda: remotes.pull(m, "origin", progress=False), 0, "< 20 KiB")
+        assert not tr.new_entries
+        noop = rows[-1][1]
+        new_ids = build(origin, a.new, a.entries, n_commits=1)
+        uniq = unique_bytes(pygit2.Repository(origin), new_ids, old_ids)
+        tr = op(
+            f"`pull` of {a.new} new entries",
+            lambda: remotes.pull(m, "origin", progress=False),
+            uniq,
+            "<= 1.2x unique + 40 KiB",
+        )
+        assert sorted(tr.new_entries) == sorted(new_ids)
+        small = rows[-1][1]
 
-    # push direction: the teammate logs v3 (one layer changed again) and pushes it
-    run(origin, "git", "config", "receive.unpackLimit", "1")
-    run(origin, "git", "config", "receive.denyCurrentBranch", "updateInstead")
-    with torch.no_grad():
-        net.l2.bias.add_(0.01)
-    tv.log_all(net, result=0.7, name="mlp", repo=mate)
-    size, objs, dt, t_ = measured(origin, lambda: remotes.push(m, "origin", progress=False))
-    rows.append(("`push` of mlp v3 from the teammate: 1 layer changed (1.0 KiB of weights)", size, objs, dt, 1))
+        # one entry from the big registry into a clone that has none
+        solo = os.path.join(a.dir, "solo")
+        run(a.dir, "git", "clone", "-q", url, solo)
+        op(
+            "`fetch origin model7@latest` into a fresh clone (one entry, index tip)",
+            lambda: remotes.fetch_one(pygit2.Repository(solo), "origin", "model7@latest", progress=False),
+        )
 
-    print("| operation | bytes received | objects | time | new entries |")  # time: wall, 2-core machine
+        # a second version that changed one layer of four: only that tensor travels
+        with open(os.path.join(origin, "mlp.py"), "w") as f:
+            f.write(MLP_SRC)
+        run(origin, "git", "add", "mlp.py")
+        run(origin, "git", "commit", "-qm", "mlp")
+        sys.path.insert(0, origin)
+        import torch
+        from mlp import MLP
+
+        import tvault_git as tv
+
+        torch.manual_seed(0)
+        net = MLP()
+        v1 = tv.log_all(net, result=0.5, name="mlp", repo=origin).id
+        remotes.pull(m, "origin", progress=False)
+        with torch.no_grad():
+            net.l4.weight.add_(0.01)
+            net.l4.bias.add_(0.01)
+        v2 = tv.log_all(net, result=0.6, name="mlp", repo=origin).id
+        o = pygit2.Repository(origin)
+        op(
+            "`pull` of mlp v2: 1 of 4 layers changed",
+            lambda: remotes.pull(m, "origin", progress=False),
+            unique_bytes(o, [v2], [v1]),
+        )
+        assert tv.load("mlp@2", repo=mate)["l4.bias"].equal(net.l4.bias)
+
+        # push direction: the teammate logs v3 (one layer changed again) and pushes it
+        run(origin, "git", "config", "receive.denyCurrentBranch", "updateInstead")
+        with torch.no_grad():
+            net.l2.bias.add_(0.01)
+        v3 = tv.log_all(net, result=0.7, name="mlp", repo=mate).id
+        op(
+            "`push` of mlp v3 from the teammate: 1 layer changed",
+            lambda: remotes.push(m, "origin", progress=False),
+            unique_bytes(m, [v3], [v2]),
+        )
+    finally:
+        proc.terminate()
+        proc.wait()
+
+    print("| operation | received | sent | unique bytes it needed | target |")  # on the wire, all included
     print("|---|---|---|---|---|")
-    for label, size, objs, dt, n in rows:
-        print(f"| {label} | {kib(size)} | {objs:,} | {dt:.2f} s | {n} |")
+    for label, rec, sent, uq, target in rows:
+        ok = ""
+        if target.startswith("<"):
+            ok = f"{target}: {'met' if (rec < 20 * 1024 if target.startswith('< 20') else rec <= 1.2 * uq + 40 * 1024) else 'MISSED'}"
+            if uq:
+                ok += f" ({rec / uq:.2f}x unique)"
+        print(f"| {label} | {kib(rec)} | {kib(sent)} | {kib(uq) if uq else '-'} | {ok} |")
+    print(
+        f"\nno-op pull: {kib(noop)} (target < 20 KiB); {a.new} new entries: {kib(small)} for {kib(uniq)} unique "
+        f"= {small / uniq:.2f}x (target <= 1.2x + 40 KiB = {kib(int(1.2 * uniq + 40 * 1024))})"
+    )
     for r in (origin, mate, solo):
         out = subprocess.run(["git", "fsck", "--no-dangling"], cwd=r, capture_output=True, text=True)
         assert out.returncode == 0, out.stderr

@@ -418,7 +418,4 @@ def next_version(repo: pygit2.Repository, name: str, tree: pygit2.Tree | None = 
 
     For the note's display text only (a pulled version published earlier elsewhere can still shift it).
     """
-    if tree is not None:
-        lines = (n for _, ls in notes.walk_tree(repo, tree, f" {name}") for n in ls)
-        return len({n.entry for n in lines if n.name == name}) + 1
-    return len({n.entry for _, _, n in _named_lines(repo, name=name) if n.name == name}) + 1
+    return len(notes.ids_named(repo, name, tree=tree)) + 1

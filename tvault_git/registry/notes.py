@@ -25,7 +25,11 @@ from tvault_git.spec.values import iso_to_instant
 
 _ENTRY_RE = re.compile(r"[0-9a-f]{40}")
 _FANOUT_RE = re.compile(r"[0-9a-f]{2}")  # a notes fanout directory
-_SEQ_RE = re.compile(r"[0-9]{1,18}")  # FORMAT.md: seq = 1*18DIGIT (ASCII: int() also takes '١', '+1', '1_0')
+_SEQ_RE = re.compile(r"[0-9]{1,18}")
+# the first three words of an entry line as parse() reads them (LF-separated lines, single SP words)
+_MODEL_LINE_RE = re.compile(
+    r"^model ([0-9]{1,18}) ([0-9a-f]{40})(?= |$)", re.M
+)  # FORMAT.md: seq = 1*18DIGIT (ASCII: int() also takes '١', '+1', '1_0')
 
 
 @dataclass(frozen=True)
@@ -254,6 +258,27 @@ def walk_tree(
             yield sha, lines
 
 
+def ids_named(
+    repo: pygit2.Repository, name: str, ref: str = NOTES_REF, tree: pygit2.Tree | None = None
+) -> set[str]:
+    """Entry ids whose lines name ``name`` (removed ones included), by one regex pass per note that mentions it.
+
+    In notes tree ``tree`` when given (the one a stamped ``add`` is about to update), else the ref's tip.
+    For a new entry's display label only (names.next_version): cheap enough to run on every log_all.
+    """
+    if tree is None:
+        _, tree = _notes_tree(repo, ref)
+    if tree is None:
+        return set()
+    pat = re.compile(r"^model [0-9]{1,18} ([0-9a-f]{40}) " + re.escape(name) + r"(?= |$)", re.M)
+    out: set[str] = set()
+    for sha, (_, blob) in _flatten(repo, tree).items():
+        text = note_text(repo, blob, sha)
+        if text is not None and f" {name}" in text:
+            out.update(pat.findall(text))
+    return out
+
+
 def walk(
     repo: pygit2.Repository, ref: str = NOTES_REF, containing: str | None = None
 ) -> Iterator[tuple[str, list[NoteLine]]]:
@@ -300,10 +325,16 @@ def add(
         parent, tree = _notes_tree(repo, ref)
         hit = _find(repo, tree, commit) if tree is not None else None
         text = (note_text(repo, hit[1].id, commit) if hit else "") or ""
-        lines = parse(text)
-        if any(n.entry == entry for n in lines):
+        # one regex pass over the note, not a full parse: a note with 2,000 lines must not make
+        # every further log_all on its commit slower (bench/bench_log_growth.py)
+        seqs: dict[str, int] = {}
+        for m in _MODEL_LINE_RE.finditer(text):
+            s, e = int(m.group(1)), m.group(2)
+            seqs[e] = min(s, seqs.get(e, s))
+        if entry in seqs:
+            lines = parse(text)
             return [n.entry for n in lines].index(entry)
-        nxt = max((n.seq for n in lines), default=-1) + 1
+        nxt = max(seqs.values(), default=-1) + 1
         # another clone's seq is kept only where it sorts after every local line: a copied line
         # never takes the index of an entry that is already here
         new_seq = nxt if seq is None or seq < nxt else seq
@@ -314,14 +345,14 @@ def add(
         body += new.render() + "\n"
         if len(body.encode()) > MAX_NOTE:  # readers would skip the whole note: refuse instead
             raise InvalidInput(
-                f"commit {commit[:10]} already lists {len(lines)} entries (the note limit); commit your code and log on the new commit"
+                f"commit {commit[:10]} already lists {len(seqs)} entries (the note limit); commit your code and log on the new commit"
             )
         blob = repo.create_blob(body.encode())
         path = hit[0] if hit else [commit[:2], commit[2:]]
         new_tree = _write_path(repo, tree, path, blob)
         msg = f"tvault: model {new_seq} on {commit[:12]}\n" + (f"\n{PUBLISHED_TRAILER}{pub}\n" if stamp else "")
         commit_to_ref(repo, ref, msg, new_tree, parent)
-        return [n.entry for n in parse(body)].index(entry)
+        return len(seqs)  # its seq is above every line's: it sorts last (the index is the entry count before it)
 
     return retry_locked(step, ref, repo=repo)
 

@@ -26,13 +26,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 import pygit2
 
-from tvault_git.errors import InvalidInput, RefNotFound, RemoteError
-from tvault_git.gitutil.repo import common_dir, git_env, open_repo_like
+from tvault_git.errors import CorruptEntry, InvalidInput, RefNotFound, RemoteError
+from tvault_git.gitutil.repo import common_dir, git_env, open_repo_like, signature
 from tvault_git.registry import entries, names, notes
 from tvault_git.spec.format import ALIASES_REF, HEX40, NOTES_REF, REF_PREFIX
 from tvault_git.spec.refs import ID_PREFIX_RE, EntryRef
@@ -40,6 +40,10 @@ from tvault_git.spec.refs import ID_PREFIX_RE, EntryRef
 TRACK_PREFIX = "refs/tvault-remote/"
 ENTRY_SPEC = f"{REF_PREFIX}*:{REF_PREFIX}*"
 _PUSH_RETRIES = 5
+V2 = ["-c", "protocol.version=2"]
+EXPLICIT_MAX = 256  # a pull wanting more entries than this asks for all entry refs by pattern instead
+NEIGHBOURS_MAX = 64  # local entries offered as common ("have") to a fetch: enough to find shared tensors
+DEFAULT_MAX_PUSH = 3 << 29  # 1.5 GiB: GitHub refuses a push over 2 GiB
 
 
 @dataclass
@@ -54,6 +58,8 @@ class Transfer:
     stderr: str = ""
     remote_ids: set[str] = field(default_factory=set, repr=False)  # entry ids the remote had
     warnings: list[str] = field(default_factory=list)  # what was left out (odd refs), one line each
+    batches: int = 0  # pushes of entries (push: tvault.maxPushBytes each)
+    pruned: list[str] = field(default_factory=list)  # entries whose refs push --prune deleted on the remote
 
 
 def git_dir_cwd(repo: pygit2.Repository) -> str:
@@ -135,7 +141,11 @@ def _classify(remote: str, op: str, err: str) -> RemoteError:
             "read-only",
         )
     ):
-        return RemoteError(f"{remote} rejected the {op} (permissions or a server-side rule): {detail}", remote=remote)
+        said = next((ln[7:].strip() for ln in lines if ln.startswith("remote:") and ln[7:].strip()), None)
+        why = f"; it said: {said}" if said else ""  # a host's own reason (a size limit, a protected ref)
+        return RemoteError(
+            f"{remote} rejected the {op} (permissions or a server-side rule): {detail}{why}", remote=remote
+        )
     return RemoteError(f"git {op} {remote} failed: {detail}", remote=remote)
 
 
@@ -143,9 +153,9 @@ def run_git(repo: pygit2.Repository, args: list[str], remote: str, op: str, prog
     """Run ``git <args>`` in the repo; stream its progress to a terminal; return stderr; RemoteError on failure."""
     if progress is None:
         progress = sys.stderr.isatty()
-    cmd = ["git", *args]
+    cmd = ["git", *V2, *args]  # v2: a fetch asks only for the refs its refspecs name (ref prefixes)
     if progress and args and args[0] in ("fetch", "push"):
-        cmd.insert(2, "--progress")
+        cmd.insert(len(V2) + 2, "--progress")
     env = git_env(repo)
     if not sys.stdin.isatty():  # no one to answer a password prompt: fail instead of hanging
         env.setdefault("GIT_TERMINAL_PROMPT", "0")
@@ -175,7 +185,7 @@ def run_git(repo: pygit2.Repository, args: list[str], remote: str, op: str, prog
 def ls_remote(repo: pygit2.Repository, remote: str, patterns: list[str]) -> dict[str, str]:
     """ref -> object id on the remote, for refs matching ``patterns``; checks that it is reachable."""
     p = subprocess.run(
-        ["git", "ls-remote", remote, *patterns],
+        ["git", *V2, "ls-remote", remote, *patterns],
         cwd=git_dir_cwd(repo),
         capture_output=True,
         text=True,
@@ -277,29 +287,147 @@ def _drop_stale_marker(repo: pygit2.Repository, path: str) -> None:
             pass
 
 
-def fetch(repo: pygit2.Repository, remote: str | None = None, progress: bool | None = None) -> Transfer:
-    """Download the remote's entries and its index into tracking refs; our own index is untouched."""
-    remote = remote or default_remote(repo)
-    have = ls_remote(repo, remote, [REF_PREFIX + "*", NOTES_REF, ALIASES_REF])
+def _commit_ref(repo: pygit2.Repository, ref: str) -> pygit2.Commit | None:
+    """The commit ``ref`` points at; None when it is missing or at something else (a hostile remote's blob)."""
+    try:
+        r = repo.references.get(ref)
+        o = None if r is None else repo.get(r.target)
+    except (pygit2.GitError, ValueError):
+        return None
+    return o if isinstance(o, pygit2.Commit) else None
+
+
+def _no_such_remote(repo: pygit2.Repository, remote: str, err: RemoteError) -> RemoteError:
+    """A bare word that names no configured remote and no directory: say so, not git's 'not a repository'."""
+    if (
+        re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", remote)
+        and track_key(repo, remote) != remote
+        and not os.path.exists(os.path.join(git_dir_cwd(repo), remote))
+    ):
+        return RemoteError(
+            f"no remote named {remote!r} (see 'git remote -v'; add one with 'git remote add {remote} URL')"
+        )
+    return err
+
+
+def _fetch_index(repo: pygit2.Repository, remote: str, progress: bool | None) -> str:
+    """The remote's notes and aliases into our tracking refs, asking for those two refs only.
+
+    Patterns (``refs/notes/tvault*``) so that a registry without aliases is no error; under
+    protocol v2 they are ref prefixes, so the remote advertises two refs, not one per entry.
+    Negotiation starts from our copies of those histories only (not from every entry ref).
+    """
     t_notes, t_aliases = tracking_refs(repo, remote)
-    specs = [ENTRY_SPEC]
-    if NOTES_REF in have:
-        specs.append(f"+{NOTES_REF}:{t_notes}")
-    if ALIASES_REF in have:
-        specs.append(f"+{ALIASES_REF}:{t_aliases}")
-    before = _local_entry_ids(repo)
+    tips = [f"--negotiation-tip={r}" for r in (t_notes, t_aliases, NOTES_REF, ALIASES_REF) if _commit_ref(repo, r)]
+    specs = [f"+{NOTES_REF}*:{t_notes}*", f"+{ALIASES_REF}*:{t_aliases}*"]
+    try:
+        err = run_git(
+            repo, ["fetch", "--no-tags", "--no-write-fetch-head", *tips, remote, *specs], remote, "fetch", progress
+        )
+    except RemoteError as e:
+        raise _no_such_remote(repo, remote, e) from None
+    base = t_notes.rsplit("/", 1)[0] + "/"
+    for name in [r for r in repo.references if r.startswith(base) and r not in (t_notes, t_aliases)]:
+        repo.references.delete(name)  # refs/notes/tvault-other matched the pattern: not ours to mirror
+    return err
+
+
+def listed(repo: pygit2.Repository, ref: str = NOTES_REF) -> tuple[set[str], set[str]]:
+    """(entries a notes ref lists as visible, entries it marks removed) anywhere in it."""
+    shown: set[str] = set()
+    gone: set[str] = set()
+    try:
+        for _, lines in notes.walk(repo, ref):
+            for n in lines:
+                (gone if n.removed else shown).add(n.entry)
+    except CorruptEntry:  # a remote's notes ref at a blob: merge_tracking says so
+        pass
+    return shown - gone, gone
+
+
+def _neighbours(repo: pygit2.Repository, remote_notes: str, want: set[str], there: set[str]) -> list[str]:
+    """Local entries most likely to share tensors with ``want``: same model name or training commit, newest first.
+
+    Offered as common commits (``--negotiation-tip``), so the edge hint can skip what they share,
+    without sending (and getting an ACK for) every entry we have.
+    """
+    names_: set[str] = set()
+    commits: set[str] = set()
+    for c, lines in notes.walk(repo, remote_notes):
+        for n in lines:
+            if n.entry in want:
+                commits.add(c)
+                if n.name:
+                    names_.add(n.name)
+    local = _local_entry_ids(repo)
+    score: dict[str, str] = {}
+    for c, lines in notes.walk(repo):
+        for n in lines:
+            if n.removed or n.entry in want or n.entry not in local or n.entry not in there:
+                continue
+            if c in commits or (n.name is not None and n.name in names_):
+                score[n.entry] = max(score.get(n.entry, ""), n.created or "")
+    return sorted(score, key=lambda e: (score[e], e), reverse=True)[:NEIGHBOURS_MAX]
+
+
+def _fetch_entries(
+    repo: pygit2.Repository, remote: str, want: list[str], skip: set[str], progress: bool | None, t: Transfer
+) -> str:
+    """Fetch the entry refs ``want`` (by name; by pattern when there are many); ``skip``: never fetched."""
+    fetch_ = ["fetch", "--no-tags", "--no-write-fetch-head"]
+    if len(want) > EXPLICIT_MAX:  # a big pull: one advertisement of all entry refs costs little beside it
+        have = ls_remote(repo, remote, [REF_PREFIX + "*"])
+        ids = _entry_ids(have)
+        odd = sorted(r for r in have if r.startswith(REF_PREFIX) and r[len(REF_PREFIX) :] not in ids)
+        t.warnings += [f"left out {r}: not an entry id" for r in odd[:3]] + (
+            [f"and {len(odd) - 3} more odd refs"] if len(odd) > 3 else []
+        )
+        specs = [ENTRY_SPEC] + [f"^{r}" for r in odd] + [f"^{REF_PREFIX}{i}" for i in sorted(skip & ids)]
+        with edge_hint(repo, ids & _local_entry_ids(repo)):  # negative refspecs: git >= 2.29
+            return run_git(repo, [*fetch_, remote, *specs], remote, "fetch", progress)
+    t_notes = tracking_refs(repo, remote)[0]
+    near = _neighbours(repo, t_notes, set(want), t.remote_ids)
+    # the remote index's tip first: one ACK for it ends the negotiation of that history at once
+    tips = [f"--negotiation-tip={r}" for r in ([t_notes] if _commit_ref(repo, t_notes) else []) + near]
+    for attempt in range(2):
+        specs = [f"{REF_PREFIX}{i}:{REF_PREFIX}{i}" for i in want]
+        try:
+            with edge_hint(repo, near):
+                return run_git(repo, [*fetch_, *tips, remote, *specs], remote, "fetch", progress)
+        except RemoteError as e:
+            if attempt or "couldn't find remote ref" not in str(e).lower():
+                raise
+        # the remote indexes entries whose refs it does not have: take the ones it has
+        there = _entry_ids(ls_remote(repo, remote, [REF_PREFIX + "*"]))
+        lost = [i for i in want if i not in there]
+        t.warnings.append(
+            f"{remote} lists {len(lost)} entr{'y' if len(lost) == 1 else 'ies'} it does not have "
+            f"({', '.join(i[:10] for i in lost[:3])}); left out"
+        )
+        want = [i for i in want if i in there]
+        if not want:
+            return ""
+    return ""  # pragma: no cover
+
+
+def fetch(repo: pygit2.Repository, remote: str | None = None, progress: bool | None = None) -> Transfer:
+    """Download the remote's index into tracking refs, then the entries it lists that we lack.
+
+    Cheap at any size: the remote advertises its notes and aliases refs, and entry refs only by
+    name (the ones its index lists and we do not have). Entries removed here (``git tvault rm``)
+    are never fetched again; our own index is untouched (pull merges it).
+    """
+    remote = remote or default_remote(repo)
     t = Transfer(remote)
-    t.remote_ids = _entry_ids(have)
-    odd = sorted(r for r in have if r.startswith(REF_PREFIX) and r[len(REF_PREFIX) :] not in t.remote_ids)
-    specs += [f"^{r}" for r in odd]  # negative refspecs (git >= 2.29): not entries, never copied
-    t.warnings += [f"left out {r}: not an entry id" for r in odd[:3]] + (
-        [f"and {len(odd) - 3} more odd refs"] if len(odd) > 3 else []
-    )
-    if len(specs) > 1 or t.remote_ids - before:  # an empty remote needs no fetch at all
-        with edge_hint(repo, t.remote_ids & before):
-            t.stderr = run_git(
-                repo, ["fetch", "--no-tags", "--no-write-fetch-head", remote, *specs], remote, "fetch", progress
-            )
+    t_notes, _ = tracking_refs(repo, remote)
+    before = _local_entry_ids(repo)
+    t.stderr = _fetch_index(repo, remote, progress)
+    shown, _ = listed(repo, t_notes)
+    _, removed_here = listed(repo, NOTES_REF)
+    t.remote_ids = shown
+    want = sorted(shown - before - removed_here)
+    if want:
+        t.stderr += _fetch_entries(repo, remote, want, removed_here, progress, t)
     t.new_entries = sorted(_local_entry_ids(repo) - before)
     return t
 
@@ -342,33 +470,297 @@ def _race_lost(err: RemoteError) -> bool:
     )
 
 
-def push(repo: pygit2.Repository, remote: str | None = None, progress: bool | None = None) -> Transfer:
-    """pull, then push entries, index and aliases without force; retried when someone pushed in between."""
+def parse_size(text: str) -> int:
+    """``1500m``, ``1g``, ``512k``, ``123456`` (bytes; k/m/g are powers of 1024, as in git config)."""
+    m = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([kmg]?)(?:i?b)?\s*", text.lower())
+    if m is None or float(m.group(1)) <= 0:
+        raise InvalidInput(f"bad size {text!r}: give bytes, or a number with k, m or g (1500m, 1.5g)")
+    return int(float(m.group(1)) * 1024 ** " kmg".index(m.group(2) or " "))
+
+
+def max_push_bytes(repo: pygit2.Repository) -> int:
+    """``git config tvault.maxPushBytes`` (k/m/g suffixes as git reads them), default 1.5 GiB."""
+    try:
+        text = str(repo.config["tvault.maxPushBytes"])
+    except KeyError:
+        return DEFAULT_MAX_PUSH
+    except pygit2.GitError as e:
+        raise InvalidInput(f"cannot read tvault.maxPushBytes: {e}") from None
+    try:
+        return parse_size(text)
+    except InvalidInput:
+        raise InvalidInput(
+            f"tvault.maxPushBytes is {text!r}, not a size; fix it with 'git config tvault.maxPushBytes 1g'"
+        ) from None
+
+
+def mib(n: int) -> str:
+    return f"{n / 1048576:,.0f} MiB" if n >= 1048576 else f"{n / 1024:,.1f} KiB"
+
+
+@dataclass
+class Batch:
+    """Refs pushed together: every object they need that the remote lacks, under the size limit.
+
+    ``staging``: (ref, commit) parts of one entry too big for a single push (see plan_batches);
+    ``drop``: staging refs the push of the entry itself deletes on the remote.
+    """
+
+    ids: list[str]
+    bytes: int
+    staging: list[tuple[str, str]] = field(default_factory=list)
+    drop: list[str] = field(default_factory=list)
+
+    def specs(self) -> list[str]:
+        return _specs(self.ids) + [f"{c}:{r}" for r, c in self.staging] + [f":{r}" for r in self.drop]
+
+
+STAGING_PREFIX = "refs/tvault/staging/"
+_STAGING_SIG = pygit2.Signature("tvault-git", "tvault-git@localhost", 0, 0)  # fixed: a rerun makes the same parts
+
+
+def _new_objects(
+    repo: pygit2.Repository, tree: pygit2.Oid, seen: set[pygit2.Oid]
+) -> list[tuple[pygit2.Oid, int, bool]]:
+    """(id, size, is a blob) of the objects under ``tree`` not in ``seen`` (added to it): what a push sends."""
+    out, stack = [], [tree]
+    while stack:
+        oid = stack.pop()
+        if oid in seen:
+            continue
+        seen.add(oid)
+        try:
+            kind, size = repo.odb.read_header(oid)
+        except (KeyError, pygit2.GitError):
+            continue
+        out.append((oid, size, kind == pygit2.enums.ObjectType.BLOB))
+        if kind == pygit2.enums.ObjectType.TREE:
+            node = repo[oid]
+            assert isinstance(node, pygit2.Tree)
+            stack += [e.id for e in node if e.filemode != pygit2.enums.FileMode.COMMIT]
+    return out
+
+
+def _add_objects(repo: pygit2.Repository, tree: pygit2.Oid, seen: set[pygit2.Oid]) -> int:
+    """Bytes of the objects under ``tree`` not in ``seen`` (added to it)."""
+    return sum(size for _, size, _ in _new_objects(repo, tree, seen))
+
+
+def _staging_parts(repo: pygit2.Repository, entry: str, blobs: list[tuple[pygit2.Oid, int]], limit: int) -> Batch:
+    """An entry bigger than one push, as parts: parentless commits of its blobs, each under ``limit``.
+
+    Pushed first to ``refs/tvault/staging/<entry>/<k>``, so the entry's own push then sends only
+    its commit and trees (the edge hint treats the parts as common); that push deletes the parts'
+    refs. The parts are made with a fixed identity and time, so a rerun after a failure makes the
+    same commits and the ones already on the remote are not sent again.
+    """
+    groups: list[list[tuple[pygit2.Oid, int]]] = [[]]
+    for oid, size in sorted(blobs, key=lambda b: str(b[0])):
+        if groups[-1] and sum(s for _, s in groups[-1]) + size > limit:
+            groups.append([])
+        groups[-1].append((oid, size))
+    parts = Batch([], 0)
+    for k, g in enumerate(groups, 1):
+        tb = repo.TreeBuilder()
+        for oid, _ in g:
+            tb.insert(str(oid), oid, pygit2.enums.FileMode.BLOB)
+        msg = f"tvault: part {k} of {len(groups)} of entry {entry} (a push too big for one go)\n"
+        c = repo.create_commit(None, _STAGING_SIG, _STAGING_SIG, msg, tb.write(), [])
+        parts.staging.append((f"{STAGING_PREFIX}{entry}/{k}", str(c)))
+        parts.bytes += sum(s for _, s in g)
+    return parts
+
+
+def plan_batches(repo: pygit2.Repository, todo: Iterable[str], common: Iterable[str], limit: int) -> list[Batch]:
+    """Split the entries to push into batches under ``limit`` bytes, oldest first.
+
+    A batch's size counts each object once and leaves out what the remote already has through
+    ``common`` (tensors shared with its entries: the edge hint keeps them out of the pack). An
+    entry bigger than the limit is pushed in parts (its blobs first, on staging refs, then the
+    entry), each part under the limit; only a single blob over it (never: chunks are < 50 MB)
+    would make a push over it.
+    """
+    seen: set[pygit2.Oid] = set()
+    for cid in common:
+        o = repo.get(cid)
+        if isinstance(o, pygit2.Commit):
+            _add_objects(repo, o.tree_id, seen)
+    commits: list[pygit2.Commit] = []
+    for i in todo:
+        o = repo.get(i)
+        if isinstance(o, pygit2.Commit):
+            commits.append(o)
+    out: list[Batch] = []
+    for c in sorted(commits, key=lambda o: (o.commit_time, str(o.id))):
+        i = str(c.id)
+        objs = _new_objects(repo, c.tree_id, seen)
+        size = sum(s for _, s, _ in objs) + len(c.read_raw())
+        if size > limit:
+            blobs = [(o, s) for o, s, is_blob in objs if is_blob]
+            parts = _staging_parts(repo, i, blobs, limit)
+            rest = size - parts.bytes
+            out += [Batch([], s, [(r, cid)]) for (r, cid), s in zip(parts.staging, _part_sizes(repo, parts))]
+            out.append(Batch([i], rest, drop=[r for r, _ in parts.staging]))
+        elif out and not out[-1].drop and not out[-1].staging and out[-1].bytes + size <= limit:
+            out[-1].ids.append(i)
+            out[-1].bytes += size
+        else:
+            out.append(Batch([i], size))
+    return out
+
+
+def _part_sizes(repo: pygit2.Repository, parts: Batch) -> list[int]:
+    return [sum(repo.odb.read_header(e.id)[1] for e in repo[cid].tree) for _, cid in parts.staging]
+
+
+def _publishable(line: str, known: set[str], local_only: set[str]) -> bool:
+    """Whether a plain push carries ``line``: a removal only when the remote has it, and no line of an
+    entry that was removed before the remote ever listed it."""
+    w = line.split(" ")
+    if w[0] == "removed":
+        return line in known
+    return not (w[0] == "model" and len(w) > 2 and w[2] in local_only)
+
+
+def _public_notes(repo: pygit2.Repository, remote: str, prune: bool) -> str | None:
+    """The notes commit to push: ours, less the removal lines the remote does not have yet.
+
+    A plain push must never hide an entry from teammates, so ``removed`` lines of ``git tvault rm``
+    travel only with ``push --prune``. Without it, when our notes carry such lines, we push a
+    commit on top of the remote's tip whose notes are ours without them (a fast-forward there);
+    our own notes keep them.
+    """
+    r = _commit_ref(repo, NOTES_REF)
+    if r is None:
+        return None
+    if prune:
+        return str(r.id)
+    theirs = _commit_ref(repo, tracking_refs(repo, remote)[0])
+    their_map = notes._flatten(repo, theirs.tree) if theirs is not None else {}
+    cur, changed = r.tree, False
+    for sha, (path, blob) in sorted(notes._flatten(repo, r.tree).items()):
+        mine = their_map.get(sha)
+        if mine is not None and mine[1] == blob:
+            continue
+        text = notes.note_text(repo, blob, sha)
+        if text is None or "removed " not in text:
+            continue
+        their_text = (notes.note_text(repo, mine[1], sha) or "") if mine is not None else ""
+        known = set(notes.lines_of(their_text))
+        listed_there = {n.entry for n in notes.parse(their_text)}
+        unpublished = {
+            w[1] for ln in notes.lines_of(text) if ln not in known and len(w := ln.split(" ")) > 1 and w[0] == "removed"
+        }
+        # an entry removed before it was ever pushed: its lines stay here too (its ref is never pushed)
+        local_only = unpublished - listed_there
+
+        new = "\n".join(ln for ln in notes.lines_of(text) if _publishable(ln, known, local_only))
+        if new == text:
+            continue
+        if new.strip():
+            written = repo[notes._write_path(repo, cur, path, repo.create_blob(new.encode()))]
+        else:  # nothing left to publish in this note
+            left = notes._remove_path(repo, cur, path)
+            written = repo[left] if left is not None else repo[repo.TreeBuilder().write()]
+        assert isinstance(written, pygit2.Tree)
+        cur, changed = written, True
+    if not changed:
+        return str(r.id)
+    if theirs is not None and cur.id == theirs.tree_id:
+        return str(theirs.id)
+    sig = signature(repo)
+    msg = "tvault: index without unpublished removals (they travel with 'git tvault push --prune')\n"
+    return str(repo.create_commit(None, sig, sig, msg, cur.id, [theirs.id] if theirs is not None else []))
+
+
+def push(
+    repo: pygit2.Repository,
+    remote: str | None = None,
+    progress: bool | None = None,
+    *,
+    max_bytes: int | None = None,
+    prune: bool = False,
+    say: Callable[[str], None] | None = None,
+) -> Transfer:
+    """pull, then push entries in batches under ``max_bytes``, then the index and aliases (never forced).
+
+    Batches go oldest first, each a push of whole entries; the index goes last, so whatever the
+    remote's index lists is there. A failed batch leaves a remote that a rerun completes: it
+    pushes only the entries the remote lacks. ``prune`` also deletes, on the remote, the refs of
+    entries removed here and publishes the removal lines (a plain push does neither). Retried
+    after another pull when someone pushed in between.
+    """
     remote = remote or default_remote(repo)
+    limit = max_bytes if max_bytes is not None else max_push_bytes(repo)
     for attempt in range(_PUSH_RETRIES):
         t = pull(repo, remote, progress)
-        specs = [ENTRY_SPEC] if _local_entry_ids(repo) else []
-        for ref in (NOTES_REF, ALIASES_REF):
-            if repo.references.get(ref) is not None:
-                specs.append(f"{ref}:{ref}")
+        if prune:  # deleting needs the refs it really has (git refuses to delete one it lacks)
+            there = _entry_ids(ls_remote(repo, remote, [REF_PREFIX + "*"]))
+        else:  # what its index lists (no second advertisement of every ref): an entry pushed by a
+            # failed run but not indexed yet counts as missing, and git sends nothing for it
+            shown, gone_there = listed(repo, tracking_refs(repo, remote)[0])
+            there = (shown | gone_there) & _local_entry_ids(repo)
+        _, removed = listed(repo, NOTES_REF)
+        mine = _local_entry_ids(repo) - removed
+        batches = plan_batches(repo, mine - there, mine & there, limit)
+        t.batches = len(batches)
+        for b in batches:
+            if b.bytes > limit:
+                t.warnings.append(f"a push of {mib(b.bytes)} is over the limit of {mib(limit)}; a host may refuse it")
+        sent = set(mine & there)
+        last = batches.pop() if batches else None
+        for k, b in enumerate(batches, 1):
+            if say is not None:
+                say(f"batch {k}/{t.batches}: {mib(b.bytes)} ({_what(b)})")
+            with edge_hint(repo, sent):  # (never a commit this push sends: git refuses a shallow ref update)
+                t.stderr += run_git(repo, ["push", remote, *b.specs()], remote, "push", progress)
+            sent.update(b.ids)
+            sent.update(c for _, c in b.staging)  # parts are common from now on: the entry skips their blobs
+        # last batch with the index and aliases (and the pruned refs): what the index lists is there
+        specs = last.specs() if last is not None else []
+        notes_tip = _public_notes(repo, remote, prune)
+        if notes_tip is not None:
+            specs.append(f"{notes_tip}:{NOTES_REF}")
+        if _commit_ref(repo, ALIASES_REF) is not None:
+            specs.append(f"{ALIASES_REF}:{ALIASES_REF}")
+        gone = sorted(removed & there) if prune else []
+        specs += [f":{REF_PREFIX}{i}" for i in gone]
         if not specs:
             return t  # an empty registry: nothing to publish
+        if say is not None and last is not None and t.batches > 1:
+            say(f"batch {t.batches}/{t.batches}: {mib(last.bytes)} ({_what(last)}) and the index")
         try:
-            with edge_hint(repo, t.remote_ids):  # send only tensors the remote lacks
-                t.stderr += run_git(repo, ["push", remote, *specs], remote, "push", progress)
+            with edge_hint(repo, sent):  # send only tensors the remote lacks
+                t.stderr += run_git(
+                    repo, ["push", *(["--atomic"] if gone else []), remote, *specs], remote, "push", progress
+                )
         except RemoteError as e:
             if _race_lost(e) and "hook declined" not in str(e).lower() and attempt + 1 < _PUSH_RETRIES:
                 continue
             raise
-        t.pushed = True
+        t.pushed, t.pruned = True, gone
         # the remote now has our tips: mirror them so the next fetch transfers nothing new
         t_notes, t_aliases = tracking_refs(repo, remote)
-        for ref, track in ((NOTES_REF, t_notes), (ALIASES_REF, t_aliases)):
-            r = repo.references.get(ref)
-            if r is not None:
-                repo.references.create(track, r.target, force=True)
+        if notes_tip is not None:
+            repo.references.create(t_notes, pygit2.Oid(hex=notes_tip), force=True)
+            r = repo.references.get(NOTES_REF)
+            if r is not None and str(r.target) != notes_tip:
+                notes.merge(repo, notes_tip)  # the commit made for the remote joins our history
+        a = repo.references.get(ALIASES_REF)
+        if a is not None:
+            repo.references.create(t_aliases, a.target, force=True)
         return t
     raise RemoteError(f"could not push to {remote}: it kept changing ({_PUSH_RETRIES} tries)")  # pragma: no cover
+
+
+def _what(b: Batch) -> str:
+    if b.staging:
+        return f"part {b.staging[0][0].rsplit('/', 1)[1]} of entry {b.staging[0][0].split('/')[-2][:10]}"
+    return f"{len(b.ids)} entr{'y' if len(b.ids) == 1 else 'ies'}"
+
+
+def _specs(ids: Iterable[str]) -> list[str]:
+    return [f"{REF_PREFIX}{i}:{REF_PREFIX}{i}" for i in ids]
 
 
 def _remote_url(repo: pygit2.Repository, remote: str) -> str:
@@ -520,7 +912,17 @@ def fetch_one(repo: pygit2.Repository, remote: str | None, ref: str, progress: b
             run_git(repo, ["fetch", "--no-tags", "--no-write-fetch-head", remote, spec], remote, "fetch", progress)
     if repo.get(entry_id) is None:
         raise RemoteError(f"fetched {entry_id[:12]} from {remote} but its objects did not arrive")
-    notes.add(repo, commit, entry_id, line.name, line.result, created=line.created, seq=line.seq, display=line.display)
+    notes.add(
+        repo,
+        commit,
+        entry_id,
+        line.name,
+        line.result,
+        created=line.created,
+        seq=line.seq,
+        display=line.display,
+        published=line.published,
+    )
     r = repo.references.get(t_aliases)
     if r is not None:
         names.merge_alias_ref(repo, r.target)

@@ -61,15 +61,41 @@ def pull_cmd(ctx: click.Context, remote: str | None, quiet: bool) -> None:
 @click.command("push")
 @click.argument("remote", required=False)
 @click.option("-q", "--quiet", is_flag=True, help="No progress.")
+@click.option(
+    "--max-bytes",
+    metavar="SIZE",
+    help="Push entries in batches under SIZE (1500m, 1g; default: git config tvault.maxPushBytes, else 1.5g).",
+)
+@click.option(
+    "--prune",
+    is_flag=True,
+    help="Also delete on the remote the entries removed here (git tvault rm) and publish the removals.",
+)
 @click.pass_context
-def push_cmd(ctx: click.Context, remote: str | None, quiet: bool) -> None:
-    """Pull, then publish your entries, index and aliases (never forced; retried if someone pushed meanwhile)."""
-    t = sync.push(repo_from_ctx(ctx), remote and sync.check_remote_name(remote), False if quiet else None)
+def push_cmd(ctx: click.Context, remote: str | None, quiet: bool, max_bytes: str | None, prune: bool) -> None:
+    """Pull, then publish your entries, index and aliases (never forced; retried if someone pushed meanwhile).
+
+    Entries go in batches under tvault.maxPushBytes (hosts refuse big pushes: GitHub at 2 GiB),
+    oldest first, the index last; after a failure, running it again pushes only what the remote
+    lacks. Removals (git tvault rm) stay local unless you pass --prune.
+    """
+    limit = sync.parse_size(max_bytes) if max_bytes is not None else None
+    say = None if quiet else (lambda line: click.echo(printable(line, newlines=False), err=True))
+    t = sync.push(
+        repo_from_ctx(ctx),
+        remote and sync.check_remote_name(remote),
+        False if quiet else None,
+        max_bytes=limit,
+        prune=prune,
+        say=say,
+    )
     _warn(t)
     if not t.pushed:
         click.echo("nothing to push: no entries yet (log one with tvault_git.log_all)")
         return
     click.echo(
         f"pushed to {t.remote}"
+        + (f" in {t.batches} batches" if t.batches > 1 else "")
         + (f" (after merging {len(t.new_entries)} new entries from it)" if t.new_entries else "")
+        + (f"; pruned {len(t.pruned)} removed entr{'y' if len(t.pruned) == 1 else 'ies'}" if t.pruned else "")
     )
