@@ -97,7 +97,7 @@ def test_one_damaged_entry_never_breaks_the_rest(w: World, kind: str) -> None:
 
     assert w.victim_entry in [e.id for e in tvault.entries(str(w.victim))]
     # remove it; the removal travels to a teammate through the team remote
-    r = cli(w.victim, "rm", bad)
+    r = cli(w.victim, "rm", "--yes", bad)
     assert r.returncode == 0, r.stderr
     assert cli(w.victim, "fsck").returncode == 0
     assert bad[:10] not in cli(w.victim, "log").stderr
@@ -115,7 +115,7 @@ def test_one_damaged_entry_never_breaks_the_rest(w: World, kind: str) -> None:
 
 def test_rm_refuses_unknown_and_keeps_indexes(w: World) -> None:
     second = log_in(w.victim, 0.2)
-    r = cli(w.victim, "rm", w.victim_entry)
+    r = cli(w.victim, "rm", "--yes", w.victim_entry)
     assert r.returncode == 0, r.stderr
     show = cli(w.victim, "show", "HEAD:1", "--json")
     assert json.loads(show.stdout)["id"] == second  # the removed entry keeps its slot: HEAD:1 is not re-pointed

@@ -156,7 +156,9 @@ def test_rewrites_without_hooks_orphans_are_listed_survive_notes_prune_and_reatt
     assert [x["id"] for x in json.loads(tvault(repo, "orphans", "--json").stdout)] == [d.id]
     git(repo, "fsck", "--full")
     assert tvault(repo, "reattach").stdout.count("unmatched") == 1  # a second run changes nothing
-    assert "an orphan no note listed" in tvault(repo, "rm", d.id).stdout  # the way out for one that cannot match
+    assert (
+        "an orphan no note listed" in tvault(repo, "rm", "--yes", d.id).stdout
+    )  # the way out for one that cannot match
     assert json.loads(tvault(repo, "orphans", "--json").stdout) == []
     assert tvault(repo, "show", d.id, check=False).returncode != 0
 
@@ -200,7 +202,7 @@ def test_rm_then_gc_frees_the_weights_measured_on_disk(repo):
     gone = tv.log_all(_net(2), result=0.4)
     git(repo, "gc", "-q", "--prune=now")
     before = _pack_dir_bytes(repo)
-    tvault(repo, "rm", gone.id)
+    tvault(repo, "rm", "--yes", gone.id)
     assert "freed 0 B" in tvault(repo, "gc").stdout  # packs younger than --min-age are spared
     out = tvault(repo, "gc", "--min-age", "0").stdout
     git(repo, "gc", "-q", "--prune=now")
@@ -280,3 +282,26 @@ def test_a_pulled_line_cannot_give_an_entry_an_earlier_publication(repo, tmp_pat
     assert notes.merge(r, theirs)
     assert any(n.entry == slow for n in notes.read(r, other))  # their line arrived...
     assert _versions(repo) == before  # ...without renumbering anything
+
+
+def test_rm_takes_several_refs_asks_first_and_drops_their_aliases(repo):
+    a = tv.log_all(torch.nn.Linear(4, 4), name="m", result=0.1)
+    b = tv.log_all(torch.nn.Linear(4, 4), name="m", result=0.9)
+    c = tv.log_all(torch.nn.Linear(4, 4), name="m", result=0.5)
+    tvault(repo, "alias", "m@2", "prod")
+    # not a terminal and no --yes: nothing is removed, one line says what to do
+    no = tvault(repo, "rm", "m@1", "m@2", check=False)
+    assert no.returncode == 2 and "pass --yes" in no.stderr and "Traceback" not in no.stderr
+    assert sorted(_versions(repo)) == sorted([a.id, b.id, c.id])
+    # one ref that does not resolve: nothing is removed either
+    bad = tvault(repo, "rm", "--yes", "m@1", "m@9", check=False)
+    assert bad.returncode != 0 and len(bad.stderr.strip().splitlines()) == 1
+    assert sorted(_versions(repo)) == sorted([a.id, b.id, c.id])
+    out = tvault(repo, "rm", "--yes", "m@1", "m@2", a.id).stdout  # the same entry twice counts once
+    assert out.count("removed ") == 2
+    listed = tvault(repo, "log").stdout
+    assert c.id[:10] in listed and a.id[:10] not in listed and b.id[:10] not in listed
+    assert names.aliases(open_repo(str(repo)), "m") == {}  # prod pointed at a removed entry
+    gone = tvault(repo, "show", "m@prod", check=False)
+    assert gone.returncode != 0 and "Traceback" not in gone.stderr
+    git(repo, "fsck", "--no-progress")

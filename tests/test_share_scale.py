@@ -208,7 +208,7 @@ def test_removals_travel_only_with_push_prune(tmp_path: Path) -> None:
     remotes.pull(R(b))
     remotes.pull(R(c))
     assert visible(b) == visible(c) == {gone, kept}
-    tvault(a, "rm", gone)
+    tvault(a, "rm", "--yes", gone)
     assert visible(a) == {kept}
     # a plain push neither deletes nor hides anything for teammates
     tvault(a, "push")
@@ -351,7 +351,7 @@ def test_interop_with_remotes_and_clients_of_the_old_transfer(tmp_path: Path) ->
     remotes.pull(R(new))
     assert visible(new) == {e1, e2} and tvault(new, "show", "wide@prod").returncode == 0
     e3 = log_wide(new, 3)
-    tvault(new, "rm", e1)  # a local removal: the new push leaves it out, the old fetch sees no change
+    tvault(new, "rm", "--yes", e1)  # a local removal: the new push leaves it out, the old fetch sees no change
     remotes.push(R(new))
     git(old, "fetch", "-q", "origin", "refs/tvault/*:refs/tvault/*", "+refs/notes/tvault:refs/tvault-remote/o/notes")
     assert notes.merge(R(old), R(old).references["refs/tvault-remote/o/notes"].target)
@@ -365,7 +365,7 @@ def test_an_entry_removed_before_its_first_push_is_not_published(tmp_path: Path)
     git(tmp_path, "init", "-q", "--bare", "-b", "main", str(bare))
     a, b = project(tmp_path, bare, 2)
     kept, never = log_wide(a, 1), log_wide(a, 2)
-    tvault(a, "rm", never)
+    tvault(a, "rm", "--yes", never)
     tvault(a, "push")
     p = tvault(b, "pull")
     assert "warning" not in p.stderr, p.stderr  # the remote does not list an entry it lacks

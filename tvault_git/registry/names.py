@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import pygit2
@@ -237,21 +237,39 @@ def _now() -> str:
     return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def _write(repo: pygit2.Repository, change: AliasRecord, ref: str = ALIASES_REF) -> None:
-    """Add one record with a compare-and-swap update of the alias ref (retried like notes.add)."""
+def _write(
+    repo: pygit2.Repository,
+    change: AliasRecord | Callable[[dict[tuple[str, str], AliasRecord]], list[AliasRecord]],
+    ref: str = ALIASES_REF,
+) -> list[AliasRecord]:
+    """Add records with one compare-and-swap update of the alias ref (retried like notes.add).
 
-    def step() -> None:
+    ``change`` is one record, or a function of the current records returning those to add (so a
+    batch is decided on the state it updates); returns what was written.
+    """
+
+    def step() -> list[AliasRecord]:
         tip = _tip(repo, ref)
         recs = parse_records(_text(repo, tip)) if tip is not None else {}
-        recs[(change.name, change.alias)] = change
+        new = change(recs) if callable(change) else [change]
+        if not new:
+            return []
+        for c in new:
+            recs[(c.name, c.alias)] = c
         blob = repo.create_blob(render_records(recs).encode())
         tb = repo.TreeBuilder()
         tb.insert(ALIASES_FILE, blob, pygit2.enums.FileMode.BLOB)
-        msg = f"tvault: alias {change.name}@{change.alias} -> {(change.entry or 'removed')[:12]}\n"
-        commit_to_ref(repo, ref, msg, tb.write(), tip.id if tip is not None else None)
+        first = new[0]
+        what = (
+            f"{first.name}@{first.alias} -> {(first.entry or 'removed')[:12]}"
+            if len(new) == 1
+            else f"{len(new)} changes"
+        )
+        commit_to_ref(repo, ref, f"tvault: alias {what}\n", tb.write(), tip.id if tip is not None else None)
+        return new
 
     try:
-        retry_locked(step, ref, repo=repo)
+        return retry_locked(step, ref, repo=repo)
     except (OSError, pygit2.GitError) as e:  # read-only .git, disk full
         raise StorageError(f"could not record the alias: {e}") from None
 
@@ -279,6 +297,19 @@ def remove_alias(repo: pygit2.Repository, name: str, alias: str) -> None:
         raise RefNotFound(f"{name} has no alias {alias!r}")
     sig = signature(repo)
     _write(repo, AliasRecord(name, alias, None, _now(), sig.email.replace(" ", "_") or "-"))
+
+
+def remove_aliases_to(repo: pygit2.Repository, ids: Iterable[str]) -> list[tuple[str, str]]:
+    """Drop every alias that points at one of ``ids`` (removed entries), in one update; returns
+    the (name, alias) pairs dropped. Recorded as removals, so they merge like any change."""
+    gone = set(ids)
+    who = signature(repo).email.replace(" ", "_") or "-"
+    now = _now()
+
+    def drops(recs: dict[tuple[str, str], AliasRecord]) -> list[AliasRecord]:
+        return [AliasRecord(n, a, None, now, who) for (n, a), r in sorted(recs.items()) if r.entry in gone]
+
+    return [(r.name, r.alias) for r in _write(repo, drops)]
 
 
 def merge_alias_ref(repo: pygit2.Repository, other: pygit2.Oid | str, ref: str = ALIASES_REF) -> bool:

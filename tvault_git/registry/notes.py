@@ -258,9 +258,7 @@ def walk_tree(
             yield sha, lines
 
 
-def ids_named(
-    repo: pygit2.Repository, name: str, ref: str = NOTES_REF, tree: pygit2.Tree | None = None
-) -> set[str]:
+def ids_named(repo: pygit2.Repository, name: str, ref: str = NOTES_REF, tree: pygit2.Tree | None = None) -> set[str]:
     """Entry ids whose lines name ``name`` (removed ones included), by one regex pass per note that mentions it.
 
     In notes tree ``tree`` when given (the one a stamped ``add`` is about to update), else the ref's tip.

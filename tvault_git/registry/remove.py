@@ -4,27 +4,28 @@ A removal is a note line, ``removed <entry-id>``, added to every note that lists
 merges and travels like any other line (a teammate who pulls it stops seeing the entry too, and
 pulling the entry's old lines again does not bring it back). The entry keeps its slot: ``C:N`` of
 the entries after it, and version numbers, never shift. The local entry ref is deleted, so
-``git gc`` can drop the objects. Torch-free.
+``git gc`` can drop the objects, and aliases pointing at the entry are dropped. Torch-free.
 """
 
 from __future__ import annotations
 
 import pygit2
 
-from tvault_git.errors import RefNotFound, StorageError
+from tvault_git.errors import StorageError
 from tvault_git.gitutil.repo import commit_to_ref, retry_locked
-from tvault_git.registry import notes
+from tvault_git.registry import names, notes
 from tvault_git.registry.entries import Entry, resolve
 from tvault_git.spec.format import NOTES_REF, REF_PREFIX
 
 
-def remove(repo: pygit2.Repository, ref: str) -> tuple[str, list[str]]:
-    """Mark the entry ``ref`` names removed on every commit that lists it; returns (id, commits)."""
-    e: Entry = resolve(repo, ref)  # an id works for a damaged entry too: resolving reads no manifest
-    done = remove_ids(repo, [e.id])
-    if e.id not in done:
-        raise RefNotFound(f"entry {e.id[:10]} is not listed in the index (already removed?)")
-    return e.id, done[e.id]
+def resolve_all(repo: pygit2.Repository, refs: list[str]) -> list[Entry]:
+    """The entries ``refs`` name, each once, all resolved before anything is removed (one bad ref
+    removes nothing)."""
+    out: dict[str, Entry] = {}
+    for r in refs:
+        e = resolve(repo, r)
+        out.setdefault(e.id, e)
+    return list(out.values())
 
 
 def remove_ids(repo: pygit2.Repository, ids: list[str]) -> dict[str, list[str]]:
@@ -66,6 +67,8 @@ def remove_ids(repo: pygit2.Repository, ids: list[str]) -> dict[str, list[str]]:
             r = repo.references.get(REF_PREFIX + eid)
             if r is not None:
                 r.delete()
+        if done:  # an alias never points at a removed entry (NAME@best would name nothing)
+            names.remove_aliases_to(repo, done)
     except (OSError, pygit2.GitError) as err:
         raise StorageError(f"could not record the removal: {err}") from None
     return done

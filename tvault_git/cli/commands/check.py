@@ -8,7 +8,7 @@ import click
 import pygit2
 
 from tvault_git.cli.app import repo_from_ctx
-from tvault_git.errors import CorruptEntry, TvaultError, UnsupportedFormat
+from tvault_git.errors import CorruptEntry, InvalidInput, RefNotFound, TvaultError, UnsupportedFormat
 from tvault_git.textfmt import printable
 
 
@@ -70,22 +70,38 @@ def fsck_cmd(ctx: click.Context, as_json: bool, quick: bool) -> None:
 
 
 @click.command("rm")
-@click.argument("ref")
+@click.argument("refs", metavar="REF...", nargs=-1, required=True)
+@click.option("--yes", "-y", is_flag=True, help="Remove without asking (needed when stdin is not a terminal).")
 @click.pass_context
-def rm_cmd(ctx: click.Context, ref: str) -> None:
-    """Remove an entry from the index (it keeps its slot: other indexes and versions do not shift).
+def rm_cmd(ctx: click.Context, refs: tuple[str, ...], yes: bool) -> None:
+    """Remove entries from the index, with their aliases (each keeps its slot: other indexes and
+    versions do not shift).
 
-    The removal is a note line: 'git tvault push' carries it to the remote, so teammates stop
-    seeing the entry when they pull.
+    The removal is a note line. It stays in this clone until 'git tvault push --prune' carries it
+    to the remote (a plain push never deletes anything for teammates). 'git tvault gc' then frees
+    the space of weights no other entry uses.
     """
     from tvault_git.registry import remove
 
-    eid, commits = remove.remove(repo_from_ctx(ctx), ref)
-    if not commits:
-        click.echo(
-            f"removed {eid[:10]}, an orphan no note listed (its ref is deleted; 'git tvault gc' frees its space)"
-        )
-        return
-    click.echo(
-        f"removed {eid[:10]} from {len(commits)} commit{'s' * (len(commits) != 1)}; 'git tvault push' shares the removal"
-    )
+    repo = repo_from_ctx(ctx)
+    found = remove.resolve_all(repo, list(refs))  # every REF resolves before anything is removed
+    if not yes:
+        if not click.get_text_stream("stdin").isatty():
+            raise InvalidInput(
+                f"refusing to remove {len(found)} entr{'y' if len(found) == 1 else 'ies'} without asking: pass --yes"
+            )
+        for e in found:
+            click.echo(f"  {e.short}  {printable(e.name or '-', newlines=False)}", err=True)
+        click.confirm(f"remove {len(found)} entr{'y' if len(found) == 1 else 'ies'}?", abort=True, err=True)
+    done = remove.remove_ids(repo, [e.id for e in found])
+    for e in found:
+        if e.id not in done:
+            click.echo(f"{e.short} is not listed in the index (already removed?)", err=True)
+        elif not done[e.id]:
+            click.echo(f"removed {e.short}, an orphan no note listed (its ref is deleted)")
+        else:
+            n = len(done[e.id])
+            click.echo(f"removed {e.short} from {n} commit{'s' * (n != 1)}")
+    if not done:
+        raise RefNotFound("nothing was removed: every entry named is already removed")
+    click.echo("'git tvault gc' frees their space; 'git tvault push --prune' shares the removal")

@@ -86,5 +86,5 @@ def gc_cmd(
     click.echo(
         f"removed {len(ids)} version(s); freed {human_bytes(r.bytes)} (measured in the pack directory): "
         f"{r.packs} weight pack(s) deleted, {r.shrunk} rewritten without them; "
-        "'git gc --prune=now' drops their small loose objects, 'git tvault push' shares the removal"
+        "'git gc --prune=now' drops their small loose objects, 'git tvault push --prune' shares the removal"
     )
