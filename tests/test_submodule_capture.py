@@ -57,5 +57,10 @@ def test_dirty_submodule_patch_is_recorded(tmp_path: Path) -> None:
     assert f"Submodule trainer {sub_head} contains modified content" in out, out
     assert "+++ b/trainer/model.py" in out and "# tuned: 2 outputs" in out, out
     assert "data.py" not in out, "only what changed"
-    shown = tvault(sup, "show", "--json", entry).stdout
-    assert '"dirty": true' in shown.replace('"dirty":true', '"dirty": true')
+
+    git(sup / "trainer", "checkout", "-q", "--", "model.py")  # clean again: a second entry to compare with
+    p = subprocess.run([sys.executable, "-c", LOG], cwd=sup, capture_output=True, text=True, env=env)
+    assert p.returncode == 0, p.stderr
+    clean = p.stdout.strip().splitlines()[-1]
+    d = tvault(sup, "diff", entry, clean).stdout
+    assert "trained with uncommitted changes" in d and "inside submodule trainer" in d, d
