@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import GIT_ENV, ROOT, init_repo
+from tests.helpers import GIT_ENV, ROOT, git_daemon, git_tool, init_repo
 
 
 def _registry_refs(path: Path) -> str:
@@ -37,3 +37,14 @@ def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     yield p
     for mod in ("model", "helpers"):
         sys.modules.pop(mod, None)
+
+
+@pytest.fixture
+def daemon(tmp_path: Path):
+    """``git daemon`` serving tmp_path/srv on 127.0.0.1 with push enabled; yields (base dir, url prefix)."""
+    if not git_tool("daemon"):
+        pytest.skip("git daemon is not installed (Debian/Ubuntu: it ships with git; elsewhere: git-daemon)")
+    base = tmp_path / "srv"
+    base.mkdir()
+    with git_daemon(base) as d:
+        yield base, d.url

@@ -6,12 +6,16 @@ Imported as ``tests.helpers`` (``tests`` is a package, so the name cannot collid
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import socket
 import subprocess
 import sys
 import textwrap
+import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -131,3 +135,67 @@ def modules_after(repo: Path, argv: list[str]) -> set[str]:
     head, _, line = p.stderr.rpartition(" MODULES=")
     assert head.endswith("EXIT=0"), f"git tvault {' '.join(argv)} failed: {p.stderr[:2000]}"
     return set(json.loads(line))
+
+
+# --- servers on 127.0.0.1 ------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port: int) -> None:
+    for _ in range(200):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"server on port {port} did not start")
+
+
+def git_tool(name: str) -> bool:
+    """Whether git's ``git-<name>`` helper program (daemon, http-backend) is installed."""
+    exec_path = subprocess.run(["git", "--exec-path"], capture_output=True, text=True).stdout.strip()
+    return os.access(os.path.join(exec_path, f"git-{name}"), os.X_OK)
+
+
+class GitDaemon:
+    """A running ``git daemon`` (see ``git_daemon``); ``stop()`` takes it down (the remote goes away)."""
+
+    def __init__(self, proc: subprocess.Popen, url: str) -> None:
+        self.proc, self.url = proc, url
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+
+
+@contextlib.contextmanager
+def git_daemon(base: Path) -> Iterator[GitDaemon]:
+    """``git daemon`` serving ``base`` on 127.0.0.1 with push enabled; yields it (``.url``: ``git://...``)."""
+    port = free_port()
+    p = subprocess.Popen(
+        [
+            "git",
+            "daemon",
+            "--export-all",
+            "--enable=receive-pack",
+            "--reuseaddr",
+            f"--base-path={base}",
+            "--listen=127.0.0.1",
+            f"--port={port}",
+            str(base),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    d = GitDaemon(p, f"git://127.0.0.1:{port}")
+    try:
+        wait_port(port)
+        yield d
+    finally:
+        d.stop()

@@ -34,6 +34,7 @@ from tvault_git.gitutil.repo import (
     signature,
     writes_shared,
 )
+from tvault_git.gitutil.submodules import submodule_patches
 from tvault_git.registry import names, notes, series
 from tvault_git.registry.entries import Entry
 from tvault_git.spec import format as fmt
@@ -264,6 +265,8 @@ def _work_tree_state(
     for rel in new_code:
         with open(os.path.join(repo.workdir, rel), "rb") as f:
             parts.append(pygit2.Patch.create_from(None, f.read(), old_as_path=rel, new_as_path=rel).text or "")
+    if tracked_changed:  # a dirty submodule is only "Subproject commit X-dirty" above: its own changes
+        parts.append(submodule_patches(repo, drifted))
     patch_text = "".join(parts)
     return bool(patch_text), patch_text, untracked
 

@@ -29,6 +29,7 @@ from tvault_git.spec.format import (
     CHUNK_BYTES,
     CONFIGURATION,
     OPTIMIZER,
+    PATCH,
     SCHEDULER,
     SOURCE_INDEX,
     WEIGHTS,
@@ -765,9 +766,31 @@ def _context(repo: pygit2.Repository, a: Side, b: Side) -> dict[str, Any]:
         parts.append(f"library {lib['package']} {lib['a']} -> {lib['b']}")
     dirty = [s.label for s in (a, b) if s.manifest.get("dirty")]
     if dirty:
-        parts.append("trained with uncommitted changes: " + ", ".join(dirty))
-    changed = ca != cb or bool(out["files"]) or bool(out["libraries"])
+        subs = {s.label: _dirty_submodules(repo, s) for s in (a, b) if s.manifest.get("dirty")}
+        out["dirty_submodules"] = {k: v for k, v in subs.items() if v}
+        parts.append(
+            "trained with uncommitted changes: "
+            + ", ".join(f"{d} (inside submodule {', '.join(subs[d])})" if subs.get(d) else d for d in dirty)
+        )
+    subs_of = out.get("dirty_submodules") or {}
+    # code that ran from a submodule's uncommitted changes on one side only: the context differs
+    changed = (
+        ca != cb or bool(out["files"]) or bool(out["libraries"]) or subs_of.get(a.label) != subs_of.get(b.label)
+    )
     return {**out, "summary": "; ".join(parts), "changed": changed}
+
+
+_SUBMODULE_RE = re.compile(r"^Submodule ([^\x00-\x20\x7f]+) [0-9a-f]{40} contains modified content$", re.M)
+
+
+def _dirty_submodules(repo: pygit2.Repository, side: Side) -> list[str]:
+    """Submodules whose own changes the entry's patch records (capture writes a header per submodule)."""
+    if side.entry is None:
+        return []
+    try:
+        return _SUBMODULE_RE.findall(entries.read_text(repo, side.entry.tree(), PATCH))
+    except TvaultError:
+        return []
 
 
 def _libraries(a: Side, b: Side) -> list[dict[str, Any]]:

@@ -523,7 +523,48 @@ class gc_lock:
         return True
 
     def __enter__(self) -> gc_lock:
+        """Take ``gc.pid`` without ever holding ``gc.pid.lock`` while it is free.
+
+        git gc takes ``gc.pid.lock`` with no timeout and dies ("Unable to create
+        '.../gc.pid.lock': File exists") if it is there: a merger taking that lock on every merge
+        made a user's ``git gc`` beside heavy logging fail. So ``gc.pid`` is created directly
+        (a hard link: atomic, and refused when one exists). A gc that had already read "no
+        gc.pid" under its lock renames its own over ours; so once no lock is held, ``gc.pid``
+        must still be ours. Only a stale ``gc.pid`` (a killed gc) is replaced under the lock, as
+        git itself does.
+        """
         lock = self.path + ".lock"
+        tmp = f"{self.path}.tvault-{os.getpid()}-{threading.get_ident()}"
+        try:
+            with open(tmp, "w") as f:
+                f.write(self.mine)
+            try:
+                os.link(tmp, self.path)
+            except FileExistsError:
+                if self._running():
+                    return self  # a gc (or another tvault) holds it
+                return self._replace_stale(lock)
+            except OSError:
+                return self  # no hard links here: leave the packs for gc
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+        deadline = time.monotonic() + 2.0
+        while os.path.exists(lock) and time.monotonic() < deadline:
+            time.sleep(0.001)  # a gc deciding right now: it sees ours (backs off) or renames its own
+        try:
+            with open(self.path) as f:
+                ours = f.read().strip() == self.mine
+        except OSError:
+            ours = False
+        self.acquired = ours and not os.path.exists(lock)
+        if ours and not self.acquired:  # a lock left by a killed git: do not leave our gc.pid behind
+            with contextlib.suppress(OSError):
+                os.unlink(self.path)
+        return self
+
+    def _replace_stale(self, lock: str) -> gc_lock:
+        """``gc.pid`` of a gc that died: replaced under ``gc.pid.lock``, as git gc replaces it."""
         try:
             fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         except OSError:

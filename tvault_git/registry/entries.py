@@ -13,6 +13,7 @@ from typing import Any
 import pygit2
 
 from tvault_git.errors import AmbiguousRef, CorruptEntry, RefNotFound, TvaultError
+from tvault_git.gitutil.lazy import ensure_present, promisor_remote
 from tvault_git.registry import notes
 from tvault_git.spec.format import (
     MANIFEST,
@@ -108,6 +109,7 @@ def read_blob(repo: pygit2.Repository, tree: pygit2.Tree, path: str, cap: int | 
         pygit2.enums.FileMode.LINK,
     ):
         raise CorruptEntry(f"{path} in the entry is not a file")
+    ensure_present(repo, [e.id], path)
     blob_size(repo, e.id, f"{path} in the entry", blob_cap(path) if cap is None else cap)
     return repo[e.id].data
 
@@ -151,6 +153,8 @@ def read_manifests(repo: pygit2.Repository, ids: list[str]) -> dict[str, dict[st
     never read. Where git cannot be run, it is one at a time.
     """
     out: dict[str, dict[str, Any] | TvaultError | None] = {}
+    if promisor_remote(repo) is not None:  # a partial clone: the manifests not here yet, in one fetch
+        ensure_present(repo, _manifest_blobs(repo, ids), "manifests")
     try:
         spec = "".join(f"{i}:{MANIFEST}\n" for i in ids).encode()
         p = subprocess.run(
@@ -186,6 +190,19 @@ def read_manifests(repo: pygit2.Repository, ids: list[str]) -> dict[str, dict[st
         except TvaultError as e:
             out[i] = e
         pos += size + 1
+    return out
+
+
+def _manifest_blobs(repo: pygit2.Repository, ids: list[str]) -> list[pygit2.Oid]:
+    """The manifest blob ids of the entries here (commits and trees: a blob:none clone has them)."""
+    out = []
+    for i in ids:
+        try:
+            obj = repo.get(i)
+            if obj is not None and obj.type == pygit2.enums.ObjectType.COMMIT:
+                out.append(obj.tree[MANIFEST].id)
+        except (KeyError, ValueError, pygit2.GitError):
+            continue
     return out
 
 

@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 import pygit2
 
 from tvault_git.errors import CorruptEntry, InvalidInput, RefNotFound, StorageError, TvaultError
+from tvault_git.gitutil.lazy import ensure_present
 from tvault_git.gitutil.repo import commit_to_ref, merge_history, ref_tip, retry_locked, signature
 from tvault_git.registry import entries, notes
 from tvault_git.spec.format import ALIASES_FILE, ALIASES_REF, MAX_ALIASES, NAME_RE, NOTES_REF
@@ -209,6 +210,7 @@ def _text(repo: pygit2.Repository, commit: pygit2.Commit | None) -> str:
         return ""
     try:
         e = commit.tree[ALIASES_FILE]
+        ensure_present(repo, [e.id], "aliases")
         kind, size = repo.odb.read_header(e.id)
     except (KeyError, ValueError, pygit2.GitError):
         return ""

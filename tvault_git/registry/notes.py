@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import pygit2
 
 from tvault_git.errors import CorruptEntry, InvalidInput
+from tvault_git.gitutil.lazy import ensure_present
 from tvault_git.gitutil.repo import commit_to_ref, merge_history, retry_locked
 from tvault_git.spec.format import MAX_NOTE, NOTES_REF
 from tvault_git.spec.values import iso_to_instant
@@ -168,7 +169,12 @@ PUBLISHED_TRAILER = "published: "
 
 
 def note_text(repo: pygit2.Repository, oid: pygit2.Oid | str, commit: str = "") -> str | None:
-    """A note's text, or None when it is over MAX_NOTE (checked from the object header, never read)."""
+    """A note's text, or None when it is over MAX_NOTE (checked from the object header, never read).
+
+    In a partial clone a note not fetched yet is fetched first: taking it for absent would make a
+    merge or an append drop every line it holds.
+    """
+    ensure_present(repo, [oid], "note")
     try:
         kind, size = repo.odb.read_header(oid if isinstance(oid, pygit2.Oid) else pygit2.Oid(hex=str(oid)))
     except (KeyError, ValueError, pygit2.GitError):
@@ -247,7 +253,9 @@ def walk_tree(
     ``containing``: skip, unparsed, the notes whose text lacks that string (a
     model's history only needs the commits where its name appears).
     """
-    for sha, (_, blob) in _flatten(repo, tree).items():
+    flat = _flatten(repo, tree)
+    ensure_present(repo, [b for _, b in flat.values()], "notes")  # a partial clone: one fetch, not one per note
+    for sha, (_, blob) in flat.items():
         text = note_text(repo, blob, sha)
         if text is None:
             continue
@@ -436,9 +444,13 @@ def merge(repo: pygit2.Repository, other: pygit2.Oid | str, ref: str = NOTES_REF
     def union(ours: pygit2.Commit | None) -> pygit2.Oid:
         base = ours.tree if ours is not None else repo[repo.TreeBuilder().write()]
         ours_map = _flatten(repo, base)
+        theirs_map = _flatten(repo, theirs.tree)
+        need = [b for s, (_, b) in theirs_map.items() if s not in ours_map or ours_map[s][1] != b]
+        need += [ours_map[s][1] for s, (_, b) in theirs_map.items() if s in ours_map and ours_map[s][1] != b]
+        ensure_present(repo, need, "notes")  # a partial clone: the notes to merge, in one fetch
         new_tree = base
         pubs: dict[str, str] | None = None  # our published= per entry, read once a note changes
-        for sha, (_path, blob) in sorted(_flatten(repo, theirs.tree).items()):
+        for sha, (_path, blob) in sorted(theirs_map.items()):
             mine = ours_map.get(sha)
             if mine is not None and mine[1] == blob:
                 continue

@@ -27,6 +27,7 @@ from typing import Any
 import pygit2
 
 from tvault_git.errors import CorruptEntry, InvalidInput
+from tvault_git.gitutil.lazy import ensure_present
 from tvault_git.registry import entries as registry
 from tvault_git.registry.query import lower_is_better
 from tvault_git.spec.format import STEPS, validate_tensor_record
@@ -179,6 +180,7 @@ class Series:
 
 def _blob_bytes(repo: pygit2.Repository, chunks: list[str], nbytes: int, chunk_bytes: int, where: str) -> bytes:
     parts = []
+    ensure_present(repo, chunks, f"chunks of {where}")
     for i, oid in enumerate(chunks):
         want = min(chunk_bytes, nbytes - i * chunk_bytes)
         try:

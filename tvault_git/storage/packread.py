@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import mmap
 import os
+import re
 import struct
 import threading
 import zlib
@@ -22,6 +23,7 @@ from typing import Any
 import pygit2
 
 from tvault_git.errors import CorruptEntry
+from tvault_git.gitutil.lazy import ensure_present
 from tvault_git.gitutil.repo import pack_dir as git_pack_dir
 from tvault_git.spec.format import check_declared, validate_tensor_record
 from tvault_git.storage.packwrite import adler32
@@ -310,6 +312,7 @@ def _read_loose(repo: pygit2.Repository, oid: str, out: memoryview) -> bool:
 def _read_generic(repo: pygit2.Repository, oid: str, out: memoryview) -> None:
     if _read_loose(repo, oid, out):
         return
+    ensure_present(repo, [oid], "weight chunk")  # a read no batch covered (a sharded rank's range)
     try:
         obj = repo.get(oid)
     except (pygit2.GitError, ValueError) as e:
@@ -324,6 +327,25 @@ def _read_generic(repo: pygit2.Repository, oid: str, out: memoryview) -> None:
     out[:] = data
 
 
+_HEX40 = re.compile(r"[0-9a-f]{40}")
+
+
+def fetch_chunks(repo: pygit2.Repository, records: Iterable[Any], where: str) -> int:
+    """In a partial clone, fetch the chunks of these tensor records that are not here, in one fetch.
+
+    Only the records a read names: loading one tensor of a 1 GB model fetches that tensor's
+    chunks. Malformed records are skipped here; ``check_stored`` reports them.
+    """
+    oids = [
+        c
+        for rec in records
+        if isinstance(rec, dict) and isinstance(rec.get("chunks"), list)
+        for c in rec["chunks"]
+        if isinstance(c, str) and _HEX40.fullmatch(c)
+    ]
+    return ensure_present(repo, oids, f"weight chunks of {where}")
+
+
 def check_stored(
     repo: pygit2.Repository, items: Iterable[tuple[str, Any]], where: str, max_bytes: int | None, chunk_bytes: int
 ) -> int:
@@ -331,6 +353,8 @@ def check_stored(
     distinct stored bytes; returns the declared total. Nothing is allocated or inflated."""
     sizes: dict[str, int] = {}
     declared = 0
+    items = list(items)
+    fetch_chunks(repo, [rec for _, rec in items], where)
     for name, rec in items:
         _, _, nbytes, chunks = validate_tensor_record(name, rec, where, chunk_bytes)
         declared += nbytes

@@ -14,7 +14,7 @@ from tvault_git.errors import CorruptEntry, InvalidInput
 from tvault_git.spec import format as fmt
 from tvault_git.spec.format import DTYPES, validate_tensor_record
 from tvault_git.storage import packread, packwrite
-from tvault_git.storage.packread import check_stored  # torch-free; here for the tensor readers
+from tvault_git.storage.packread import check_stored, fetch_chunks  # torch-free; here for the tensor readers
 
 if sys.byteorder != "little":  # pragma: no cover - no such host in CI
     raise ImportError("tvault-git stores little-endian tensors and needs a little-endian host")
@@ -200,6 +200,7 @@ def read_tensors(
     for name in wanted:
         if name not in records:
             raise InvalidInput(f"{where} has no tensor named {name!r}")
+    fetch_chunks(repo, [records[n] for n in wanted], where)
     check_stored(repo, [(n, records[n]) for n in wanted], where, max_bytes, chunk_bytes)
     for name in wanted:
         t, reads = _alloc(name, records[name], where, chunk_bytes)
@@ -248,6 +249,7 @@ def stream_pairs(
     plan: list[tuple[str, torch.dtype, int, list[str], list[str], bool]] = []
     biggest = 0
     items = list(items)
+    fetch_chunks(repo, [r for _, ra, rb in items for r in (ra, rb)], f"{where_a} and {where_b}")
     check_stored(repo, [(n, ra) for n, ra, _ in items], where_a, max_bytes, chunk_a)
     check_stored(repo, [(n, rb) for n, _, rb in items], where_b, max_bytes, chunk_b)
     for name, ra, rb in items:
