@@ -774,9 +774,7 @@ def _context(repo: pygit2.Repository, a: Side, b: Side) -> dict[str, Any]:
         )
     subs_of = out.get("dirty_submodules") or {}
     # code that ran from a submodule's uncommitted changes on one side only: the context differs
-    changed = (
-        ca != cb or bool(out["files"]) or bool(out["libraries"]) or subs_of.get(a.label) != subs_of.get(b.label)
-    )
+    changed = ca != cb or bool(out["files"]) or bool(out["libraries"]) or subs_of.get(a.label) != subs_of.get(b.label)
     return {**out, "summary": "; ".join(parts), "changed": changed}
 
 
