@@ -12,12 +12,15 @@ import json
 import math
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
+import pygit2
+
 from tvault_git.errors import InvalidInput
-from tvault_git.gitutil.repo import open_repo_like
+from tvault_git.gitutil.repo import has_object, open_repo_like
 from tvault_git.registry import cache
-from tvault_git.registry.entries import resolve_commit
+from tvault_git.registry.entries import Entry, resolve, resolve_commit
 
 # Words that make a metric lower-is-better, matched as whole tokens of its name ("val_loss",
 # "top1-error", "valLoss"), never as substrings ("confidence" holds "fid", "uptime" holds "time").
@@ -93,7 +96,8 @@ _BUILTIN_SORT = {
 }
 
 
-def _number(text: Any, what: str) -> float:
+def parse_number(text: Any, what: str) -> float:
+    """A finite number typed by a user (``--min 0.9``, the web's filter box); InvalidInput otherwise."""
     try:
         f = float(text)
     except (TypeError, ValueError):
@@ -152,7 +156,7 @@ def parse_where(expr: str) -> tuple[str, str, Any]:
         )
     key, op, val = m.group(1), m.group(2), m.group(3)
     if op in (">", "<", ">=", "<="):
-        return key, op, _number(val, f"the value in {expr!r}")
+        return key, op, parse_number(val, f"the value in {expr!r}")
     return key, op, val
 
 
@@ -246,10 +250,10 @@ def find(
         conds.append("e.shadowed = 0")
     if min_result is not None:
         conds.append("e.result >= ?")
-        args.append(_number(min_result, "the minimum result"))
+        args.append(parse_number(min_result, "the minimum result"))
     if max_result is not None:
         conds.append("e.result <= ?")
-        args.append(_number(max_result, "the maximum result"))
+        args.append(parse_number(max_result, "the maximum result"))
     for pair in tags:
         if not isinstance(pair, (tuple, list)) or len(pair) != 2:
             raise InvalidInput(f"a tag condition is a (key, value) pair, got {pair!r}")
@@ -260,7 +264,7 @@ def find(
         asked.append((key, f"--where {expr!r}"))
         if key == "result":
             if op in ("=", "==", "!="):
-                val = _number(val, f"the value in {expr!r}")
+                val = parse_number(val, f"the value in {expr!r}")
             conds.append(f"e.result {_OPS[op]} ?")
             args.append(val)
             continue
@@ -497,3 +501,54 @@ def with_predecessor(repo: Any, ids: Sequence[str]) -> set[str]:
     finally:
         con.close()
     return found
+
+
+_HEX40 = re.compile(r"^[0-9a-f]{40}$")
+
+
+def lookup(repo: pygit2.Repository, ref: str) -> Entry:
+    """An entry by full id straight from the cache (no walk over all notes), else by any ref."""
+    ref = ref.strip().lower()
+    if _HEX40.match(ref):
+        con = cache.refresh(repo)
+        try:
+            row = con.execute(
+                "SELECT commit_id, idx, name FROM entries WHERE id=? AND missing=0 AND shadowed=0", (ref,)
+            ).fetchone()
+        finally:
+            con.close()
+        if row is not None:
+            return Entry(ref, row[0], int(row[1]), row[2], _repo=repo)
+    return resolve(repo, ref)
+
+
+@dataclass(frozen=True)
+class ModelCount:
+    """One model name as the cache counts it: versions, newest ``created``, highest result."""
+
+    name: str
+    versions: int
+    latest: str | None
+    best_result: float | None
+
+
+def model_counts(repo: pygit2.Repository) -> list[ModelCount]:
+    """Every model name with its counts, by name, in one GROUP BY (not a walk over the notes per name)."""
+    con = cache.refresh(repo)
+    try:
+        rows = con.execute(
+            "SELECT name, COUNT(*), MAX(created), MAX(result) FROM entries "
+            "WHERE missing=0 AND shadowed=0 AND name IS NOT NULL GROUP BY name ORDER BY name"
+        ).fetchall()
+    finally:
+        con.close()
+    return [ModelCount(str(name), int(n), last, best) for name, n, last, best in rows]
+
+
+def cheap_ref(repo: pygit2.Repository, e: Entry) -> str:
+    """``COMMIT:INDEX`` (one note read) when the training commit is here, else the id (a walk over all notes).
+
+    Why: diff resolves refs itself; a full id costs a walk over every note, which
+    made exporting comparisons quadratic in the number of entries.
+    """
+    return f"{e.commit}:{e.index}" if has_object(repo, e.commit) else e.id
