@@ -16,6 +16,7 @@ import pygit2
 from tvault_git.registry import entries
 from tvault_git.registry.entries import Entry
 from tvault_git.spec.format import ARCHITECTURE, CONFIGURATION, OPTIMIZER, PATCH, SCHEDULER, SOURCE_INDEX
+from tvault_git.spec.manifest import Manifest
 
 
 @dataclass(frozen=True)
@@ -23,7 +24,7 @@ class EntryContents:
     """The parts of one entry as stored (JSON parts parsed, text parts decoded); absent parts are empty."""
 
     entry: Entry
-    manifest: dict[str, Any]
+    manifest: Manifest
     source: dict[str, Any]  # source.json: objects, external, missing ({} when absent or not an object)
     weights: dict[str, dict[str, Any]]  # weights.json records by tensor name (shape, dtype, nbytes, ...)
     architecture: str  # '' when absent; a note when over its size limit

@@ -27,6 +27,7 @@ from tvault_git.spec.format import (
     validate_manifest,
     validate_tensor_record,
 )
+from tvault_git.spec.manifest import Manifest
 from tvault_git.spec.refs import EntryRef
 from tvault_git.spec.tables import TensorTable, parse_table
 
@@ -43,7 +44,7 @@ class Entry:
     new_bytes: int = field(default=0, compare=False)
     removed: bool = False  # a ``removed`` line (git tvault rm) holds its slot, so later indexes never shift
     _repo: pygit2.Repository | None = field(default=None, repr=False, compare=False)
-    _manifest: dict[str, Any] | None = field(default=None, repr=False, compare=False)
+    _manifest: Manifest | None = field(default=None, repr=False, compare=False)
 
     @property
     def short(self) -> str:
@@ -54,7 +55,7 @@ class Entry:
         return f"{self.commit[:7]}:{self.index}"
 
     @property
-    def manifest(self) -> dict[str, Any]:
+    def manifest(self) -> Manifest:
         if self._manifest is None:
             assert self._repo is not None
             self._manifest = read_manifest(self._repo, self.id)
@@ -130,7 +131,7 @@ def read_json(repo: pygit2.Repository, entry_id: str, path: str) -> Any:
     return None if data is None else parse_json(data, where)
 
 
-def read_manifest(repo: pygit2.Repository, entry_id: str) -> dict[str, Any]:
+def read_manifest(repo: pygit2.Repository, entry_id: str) -> Manifest:
     """The validated manifest; RefNotFound (objects not here), CorruptEntry or UnsupportedFormat."""
     tree = entry_tree(repo, entry_id)
     try:
@@ -140,7 +141,7 @@ def read_manifest(repo: pygit2.Repository, entry_id: str) -> dict[str, Any]:
     return _parse_manifest(data, entry_id)
 
 
-def read_manifests(repo: pygit2.Repository, ids: list[str]) -> dict[str, dict[str, Any] | TvaultError | None]:
+def read_manifests(repo: pygit2.Repository, ids: list[str]) -> dict[str, Manifest | TvaultError | None]:
     """Many manifests at once, for building the query cache: per id the manifest, None (the entry's
     objects are not here), or the error that makes it unreadable (damaged, newer format). One bad
     entry never fails the others.
@@ -150,7 +151,7 @@ def read_manifests(repo: pygit2.Repository, ids: list[str]) -> dict[str, dict[st
     gives every size from the object headers, so a manifest over the limit is
     never read. Where git cannot be run, it is one at a time.
     """
-    out: dict[str, dict[str, Any] | TvaultError | None] = {}
+    out: dict[str, Manifest | TvaultError | None] = {}
     try:
         spec = "".join(f"{i}:{MANIFEST}\n" for i in ids).encode()
         p = subprocess.run(
@@ -189,7 +190,7 @@ def read_manifests(repo: pygit2.Repository, ids: list[str]) -> dict[str, dict[st
     return out
 
 
-def _one(repo: pygit2.Repository, entry_id: str) -> dict[str, Any] | TvaultError | None:
+def _one(repo: pygit2.Repository, entry_id: str) -> Manifest | TvaultError | None:
     """One manifest through libgit2: None when the objects are not here, the error when unreadable."""
     try:
         return read_manifest(repo, entry_id)
@@ -199,7 +200,7 @@ def _one(repo: pygit2.Repository, entry_id: str) -> dict[str, Any] | TvaultError
         return e
 
 
-def _parse_manifest(data: bytes | None, entry_id: str) -> dict[str, Any]:
+def _parse_manifest(data: bytes | None, entry_id: str) -> Manifest:
     where = f"entry {entry_id[:10]}"
     if data is None:
         raise CorruptEntry(f"{where} has no {MANIFEST}; it is not a tvault entry")

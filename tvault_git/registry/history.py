@@ -15,6 +15,7 @@ import pygit2
 from tvault_git.errors import RefNotFound, TvaultError
 from tvault_git.registry import names, query
 from tvault_git.registry.entries import Entry
+from tvault_git.spec.manifest import Manifest, author_email, author_name
 from tvault_git.spec.values import iso_to_instant
 
 
@@ -37,15 +38,14 @@ class VersionRow:
         return self.version.entry
 
 
-def _row(v: names.Version, m: dict[str, Any], fetched: bool = True) -> VersionRow:
-    a = m.get("author") or {}
+def _row(v: names.Version, m: Manifest, fetched: bool = True) -> VersionRow:
     return VersionRow(
         v,
         result=m.get("result"),
         metrics=dict(m.get("metrics") or {}),
         tags=dict(m.get("tags") or {}),
-        author=a.get("name") if isinstance(a, dict) else a,
-        email=a.get("email") if isinstance(a, dict) else None,
+        author=author_name(m),
+        email=author_email(m),
         message=m.get("message"),
         dirty=m.get("dirty"),
         fetched=fetched,

@@ -19,7 +19,7 @@ import pygit2
 
 from tvault_git.errors import InvalidInput
 from tvault_git.gitutil.repo import has_object, open_repo_like
-from tvault_git.registry import cache
+from tvault_git.registry import cache, summary
 from tvault_git.registry.entries import Entry, resolve, resolve_commit
 
 # Words that make a metric lower-is-better, matched as whole tokens of its name ("val_loss",
@@ -237,7 +237,7 @@ def find(
 
     ``best='acc'`` (or 'loss:min', 'acc:max') returns the top entry by that
     metric; without a direction, names like loss/error/perplexity count as
-    lower-is-better. Rows have the shape of ``cli.entry_summary``.
+    lower-is-better. Rows are ``summary.EntrySummary``.
     """
     r = open_repo_like(repo)
     conds: list[str] = ["e.missing = 0"]
@@ -362,7 +362,7 @@ def find(
                 total = con.execute(f"SELECT COUNT(*) FROM entries e WHERE {where_sql}", args).fetchone()[0]
                 if best is not None and limit is not None:
                     total = min(total, limit)
-        out = [_summary(row) for row in rows]
+        out = [summary.of_row(row) for row in rows]
         _add_versions(con, out)
     finally:
         con.close()
@@ -432,26 +432,6 @@ def _fetch(con: Any, sql: str, args: list[Any], limit: int | None, offset: int =
     if limit is not None or offset:
         sql, args = sql + " LIMIT ? OFFSET ?", [*args, -1 if limit is None else limit, offset]
     return con.execute(sql, args).fetchall()
-
-
-def _summary(row: tuple) -> dict[str, Any]:
-    eid, commit, idx, name, result, metrics, tags, author, email, created, branch, dirty, message = row
-    return {
-        "id": eid,
-        "ref": f"{commit[:7]}:{idx}",
-        "commit": commit,
-        "index": idx,
-        "name": name,
-        "result": json.loads(result) if result is not None else None,
-        "metrics": json.loads(metrics) if metrics else {},
-        "tags": json.loads(tags) if tags else {},
-        "author": author,
-        "email": email,
-        "created": created,
-        "branch": branch,
-        "dirty": bool(dirty),
-        "message": message,
-    }
 
 
 def predecessor(repo: Any, entry_id: str) -> str | None:

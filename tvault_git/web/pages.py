@@ -22,6 +22,7 @@ from tvault_git.errors import CorruptEntry, InvalidInput, TvaultError
 from tvault_git.gitutil.repo import commit_info
 from tvault_git.registry import entries, history, names, query, series
 from tvault_git.registry.contents import load_contents
+from tvault_git.spec.manifest import author_name
 from tvault_git.spec.values import as_number
 from tvault_git.textfmt import human_bytes
 
@@ -165,7 +166,7 @@ def entry_page(repo: pygit2.Repository, ref: str) -> dict[str, Any]:
     c = load_contents(repo, e)
     m = c.manifest
     objects = [{**o, "html": highlight(c.text(str(o.get("path", ""))))} for o in c.objects]
-    wrows = [
+    wrows: list[dict[str, Any]] = [
         {
             "name": n,
             "shape": r.get("shape"),
@@ -194,7 +195,7 @@ def entry_page(repo: pygit2.Repository, ref: str) -> dict[str, Any]:
         "capture_gaps": capture_gaps(m.get("missing") or c.source.get("missing") or [], m.get("drift") or []),
         "configuration": flat_configuration(c.configuration),
         "weights": wrows,
-        "weights_total": human_bytes(sum(w["nbytes"] for w in wrows)),
+        "weights_total": human_bytes(sum(int(w["nbytes"]) for w in wrows)),
         "architecture": c.architecture,
         "optimizer": opt,
         "groups": groups,
@@ -209,15 +210,16 @@ def entry_page(repo: pygit2.Repository, ref: str) -> dict[str, Any]:
 def curves(repo: pygit2.Repository, es: list[entries.Entry]) -> dict[str, Any]:
     """Learning curves (step metrics) of entries: one plot per metric with every entry's series
     overlaid on the union of their steps. A damaged series is reported, not plotted."""
-    found, errors = [], []
+    found: list[tuple[int, entries.Entry, dict[str, Any]]] = []
+    errors: list[str] = []
     for k, e in enumerate(es, 1):
         try:
-            s = series.read(repo, e.id)
+            got = series.read(repo, e.id)
         except CorruptEntry as err:
             errors.append(str(err))
             continue
-        if s is not None:
-            found.append((k, e, s.to_json()))
+        if got is not None:
+            found.append((k, e, got.to_json()))
     names_ = sorted({m for _, _, s in found for m in s["columns"]})
     plots = []
     for name in names_[:MAX_CURVES]:
@@ -315,7 +317,7 @@ def previous_of(repo: pygit2.Repository, ref: str) -> str | None:
 def metrics_table(repo: pygit2.Repository, ids: list[str]) -> dict[str, Any]:
     """Result and metrics of several entries in one table, and the same numbers as plot data."""
     es = [query.lookup(repo, i) for i in ids]
-    rows = []
+    rows: list[dict[str, Any]] = []
     for k, e in enumerate(es, 1):
         m = e.manifest
         rows.append(
@@ -327,7 +329,7 @@ def metrics_table(repo: pygit2.Repository, ids: list[str]) -> dict[str, Any]:
                 "result": m.get("result"),
                 "metrics": m.get("metrics") or {},
                 "tags": m.get("tags") or {},
-                "author": (m.get("author") or {}).get("name"),
+                "author": author_name(m),
             }
         )
     keys = sorted({k for r in rows for k in r["metrics"]})
