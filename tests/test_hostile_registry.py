@@ -27,7 +27,6 @@ from tests.hostile_kit import (
     set_ref,
     world,
 )
-from tests.test_share import daemon  # noqa: F401 (a fixture)
 
 
 @pytest.fixture
@@ -228,7 +227,7 @@ def test_hidden_note_line_via_unicode_separator(w: World) -> None:
     assert evil[:10] not in cli(w.victim, "log").stdout
 
 
-def test_damaged_entry_over_git_daemon(w: World, daemon) -> None:  # noqa: F811
+def test_damaged_entry_over_git_daemon(w: World, daemon) -> None:
     """D1 over git://: the same boundary when the registry arrives through git daemon."""
     base, url = daemon
     bad = entry(w, b"[1]", seq=3)

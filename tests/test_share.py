@@ -10,18 +10,16 @@ from __future__ import annotations
 import http.server
 import itertools
 import os
-import socket
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import pygit2
 import pytest
 
 import tvault_git as tvault
-from tests.helpers import git, import_fresh, init_repo
+from tests.helpers import free_port, git, git_tool, import_fresh, init_repo
 from tests.helpers import tvault as run_tvault
 from tvault_git.errors import RemoteError
 from tvault_git.registry import entries as registry
@@ -89,58 +87,6 @@ def make_team(tmp_path: Path, url: str, bare: Path, n: int = 3) -> list[Path]:
     return team
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port: int) -> None:
-    for _ in range(200):
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise RuntimeError(f"server on port {port} did not start")
-
-
-def _git_tool(name: str) -> bool:
-    exec_path = subprocess.run(["git", "--exec-path"], capture_output=True, text=True).stdout.strip()
-    return os.access(os.path.join(exec_path, f"git-{name}"), os.X_OK)
-
-
-@pytest.fixture
-def daemon(tmp_path: Path):
-    """``git daemon`` serving tmp_path/srv on 127.0.0.1 with push enabled; yields (base dir, url prefix)."""
-    if not _git_tool("daemon"):
-        pytest.skip("git daemon is not installed (Debian/Ubuntu: it ships with git; elsewhere: git-daemon)")
-    base = tmp_path / "srv"
-    base.mkdir()
-    port = free_port()
-    p = subprocess.Popen(
-        [
-            "git",
-            "daemon",
-            "--export-all",
-            "--enable=receive-pack",
-            "--reuseaddr",
-            f"--base-path={base}",
-            "--listen=127.0.0.1",
-            f"--port={port}",
-            str(base),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        wait_port(port)
-        yield base, f"git://127.0.0.1:{port}"
-    finally:
-        p.terminate()
-        p.wait(timeout=10)
-
-
 class _GitHTTP(http.server.BaseHTTPRequestHandler):
     """Smart HTTP: hands each request to ``git http-backend`` the way a CGI server does."""
 
@@ -203,7 +149,7 @@ class _GitHTTP(http.server.BaseHTTPRequestHandler):
 @pytest.fixture
 def http_server(tmp_path: Path):
     """A smart-HTTP git server on 127.0.0.1 for repos under tmp_path/www; yields (base dir, url prefix)."""
-    if not _git_tool("http-backend"):
+    if not git_tool("http-backend"):
         pytest.skip("git http-backend is not installed")
     base = tmp_path / "www"
     base.mkdir()
