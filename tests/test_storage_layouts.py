@@ -44,6 +44,8 @@ def test_log_all_and_load_inside_a_linked_worktree(tmp_path):
         p = _py(where, "import sys; sys.path.insert(0, '.'); " + load)
         assert p.stdout.strip() == "ok", p.stderr
     assert eid[:10] in tvault(main, "log").stdout
+    assert eid[:10] in tvault(w, "find").stdout  # the linked checkout reads the same registry
+    assert "tvault-blobs/** -delta -diff" in (main / ".git" / "info" / "attributes").read_text()
     git(main, "fsck", "--full")
     git(w, "gc", "-q")
     p = _py(w, "import sys; sys.path.insert(0, '.'); " + load)
@@ -99,11 +101,13 @@ def test_shared_group_repository_gets_gits_modes(tmp_path, monkeypatch):
         tv.log_all(torch.nn.Linear(3, 3), result=1.0, name="m", repo=str(r))
         tvault(r, "alias", "m@1", "prod")
         tv.log_all(torch.nn.Linear(3, 3), result=2.0, name="m", repo=str(r))
+        tvault(r, "find", "--name", "m")  # builds the query cache file
     finally:
         os.umask(old)
     bad = []
     new = [(rel, mode) for rel, mode in _modes(r / ".git") if rel not in before]
     assert any(rel.startswith("refs/tvault") for rel, _ in new)
+    assert "tvault/index.sqlite" in {rel for rel, _ in new}
     for rel, mode in new:
         if stat.S_ISDIR(mode):
             if (mode & 0o070) != 0o070 or not mode & stat.S_ISGID:
@@ -160,3 +164,27 @@ def _two_users(tmp_path: Path) -> None:
     assert p.returncode == 0, p.stderr
     assert len(tvault(r, "log").stdout.strip().splitlines()) >= 4
     git(r, "fsck", "--full")
+
+
+def test_umask_is_left_as_it_was_outside_shared_repositories(repo):
+    old = os.umask(0o027)
+    try:
+        tv.log_all(torch.nn.Linear(2, 2))
+        assert os.umask(0o027) == 0o027
+    finally:
+        os.umask(old)
+
+
+def test_a_permission_error_is_not_retried_as_a_lock(repo):
+    from tvault_git.errors import StorageError
+    from tvault_git.gitutil.repo import open_repo, retry_locked
+
+    calls = []
+
+    def step():
+        calls.append(1)
+        raise OSError("failed to create locked file '.git/refs/tvault/aliases.lock': Permission denied")
+
+    with pytest.raises(StorageError, match="permission denied"):
+        retry_locked(step, "refs/tvault/aliases", repo=open_repo(str(repo)))
+    assert calls == [1]
