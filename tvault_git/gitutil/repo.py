@@ -25,6 +25,7 @@ from tvault_git.errors import CorruptEntry, LockTimeout, NoCommits, NotAReposito
 from tvault_git.spec.format import BLOB_DIR
 
 T = TypeVar("T")
+_O = TypeVar("_O")
 
 _ATTR_LINE = f"{BLOB_DIR}/** -delta -diff"
 _configured: set[str] = set()
@@ -598,3 +599,25 @@ def has_object(repo: pygit2.Repository, sha: str) -> bool:
         return sha in repo
     except (ValueError, pygit2.GitError):
         return False
+
+
+def _typed(repo: pygit2.Repository, oid: pygit2.Oid | str, cls: type[_O], what: str) -> _O:
+    obj = repo[oid]
+    if not isinstance(obj, cls):
+        raise CorruptEntry(f"object {str(oid)[:12]} is not a {what}; the repository is damaged")
+    return obj
+
+
+def blob_of(repo: pygit2.Repository, oid: pygit2.Oid | str) -> pygit2.Blob:
+    """``repo[oid]`` as a blob (pygit2 types lookups as Object); CorruptEntry when it is another kind."""
+    return _typed(repo, oid, pygit2.Blob, "blob")
+
+
+def tree_of(repo: pygit2.Repository, oid: pygit2.Oid | str) -> pygit2.Tree:
+    """``repo[oid]`` as a tree; CorruptEntry when it is another kind."""
+    return _typed(repo, oid, pygit2.Tree, "tree")
+
+
+def commit_of(repo: pygit2.Repository, oid: pygit2.Oid | str) -> pygit2.Commit:
+    """``repo[oid]`` as a commit; CorruptEntry when it is another kind."""
+    return _typed(repo, oid, pygit2.Commit, "commit")

@@ -13,6 +13,7 @@ from typing import Any
 import pygit2
 
 from tvault_git.errors import AmbiguousRef, CorruptEntry, RefNotFound, TvaultError
+from tvault_git.gitutil.repo import blob_of
 from tvault_git.registry import notes
 from tvault_git.spec.format import (
     MANIFEST,
@@ -110,7 +111,7 @@ def read_blob(repo: pygit2.Repository, tree: pygit2.Tree, path: str, cap: int | 
     ):
         raise CorruptEntry(f"{path} in the entry is not a file")
     blob_size(repo, e.id, f"{path} in the entry", blob_cap(path) if cap is None else cap)
-    return repo[e.id].data
+    return blob_of(repo, e.id).data
 
 
 def read_text(repo: pygit2.Repository, tree: pygit2.Tree, path: str) -> str:

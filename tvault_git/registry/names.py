@@ -23,11 +23,21 @@ import datetime as _dt
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TypedDict
 
 import pygit2
 
 from tvault_git.errors import CorruptEntry, InvalidInput, RefNotFound, StorageError, TvaultError
-from tvault_git.gitutil.repo import commit_to_ref, merge_history, ref_tip, retry_locked, signature
+from tvault_git.gitutil.repo import (
+    blob_of,
+    commit_of,
+    commit_to_ref,
+    has_object,
+    merge_history,
+    ref_tip,
+    retry_locked,
+    signature,
+)
 from tvault_git.registry import entries, notes
 from tvault_git.spec.format import ALIASES_FILE, ALIASES_REF, MAX_ALIASES, NAME_RE, NOTES_REF
 from tvault_git.spec.values import iso_to_instant
@@ -90,7 +100,7 @@ def versions(
     for commit, i, n in _named_lines(repo, notes_ref, name):
         if n.name == name:
             lines.setdefault(n.entry, []).append((commit, i, n))
-    local = [e for e in lines if _has_object(repo, e)]
+    local = [e for e in lines if has_object(repo, e)]
     manifests = entries.read_manifests(repo, local) if local else {}
     found: list[tuple[float, str, str, entries.Entry]] = []
     for eid, group in lines.items():
@@ -127,13 +137,6 @@ def versions(
     for alias, eid in aliases(repo, name, ref=aliases_ref).items():
         by_entry.setdefault(eid, []).append(alias)
     return [Version(k + 1, e, c, sorted(by_entry.get(eid, []))) for k, (_, eid, c, e) in enumerate(found)]
-
-
-def _has_object(repo: pygit2.Repository, oid: str) -> bool:
-    try:
-        return oid in repo
-    except (ValueError, pygit2.GitError):
-        return False
 
 
 # --- aliases -----------------------------------------------------------------
@@ -188,7 +191,7 @@ def _text(repo: pygit2.Repository, commit: pygit2.Commit | None) -> str:
         return ""
     if kind != pygit2.enums.ObjectType.BLOB or size > MAX_ALIASES:
         return ""
-    return repo[e.id].data.decode("utf-8", "replace")
+    return blob_of(repo, e.id).data.decode("utf-8", "replace")
 
 
 def aliases(repo: pygit2.Repository, name: str, *, ref: str = ALIASES_REF) -> dict[str, str]:
@@ -262,14 +265,14 @@ def merge_alias_ref(repo: pygit2.Repository, other: pygit2.Oid | str, ref: str =
     the union of both sides (newest record per alias wins): nothing is discarded.
     """
     other_c = repo.get(str(other))
-    if other_c is None or other_c.type != pygit2.enums.ObjectType.COMMIT:
+    if not isinstance(other_c, pygit2.Commit):
         raise CorruptEntry(f"alias history {str(other)[:12]} is not a commit in this repository")
     now = _now()
 
     def union(ours: pygit2.Commit | None) -> pygit2.Oid:
         recs = parse_records(_text(repo, ours))
         base = repo.merge_base(ours.id, other_c.id) if ours is not None else None
-        seen = set(parse_records(_text(repo, repo[base])).values()) if base is not None else set()
+        seen = set(parse_records(_text(repo, commit_of(repo, base))).values()) if base is not None else set()
         for k, r in parse_records(_text(repo, other_c)).items():
             if r in seen:
                 continue  # not a change on their side since we last merged: a record wins once, not every pull
@@ -337,9 +340,32 @@ def _live(e: entries.Entry, ref: str) -> entries.Entry:
     return e
 
 
-def summaries(repo: pygit2.Repository) -> list[dict[str, object]]:
+class VersionRef(TypedDict):
+    version: int
+    id: str
+
+
+class LatestRef(VersionRef):
+    created: str
+
+
+class BestRef(VersionRef):
+    result: float
+
+
+class ModelSummary(TypedDict):
+    """One named model as ``git tvault models`` lists it (``--json`` prints these)."""
+
+    name: str
+    versions: int
+    latest: LatestRef
+    best: BestRef | None
+    aliases: dict[str, int | None]  # alias -> version number (None: its entry is not a version here)
+
+
+def summaries(repo: pygit2.Repository) -> list[ModelSummary]:
     """Each named model: version count, latest and best version, aliases (``git tvault models``)."""
-    out: list[dict[str, object]] = []
+    out: list[ModelSummary] = []
     for name in names(repo):
         vs = versions(repo, name)
         top = best(vs)
@@ -349,8 +375,8 @@ def summaries(repo: pygit2.Repository) -> list[dict[str, object]]:
                 "versions": len(vs),
                 "latest": {"version": vs[-1].number, "id": vs[-1].entry.id, "created": vs[-1].created},
                 "best": None
-                if top is None
-                else {"version": top.number, "id": top.entry.id, "result": float(top.entry.result)},  # type: ignore[arg-type]
+                if top is None or top.entry.result is None
+                else {"version": top.number, "id": top.entry.id, "result": float(top.entry.result)},
                 "aliases": {
                     a: next((v.number for v in vs if v.entry.id == eid), None) for a, eid in aliases(repo, name).items()
                 },

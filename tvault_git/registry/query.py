@@ -354,7 +354,7 @@ def find(
                 f"ORDER BY ({key}) IS NULL, ({key}) {direction}, e.ts {direction}, e.id {direction}"
             )
             rows = _fetch(con, sql, args, limit, offset)
-        total = None
+        total: int | None = None
         if with_total:
             if best is not None and sort is not None and sort not in _BUILTIN_SORT:
                 total = len(rows) if offset == 0 else None
@@ -366,7 +366,7 @@ def find(
         _add_versions(con, out)
     finally:
         con.close()
-    return (out, int(total)) if with_total else out
+    return (out, int(total or 0)) if with_total else out
 
 
 def known_keys(con: Any) -> list[str]:
@@ -395,7 +395,7 @@ def _check_keys(con: Any, asked: list[tuple[str, str]]) -> None:
         raise InvalidInput(f"unknown key {key!r} in {where}: no entry has it; {hint}known: {shown}")
 
 
-def _add_versions(con: Any, rows: list[dict[str, Any]]) -> None:
+def _add_versions(con: Any, rows: list[summary.EntrySummary]) -> None:
     """``version`` (the N of NAME@N) on named rows: position by (created, id) among the name's entries.
 
     The same numbering as registry.names.versions, computed in SQL over the names on the page only.
@@ -428,10 +428,11 @@ def _add_versions(con: Any, rows: list[dict[str, Any]]) -> None:
         r["version"] = found.get(r["id"]) if r["name"] else None
 
 
-def _fetch(con: Any, sql: str, args: list[Any], limit: int | None, offset: int = 0) -> list[tuple]:
+def _fetch(con: Any, sql: str, args: list[Any], limit: int | None, offset: int = 0) -> list[tuple[Any, ...]]:
     if limit is not None or offset:
         sql, args = sql + " LIMIT ? OFFSET ?", [*args, -1 if limit is None else limit, offset]
-    return con.execute(sql, args).fetchall()
+    rows: list[tuple[Any, ...]] = con.execute(sql, args).fetchall()
+    return rows
 
 
 def predecessor(repo: Any, entry_id: str) -> str | None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import pygit2
 
 from tvault_git.errors import RefNotFound, StorageError
-from tvault_git.gitutil.repo import commit_to_ref, retry_locked
+from tvault_git.gitutil.repo import commit_to_ref, retry_locked, tree_of
 from tvault_git.registry import notes
 from tvault_git.registry.entries import Entry, resolve
 from tvault_git.spec.format import NOTES_REF, REF_PREFIX
@@ -36,7 +36,7 @@ def remove(repo: pygit2.Repository, ref: str) -> tuple[str, list[str]]:
             if not any(n.entry == eid and not n.removed for n in lines):
                 continue
             body = (text if text.endswith("\n") or not text else text + "\n") + f"removed {eid}\n"
-            cur = repo[notes._write_path(repo, cur, path, repo.create_blob(body.encode()))]
+            cur = tree_of(repo, notes._write_path(repo, cur, path, repo.create_blob(body.encode())))
             done.append(commit)
         if not done:
             raise RefNotFound(f"entry {eid[:10]} is not listed in the index (already removed?)")
