@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -199,3 +200,90 @@ def git_daemon(base: Path) -> Iterator[GitDaemon]:
         yield d
     finally:
         d.stop()
+
+
+# -- the web UI (tests/test_web.py, tests/test_workflow_ui.py; fixtures in conftest.py) -----------
+
+PAYLOAD_TAG = "<script>window.__pwned=1</script>"
+PAYLOAD_NAME = "<img/src=x/onerror=window.__pwned=2>"
+PAYLOAD_KEY = "<img src=x onerror=window.__pwned=3>"
+PAYLOAD_MSG = "</pre><script>window.__pwned=4</script>"
+ARTIFACTS = ROOT / "test-artifacts"
+
+
+def craft_malicious(repo_path: Path, base_id: str) -> str:
+    """Copy an entry with a hostile manifest, as a teammate's (or attacker's) remote could deliver it."""
+    import pygit2
+
+    from tvault_git.registry import notes as notes
+    from tvault_git.spec.format import MANIFEST, REF_PREFIX
+
+    r = pygit2.Repository(str(repo_path))
+    base = r[base_id]
+    m = json.loads(r[base.tree[MANIFEST].id].data)
+    m.update(
+        {
+            "name": "evil",  # a markup name is refused by manifest validation (issue 14); other fields carry payloads
+            "message": PAYLOAD_MSG,
+            "tags": {"note": PAYLOAD_TAG, PAYLOAD_KEY: 1},
+            "metrics": {PAYLOAD_KEY: 0.5},
+            "branch": "<b>evil</b>",
+            "author": {"name": "<i>mallory</i>", "email": "m@x"},
+        }
+    )
+    m["created"] = "2030-01-01T00:00:00+00:00"
+    tb = r.TreeBuilder(base.tree)
+    tb.insert(MANIFEST, r.create_blob(json.dumps(m, sort_keys=True).encode()), pygit2.enums.FileMode.BLOB)
+    sig = pygit2.Signature("mallory", "m@x")
+    cid = r.create_commit(None, sig, sig, "tvault: evil", tb.write(), [])
+    r.references.create(REF_PREFIX + str(cid), cid)
+    notes.add(r, m["commit"], str(cid), "evil", "0.5", created=m["created"])
+    return str(cid)
+
+
+def _get(client, url: str, status: int = 200) -> str:
+    r = client.get(url)
+    assert r.status_code == status, (url, r.status_code, r.get_data(as_text=True)[:2000])
+    return r.get_data(as_text=True)
+
+
+def chromium() -> str | None:
+    """The chromium the browser tests drive (TVAULT_CHROMIUM or the first on PATH); None when there is none."""
+    for name in (os.environ.get("TVAULT_CHROMIUM"), "chromium", "chromium-browser", "google-chrome"):
+        if name and shutil.which(name):
+            return shutil.which(name)
+    return None
+
+
+def _shot(pg, name: str) -> None:
+    pg.screenshot(path=str(ARTIFACTS / f"web-{name}.png"), full_page=True)
+
+
+def _clean(pg) -> None:
+    assert pg.errors == [], pg.errors
+    assert pg.evaluate("window.__pwned") is None
+
+
+def _plot_size(pg) -> tuple[int, int]:
+    pg.wait_for_selector("#plot canvas")
+    box = pg.locator("#plot canvas").first.bounding_box()
+    return int(box["width"]), int(box["height"])
+
+
+# -- conformance vectors (tests/spec/vectors: git fast-import streams by a second writer) ---------
+
+VECTORS = ROOT / "tests" / "spec" / "vectors"
+IDS = json.loads((VECTORS / "ids.json").read_text())
+G, BAD = IDS["good"], IDS["bad"]  # entry ids by role, as the vector writer computed them
+
+
+def import_vector(tmp_path: Path, name: str) -> Path:
+    """The vector ``NAME.fi`` imported with the real git into a fresh repository (checked by fsck)."""
+    repo = tmp_path / name
+    git(tmp_path, "init", "-q", "-b", "main", str(repo))
+    with open(VECTORS / f"{name}.fi", "rb") as f:
+        p = subprocess.run(["git", "fast-import", "--quiet"], cwd=repo, stdin=f, capture_output=True)
+    assert p.returncode == 0, p.stderr
+    git(repo, "reset", "-q", "--hard", "main")
+    git(repo, "fsck", "--no-dangling")  # a vector is a valid git repository
+    return repo

@@ -102,3 +102,57 @@ def test_every_layer_unit_exists(unit):
     if unit == "integrations" and not (PKG / unit).exists():
         pytest.skip("no integrations package yet")
     assert (PKG / unit).exists() or (PKG / f"{unit}.py").exists()
+
+
+# -- tests never import other test modules -------------------------------------------------------
+
+TESTS = Path(__file__).resolve().parent
+
+
+def _is_test_module(module: str) -> bool:
+    """'tests.test_web', 'test_share', 'tests.spec.test_spec_vectors', 'conftest': modules pytest loads itself."""
+    return any(part.startswith("test_") or part == "conftest" for part in module.split("."))
+
+
+def imports_of_test_modules(tests: Path = TESTS) -> list[str]:
+    """Every import of a test module (or a conftest) by a file under ``tests``, as 'file:line: module'.
+
+    Why: importing a test module runs its tests twice and re-creates its module-scoped fixtures
+    under a second name; shared fixtures go in conftest.py, shared helpers in tests/helpers.py.
+    """
+    bad = []
+    for path in sorted(tests.rglob("*.py")):
+        rel = path.relative_to(tests.parent)
+        package = list(rel.with_suffix("").parts[:-1])
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            mods: list[str] = []
+            if isinstance(node, ast.Import):
+                mods = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = package[: len(package) - node.level + 1] if node.level else []
+                mod = ".".join(base + ([node.module] if node.module else []))
+                mods = [mod] + [f"{mod}.{a.name}" for a in node.names]
+            for mod in mods:
+                if _is_test_module(mod):
+                    bad.append(f"{rel}:{node.lineno}: imports {mod}")
+                    break
+    return bad
+
+
+def test_no_test_module_imports_another():
+    assert imports_of_test_modules() == []
+
+
+def test_the_check_catches_a_test_module_import(tmp_path):
+    fake = tmp_path / "tests"
+    (fake / "spec").mkdir(parents=True)
+    (fake / "helpers.py").write_text("import json\n")
+    (fake / "test_a.py").write_text("from tests.helpers import x\nfrom tests.test_b import fixture\n")
+    (fake / "spec" / "test_c.py").write_text("from .test_d import G\nfrom . import helpers\n")
+    (fake / "test_e.py").write_text("import conftest\n")
+    found = imports_of_test_modules(fake)
+    assert found == [
+        "tests/spec/test_c.py:1: imports tests.spec.test_d",
+        "tests/test_a.py:2: imports tests.test_b",
+        "tests/test_e.py:1: imports conftest",
+    ], found

@@ -76,11 +76,11 @@ def test_find_best_history_colours_and_web_use_one_direction(repo):
     assert green in cli_models._moved("confidence", 0.7) and red in cli_models._moved("confidence", -0.4)
     assert red in cli_models._moved("val_loss", 0.4) and green in cli_models._moved("val_loss", -0.7)
     pytest.importorskip("flask")
-    from tvault_git import web
+    from tvault_git.web import pages
 
-    assert web._move("confidence", 0.2, 0.9)["better"] is True
-    assert web._move("val_loss", 0.8, 0.1)["better"] is True
-    assert web._move("answer_acc", 0.9, 0.2)["better"] is False
+    assert pages._move("confidence", 0.2, 0.9)["better"] is True
+    assert pages._move("val_loss", 0.8, 0.1)["better"] is True
+    assert pages._move("answer_acc", 0.9, 0.2)["better"] is False
 
 
 def test_the_private_direction_regex_is_gone():

@@ -12,141 +12,30 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
-import threading
 from html.parser import HTMLParser
-from pathlib import Path
 
 import pygit2
 import pytest
 
-from tests.helpers import GIT_ENV, MODEL_SRC, ROOT, git, import_fresh, init_repo, tvault, write
+from tests.helpers import (
+    GIT_ENV,
+    PAYLOAD_KEY,
+    PAYLOAD_NAME,
+    PAYLOAD_TAG,
+    _clean,
+    _get,
+    _plot_size,
+    _shot,
+    git,
+    import_fresh,
+    tvault,
+)
 
 flask = pytest.importorskip("flask", reason="the ui extra (flask) is not installed: pip install -e '.[ui]'")
 
 from tvault_git import web  # noqa: E402
-
-PAYLOAD_TAG = "<script>window.__pwned=1</script>"
-PAYLOAD_NAME = "<img/src=x/onerror=window.__pwned=2>"
-PAYLOAD_KEY = "<img src=x onerror=window.__pwned=3>"
-PAYLOAD_MSG = "</pre><script>window.__pwned=4</script>"
-ARTIFACTS = ROOT / "test-artifacts"
-
-
-def _craft_malicious(repo_path: Path, base_id: str) -> str:
-    """Copy an entry with a hostile manifest, as a teammate's (or attacker's) remote could deliver it."""
-    from tvault_git.registry import notes as notes
-    from tvault_git.spec.format import MANIFEST, REF_PREFIX
-
-    r = pygit2.Repository(str(repo_path))
-    base = r[base_id]
-    m = json.loads(r[base.tree[MANIFEST].id].data)
-    m.update(
-        {
-            "name": "evil",  # a markup name is refused by manifest validation (issue 14); other fields carry payloads
-            "message": PAYLOAD_MSG,
-            "tags": {"note": PAYLOAD_TAG, PAYLOAD_KEY: 1},
-            "metrics": {PAYLOAD_KEY: 0.5},
-            "branch": "<b>evil</b>",
-            "author": {"name": "<i>mallory</i>", "email": "m@x"},
-        }
-    )
-    m["created"] = "2030-01-01T00:00:00+00:00"
-    tb = r.TreeBuilder(base.tree)
-    tb.insert(MANIFEST, r.create_blob(json.dumps(m, sort_keys=True).encode()), pygit2.enums.FileMode.BLOB)
-    sig = pygit2.Signature("mallory", "m@x")
-    cid = r.create_commit(None, sig, sig, "tvault: evil", tb.write(), [])
-    r.references.create(REF_PREFIX + str(cid), cid)
-    notes.add(r, m["commit"], str(cid), "evil", "0.5", created=m["created"])
-    return str(cid)
-
-
-@pytest.fixture(scope="module")
-def reg(tmp_path_factory: pytest.TempPathFactory):
-    """The shared registry: {path, ids: {...}}."""
-    import torch
-
-    import tvault_git
-    from tvault_git.registry import names as models
-
-    path = init_repo(tmp_path_factory.mktemp("web") / "proj")
-    mp = pytest.MonkeyPatch()
-    mp.chdir(path)
-    mp.syspath_prepend(str(path))
-    for k, v in GIT_ENV.items():
-        mp.setenv(k, v)
-    try:
-        ids: dict[str, str] = {}
-        torch.manual_seed(0)
-        net = import_fresh("model").Net()
-        opt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9)
-        ids["v1"] = tvault_git.log_all(
-            net,
-            repo=str(path),
-            name="mnist",
-            result=0.71,
-            metrics={"acc": 0.71, "loss": 0.9},
-            tags={"lr": 0.1, "aug": "none"},
-            optimizer=opt,
-            message="baseline",
-        ).id
-        write(path / "model.py", MODEL_SRC.replace("F.relu(x)", "F.gelu(x)"))
-        git(path, "add", "-A")
-        git(path, "commit", "-q", "-m", "switch to gelu")
-        torch.manual_seed(1)
-        net = import_fresh("model").Net()
-        opt = torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9)
-        tvault_git.clear_metrics()
-        for step in range(0, 40, 2):  # learning curves, one metric named by a hostile remote
-            tvault_git.log_metrics(step=step, loss=1.0 / (1 + step), **{PAYLOAD_KEY: 0.5})
-        for step in (10, 20, 30):
-            tvault_git.log_metrics(step=step, val_acc=step / 40)
-        ids["v2"] = tvault_git.log_all(
-            net,
-            repo=str(path),
-            name="mnist",
-            result=0.83,
-            metrics={"acc": 0.83, "loss": 0.5},
-            tags={"lr": 0.05, "aug": "flip"},
-            optimizer=opt,
-            message="gelu",
-        ).id
-        with torch.no_grad():
-            net.fc1.weight.add_(0.01)
-        tvault_git.clear_metrics()
-        for step in range(0, 60, 3):  # another run's curve, for the overlay on compare pages
-            tvault_git.log_metrics(step=step, loss=0.8 / (1 + step))
-        ids["v3"] = tvault_git.log_all(
-            net,
-            repo=str(path),
-            name="mnist",
-            result=0.79,
-            metrics={"acc": 0.79, "loss": 0.6},
-            tags={"lr": 0.05, "aug": "crop"},
-        ).id
-        tvault_git.clear_metrics()
-        ids["anon"] = tvault_git.log_all(net, repo=str(path), result=0.5, tags={"dropout": 0.2}).id
-        ids["evil"] = _craft_malicious(path, ids["anon"])
-        models.set_alias(pygit2.Repository(str(path)), "mnist", ids["v2"], "production")
-        yield {"path": path, "ids": ids}
-    finally:
-        mp.undo()
-        tvault_git.clear_metrics()
-        for mod in ("model", "helpers"):
-            sys.modules.pop(mod, None)
-
-
-@pytest.fixture(scope="module")
-def client(reg):
-    return web.create_app(str(reg["path"])).test_client()
-
-
-def _get(client, url: str, status: int = 200) -> str:
-    r = client.get(url)
-    assert r.status_code == status, (url, r.status_code, r.get_data(as_text=True)[:2000])
-    return r.get_data(as_text=True)
 
 
 def _row_ids(html: str) -> list[str]:
@@ -468,74 +357,6 @@ def test_entries_pages_do_not_import_torch(reg):
 
 
 # -- a real browser ----------------------------------------------------------------
-
-
-def _chromium() -> str | None:
-    for name in (os.environ.get("TVAULT_CHROMIUM"), "chromium", "chromium-browser", "google-chrome"):
-        if name and shutil.which(name):
-            return shutil.which(name)
-    return None
-
-
-@pytest.fixture(scope="module")
-def browser():
-    exe = _chromium()
-    if exe is None:
-        pytest.skip("no chromium on this machine (Debian: apt-get install chromium; scripts/test.sh does this as root)")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        pytest.skip("playwright is not installed (pip install -e '.[test]')")
-    pw = sync_playwright().start()
-    try:
-        b = pw.chromium.launch(
-            executable_path=exe, headless=True, args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"]
-        )
-    except Exception as e:
-        pw.stop()
-        pytest.skip(f"chromium at {exe} did not start under playwright: {str(e).splitlines()[0]}")
-    ARTIFACTS.mkdir(exist_ok=True)
-    yield b
-    b.close()
-    pw.stop()
-
-
-@pytest.fixture(scope="module")
-def server(reg):
-    from werkzeug.serving import make_server
-
-    srv = make_server("127.0.0.1", 0, web.create_app(str(reg["path"])), threaded=True)
-    t = threading.Thread(target=srv.serve_forever, daemon=True)
-    t.start()
-    yield f"http://127.0.0.1:{srv.server_port}"
-    srv.shutdown()
-
-
-@pytest.fixture
-def page(browser):
-    """A fresh page that records console errors and uncaught exceptions."""
-    ctx = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
-    pg = ctx.new_page()
-    pg.errors = []  # type: ignore[attr-defined]
-    pg.on("console", lambda m: pg.errors.append(f"console {m.type}: {m.text}") if m.type == "error" else None)
-    pg.on("pageerror", lambda e: pg.errors.append(f"pageerror: {e}"))
-    yield pg
-    ctx.close()
-
-
-def _shot(pg, name: str) -> None:
-    pg.screenshot(path=str(ARTIFACTS / f"web-{name}.png"), full_page=True)
-
-
-def _clean(pg) -> None:
-    assert pg.errors == [], pg.errors
-    assert pg.evaluate("window.__pwned") is None
-
-
-def _plot_size(pg) -> tuple[int, int]:
-    pg.wait_for_selector("#plot canvas")
-    box = pg.locator("#plot canvas").first.bounding_box()
-    return int(box["width"]), int(box["height"])
 
 
 def test_browser_entries_sort_filter_compare(reg, server, page):

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.helpers import git, tvault
-from tests.spec.test_spec_vectors import G, import_vector
+from tests.helpers import G, git, import_vector, tvault
 
 
 @pytest.fixture(scope="module")

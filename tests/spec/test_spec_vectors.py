@@ -13,13 +13,9 @@ import pytest
 import torch
 
 import tvault_git
-from tests.helpers import git, tvault
+from tests.helpers import BAD, G, git, import_vector, tvault
 from tests.spec.schemas import validate_repo
 from tvault_git.errors import CorruptEntry, UnsupportedFormat
-
-VECTORS = Path(__file__).resolve().parent / "vectors"
-IDS = json.loads((VECTORS / "ids.json").read_text())
-G, BAD = IDS["good"], IDS["bad"]
 
 W_BYTES = b"tvaultgitspec!!!"
 LONG = (b"chunked tensor bytes; " * 69)[:1500]
@@ -28,17 +24,6 @@ MOM = (b"momentum buffer text " * 72)[:1500]
 
 def f32(data: bytes, *shape: int) -> torch.Tensor:
     return torch.frombuffer(bytearray(data), dtype=torch.float32).reshape(shape)
-
-
-def import_vector(tmp_path: Path, name: str) -> Path:
-    repo = tmp_path / name
-    git(tmp_path, "init", "-q", "-b", "main", str(repo))
-    with open(VECTORS / f"{name}.fi", "rb") as f:
-        p = subprocess.run(["git", "fast-import", "--quiet"], cwd=repo, stdin=f, capture_output=True)
-    assert p.returncode == 0, p.stderr
-    git(repo, "reset", "-q", "--hard", "main")
-    git(repo, "fsck", "--no-dangling")  # a vector is a valid git repository
-    return repo
 
 
 @pytest.fixture(scope="module")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import datetime
 import functools
 import getpass
 import os
@@ -10,6 +11,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import TypeVar
 
 import pygit2
@@ -23,6 +25,7 @@ from tvault_git.errors import CorruptEntry, LockTimeout, NoCommits, NotAReposito
 from tvault_git.spec.format import BLOB_DIR
 
 T = TypeVar("T")
+_O = TypeVar("_O")
 
 _ATTR_LINE = f"{BLOB_DIR}/** -delta -diff"
 _configured: set[str] = set()
@@ -592,3 +595,70 @@ class gc_lock:
                     os.unlink(self.path)
         except OSError:
             pass
+
+
+@dataclass(frozen=True)
+class CommitInfo:
+    """A commit as a page shows it: id, message and subject, author, date (ISO, with its offset)."""
+
+    id: str
+    message: str
+    subject: str
+    author: str
+    email: str
+    date: str
+
+
+def commit_info(repo: pygit2.Repository, sha: str | None) -> CommitInfo | None:
+    """The commit ``sha`` as git knows it; None when it is not in this clone (a pulled registry),
+    is not a commit, or git cannot decode it (an ``encoding`` header Python does not know)."""
+    if not sha:
+        return None
+    try:
+        c = repo.get(sha)
+        if c is None or c.type != pygit2.enums.ObjectType.COMMIT:
+            return None
+        assert isinstance(c, pygit2.Commit)
+        when = datetime.datetime.fromtimestamp(
+            c.commit_time, datetime.timezone(datetime.timedelta(minutes=c.commit_time_offset))
+        )
+        return CommitInfo(
+            id=str(c.id),
+            message=c.message,
+            subject=c.message.split("\n", 1)[0],
+            author=c.author.name,
+            email=c.author.email,
+            date=when.isoformat(),
+        )
+    except (LookupError, UnicodeDecodeError, ValueError, pygit2.GitError):
+        return None
+
+
+def has_object(repo: pygit2.Repository, sha: str) -> bool:
+    """Whether ``sha`` names an object in this repository (False for a malformed id)."""
+    try:
+        return sha in repo
+    except (ValueError, pygit2.GitError):
+        return False
+
+
+def _typed(repo: pygit2.Repository, oid: pygit2.Oid | str, cls: type[_O], what: str) -> _O:
+    obj = repo[oid]
+    if not isinstance(obj, cls):
+        raise CorruptEntry(f"object {str(oid)[:12]} is not a {what}; the repository is damaged")
+    return obj
+
+
+def blob_of(repo: pygit2.Repository, oid: pygit2.Oid | str) -> pygit2.Blob:
+    """``repo[oid]`` as a blob (pygit2 types lookups as Object); CorruptEntry when it is another kind."""
+    return _typed(repo, oid, pygit2.Blob, "blob")
+
+
+def tree_of(repo: pygit2.Repository, oid: pygit2.Oid | str) -> pygit2.Tree:
+    """``repo[oid]`` as a tree; CorruptEntry when it is another kind."""
+    return _typed(repo, oid, pygit2.Tree, "tree")
+
+
+def commit_of(repo: pygit2.Repository, oid: pygit2.Oid | str) -> pygit2.Commit:
+    """``repo[oid]`` as a commit; CorruptEntry when it is another kind."""
+    return _typed(repo, oid, pygit2.Commit, "commit")

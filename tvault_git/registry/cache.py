@@ -27,6 +27,7 @@ from tvault_git.gitutil.repo import adjust_shared_perm, common_dir, shared_umask
 from tvault_git.registry import notes
 from tvault_git.registry.entries import read_manifest, read_manifests
 from tvault_git.registry.names import version_time
+from tvault_git.spec.manifest import Manifest, author_email, author_name
 from tvault_git.spec.values import as_number, iso_to_instant
 
 SCHEMA = "8"  # 8: vts, the instant that orders versions (names.version_time: published=, else created); 7: damaged entries get a row (missing=2, problem); rows of entries whose objects are missing keep the note's name and created; name index
@@ -118,7 +119,7 @@ def canonical(v: Any) -> str:
 _CANON = json.JSONEncoder(sort_keys=True, separators=(",", ":"))  # json.dumps would build one per call
 
 
-def _row(repo: pygit2.Repository, entry_id: str) -> tuple[dict[str, Any] | str | None, list[tuple]]:
+def _row(repo: pygit2.Repository, entry_id: str) -> tuple[dict[str, Any] | str | None, list[tuple[Any, ...]]]:
     """Manifest fields and kv rows of one entry; (None, []) when its objects are not here."""
     try:
         return _fields(entry_id, read_manifest(repo, entry_id))
@@ -128,7 +129,9 @@ def _row(repo: pygit2.Repository, entry_id: str) -> tuple[dict[str, Any] | str |
         return _fields(entry_id, e)
 
 
-def _fields(entry_id: str, m: dict[str, Any] | TvaultError | None) -> tuple[dict[str, Any] | str | None, list[tuple]]:
+def _fields(
+    entry_id: str, m: Manifest | TvaultError | None
+) -> tuple[dict[str, Any] | str | None, list[tuple[Any, ...]]]:
     """(fields, kv rows); fields None: objects not here; a string: why the entry cannot be read.
 
     The per-entry error boundary of the cache: one damaged entry is a row saying so, never a
@@ -138,12 +141,13 @@ def _fields(entry_id: str, m: dict[str, Any] | TvaultError | None) -> tuple[dict
         return None, []
     if isinstance(m, TvaultError):
         return str(m) or type(m).__name__, []
-    author = m.get("author") or {}
-    tags = m.get("tags") if isinstance(m.get("tags"), dict) else {}
-    metrics = m.get("metrics") if isinstance(m.get("metrics"), dict) else {}
+    tags: dict[str, Any] = m.get("tags") or {} if isinstance(m.get("tags"), dict) else {}
+    metrics: dict[str, Any] = m.get("metrics") or {} if isinstance(m.get("metrics"), dict) else {}
     kv = [(entry_id, "tag", k, as_number(v), v if isinstance(v, str) else None, canonical(v)) for k, v in tags.items()]
     kv += [(entry_id, "metric", k, as_number(v), None, canonical(v)) for k, v in metrics.items()]
-    config = m.get("config") if isinstance(m.get("config"), dict) else {}  # 1.1: searchable configuration
+    config: dict[str, Any] = (
+        m.get("config") or {} if isinstance(m.get("config"), dict) else {}
+    )  # 1.1: searchable configuration
     kv += [
         (entry_id, "config", k, as_number(v), v if isinstance(v, str) else None, canonical(v))
         for k, v in config.items()
@@ -155,8 +159,8 @@ def _fields(entry_id: str, m: dict[str, Any] | TvaultError | None) -> tuple[dict
         "res_js": None if res is None else canonical(res),
         "created": m.get("created"),
         "ts": iso_to_instant(m.get("created")),
-        "author": author.get("name"),
-        "email": author.get("email"),
+        "author": author_name(m),
+        "email": author_email(m),
         "branch": m.get("branch"),
         "dirty": 1 if m.get("dirty") else 0,
         "message": m.get("message"),
@@ -219,7 +223,7 @@ def _entry_row(
     idx: int,
     fields: dict[str, Any] | str | None,
     note: notes.NoteLine | None = None,
-) -> tuple:
+) -> tuple[Any, ...]:
     """One entries row; ``fields`` None: indexed, objects not here yet (missing=1), with the note's
     name and time; a string: damaged (missing=2)."""
     published = note.published if note is not None else None
@@ -265,8 +269,8 @@ def _bulk_load(con: sqlite3.Connection, repo: pygit2.Repository, tree: pygit2.Tr
     con.execute("DELETE FROM kv")
     for stmt in _INDEXES:
         con.execute("DROP INDEX IF EXISTS " + stmt.split("EXISTS", 1)[1].split()[0])
-    entry_rows: list[tuple] = []
-    kv_rows: list[tuple] = []
+    entry_rows: list[tuple[Any, ...]] = []
+    kv_rows: list[tuple[Any, ...]] = []
     listed = list(notes.walk_tree(repo, tree))
     ids = list(
         dict.fromkeys(n.entry for _, lines in listed for n in lines if not n.removed)
@@ -290,8 +294,8 @@ def _bulk_load(con: sqlite3.Connection, repo: pygit2.Repository, tree: pygit2.Tr
 
 def _changed_commits(repo: pygit2.Repository, old: pygit2.Tree, new: pygit2.Tree) -> set[str]:
     out: set[str] = set()
-    for d in repo.diff(old, new):
-        for p in (d.delta.old_file.path, d.delta.new_file.path):
+    for delta in old.diff_to_tree(new).deltas:  # paths only: no patch text is computed
+        for p in (delta.old_file.path, delta.new_file.path):
             sha = p.replace("/", "")
             if len(sha) == 40:
                 out.add(sha)

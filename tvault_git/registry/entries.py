@@ -14,6 +14,7 @@ import pygit2
 
 from tvault_git.errors import AmbiguousRef, CorruptEntry, RefNotFound, TvaultError
 from tvault_git.gitutil.lazy import ensure_present, promisor_remote
+from tvault_git.gitutil.repo import blob_of
 from tvault_git.registry import notes
 from tvault_git.spec.format import (
     MANIFEST,
@@ -28,6 +29,7 @@ from tvault_git.spec.format import (
     validate_manifest,
     validate_tensor_record,
 )
+from tvault_git.spec.manifest import Manifest
 from tvault_git.spec.refs import EntryRef
 from tvault_git.spec.tables import TensorTable, parse_table
 
@@ -44,7 +46,7 @@ class Entry:
     new_bytes: int = field(default=0, compare=False)
     removed: bool = False  # a ``removed`` line (git tvault rm) holds its slot, so later indexes never shift
     _repo: pygit2.Repository | None = field(default=None, repr=False, compare=False)
-    _manifest: dict[str, Any] | None = field(default=None, repr=False, compare=False)
+    _manifest: Manifest | None = field(default=None, repr=False, compare=False)
 
     @property
     def short(self) -> str:
@@ -55,7 +57,7 @@ class Entry:
         return f"{self.commit[:7]}:{self.index}" if self.index >= 0 else "unindexed"
 
     @property
-    def manifest(self) -> dict[str, Any]:
+    def manifest(self) -> Manifest:
         if self._manifest is None:
             assert self._repo is not None
             self._manifest = read_manifest(self._repo, self.id)
@@ -111,7 +113,7 @@ def read_blob(repo: pygit2.Repository, tree: pygit2.Tree, path: str, cap: int | 
         raise CorruptEntry(f"{path} in the entry is not a file")
     ensure_present(repo, [e.id], path)
     blob_size(repo, e.id, f"{path} in the entry", blob_cap(path) if cap is None else cap)
-    return repo[e.id].data
+    return blob_of(repo, e.id).data
 
 
 def read_text(repo: pygit2.Repository, tree: pygit2.Tree, path: str) -> str:
@@ -132,7 +134,7 @@ def read_json(repo: pygit2.Repository, entry_id: str, path: str) -> Any:
     return None if data is None else parse_json(data, where)
 
 
-def read_manifest(repo: pygit2.Repository, entry_id: str) -> dict[str, Any]:
+def read_manifest(repo: pygit2.Repository, entry_id: str) -> Manifest:
     """The validated manifest; RefNotFound (objects not here), CorruptEntry or UnsupportedFormat."""
     tree = entry_tree(repo, entry_id)
     try:
@@ -142,7 +144,7 @@ def read_manifest(repo: pygit2.Repository, entry_id: str) -> dict[str, Any]:
     return _parse_manifest(data, entry_id)
 
 
-def read_manifests(repo: pygit2.Repository, ids: list[str]) -> dict[str, dict[str, Any] | TvaultError | None]:
+def read_manifests(repo: pygit2.Repository, ids: list[str]) -> dict[str, Manifest | TvaultError | None]:
     """Many manifests at once, for building the query cache: per id the manifest, None (the entry's
     objects are not here), or the error that makes it unreadable (damaged, newer format). One bad
     entry never fails the others.
@@ -152,7 +154,7 @@ def read_manifests(repo: pygit2.Repository, ids: list[str]) -> dict[str, dict[st
     gives every size from the object headers, so a manifest over the limit is
     never read. Where git cannot be run, it is one at a time.
     """
-    out: dict[str, dict[str, Any] | TvaultError | None] = {}
+    out: dict[str, Manifest | TvaultError | None] = {}
     if promisor_remote(repo) is not None:  # a partial clone: the manifests not here yet, in one fetch
         ensure_present(repo, _manifest_blobs(repo, ids), "manifests")
     try:
@@ -206,7 +208,7 @@ def _manifest_blobs(repo: pygit2.Repository, ids: list[str]) -> list[pygit2.Oid]
     return out
 
 
-def _one(repo: pygit2.Repository, entry_id: str) -> dict[str, Any] | TvaultError | None:
+def _one(repo: pygit2.Repository, entry_id: str) -> Manifest | TvaultError | None:
     """One manifest through libgit2: None when the objects are not here, the error when unreadable."""
     try:
         return read_manifest(repo, entry_id)
@@ -216,7 +218,7 @@ def _one(repo: pygit2.Repository, entry_id: str) -> dict[str, Any] | TvaultError
         return e
 
 
-def _parse_manifest(data: bytes | None, entry_id: str) -> dict[str, Any]:
+def _parse_manifest(data: bytes | None, entry_id: str) -> Manifest:
     where = f"entry {entry_id[:10]}"
     if data is None:
         raise CorruptEntry(f"{where} has no {MANIFEST}; it is not a tvault entry")
@@ -364,7 +366,8 @@ def _by_prefix(repo: pygit2.Repository, prefix: str) -> list[Entry]:
             m = read_manifest(repo, eid)
         except TvaultError:
             continue
-        commit = m.get("commit") if isinstance(m.get("commit"), str) else "0" * 40
+        mc = m.get("commit")
+        commit = mc if isinstance(mc, str) else "0" * 40
         res = m.get("result")
         e = Entry(eid, commit, -1, m.get("name"), None if res is None else repr(float(res)), _repo=repo)
         e._manifest = m

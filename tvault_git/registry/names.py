@@ -26,12 +26,22 @@ import datetime as _dt
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import TypedDict
 
 import pygit2
 
 from tvault_git.errors import CorruptEntry, InvalidInput, RefNotFound, StorageError, TvaultError
 from tvault_git.gitutil.lazy import ensure_present
-from tvault_git.gitutil.repo import commit_to_ref, merge_history, ref_tip, retry_locked, signature
+from tvault_git.gitutil.repo import (
+    blob_of,
+    commit_of,
+    commit_to_ref,
+    has_object,
+    merge_history,
+    ref_tip,
+    retry_locked,
+    signature,
+)
 from tvault_git.registry import entries, notes
 from tvault_git.spec.format import ALIASES_FILE, ALIASES_REF, MAX_ALIASES, NAME_RE, NOTES_REF
 from tvault_git.spec.values import iso_to_instant
@@ -102,7 +112,7 @@ def versions(
                 lines.setdefault(eid, []).append((commit, -1, line))
             elif line is None:
                 lines.setdefault(eid, []).append(("0" * 40, -1, notes.NoteLine(0, eid, name, None)))
-    local = [e for e in lines if _has_object(repo, e)]
+    local = [e for e in lines if has_object(repo, e)]
     manifests = entries.read_manifests(repo, local) if local else {}
     found: list[tuple[float, str, str, entries.Entry]] = []
     for eid, group in lines.items():
@@ -154,13 +164,6 @@ def version_time(created: object, published: str | None) -> float | None:
         return None
     p = iso_to_instant(published)
     return p if p is not None and p >= c else c
-
-
-def _has_object(repo: pygit2.Repository, oid: str) -> bool:
-    try:
-        return oid in repo
-    except (ValueError, pygit2.GitError):
-        return False
 
 
 # --- aliases -----------------------------------------------------------------
@@ -216,7 +219,7 @@ def _text(repo: pygit2.Repository, commit: pygit2.Commit | None) -> str:
         return ""
     if kind != pygit2.enums.ObjectType.BLOB or size > MAX_ALIASES:
         return ""
-    return repo[e.id].data.decode("utf-8", "replace")
+    return blob_of(repo, e.id).data.decode("utf-8", "replace")
 
 
 def aliases(repo: pygit2.Repository, name: str, *, ref: str = ALIASES_REF) -> dict[str, str]:
@@ -321,14 +324,14 @@ def merge_alias_ref(repo: pygit2.Repository, other: pygit2.Oid | str, ref: str =
     the union of both sides (newest record per alias wins): nothing is discarded.
     """
     other_c = repo.get(str(other))
-    if other_c is None or other_c.type != pygit2.enums.ObjectType.COMMIT:
+    if not isinstance(other_c, pygit2.Commit):
         raise CorruptEntry(f"alias history {str(other)[:12]} is not a commit in this repository")
     now = _now()
 
     def union(ours: pygit2.Commit | None) -> pygit2.Oid:
         recs = parse_records(_text(repo, ours))
         base = repo.merge_base(ours.id, other_c.id) if ours is not None else None
-        seen = set(parse_records(_text(repo, repo[base])).values()) if base is not None else set()
+        seen = set(parse_records(_text(repo, commit_of(repo, base))).values()) if base is not None else set()
         for k, r in parse_records(_text(repo, other_c)).items():
             if r in seen:
                 continue  # not a change on their side since we last merged: a record wins once, not every pull
@@ -396,6 +399,30 @@ def _live(e: entries.Entry, ref: str) -> entries.Entry:
     return e
 
 
+class VersionRef(TypedDict):
+    version: int
+    id: str
+
+
+class LatestRef(VersionRef):
+    created: str
+
+
+# version None: a stored best alias names an entry that is not here; "from": what decided it,
+# "alias" (a stored best alias, e.g. set by a callback ranking by validation loss) or "result"
+BestRef = TypedDict("BestRef", {"version": int | None, "id": str, "result": float | None, "from": str})
+
+
+class ModelSummary(TypedDict):
+    """One named model as ``git tvault models`` lists it (``--json`` prints these)."""
+
+    name: str
+    versions: int
+    latest: LatestRef
+    best: BestRef | None
+    aliases: dict[str, int | None]  # alias -> version number (None: its entry is not a version here)
+
+
 def _result(v: Version) -> float | None:
     try:
         return None if v.entry.result is None else float(v.entry.result)
@@ -403,7 +430,7 @@ def _result(v: Version) -> float | None:
         return None
 
 
-def summaries(repo: pygit2.Repository) -> list[dict[str, object]]:
+def summaries(repo: pygit2.Repository) -> list[ModelSummary]:
     """Each named model: version count, latest and best version, aliases (``git tvault models``).
 
     ``best`` is what ``NAME@best`` resolves to (one rule, ``resolve``): a stored ``best`` alias when
@@ -411,11 +438,11 @@ def summaries(repo: pygit2.Repository) -> list[dict[str, object]]:
     highest result (``"from": "result"``). Its ``version`` is None when the alias names an entry
     that is not here.
     """
-    out: list[dict[str, object]] = []
+    out: list[ModelSummary] = []
     for name in names(repo):
         vs = versions(repo, name)
         al = aliases(repo, name)
-        top: dict[str, object] | None = None
+        top: BestRef | None = None
         if "best" in al:
             hit = next((v for v in vs if v.entry.id == al["best"]), None)
             top = {

@@ -20,7 +20,7 @@ import pygit2
 
 from tvault_git.errors import CorruptEntry, InvalidInput
 from tvault_git.gitutil.lazy import ensure_present
-from tvault_git.gitutil.repo import commit_to_ref, merge_history, retry_locked
+from tvault_git.gitutil.repo import blob_of, commit_of, commit_to_ref, merge_history, retry_locked, tree_of
 from tvault_git.spec.format import MAX_NOTE, NOTES_REF
 from tvault_git.spec.values import iso_to_instant
 
@@ -154,8 +154,8 @@ def publish_time(repo: pygit2.Repository, parent: pygit2.Oid | None) -> str:
     now = _dt.datetime.now(_dt.timezone.utc)
     if parent is not None:
         try:
-            msg = repo[parent].message
-        except (KeyError, ValueError, pygit2.GitError):
+            msg = commit_of(repo, parent).message
+        except (KeyError, ValueError, pygit2.GitError, CorruptEntry):
             msg = ""
         for line in msg.splitlines():
             if line.startswith(PUBLISHED_TRAILER):
@@ -186,7 +186,7 @@ def note_text(repo: pygit2.Repository, oid: pygit2.Oid | str, commit: str = "") 
             else "its note is not a blob"
         )
         return None
-    return repo[oid].data.decode("utf-8", "replace")
+    return blob_of(repo, oid).data.decode("utf-8", "replace")
 
 
 _skipped: dict[str, str] = {}  # commit -> why its note was not read (for fsck and warnings); per process
@@ -226,7 +226,7 @@ def _find(repo: pygit2.Repository, tree: pygit2.Tree, sha: str) -> tuple[list[st
         head = rest[:2]
         if head in node and node[head].type == pygit2.enums.ObjectType.TREE:
             path.append(head)
-            node = repo[node[head].id]
+            node = tree_of(repo, node[head].id)
             rest = rest[2:]
         else:
             return None
@@ -301,7 +301,7 @@ def _write_path(repo: pygit2.Repository, tree: pygit2.Tree | None, path: list[st
     else:
         sub = None
         if tree is not None and path[0] in tree:
-            sub = repo[tree[path[0]].id]
+            sub = tree_of(repo, tree[path[0]].id)
         tb.insert(path[0], _write_path(repo, sub, path[1:], blob), pygit2.enums.FileMode.TREE)
     return tb.write()
 
@@ -370,11 +370,12 @@ def _flatten(repo: pygit2.Repository, tree: pygit2.Tree) -> dict[str, tuple[list
     while stack:
         path, node = stack.pop()
         for e in node:
-            full = "".join(path) + e.name
-            if e.type == pygit2.enums.ObjectType.TREE and len(full) < 40 and _FANOUT_RE.fullmatch(e.name):
-                stack.append((path + [e.name], repo[e.id]))
+            name = e.name or ""
+            full = "".join(path) + name
+            if e.type == pygit2.enums.ObjectType.TREE and len(full) < 40 and _FANOUT_RE.fullmatch(name):
+                stack.append((path + [name], tree_of(repo, e.id)))
             elif e.type == pygit2.enums.ObjectType.BLOB and _ENTRY_RE.fullmatch(full):  # else: a bad fanout, ignored
-                out[full] = (path + [e.name], e.id)
+                out[full] = (path + [name], e.id)
     return out
 
 
@@ -438,11 +439,11 @@ def merge(repo: pygit2.Repository, other: pygit2.Oid | str, ref: str = NOTES_REF
     clone computes the same indexes from the same lines.
     """
     theirs = repo.get(str(other))
-    if theirs is None or theirs.type != pygit2.enums.ObjectType.COMMIT:
+    if not isinstance(theirs, pygit2.Commit):
         raise CorruptEntry(f"the notes to merge ({str(other)[:12]}) are not a commit in this repository")
 
     def union(ours: pygit2.Commit | None) -> pygit2.Oid:
-        base = ours.tree if ours is not None else repo[repo.TreeBuilder().write()]
+        base = ours.tree if ours is not None else tree_of(repo, repo.TreeBuilder().write())
         ours_map = _flatten(repo, base)
         theirs_map = _flatten(repo, theirs.tree)
         need = [b for s, (_, b) in theirs_map.items() if s not in ours_map or ours_map[s][1] != b]
@@ -466,7 +467,7 @@ def merge(repo: pygit2.Repository, other: pygit2.Oid | str, ref: str = NOTES_REF
             if text == a:
                 continue
             new_blob, where = repo.create_blob(text.encode()), (mine[0] if mine is not None else [sha[:2], sha[2:]])
-            new_tree = repo[_write_path(repo, new_tree, where, new_blob)]
+            new_tree = tree_of(repo, _write_path(repo, new_tree, where, new_blob))
         return new_tree.id
 
     return merge_history(repo, ref, theirs, union, "notes")
@@ -478,7 +479,7 @@ def _remove_path(repo: pygit2.Repository, tree: pygit2.Tree, path: list[str]) ->
     if len(path) == 1:
         tb.remove(path[0])
     else:
-        sub = _remove_path(repo, repo[tree[path[0]].id], path[1:])
+        sub = _remove_path(repo, tree_of(repo, tree[path[0]].id), path[1:])
         if sub is None:
             tb.remove(path[0])
         else:
@@ -511,9 +512,9 @@ def move(repo: pygit2.Repository, pairs: list[tuple[str, str]], ref: str = NOTES
             if text is None:
                 continue
             blob = repo.create_blob(union_text(mine, text).encode())
-            cur = repo[_write_path(repo, cur, dest[0] if dest else [new[:2], new[2:]], blob)]
+            cur = tree_of(repo, _write_path(repo, cur, dest[0] if dest else [new[:2], new[2:]], blob))
             left = _remove_path(repo, cur, _find(repo, cur, old)[0])  # type: ignore[index]
-            cur = repo[left] if left is not None else repo[repo.TreeBuilder().write()]
+            cur = tree_of(repo, left if left is not None else repo.TreeBuilder().write())
             moved += 1
         if moved:
             commit_to_ref(repo, ref, f"tvault: move notes of {moved} rewritten commit(s)\n", cur.id, parent)

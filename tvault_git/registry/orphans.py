@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import pygit2
 
+from tvault_git.gitutil.repo import tree_of
 from tvault_git.gitutil.run import run_git
 from tvault_git.registry import notes
 from tvault_git.spec.format import NOTES_REF, REF_PREFIX
@@ -170,9 +171,9 @@ def last_lines(repo: pygit2.Repository, wanted: set[str]) -> dict[str, tuple[str
                 continue
             done.add(node.id)
             for e in node:
-                full = prefix + e.name
+                full = prefix + (e.name or "")
                 if e.type == pygit2.enums.ObjectType.TREE and len(full) < 40:
-                    stack.append((full, repo[e.id]))
+                    stack.append((full, tree_of(repo, e.id)))
                 elif e.type == pygit2.enums.ObjectType.BLOB and len(full) == 40 and e.id not in done:
                     done.add(e.id)
                     text = notes.note_text(repo, e.id, full) or ""

@@ -12,12 +12,15 @@ import json
 import math
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
+import pygit2
+
 from tvault_git.errors import InvalidInput
-from tvault_git.gitutil.repo import open_repo_like
-from tvault_git.registry import cache
-from tvault_git.registry.entries import resolve_commit
+from tvault_git.gitutil.repo import has_object, open_repo_like
+from tvault_git.registry import cache, summary
+from tvault_git.registry.entries import Entry, resolve, resolve_commit
 
 # Words that make a metric lower-is-better, matched as whole tokens of its name ("val_loss",
 # "top1-error", "valLoss"), never as substrings ("confidence" holds "fid", "uptime" holds "time").
@@ -138,7 +141,8 @@ def _in_kinds(kinds: tuple[str, ...]) -> str:
     return ",".join(f"'{k}'" for k in kinds)  # constants from NAMESPACES, never user text
 
 
-def _number(text: Any, what: str) -> float:
+def parse_number(text: Any, what: str) -> float:
+    """A finite number typed by a user (``--min 0.9``, the web's filter box); InvalidInput otherwise."""
     try:
         f = float(text)
     except (TypeError, ValueError):
@@ -203,10 +207,10 @@ def _builtin_condition(r: Any, key: str, op: str, val: Any, expr: str) -> tuple[
     col, how = _BUILTIN_WHERE[key]
     sql_op = _OPS[op]
     if how == "number":
-        return f"{col} {sql_op} ?", [_number(val, f"the value in {expr!r}")]
+        return f"{col} {sql_op} ?", [parse_number(val, f"the value in {expr!r}")]
     if how == "version":  # named entries only
         return f"e.name IS NOT NULL AND e.ts IS NOT NULL AND ({col}) {sql_op} ?", [
-            _number(val, f"the value in {expr!r}")
+            parse_number(val, f"the value in {expr!r}")
         ]
     if how == "date":
         return f"{col} {sql_op} ?", [parse_date(val, f"date in {expr!r}")]
@@ -236,7 +240,7 @@ def parse_where(expr: str, numeric: bool = True) -> tuple[str, str, Any]:
         )
     key, op, val = m.group(1), m.group(2), m.group(3)
     if op in (">", "<", ">=", "<=") and numeric:
-        return key, op, _number(val, f"the value in {expr!r}")
+        return key, op, parse_number(val, f"the value in {expr!r}")
     return key, op, val
 
 
@@ -317,7 +321,7 @@ def find(
 
     ``best='acc'`` (or 'loss:min', 'acc:max') returns the top entry by that
     metric; without a direction, names like loss/error/perplexity count as
-    lower-is-better. Rows have the shape of ``cli.entry_summary``.
+    lower-is-better. Rows are ``summary.EntrySummary``.
     """
     r = open_repo_like(repo)
     conds: list[str] = ["e.missing = 0"]
@@ -330,10 +334,10 @@ def find(
         conds.append("e.shadowed = 0")
     if min_result is not None:
         conds.append("e.result >= ?")
-        args.append(_number(min_result, "the minimum result"))
+        args.append(parse_number(min_result, "the minimum result"))
     if max_result is not None:
         conds.append("e.result <= ?")
-        args.append(_number(max_result, "the maximum result"))
+        args.append(parse_number(max_result, "the maximum result"))
     for pair in tags:
         if not isinstance(pair, (tuple, list)) or len(pair) != 2:
             raise InvalidInput(f"a tag condition is a (key, value) pair, got {pair!r}")
@@ -434,7 +438,7 @@ def find(
                 f"ORDER BY ({key}) IS NULL, ({key}) {direction}, e.ts {direction}, e.id {direction}"
             )
             rows = _fetch(con, sql, args, limit, offset)
-        total = None
+        total: int | None = None
         if with_total:
             if best is not None and sort is not None and sort not in _BUILTIN_SORT:
                 total = len(rows) if offset == 0 else None
@@ -442,11 +446,11 @@ def find(
                 total = con.execute(f"SELECT COUNT(*) FROM entries e WHERE {where_sql}", args).fetchone()[0]
                 if best is not None and limit is not None:
                     total = min(total, limit)
-        out = [_summary(row) for row in rows]
+        out = [summary.of_row(row) for row in rows]
         _add_versions(con, out)
     finally:
         con.close()
-    return (out, int(total)) if with_total else out
+    return (out, int(total or 0)) if with_total else out
 
 
 def known_keys(con: Any) -> list[str]:
@@ -485,7 +489,7 @@ def _check_keys(con: Any, asked: list[tuple[str, str]]) -> None:
         )
 
 
-def _add_versions(con: Any, rows: list[dict[str, Any]]) -> None:
+def _add_versions(con: Any, rows: list[summary.EntrySummary]) -> None:
     """``version`` (the N of NAME@N) on named rows: position by (names.version_time, id) among the name's entries.
 
     The same numbering as registry.names.versions, computed in SQL over the names on the page only.
@@ -518,30 +522,11 @@ def _add_versions(con: Any, rows: list[dict[str, Any]]) -> None:
         r["version"] = found.get(r["id"]) if r["name"] else None
 
 
-def _fetch(con: Any, sql: str, args: list[Any], limit: int | None, offset: int = 0) -> list[tuple]:
+def _fetch(con: Any, sql: str, args: list[Any], limit: int | None, offset: int = 0) -> list[tuple[Any, ...]]:
     if limit is not None or offset:
         sql, args = sql + " LIMIT ? OFFSET ?", [*args, -1 if limit is None else limit, offset]
-    return con.execute(sql, args).fetchall()
-
-
-def _summary(row: tuple) -> dict[str, Any]:
-    eid, commit, idx, name, result, metrics, tags, author, email, created, branch, dirty, message = row
-    return {
-        "id": eid,
-        "ref": f"{commit[:7]}:{idx}",
-        "commit": commit,
-        "index": idx,
-        "name": name,
-        "result": json.loads(result) if result is not None else None,
-        "metrics": json.loads(metrics) if metrics else {},
-        "tags": json.loads(tags) if tags else {},
-        "author": author,
-        "email": email,
-        "created": created,
-        "branch": branch,
-        "dirty": bool(dirty),
-        "message": message,
-    }
+    rows: list[tuple[Any, ...]] = con.execute(sql, args).fetchall()
+    return rows
 
 
 def predecessor(repo: Any, entry_id: str) -> str | None:
@@ -591,3 +576,54 @@ def with_predecessor(repo: Any, ids: Sequence[str]) -> set[str]:
     finally:
         con.close()
     return found
+
+
+_HEX40 = re.compile(r"^[0-9a-f]{40}$")
+
+
+def lookup(repo: pygit2.Repository, ref: str) -> Entry:
+    """An entry by full id straight from the cache (no walk over all notes), else by any ref."""
+    ref = ref.strip().lower()
+    if _HEX40.match(ref):
+        con = cache.refresh(repo)
+        try:
+            row = con.execute(
+                "SELECT commit_id, idx, name FROM entries WHERE id=? AND missing=0 AND shadowed=0", (ref,)
+            ).fetchone()
+        finally:
+            con.close()
+        if row is not None:
+            return Entry(ref, row[0], int(row[1]), row[2], _repo=repo)
+    return resolve(repo, ref)
+
+
+@dataclass(frozen=True)
+class ModelCount:
+    """One model name as the cache counts it: versions, newest ``created``, highest result."""
+
+    name: str
+    versions: int
+    latest: str | None
+    best_result: float | None
+
+
+def model_counts(repo: pygit2.Repository) -> list[ModelCount]:
+    """Every model name with its counts, by name, in one GROUP BY (not a walk over the notes per name)."""
+    con = cache.refresh(repo)
+    try:
+        rows = con.execute(
+            "SELECT name, COUNT(*), MAX(created), MAX(result) FROM entries "
+            "WHERE missing=0 AND shadowed=0 AND name IS NOT NULL GROUP BY name ORDER BY name"
+        ).fetchall()
+    finally:
+        con.close()
+    return [ModelCount(str(name), int(n), last, best) for name, n, last, best in rows]
+
+
+def cheap_ref(repo: pygit2.Repository, e: Entry) -> str:
+    """``COMMIT:INDEX`` (one note read) when the training commit is here, else the id (a walk over all notes).
+
+    Why: diff resolves refs itself; a full id costs a walk over every note, which
+    made exporting comparisons quadratic in the number of entries.
+    """
+    return f"{e.commit}:{e.index}" if has_object(repo, e.commit) else e.id

@@ -12,7 +12,7 @@ from __future__ import annotations
 import pygit2
 
 from tvault_git.errors import StorageError
-from tvault_git.gitutil.repo import commit_to_ref, retry_locked
+from tvault_git.gitutil.repo import commit_to_ref, retry_locked, tree_of
 from tvault_git.registry import names, notes
 from tvault_git.registry.entries import Entry, resolve
 from tvault_git.spec.format import NOTES_REF, REF_PREFIX
@@ -37,7 +37,8 @@ def remove_ids(repo: pygit2.Repository, ids: list[str]) -> dict[str, list[str]]:
         parent, tree = notes._notes_tree(repo, NOTES_REF)
         if tree is None:
             return {}
-        cur, done = tree, {}
+        cur: pygit2.Tree = tree
+        done: dict[str, list[str]] = {}
         for commit, (path, blob) in sorted(notes._flatten(repo, tree).items()):
             text = notes.note_text(repo, blob, commit)
             if text is None:
@@ -46,7 +47,7 @@ def remove_ids(repo: pygit2.Repository, ids: list[str]) -> dict[str, list[str]]:
             if not hit:
                 continue
             body = (text if text.endswith("\n") or not text else text + "\n") + "".join(f"removed {e}\n" for e in hit)
-            cur = repo[notes._write_path(repo, cur, path, repo.create_blob(body.encode()))]
+            cur = tree_of(repo, notes._write_path(repo, cur, path, repo.create_blob(body.encode())))
             for e in hit:
                 done.setdefault(e, []).append(commit)
         if done:

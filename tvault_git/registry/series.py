@@ -62,7 +62,7 @@ class StepSeries:
         with self._lock:
             self._steps = array("q")
             self._row: dict[int, int] = {}
-            self._cols: dict[str, array] = {}
+            self._cols: dict[str, array[float]] = {}
             self._warned_nan = False
 
     def __len__(self) -> int:
@@ -100,12 +100,12 @@ class StepSeries:
                 for col in self._cols.values():
                     col.append(math.nan)
             for k, f in clean.items():
-                col = self._cols.get(k)
-                if col is None:
-                    col = self._cols[k] = array("f", [math.nan]) * len(self._steps)
-                col[row] = f  # rounds to float32 here, as stored
+                have = self._cols.get(k)
+                if have is None:
+                    have = self._cols[k] = array("f", [math.nan]) * len(self._steps)
+                have[row] = f  # rounds to float32 here, as stored
 
-    def columns(self) -> dict[str, array] | None:
+    def columns(self) -> dict[str, array[Any]] | None:
         """Column name -> array (int64 ``step``, float32 metrics), rows by ascending step; None when empty."""
         with self._lock:
             if not self._steps:
@@ -114,7 +114,7 @@ class StepSeries:
             if all(a < b for a, b in itertools.pairwise(st)):  # logged in order (the usual case): plain copies
                 return {STEP: array("q", st), **{k: array("f", self._cols[k]) for k in sorted(self._cols)}}
             order = sorted(range(len(st)), key=st.__getitem__)
-            cols = {STEP: array("q", (st[i] for i in order))}
+            cols: dict[str, array[Any]] = {STEP: array("q", (st[i] for i in order))}
             for k in sorted(self._cols):
                 src = self._cols[k]
                 cols[k] = array("f", (src[i] for i in order))
@@ -137,7 +137,7 @@ def clear_metrics() -> None:
     _SERIES.clear()
 
 
-def pending() -> dict[str, array] | None:
+def pending() -> dict[str, array[Any]] | None:
     return _SERIES.columns()
 
 
@@ -187,7 +187,7 @@ def _blob_bytes(repo: pygit2.Repository, chunks: list[str], nbytes: int, chunk_b
             obj = repo.get(oid)
         except (ValueError, pygit2.GitError):
             obj = None
-        if obj is None or obj.type != pygit2.enums.ObjectType.BLOB:
+        if not isinstance(obj, pygit2.Blob):
             raise CorruptEntry(f"{where}: chunk {oid[:12]} is missing; fetch the entry again")
         if obj.size != want:
             raise CorruptEntry(f"{where}: chunk {oid[:12]} is {obj.size} bytes, expected {want}")
@@ -218,7 +218,7 @@ def read(repo: pygit2.Repository, entry_id: str) -> Series | None:
         checked[name] = (dtype, nbytes, chunks)
     if total > MAX_SERIES_BYTES:
         raise CorruptEntry(f"{where} holds {total} bytes of series, over the {MAX_SERIES_BYTES} byte limit")
-    cols: dict[str, array] = {}
+    cols: dict[str, array[Any]] = {}
     for name, (dtype, nbytes, chunks) in checked.items():
         arr = array("q" if dtype == "int64" else "f")
         arr.frombytes(_blob_bytes(repo, chunks, nbytes, table.chunk_bytes, where))

@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import math
 import re
-from typing import Any
+from typing import Any, cast
 
 from tvault_git.errors import CorruptEntry, UnsupportedFormat
+from tvault_git.spec.manifest import Manifest
 
 FORMAT_VERSION = "1.1"
 FORMAT_MAJOR = 1
@@ -176,7 +177,7 @@ def manifest_problem(m: Any) -> str | None:
     return None
 
 
-def validate_manifest(m: Any, where: str) -> dict[str, Any]:
+def validate_manifest(m: Any, where: str) -> Manifest:
     """The manifest, or UnsupportedFormat (newer major) / CorruptEntry (malformed) naming the reason."""
     if not isinstance(m, dict):
         raise CorruptEntry(f"{where}: {MANIFEST} is not an object; the entry is damaged")
@@ -184,7 +185,7 @@ def validate_manifest(m: Any, where: str) -> dict[str, Any]:
     why = manifest_problem(m)
     if why is not None:
         raise CorruptEntry(f"{where}: {MANIFEST}: {why}; the entry is damaged")
-    return m
+    return cast(Manifest, m)
 
 
 def dumps(obj: Any, ordered: bool = False) -> bytes:

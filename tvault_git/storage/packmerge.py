@@ -48,7 +48,7 @@ class _Source(NamedTuple):
 
 def tvault_packs(pack_dir: str) -> list[str]:
     """Paths (without extension) of the packs tvault-git wrote, by their ``.keep`` marker."""
-    out = []
+    out: list[str] = []
     try:
         names = os.listdir(pack_dir)
     except OSError:

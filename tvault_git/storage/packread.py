@@ -53,7 +53,7 @@ class PackIndex:
         self._fd: int | None = None
 
     def _offset(self, i: int) -> int:
-        off = struct.unpack(">I", self.offsets[4 * i : 4 * i + 4])[0]
+        off: int = struct.unpack(">I", self.offsets[4 * i : 4 * i + 4])[0]
         if off & 0x80000000:
             k = off & 0x7FFFFFFF
             if 8 * k + 8 > len(self.large):
@@ -86,9 +86,10 @@ class PackIndex:
     def __del__(self) -> None:
         # Dropped from the pack list (merged away) and no reader holds it any more: free the file.
         # Never closed while listed: another thread may be inside preadv on this fd.
-        if getattr(self, "_fd", None) is not None:
+        fd = getattr(self, "_fd", None)
+        if fd is not None:
             try:
-                os.close(self._fd)
+                os.close(fd)
             except OSError:
                 pass
 

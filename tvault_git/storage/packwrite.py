@@ -25,6 +25,7 @@ import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import pygit2
 
@@ -37,9 +38,14 @@ except ImportError:  # pragma: no cover - Windows: temp files are reclaimed by a
     fcntl = None  # type: ignore[assignment]
 
 try:  # SIMD Adler-32 and CRC-32: ~8 GB/s against stdlib zlib's ~2.5 here
-    from zlib_ng.zlib_ng import adler32, crc32
+    from zlib_ng.zlib_ng import adler32 as adler32  # re-exported: packread, packmerge
+    from zlib_ng.zlib_ng import crc32 as crc32
 except ImportError:  # pragma: no cover - zlib-ng is a dependency; stdlib zlib gives the same values
-    from zlib import adler32, crc32
+    from zlib import adler32 as adler32
+    from zlib import crc32 as crc32
+
+Pieces = list[bytes | memoryview]  # an object's bytes as written: headers, stored blocks, trailers (writev order)
+MemoKey = tuple[Any, ...]  # identity of a tensor's storage (see _ID_MEMO)
 
 _STORED_MAX = 0xFFFF  # largest deflate stored block
 _ZLIB_HEADER = b"\x78\x01"  # deflate, 32K window, FLEVEL=0 (0x7801 % 31 == 0)
@@ -72,11 +78,11 @@ def _type_size_header(obj_type: int, size: int) -> bytes:
     return bytes(out)
 
 
-def _stored_blocks(data: memoryview) -> list:
+def _stored_blocks(data: memoryview) -> Pieces:
     """A blob's packed form up to the zlib trailer, as buffers (no data copy): the type/size and
     zlib headers, then a 5-byte header and a payload view per stored block."""
     n = data.nbytes
-    pieces: list = [_type_size_header(_OBJ_BLOB, n) + _ZLIB_HEADER]
+    pieces: Pieces = [_type_size_header(_OBJ_BLOB, n) + _ZLIB_HEADER]
     pos = 0
     while True:
         ln = min(_STORED_MAX, n - pos)
@@ -88,7 +94,7 @@ def _stored_blocks(data: memoryview) -> list:
             return pieces
 
 
-def _stored_pieces(data: memoryview, adler: int) -> list:
+def _stored_pieces(data: memoryview, adler: int) -> Pieces:
     """The whole packed form: ``_stored_blocks`` and the Adler-32 trailer."""
     return _stored_blocks(data) + [struct.pack(">I", adler & 0xFFFFFFFF)]
 
@@ -96,11 +102,11 @@ def _stored_pieces(data: memoryview, adler: int) -> list:
 # Process-local memo of object ids: (identity key) -> (adler32, oid). A hit still
 # recomputes Adler-32 over the bytes (cheap) and must match, so a tensor changed
 # behind torch's version counter (``p.data.copy_``) is hashed again.
-_ID_MEMO: dict[tuple, tuple[int, str]] = {}
+_ID_MEMO: dict[MemoKey, tuple[int, str]] = {}
 _MEMO_MAX = 200_000
 
 
-def _memo_get(data: memoryview, key: tuple | None) -> tuple[str, int] | None:
+def _memo_get(data: memoryview, key: MemoKey | None) -> tuple[str, int] | None:
     """(oid, adler) of bytes seen before at the same place, if their Adler-32 still matches."""
     if key is None:
         return None
@@ -111,14 +117,14 @@ def _memo_get(data: memoryview, key: tuple | None) -> tuple[str, int] | None:
     return (hit[1], adler) if adler == hit[0] else None
 
 
-def _memo_put(key: tuple | None, adler: int, oid: str) -> None:
+def _memo_put(key: MemoKey | None, adler: int, oid: str) -> None:
     if key is not None:
         if len(_ID_MEMO) > _MEMO_MAX:
             _ID_MEMO.clear()
         _ID_MEMO[key] = (adler, oid)
 
 
-def _blob_id_memo(data: memoryview, key: tuple | None) -> tuple[str, int]:
+def _blob_id_memo(data: memoryview, key: MemoKey | None) -> tuple[str, int]:
     oid, adler = blob_id(data)
     _memo_put(key, adler, oid)
     return oid, adler
@@ -128,7 +134,7 @@ def write_blobs(
     repo: pygit2.Repository,
     chunks: Sequence[memoryview],
     threads: int | None = None,
-    keys: Sequence[tuple | None] | None = None,
+    keys: Sequence[MemoKey | None] | None = None,
 ) -> tuple[list[str], int]:
     """Store every buffer as a git blob; returns (ids in order, bytes newly written).
 
@@ -286,7 +292,7 @@ class _Lane:
     chunk per lane in vain.
     """
 
-    def __init__(self, shared: _Shared, views: list[memoryview], keys: list[tuple | None], idxs: list[int]) -> None:
+    def __init__(self, shared: _Shared, views: list[memoryview], keys: list[MemoKey | None], idxs: list[int]) -> None:
         self.shared = shared
         self.views = views
         self.keys = keys
@@ -363,10 +369,10 @@ class _PackWriter:
         self._sha.update(header)
         self._write([header])
 
-    def _write(self, pieces: list) -> None:
+    def _write(self, pieces: Pieces) -> None:
         self.offset += write_pieces(self.fd, pieces)
 
-    def _emit(self, pieces: list, crc: int) -> int:
+    def _emit(self, pieces: Pieces, crc: int) -> int:
         """Write pieces, adding them to the CRC-32 and the pack SHA-1 first (they are in cache now)."""
         sha = self._sha
         for p in pieces:
@@ -497,7 +503,7 @@ def _step(name: str) -> None:
     """A named point between install steps; tests put a ``git gc`` here to hit races every time."""
 
 
-def write_pieces(fd: int, pieces: list) -> int:
+def write_pieces(fd: int, pieces: Pieces) -> int:
     """Write buffers in order with ``writev`` batches, finishing short writes; returns the bytes written."""
     total = 0
     for i in range(0, len(pieces), _BATCH):
@@ -519,7 +525,7 @@ def write_pieces(fd: int, pieces: list) -> int:
     return total
 
 
-def _total(pieces: list) -> int:
+def _total(pieces: Pieces) -> int:
     return sum(p.nbytes if isinstance(p, memoryview) else len(p) for p in pieces)
 
 

@@ -56,24 +56,24 @@ def _as_bytes(t: torch.Tensor, name: str) -> tuple[torch.Tensor, memoryview]:
     if t.numel() == 0:
         return t, memoryview(b"")
     flat = t.reshape(-1).view(torch.uint8)
-    return t, memoryview(flat.numpy()).cast("B")
+    return t, flat.numpy().data.cast("B")
 
 
 def store_tensors(
     repo: pygit2.Repository, tensors: Mapping[str, Any], what: str = "state_dict"
-) -> tuple[dict[str, dict], list[str], int]:
+) -> tuple[dict[str, dict[str, Any]], list[str], int]:
     """Write every tensor as chunked blobs; returns (records in order, all blob ids, new bytes).
 
     Tensors that share memory (tied weights) are hashed once. Chunks are ``fmt.CHUNK_BYTES``, read
     when called (the table's ``chunk_bytes`` comes from the same definition).
     """
     chunk_bytes = fmt.CHUNK_BYTES
-    records: dict[str, dict] = {}
+    records: dict[str, dict[str, Any]] = {}
     chunks: list[memoryview] = []
     keep: list[torch.Tensor] = []  # keep CPU copies alive until written
     layout: list[tuple[str, int, int]] = []  # name, first chunk index, chunk count
-    seen: dict[tuple, tuple[int, int]] = {}
-    keys: list[tuple | None] = []
+    seen: dict[tuple[Any, ...], tuple[int, int]] = {}
+    keys: list[tuple[Any, ...] | None] = []
     for name, t in tensors.items():
         if not isinstance(name, str):
             raise InvalidInput(f"{what} key {name!r} is not a string")
@@ -169,7 +169,7 @@ def _alloc(name: str, rec: Any, where: str, chunk_bytes: int) -> tuple[torch.Ten
         ) from None
     reads = []
     if nbytes:
-        buf = memoryview(out.reshape(-1).view(torch.uint8).numpy()).cast("B")
+        buf = out.reshape(-1).view(torch.uint8).numpy().data.cast("B")
         for i, oid in enumerate(chunks):
             reads.append((oid, buf[i * chunk_bytes : min(nbytes, (i + 1) * chunk_bytes)], i))
     return out, reads
@@ -273,7 +273,7 @@ def stream_pairs(
             return None
         oids, where, step = (xs, where_a, chunk_a) if side == 0 else (ys, where_b, chunk_b)
         view = slots[k % 2][side][:size]
-        out = memoryview(view.numpy()).cast("B")
+        out = view.numpy().data.cast("B")
         for i, oid in enumerate(oids):
             try:
                 packread.read_blob_into(repo, oid, out[i * step : min(size, (i + 1) * step)])
@@ -289,6 +289,7 @@ def stream_pairs(
         pending = (pool.submit(fetch, 0, 0), pool.submit(fetch, 0, 1))
         for k in range(len(plan)):
             a, b = pending[0].result(), pending[1].result()
+            assert a is not None  # side 0 is always read; side 1 is None when it shares side 0's chunks
             if k + 1 < len(plan):
                 pending = (pool.submit(fetch, k + 1, 0), pool.submit(fetch, k + 1, 1))
             yield plan[k][0], a, b, plan[k][5]

@@ -15,32 +15,12 @@ from tvault_git.capture.values import flat_configuration
 from tvault_git.cli.app import repo_from_ctx
 from tvault_git.cli.style import heading
 from tvault_git.errors import InvalidInput
-from tvault_git.registry import entries, orphans, series
-from tvault_git.spec.format import ARCHITECTURE, CONFIGURATION, OPTIMIZER, PATCH, SCHEDULER, SOURCE_INDEX
+from tvault_git.registry import entries, orphans, series, summary
+from tvault_git.registry.contents import load_contents
 from tvault_git.textfmt import fmt_config, fmt_tags, fmt_value, human_bytes, printable, printable_tree, short_date
 
 
-def entry_summary(e: entries.Entry) -> dict[str, Any]:
-    m = e.manifest
-    return {
-        "id": e.id,
-        "ref": e.ref,
-        "commit": e.commit,
-        "index": e.index,
-        "name": m.get("name"),
-        "result": m.get("result"),
-        "metrics": m.get("metrics") or {},
-        "tags": m.get("tags") or {},
-        "author": (m.get("author") or {}).get("name"),
-        "email": (m.get("author") or {}).get("email"),
-        "created": m.get("created"),
-        "branch": m.get("branch"),
-        "dirty": m.get("dirty"),
-        "message": m.get("message"),
-    }
-
-
-def model_label(s: dict[str, Any]) -> str | None:
+def model_label(s: summary.EntrySummary) -> str | None:
     """``NAME@N`` (what users type), ``NAME`` when unnumbered, None for unnamed entries."""
     if not s.get("name"):
         return None
@@ -56,7 +36,7 @@ def orphan_mark(repo: pygit2.Repository, e: entries.Entry) -> str | None:
     return None
 
 
-def log_line(s: dict[str, Any]) -> str:
+def log_line(s: summary.EntrySummary) -> str:
     parts = [click.style(s["id"][:10], fg="yellow"), s["ref"]]
     if s.get("orphaned"):
         parts.append(click.style("(orphaned: commit gone)", fg="red", bold=True))
@@ -122,18 +102,19 @@ def log_cmd(ctx: click.Context, limit: int | None, as_json: bool) -> None:
 def show_cmd(ctx: click.Context, ref: str, show_source: bool, show_patch: bool, as_json: bool) -> None:
     """Show one entry: metadata, architecture, source, weights, optimizer."""
     repo = repo_from_ctx(ctx)
-    e = entries.resolve(repo, ref)
-    m = e.manifest
-    tree = e.tree()
-    read = lambda p: entries.read_json(repo, e.id, p)  # noqa: E731
-    src = read(SOURCE_INDEX) or {}
-    weights = entries.weight_records(repo, e.id)
-    opt = read(OPTIMIZER)
-    sched = read(SCHEDULER)
-    arch = entries.read_text(repo, tree, ARCHITECTURE)
+    c = load_contents(repo, entries.resolve(repo, ref))
+    e, m, src, weights, opt, sched, arch = (
+        c.entry,
+        c.manifest,
+        c.source,
+        c.weights,
+        c.optimizer,
+        c.scheduler,
+        c.architecture,
+    )
     curves = series.read(repo, e.id)
     if as_json:
-        out = entry_summary(e)
+        out: dict[str, Any] = dict(summary.of_entry(e))
         out.update(
             {
                 "manifest": m,
@@ -143,7 +124,7 @@ def show_cmd(ctx: click.Context, ref: str, show_source: bool, show_patch: bool, 
                 "optimizer": opt,
                 "scheduler": sched,
                 "step_metrics": None if curves is None else {"steps": len(curves.steps), "metrics": curves.summary()},
-                "configuration": read(CONFIGURATION),
+                "configuration": c.configuration,
             }
         )
         click.echo(json.dumps(out, indent=1))
@@ -154,7 +135,7 @@ def show_cmd(ctx: click.Context, ref: str, show_source: bool, show_patch: bool, 
     opt = opt if isinstance(opt, dict) else None
     sched = sched if isinstance(sched, dict) else None
     arch = printable(arch)
-    s = printable_tree(entry_summary(e))
+    s = printable_tree(summary.of_entry(e))
     a = m.get("author") or {}
     lines = [
         f"{heading('entry')}    {click.style(e.id, fg='yellow')}  ({s['ref']})",
@@ -207,7 +188,7 @@ def show_cmd(ctx: click.Context, ref: str, show_source: bool, show_patch: bool, 
                 f"    {n:<{width}}  last {fmt_value(lv):>10} at step {ls:<8} best ({d['mode']}) {fmt_value(bv):>10} at step {bs}"
             )
     lines += ["", heading("Architecture")] + ["    " + ln for ln in arch.rstrip("\n").splitlines()]
-    conf = printable_tree(flat_configuration(read(CONFIGURATION)))
+    conf = printable_tree(flat_configuration(c.configuration))
     if conf:
         lines += ["", heading(f"Configuration ({len(conf)} value{'s' * (len(conf) != 1)})")]
         for k, val in list(conf.items())[:200]:
@@ -231,7 +212,7 @@ def show_cmd(ctx: click.Context, ref: str, show_source: bool, show_patch: bool, 
         where = f"{o.get('file')}" + (f":{o['line']}" if o.get("line") is not None else "")
         lines.append(f"    {o.get('kind', '?'):<9}{label:<36} {where}{value}")
         if show_source:
-            text = printable(entries.read_text(repo, tree, str(o.get("path", ""))))
+            text = printable(c.text(str(o.get("path", ""))))
             lines += ["        " + ln for ln in text.rstrip("\n").splitlines()] + [""]
     for x in [x for x in src.get("external") or [] if isinstance(x, dict)]:
         lib = f", library {describe_library(x['repo'])}" if isinstance(x.get("repo"), dict) else ""
@@ -270,7 +251,7 @@ def show_cmd(ctx: click.Context, ref: str, show_source: bool, show_patch: bool, 
         )
     if show_patch and m.get("dirty"):
         lines += ["", heading("Uncommitted changes at training time")]
-        lines += printable(entries.read_text(repo, tree, PATCH)).splitlines()
+        lines += printable(c.patch()).splitlines()
     click.echo("\n".join(lines))
 
 

@@ -9,8 +9,8 @@ import click
 
 from tvault_git.cli.app import repo_from_ctx
 from tvault_git.cli.style import heading
-from tvault_git.errors import InvalidInput, RefNotFound, TvaultError
-from tvault_git.registry import names
+from tvault_git.errors import InvalidInput
+from tvault_git.registry import history, names
 from tvault_git.registry.query import metric_direction
 from tvault_git.spec.values import as_number
 from tvault_git.textfmt import fmt_value, printable, printable_tree, short_date
@@ -19,46 +19,31 @@ _num = as_number
 
 
 def version_rows(repo: Any, name: str) -> list[dict[str, Any]]:
-    """Each version with its metadata and how result/metrics moved from the previous one."""
+    """Each version with its metadata and how result/metrics moved from the previous one (``--json`` rows)."""
     rows: list[dict[str, Any]] = []
     prev: dict[str, Any] | None = None
-    for v in names.versions(repo, name):
-        try:
-            m = v.entry.manifest
-        except RefNotFound:  # indexed (e.g. from a remote's notes) but objects not fetched
-            m = {
-                "result": None,
-                "metrics": {},
-                "message": "(objects not here: git tvault fetch REMOTE " + v.entry.id[:12] + ")",
-            }
-        except TvaultError as e:  # here, but damaged or newer: say so, not "not here"
-            m = {"result": None, "metrics": {}, "message": f"(damaged: {e}; see git tvault fsck)"}
-        if v.entry.removed:
-            m = {**m, "message": "(removed with git tvault rm)"}
-        metrics = dict(m.get("metrics") or {})
-        result = m.get("result")
+    for r in history.version_rows(repo, name):
         delta: dict[str, float] = {}
         if prev is not None:
-            for k, val in [("result", result)] + sorted(metrics.items()):
-                old = prev["result"] if k == "result" else prev["metrics"].get(k)
-                if _num(val) is not None and _num(old) is not None:
-                    delta[k] = _num(val) - _num(old)  # type: ignore[operator]
-        a = m.get("author") or {}
+            for k, val in [("result", r.result), *sorted(r.metrics.items())]:
+                new, old = _num(val), _num(prev["result"] if k == "result" else prev["metrics"].get(k))
+                if new is not None and old is not None:
+                    delta[k] = new - old
         row = {
-            "version": v.number,
-            "id": v.entry.id,
-            "ref": v.entry.ref,
-            "commit": v.entry.commit,
-            "index": v.entry.index,
-            "aliases": v.aliases,
-            "author": a.get("name"),
-            "email": a.get("email"),
-            "created": v.created,
-            "result": result,
-            "metrics": metrics,
+            "version": r.version.number,
+            "id": r.entry.id,
+            "ref": r.entry.ref,
+            "commit": r.entry.commit,
+            "index": r.entry.index,
+            "aliases": r.version.aliases,
+            "author": r.author,
+            "email": r.email,
+            "created": r.version.created,
+            "result": r.result,
+            "metrics": r.metrics,
             "delta": delta,
-            "message": m.get("message"),
-            "dirty": m.get("dirty"),
+            "message": r.message,
+            "dirty": r.dirty,
         }
         rows.append(row)
         prev = row
