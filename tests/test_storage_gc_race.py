@@ -149,3 +149,34 @@ def test_gc_lock_never_takes_git_gc_pid_lock_when_free(repo, monkeypatch):
     with gc_lock(r) as lock:
         assert not lock.acquired
     assert pid_file.read_text() == f"1 {other_host}"
+
+
+def test_object_writes_are_tried_again_after_a_vanished_fanout_directory(repo):
+    """git prune rmdirs empty objects/xx directories; a loose-object write that loses that race
+    fails once ("failed to rename lockfile ... No such file or directory") and is run again."""
+    import pygit2
+    import pytest
+
+    from tvault_git.gitutil.repo import OBJECT_WRITE_TRIES, open_repo, retry_locked, retry_object_writes
+
+    r = open_repo(str(repo))
+    calls = []
+
+    def flaky() -> str:
+        calls.append(1)
+        if len(calls) == 1:
+            raise pygit2.GitError("failed to rename lockfile to '.git/objects/f0/abc': No such file or directory")
+        return str(r.create_blob(b"x"))
+
+    assert retry_object_writes(flaky) == str(r.create_blob(b"x")) and len(calls) == 2
+    calls.clear()
+    assert retry_locked(flaky, "refs/notes/tvault", repo=r) and len(calls) == 2  # a notes step writes blobs too
+
+    def broken() -> str:
+        calls.append(1)
+        raise pygit2.GitError("disk full")
+
+    calls.clear()
+    with pytest.raises(pygit2.GitError, match="disk full"):
+        retry_object_writes(broken)
+    assert len(calls) == OBJECT_WRITE_TRIES  # a real failure is raised, after a few quick tries

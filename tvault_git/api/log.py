@@ -31,6 +31,7 @@ from tvault_git.gitutil.repo import (
     head_commit,
     open_repo_like,
     repo_keyword,
+    retry_object_writes,
     signature,
     writes_shared,
 )
@@ -491,7 +492,8 @@ def commit_entry(p: Prepared, weights: Stored, opt_state: Stored | None) -> Entr
     why = manifest_problem(manifest)  # the rule every reader applies: never write an entry readers refuse
     if why is not None:
         raise InvalidInput(f"cannot log this entry: {why}")
-    try:
+
+    def build() -> str:  # content-addressed writes only: safe to run again (retry_object_writes)
         tb = r.TreeBuilder()
         tb.insert(MANIFEST, _blob(r, dumps(manifest)), pygit2.enums.FileMode.BLOB)
         tb.insert(ARCHITECTURE, _blob(r, p.architecture), pygit2.enums.FileMode.BLOB)
@@ -529,7 +531,10 @@ def commit_entry(p: Prepared, weights: Stored, opt_state: Stored | None) -> Entr
         body = f"{title}\n\ntrained on {p.head}{' (dirty)' if p.dirty else ''}\n"
         if p.message:
             body += f"\n{p.message}\n"
-        entry_id = str(r.create_commit(None, p.sig, p.sig, body, tree, []))
+        return str(r.create_commit(None, p.sig, p.sig, body, tree, []))
+
+    try:
+        entry_id = retry_object_writes(build)
 
         # Publish: the ref keeps the objects alive, the note line makes it visible.
         r.references.create(REF_PREFIX + entry_id, pygit2.Oid(hex=entry_id), force=True)

@@ -180,6 +180,7 @@ def retry_locked(fn: Callable[[], T], what: str, timeout: float = 60.0, repo: py
     deadline = time.monotonic() + timeout
     delay = 0.002
     unexplained = 0
+    object_failures = 0
     while True:
         lock: str | None = None
         try:
@@ -198,7 +199,12 @@ def retry_locked(fn: Callable[[], T], what: str, timeout: float = 60.0, repo: py
             denied = permission_problem(repo, what, str(e))
             if denied is not None:
                 raise denied from None
-            raise
+            # a step writes loose objects too: a concurrent prune's rmdir of an empty fan-out
+            # directory fails one of them (retry_object_writes); a real failure repeats and is raised
+            object_failures += 1
+            if object_failures >= OBJECT_WRITE_TRIES:
+                raise
+            why = str(e)
         if repo is not None and lock is not None and _clear_stale_lock(common_dir(repo), lock, repo.path):
             continue
         if time.monotonic() > deadline:
@@ -210,6 +216,29 @@ def retry_locked(fn: Callable[[], T], what: str, timeout: float = 60.0, repo: py
 
 STALE_LOCK_S = 5.0
 _UNEXPLAINED_TRIES = 8
+OBJECT_WRITE_TRIES = 5
+
+
+def retry_object_writes(fn: Callable[[], T]) -> T:
+    """Run ``fn`` (writes of loose objects, which are content-addressed: running it again is
+    harmless) again when libgit2 fails to write an object, up to ``OBJECT_WRITE_TRIES`` times.
+
+    Why: ``git prune`` (inside ``git gc``) and ``git prune-packed`` (``repack -d``) rmdir every empty
+    fan-out directory ``objects/xx``. libgit2 creates that directory, writes its temporary file and
+    renames it in; a prune in between makes the write fail ("failed to rename lockfile ... No such
+    file or directory"), which a second try, recreating the directory, does not meet again. The
+    error is never read: a real failure (disk full) fails every try and is raised as it was.
+    """
+    delay = 0.002
+    for attempt in range(OBJECT_WRITE_TRIES):
+        try:
+            return fn()
+        except (pygit2.GitError, OSError):
+            if attempt == OBJECT_WRITE_TRIES - 1:
+                raise
+            time.sleep(delay)
+            delay *= 3
+    raise AssertionError("unreachable")
 
 
 def _clear_stale_lock(git_dir: str, lock: str, own_dir: str | None = None) -> bool:
