@@ -234,6 +234,22 @@ def test_new_entries_show_up_without_restart(repo):
     assert "fresh" in _get(app, "/models")
 
 
+def test_models_page_best_is_the_stored_best_alias(repo):
+    """The models page's best column follows NAME@best: a stored best alias (e.g. set by a callback
+    ranking by validation loss) wins over the highest result, as in ``git tvault models``."""
+    import tvault_git
+
+    app = web.create_app(str(repo)).test_client()
+    net = import_fresh("model").Net()
+    tvault_git.log_all(net, repo=str(repo), result=0.25, name="m")
+    tvault_git.log_all(net, repo=str(repo), result=0.75, name="m")
+    row = re.search(r"<tr><td><a [^>]*>m</a>.*?</tr>", _get(app, "/models"), re.S).group(0)
+    assert "0.75" in row and "@best" not in row
+    tvault_git.set_alias("m", "m@1", "best", repo=str(repo))
+    row = re.search(r"<tr><td><a [^>]*>m</a>.*?</tr>", _get(app, "/models"), re.S).group(0)
+    assert "0.25" in row and "0.75" not in row and "@best" in row
+
+
 def test_pulled_registry_shows_authors_and_missing_commit(reg, tmp_path):
     """A clone that fetched only the registry refs: entries and authors show, the training commit is 'not in this clone'."""
     dst = tmp_path / "clone"

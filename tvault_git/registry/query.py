@@ -19,8 +19,9 @@ import pygit2
 
 from tvault_git.errors import InvalidInput
 from tvault_git.gitutil.repo import has_object, open_repo_like
-from tvault_git.registry import cache, summary
+from tvault_git.registry import cache, names, summary
 from tvault_git.registry.entries import Entry, resolve, resolve_commit
+from tvault_git.spec.values import as_number
 
 # Words that make a metric lower-is-better, matched as whole tokens of its name ("val_loss",
 # "top1-error", "valLoss"), never as substrings ("confidence" holds "fid", "uptime" holds "time").
@@ -599,12 +600,14 @@ def lookup(repo: pygit2.Repository, ref: str) -> Entry:
 
 @dataclass(frozen=True)
 class ModelCount:
-    """One model name as the cache counts it: versions, newest ``created``, highest result."""
+    """One model name as the cache counts it: versions, newest ``created``, and the result of its
+    best version by the rule ``NAME@best`` resolves with (a stored ``best`` alias, else the highest result)."""
 
     name: str
     versions: int
     latest: str | None
     best_result: float | None
+    best_from: str = "result"  # "alias": a stored best alias names it
 
 
 def model_counts(repo: pygit2.Repository) -> list[ModelCount]:
@@ -615,9 +618,17 @@ def model_counts(repo: pygit2.Repository) -> list[ModelCount]:
             "SELECT name, COUNT(*), MAX(created), MAX(result) FROM entries "
             "WHERE missing=0 AND shadowed=0 AND name IS NOT NULL GROUP BY name ORDER BY name"
         ).fetchall()
+        out = []
+        for name, n, last, top in rows:
+            best_id = names.aliases(repo, str(name)).get("best")
+            if best_id is None:
+                out.append(ModelCount(str(name), int(n), last, top))
+                continue
+            hit = con.execute("SELECT result FROM entries WHERE id=? AND missing=0", (best_id,)).fetchone()
+            out.append(ModelCount(str(name), int(n), last, as_number(hit[0]) if hit else None, "alias"))
     finally:
         con.close()
-    return [ModelCount(str(name), int(n), last, best) for name, n, last, best in rows]
+    return out
 
 
 def cheap_ref(repo: pygit2.Repository, e: Entry) -> str:

@@ -371,6 +371,7 @@ def models_page(repo: pygit2.Repository) -> dict[str, Any]:
                 "versions": mc.versions,
                 "latest": mc.latest,
                 "best_result": mc.best_result,
+                "best_from": mc.best_from,
                 "aliases": sorted(al),
             }
         )
