@@ -174,6 +174,10 @@ def note_text(repo: pygit2.Repository, oid: pygit2.Oid | str, commit: str = "") 
     In a partial clone a note not fetched yet is fetched first: taking it for absent would make a
     merge or an append drop every line it holds.
     """
+    key = str(oid)
+    cached = _texts.get(key)
+    if cached is not None:
+        return cached
     ensure_present(repo, [oid], "note")
     try:
         kind, size = repo.odb.read_header(oid if isinstance(oid, pygit2.Oid) else pygit2.Oid(hex=str(oid)))
@@ -186,8 +190,19 @@ def note_text(repo: pygit2.Repository, oid: pygit2.Oid | str, commit: str = "") 
             else "its note is not a blob"
         )
         return None
-    return blob_of(repo, oid).data.decode("utf-8", "replace")
+    text = blob_of(repo, oid).data.decode("utf-8", "replace")
+    if len(text) <= _TEXT_CACHED_MAX:
+        if len(_texts) >= _TEXTS_MAX:
+            _texts.pop(next(iter(_texts)))  # oldest first
+        _texts[key] = text
+    return text
 
+
+# Note texts by blob id (a blob never changes): log_all reads its commit's note twice (the append
+# and the version label), and a note of 2,000 lines costs ~1 ms to inflate and decode each time.
+_texts: dict[str, str] = {}
+_TEXTS_MAX = 64
+_TEXT_CACHED_MAX = 1 << 20  # at most 64 MiB held
 
 _skipped: dict[str, str] = {}  # commit -> why its note was not read (for fsck and warnings); per process
 
@@ -333,14 +348,12 @@ def add(
         text = (note_text(repo, hit[1].id, commit) if hit else "") or ""
         # one regex pass over the note, not a full parse: a note with 2,000 lines must not make
         # every further log_all on its commit slower (bench/bench_log_growth.py)
-        seqs: dict[str, int] = {}
-        for m in _MODEL_LINE_RE.finditer(text):
-            s, e = int(m.group(1)), m.group(2)
-            seqs[e] = min(s, seqs.get(e, s))
-        if entry in seqs:
+        pairs = _MODEL_LINE_RE.findall(text)  # [(seq, entry)], in C
+        listed = {e for _, e in pairs}
+        if entry in listed:
             lines = parse(text)
             return [n.entry for n in lines].index(entry)
-        nxt = max(seqs.values(), default=-1) + 1
+        nxt = max(map(int, (s for s, _ in pairs)), default=-1) + 1
         # another clone's seq is kept only where it sorts after every local line: a copied line
         # never takes the index of an entry that is already here
         new_seq = nxt if seq is None or seq < nxt else seq
@@ -351,14 +364,14 @@ def add(
         body += new.render() + "\n"
         if len(body.encode()) > MAX_NOTE:  # readers would skip the whole note: refuse instead
             raise InvalidInput(
-                f"commit {commit[:10]} already lists {len(seqs)} entries (the note limit); commit your code and log on the new commit"
+                f"commit {commit[:10]} already lists {len(listed)} entries (the note limit); commit your code and log on the new commit"
             )
         blob = repo.create_blob(body.encode())
         path = hit[0] if hit else [commit[:2], commit[2:]]
         new_tree = _write_path(repo, tree, path, blob)
         msg = f"tvault: model {new_seq} on {commit[:12]}\n" + (f"\n{PUBLISHED_TRAILER}{pub}\n" if stamp else "")
         commit_to_ref(repo, ref, msg, new_tree, parent)
-        return len(seqs)  # its seq is above every line's: it sorts last (the index is the entry count before it)
+        return len(listed)  # its seq is above every line's: it sorts last (the index is the entry count before it)
 
     return retry_locked(step, ref, repo=repo)
 
