@@ -191,11 +191,15 @@ def note_text(repo: pygit2.Repository, oid: pygit2.Oid | str, commit: str = "") 
         )
         return None
     text = blob_of(repo, oid).data.decode("utf-8", "replace")
+    _remember(key, text)
+    return text
+
+
+def _remember(blob: str, text: str) -> None:
     if len(text) <= _TEXT_CACHED_MAX:
         if len(_texts) >= _TEXTS_MAX:
             _texts.pop(next(iter(_texts)))  # oldest first
-        _texts[key] = text
-    return text
+        _texts[blob] = text
 
 
 # Note texts by blob id (a blob never changes): log_all reads its commit's note twice (the append
@@ -367,6 +371,7 @@ def add(
                 f"commit {commit[:10]} already lists {len(listed)} entries (the note limit); commit your code and log on the new commit"
             )
         blob = repo.create_blob(body.encode())
+        _remember(str(blob), body)  # the next log_all on this commit reads it back: no inflate
         path = hit[0] if hit else [commit[:2], commit[2:]]
         new_tree = _write_path(repo, tree, path, blob)
         msg = f"tvault: model {new_seq} on {commit[:12]}\n" + (f"\n{PUBLISHED_TRAILER}{pub}\n" if stamp else "")
