@@ -11,7 +11,6 @@ must be compared.
 from __future__ import annotations
 
 import difflib
-import math
 import re
 import sys
 from collections.abc import Iterable
@@ -21,6 +20,7 @@ from typing import Any
 import pygit2
 
 from tvault_git.diff import config
+from tvault_git.diff.sums import DiffSums
 from tvault_git.errors import InvalidInput, RefNotFound, TvaultError
 from tvault_git.gitutil.repo import open_repo_like
 from tvault_git.registry import entries
@@ -334,11 +334,7 @@ def _pair(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
 _num = as_number
 
 
-def _finite(v: float | None) -> float | None:
-    return v if v is not None and math.isfinite(v) else None
-
-
-class _Stats:
+class _Stats(DiffSums):
     """Streaming L2 of the difference, ||a-b||/||a||, max |a-b|, cosine, over chunk blocks.
 
     float32 math for float32 and narrower dtypes, float64 for float64 and
@@ -346,8 +342,7 @@ class _Stats:
     """
 
     def __init__(self, scratch: Any = None) -> None:
-        self.l2sq = self.na2 = self.nb2 = self.ab = self.max_abs = 0.0
-        self.changed = self.numel = 0
+        super().__init__()
         self.scratch = scratch  # reused for a - b: no fresh 32 MB allocation per chunk
 
     def add(self, a: Any, b: Any | None) -> None:
@@ -380,21 +375,6 @@ class _Stats:
         lo, hi = torch.aminmax(d)  # one pass; a max-norm of d is several times slower
         self.max_abs = max(self.max_abs, -float(lo), float(hi))
         self.changed += int(torch.count_nonzero(d))
-
-    def result(self) -> dict[str, Any]:
-        l2, na, nb = math.sqrt(self.l2sq), math.sqrt(self.na2), math.sqrt(self.nb2)
-        rel = l2 / na if na > 0 else (0.0 if l2 == 0 else None)
-        cos = self.ab / (na * nb) if na > 0 and nb > 0 else None
-        if cos is not None:
-            cos = max(-1.0, min(1.0, cos))
-        return {
-            "l2": _finite(l2),
-            "relative": _finite(rel),
-            "max_abs": _finite(self.max_abs),
-            "cosine": _finite(cos),
-            "changed_values": self.changed,
-            "numel": self.numel,
-        }
 
 
 def _numpy_usable(items: list[tuple[str, Any, Any]]) -> bool:

@@ -9,12 +9,12 @@ for float32), so the last digits may differ.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 import pygit2
 
+from tvault_git.diff.sums import DiffSums
 from tvault_git.errors import CorruptEntry
 from tvault_git.spec.format import CHUNK_BYTES, validate_tensor_record
 from tvault_git.storage import packread
@@ -75,12 +75,8 @@ def stream_pairs(
             yield name, blocks[0], blocks[1], i == len(ca) - 1
 
 
-class Stats:
+class Stats(DiffSums):
     """``compute._Stats`` over typed memoryviews."""
-
-    def __init__(self) -> None:
-        self.l2sq = self.na2 = self.nb2 = self.ab = self.max_abs = 0.0
-        self.changed = self.numel = 0
 
     def add(self, a: memoryview, b: memoryview | None) -> None:
         xs = a.tolist()
@@ -99,19 +95,3 @@ class Stats:
         if d:
             self.max_abs = max(self.max_abs, -min(d), max(d))
         self.changed += sum(1 for v in d if v != 0)
-
-    def result(self) -> dict[str, Any]:
-        l2, na, nb = math.sqrt(self.l2sq), math.sqrt(self.na2), math.sqrt(self.nb2)
-        rel = l2 / na if na > 0 else (0.0 if l2 == 0 else None)
-        cos = self.ab / (na * nb) if na > 0 and nb > 0 else None
-        if cos is not None:
-            cos = max(-1.0, min(1.0, cos))
-        fin = lambda v: v if v is not None and math.isfinite(v) else None  # noqa: E731
-        return {
-            "l2": fin(l2),
-            "relative": fin(rel),
-            "max_abs": fin(self.max_abs),
-            "cosine": fin(cos),
-            "changed_values": self.changed,
-            "numel": self.numel,
-        }
