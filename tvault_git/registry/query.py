@@ -619,8 +619,10 @@ def model_counts(repo: pygit2.Repository) -> list[ModelCount]:
             "WHERE missing=0 AND shadowed=0 AND name IS NOT NULL GROUP BY name ORDER BY name"
         ).fetchall()
         out = []
+        recs = names.read_records(repo)  # one read of the alias ref for every name
         for name, n, last, top in rows:
-            best_id = names.aliases(repo, str(name)).get("best")
+            rec = recs.get((str(name), "best"))
+            best_id = rec.entry if rec is not None else None
             if best_id is None:
                 out.append(ModelCount(str(name), int(n), last, top))
                 continue

@@ -19,16 +19,16 @@ from __future__ import annotations
 
 import contextlib
 import os
-import subprocess
 import time
 from collections.abc import Iterable, Iterator
 from typing import NamedTuple
 
 import pygit2
 
-from tvault_git.errors import StorageError
-from tvault_git.gitutil.repo import common_dir, gc_lock, git_env, tvault_dir
+from tvault_git.errors import GitCommandError, StorageError
+from tvault_git.gitutil.repo import gc_lock, tvault_dir
 from tvault_git.gitutil.repo import pack_dir as repo_pack_dir
+from tvault_git.gitutil.run import run_git
 from tvault_git.spec.format import REF_PREFIX
 from tvault_git.storage.packmerge import merge, remove_pack, tvault_packs
 from tvault_git.storage.packread import PackIndex
@@ -70,16 +70,7 @@ def _referenced(repo: pygit2.Repository, without: Iterable[str] = ()) -> set[str
     """Every object reachable from a ref, a reflog or the index, as ``git gc`` counts them;
     ``without``: as if these entry refs were deleted (a retention dry run)."""
     skip = [f"--exclude={REF_PREFIX}{e}" for e in without]
-    p = subprocess.run(
-        ["git", "rev-list", "--objects", "--no-object-names", *skip, "--all", "--reflog", "--indexed-objects"],
-        capture_output=True,
-        text=True,
-        env=git_env(repo, {"LC_ALL": "C"}),
-        cwd=common_dir(repo),
-    )
-    if p.returncode != 0:
-        raise StorageError(f"could not list the referenced objects: {p.stderr.strip() or p.returncode}; run 'git fsck'")
-    return set(p.stdout.split())
+    return _rev_list(repo, [*skip, "--all", "--reflog", "--indexed-objects"], None, "the referenced objects")
 
 
 MIN_AGE_S = 3600.0  # packs younger than this are spared (a multi-process entry may still publish them)
@@ -90,17 +81,16 @@ def entry_objects(repo: pygit2.Repository, ids: Iterable[str]) -> set[str]:
     ids = list(ids)
     if not ids:
         return set()
-    p = subprocess.run(
-        ["git", "rev-list", "--objects", "--no-object-names", "--stdin"],
-        input="".join(i + "\n" for i in ids),
-        capture_output=True,
-        text=True,
-        env=git_env(repo, {"LC_ALL": "C"}),
-        cwd=common_dir(repo),
-    )
-    if p.returncode != 0:
-        raise StorageError(f"could not list the entries' objects: {p.stderr.strip() or p.returncode}; run 'git fsck'")
-    return set(p.stdout.split())
+    return _rev_list(repo, ["--stdin"], "".join(i + "\n" for i in ids).encode(), "the entries' objects")
+
+
+def _rev_list(repo: pygit2.Repository, args: list[str], stdin: bytes | None, what: str) -> set[str]:
+    """``git rev-list --objects`` ids (no names) as a set; a failure is a StorageError saying ``what``."""
+    try:
+        out = run_git(repo, ["rev-list", "--objects", "--no-object-names", *args], input=stdin)
+    except GitCommandError as e:
+        raise StorageError(f"could not list {what}: {e.stderr or e.returncode}; run 'git fsck'") from None
+    return set(out.split())
 
 
 def reclaim(
