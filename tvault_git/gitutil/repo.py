@@ -230,15 +230,13 @@ def retry_object_writes(fn: Callable[[], T]) -> T:
     error is never read: a real failure (disk full) fails every try and is raised as it was.
     """
     delay = 0.002
-    for attempt in range(OBJECT_WRITE_TRIES):
+    for _ in range(OBJECT_WRITE_TRIES - 1):
         try:
             return fn()
         except (pygit2.GitError, OSError):
-            if attempt == OBJECT_WRITE_TRIES - 1:
-                raise
             time.sleep(delay)
             delay *= 3
-    raise AssertionError("unreachable")
+    return fn()  # the last try: its error is the caller's
 
 
 def _clear_stale_lock(git_dir: str, lock: str, own_dir: str | None = None) -> bool:
