@@ -20,6 +20,7 @@ import pygit2
 
 from tvault_git.errors import CorruptEntry, InvalidInput
 from tvault_git.gitutil.lazy import ensure_present
+from tvault_git.gitutil.loose import write_blob
 from tvault_git.gitutil.repo import blob_of, commit_of, commit_to_ref, merge_history, retry_locked, tree_of
 from tvault_git.spec.format import MAX_NOTE, NOTES_REF
 from tvault_git.spec.values import iso_to_instant
@@ -28,8 +29,9 @@ _ENTRY_RE = re.compile(r"[0-9a-f]{40}")
 _FANOUT_RE = re.compile(r"[0-9a-f]{2}")  # a notes fanout directory
 _SEQ_RE = re.compile(r"[0-9]{1,18}")
 # the first three words of an entry line as parse() reads them (LF-separated lines, single SP words)
+# ... and the fourth word, the name ("-": none), when there is one
 _MODEL_LINE_RE = re.compile(
-    r"^model ([0-9]{1,18}) ([0-9a-f]{40})(?= |$)", re.M
+    r"^model ([0-9]{1,18}) ([0-9a-f]{40})(?: ([^ \n]*))?(?= |$)", re.M
 )  # FORMAT.md: seq = 1*18DIGIT (ASCII: int() also takes '١', '+1', '1_0')
 
 
@@ -195,6 +197,14 @@ def note_text(repo: pygit2.Repository, oid: pygit2.Oid | str, commit: str = "") 
     return text
 
 
+def write_note(repo: pygit2.Repository, text: str, data: bytes | None = None) -> pygit2.Oid:
+    """Store a note's text as a blob (gitutil/loose.py: the blob every log_all on a commit rewrites
+    whole, written at git's loose-object settings without libgit2's slower zlib) and remember it."""
+    blob = write_blob(repo, text.encode() if data is None else data)  # data: text.encode(), when at hand
+    _remember(str(blob), text)  # the next log_all on this commit reads it back: no inflate
+    return blob
+
+
 def _remember(blob: str, text: str) -> None:
     if len(text) <= _TEXT_CACHED_MAX:
         if len(_texts) >= _TEXTS_MAX:
@@ -207,6 +217,62 @@ def _remember(blob: str, text: str) -> None:
 _texts: dict[str, str] = {}
 _TEXTS_MAX = 64
 _TEXT_CACHED_MAX = 1 << 20  # at most 64 MiB held
+
+
+@dataclass(frozen=True)
+class _LineIndex:
+    """What a new line and a version label need from one note: its next ``seq``, the entries its
+    model lines list, and those entries by name word (removed ones included, like the lines)."""
+
+    next_seq: int
+    entries: frozenset[str]
+    named: dict[str, frozenset[str]]
+
+    @staticmethod
+    def of(text: str) -> _LineIndex:
+        named: dict[str, set[str]] = {}
+        top = -1
+        for seq, entry, name in _MODEL_LINE_RE.findall(text):  # one pass, in C
+            top = max(top, int(seq))
+            named.setdefault(name, set()).add(entry)
+        entries = frozenset().union(*named.values()) if named else frozenset()
+        return _LineIndex(top + 1, entries, {k: frozenset(v) for k, v in named.items()})
+
+    def plus(self, seq: int, entry: str, name: str) -> _LineIndex:
+        """The index of this note with one more line (what ``add`` just wrote): no rescan."""
+        named = dict(self.named)
+        named[name] = named.get(name, frozenset()) | {entry}
+        return _LineIndex(max(self.next_seq, seq + 1), self.entries | {entry}, named)
+
+    def size(self) -> int:
+        return len(self.entries)
+
+
+def _line_index(repo: pygit2.Repository, blob: pygit2.Oid | str, commit: str) -> _LineIndex | None:
+    """The line index of one note blob (None: over the size limit, like its text), kept per blob id."""
+    key = str(blob)
+    idx = _indexes.get(key)
+    if idx is None:
+        text = note_text(repo, blob, commit)
+        if text is None:
+            return None
+        idx = _LineIndex.of(text)
+        _remember_index(key, idx)
+    return idx
+
+
+def _remember_index(blob: str, idx: _LineIndex) -> None:
+    global _indexed
+    while _indexes and _indexed + idx.size() > _INDEXED_MAX:
+        _indexed -= _indexes.pop(next(iter(_indexes))).size()  # oldest first
+    _indexes[blob] = idx
+    _indexed += idx.size()
+
+
+# Line indexes by note blob id: at most ~500,000 listed entries held (~100 MB at worst).
+_indexes: dict[str, _LineIndex] = {}
+_indexed = 0
+_INDEXED_MAX = 500_000
 
 _skipped: dict[str, str] = {}  # commit -> why its note was not read (for fsck and warnings); per process
 
@@ -286,7 +352,7 @@ def walk_tree(
 
 
 def ids_named(repo: pygit2.Repository, name: str, ref: str = NOTES_REF, tree: pygit2.Tree | None = None) -> set[str]:
-    """Entry ids whose lines name ``name`` (removed ones included), by one regex pass per note that mentions it.
+    """Entry ids whose lines name ``name`` (removed ones included), from each note's line index.
 
     In notes tree ``tree`` when given (the one a stamped ``add`` is about to update), else the ref's tip.
     For a new entry's display label only (names.next_version): cheap enough to run on every log_all.
@@ -295,12 +361,11 @@ def ids_named(repo: pygit2.Repository, name: str, ref: str = NOTES_REF, tree: py
         _, tree = _notes_tree(repo, ref)
     if tree is None:
         return set()
-    pat = re.compile(r"^model [0-9]{1,18} ([0-9a-f]{40}) " + re.escape(name) + r"(?= |$)", re.M)
     out: set[str] = set()
     for sha, (_, blob) in _flatten(repo, tree).items():
-        text = note_text(repo, blob, sha)
-        if text is not None and f" {name}" in text:
-            out.update(pat.findall(text))
+        idx = _line_index(repo, blob, sha)
+        if idx is not None:
+            out.update(idx.named.get(name, ()))
     return out
 
 
@@ -350,14 +415,14 @@ def add(
         parent, tree = _notes_tree(repo, ref)
         hit = _find(repo, tree, commit) if tree is not None else None
         text = (note_text(repo, hit[1].id, commit) if hit else "") or ""
-        # one regex pass over the note, not a full parse: a note with 2,000 lines must not make
-        # every further log_all on its commit slower (bench/bench_log_growth.py)
-        pairs = _MODEL_LINE_RE.findall(text)  # [(seq, entry)], in C
-        listed = {e for _, e in pairs}
-        if entry in listed:
+        # the note's line index, not a parse: a note with 2,000 lines must not make every further
+        # log_all on its commit slower (bench/bench_log_growth.py); the index of the note written
+        # here is derived from this one, so the next call on the commit scans nothing
+        idx = (_line_index(repo, hit[1].id, commit) if hit else None) or _LineIndex.of("")
+        if entry in idx.entries:
             lines = parse(text)
             return [n.entry for n in lines].index(entry)
-        nxt = max(map(int, (s for s, _ in pairs)), default=-1) + 1
+        nxt = idx.next_seq
         # another clone's seq is kept only where it sorts after every local line: a copied line
         # never takes the index of an entry that is already here
         new_seq = nxt if seq is None or seq < nxt else seq
@@ -366,17 +431,18 @@ def add(
         new = NoteLine(new_seq, entry, name, result, created, display=shown, published=pub)
         body = text if text.endswith("\n") or not text else text + "\n"
         body += new.render() + "\n"
-        if len(body.encode()) > MAX_NOTE:  # readers would skip the whole note: refuse instead
+        data = body.encode()
+        if len(data) > MAX_NOTE:  # readers would skip the whole note: refuse instead
             raise InvalidInput(
-                f"commit {commit[:10]} already lists {len(listed)} entries (the note limit); commit your code and log on the new commit"
+                f"commit {commit[:10]} already lists {len(idx.entries)} entries (the note limit); commit your code and log on the new commit"
             )
-        blob = repo.create_blob(body.encode())
-        _remember(str(blob), body)  # the next log_all on this commit reads it back: no inflate
+        blob = write_note(repo, body, data)
+        _remember_index(str(blob), idx.plus(new_seq, entry, name or "-"))
         path = hit[0] if hit else [commit[:2], commit[2:]]
         new_tree = _write_path(repo, tree, path, blob)
         msg = f"tvault: model {new_seq} on {commit[:12]}\n" + (f"\n{PUBLISHED_TRAILER}{pub}\n" if stamp else "")
         commit_to_ref(repo, ref, msg, new_tree, parent)
-        return len(listed)  # its seq is above every line's: it sorts last (the index is the entry count before it)
+        return len(idx.entries)  # its seq is above every line's: it sorts last (the index is the entry count before it)
 
     return retry_locked(step, ref, repo=repo)
 
@@ -484,7 +550,7 @@ def merge(repo: pygit2.Repository, other: pygit2.Oid | str, ref: str = NOTES_REF
             text = merge_text(a, b, pubs)
             if text == a:
                 continue
-            new_blob, where = repo.create_blob(text.encode()), (mine[0] if mine is not None else [sha[:2], sha[2:]])
+            new_blob, where = write_note(repo, text), (mine[0] if mine is not None else [sha[:2], sha[2:]])
             new_tree = tree_of(repo, _write_path(repo, new_tree, where, new_blob))
         return new_tree.id
 
@@ -529,7 +595,7 @@ def move(repo: pygit2.Repository, pairs: list[tuple[str, str]], ref: str = NOTES
             mine = (note_text(repo, dest[1].id, new) if dest else "") or ""
             if text is None:
                 continue
-            blob = repo.create_blob(union_text(mine, text).encode())
+            blob = write_note(repo, union_text(mine, text))
             cur = tree_of(repo, _write_path(repo, cur, dest[0] if dest else [new[:2], new[2:]], blob))
             left = _remove_path(repo, cur, _find(repo, cur, old)[0])  # type: ignore[index]
             cur = tree_of(repo, left if left is not None else repo.TreeBuilder().write())

@@ -47,7 +47,7 @@ def remove_ids(repo: pygit2.Repository, ids: list[str]) -> dict[str, list[str]]:
             if not hit:
                 continue
             body = (text if text.endswith("\n") or not text else text + "\n") + "".join(f"removed {e}\n" for e in hit)
-            cur = tree_of(repo, notes._write_path(repo, cur, path, repo.create_blob(body.encode())))
+            cur = tree_of(repo, notes._write_path(repo, cur, path, notes.write_note(repo, body)))
             for e in hit:
                 done.setdefault(e, []).append(commit)
         if done:

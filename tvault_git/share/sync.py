@@ -658,7 +658,7 @@ def _public_notes(repo: pygit2.Repository, remote: str, prune: bool) -> str | No
         if new == text:
             continue
         if new.strip():
-            written = repo[notes._write_path(repo, cur, path, repo.create_blob(new.encode()))]
+            written = repo[notes._write_path(repo, cur, path, notes.write_note(repo, new))]
         else:  # nothing left to publish in this note
             left = notes._remove_path(repo, cur, path)
             written = repo[left] if left is not None else repo[repo.TreeBuilder().write()]
