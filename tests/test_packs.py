@@ -126,3 +126,27 @@ def test_a_damaged_small_pack_is_left_out_of_the_merge(repo):
         except tvault.CorruptEntry:
             pass  # the damaged entry is refused, never returned
     assert loaded == 2
+
+
+def test_merges_copy_each_byte_a_few_times_not_once_per_merge(repo, monkeypatch):
+    """Small models: the merged pack is not copied again by every merge (geometric merging), and
+    the number of packs stays small."""
+    monkeypatch.setattr(packs, "MERGE_AT", 4)
+    copied: list[int] = []
+    real = packs.merge
+
+    def counting(r, pack_dir, bases, keep=None):
+        copied.append(sum(os.path.getsize(b + ".pack") for b in bases))
+        return real(r, pack_dir, bases, keep)
+
+    monkeypatch.setattr(packs, "merge", counting)
+    entries = []
+    for i in range(64):
+        entries.append(tvault.log_all(_model(i)))
+        assert len(_tvault_packs(repo)) <= 4 + 6  # MERGE_AT, and one merged pack per size level
+    stored = sum(os.path.getsize(b + ".pack") for b in packs.tvault_packs(str(repo / ".git/objects/pack")))
+    # all in one merged pack each time: ~11x what is stored here; doubling levels: ~log2(64/4) = 4x
+    assert sum(copied) < 6 * stored, (sum(copied), stored)
+    for i in (0, 31, 63):
+        assert torch.equal(tvault.load(entries[i].id)["0.weight"], _model(i)[0].weight)
+    git(repo, "fsck", "--full", "--strict")
