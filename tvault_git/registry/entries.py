@@ -14,7 +14,7 @@ import pygit2
 
 from tvault_git.errors import AmbiguousRef, CorruptEntry, RefNotFound, TvaultError
 from tvault_git.gitutil.lazy import ensure_present, promisor_remote
-from tvault_git.gitutil.repo import blob_of
+from tvault_git.gitutil.repo import blob_of, git_env
 from tvault_git.registry import notes
 from tvault_git.spec.format import (
     MANIFEST,
@@ -159,9 +159,8 @@ def read_manifests(repo: pygit2.Repository, ids: list[str]) -> dict[str, Manifes
         ensure_present(repo, _manifest_blobs(repo, ids), "manifests")
     try:
         spec = "".join(f"{i}:{MANIFEST}\n" for i in ids).encode()
-        p = subprocess.run(
-            ["git", "--git-dir", repo.path, "cat-file", "--batch-check"], input=spec, capture_output=True, check=True
-        )
+        env = git_env(repo)  # this repository and no other, C locale: how tvault runs git everywhere
+        p = subprocess.run(["git", "cat-file", "--batch-check"], input=spec, capture_output=True, check=True, env=env)
         heads = p.stdout.split(b"\n")
         ok = []
         for i, line in zip(ids, heads):
@@ -171,10 +170,11 @@ def read_manifests(repo: pygit2.Repository, ids: list[str]) -> dict[str, Manifes
             else:
                 out[i] = _one(repo, i)
         p = subprocess.run(
-            ["git", "--git-dir", repo.path, "cat-file", "--batch"],
+            ["git", "cat-file", "--batch"],
             input="".join(f"{i}:{MANIFEST}\n" for i in ok).encode(),
             capture_output=True,
             check=True,
+            env=env,
         )
     except (OSError, subprocess.CalledProcessError):
         return {i: _one(repo, i) for i in ids}
