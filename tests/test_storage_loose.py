@@ -17,6 +17,7 @@ import tvault_git as tv
 from tests.helpers import GIT_ENV, git, import_fresh
 from tvault_git.gitutil import loose
 from tvault_git.registry import notes
+from tvault_git.spec.format import REF_PREFIX
 
 
 def _gitb(repo: Path, *args: str, input: bytes | None = None) -> bytes:
@@ -152,3 +153,24 @@ def test_log_all_does_not_rescan_its_commits_note(repo, monkeypatch):
     assert [n.seq for n in lines][-2:] == [41, 42] and lines[-1].entry == e.id
     assert f"grow@7 result 0.3 entry {e.id[:10]}" in git(repo, "log", "--notes=tvault", "-1").stdout
     git(repo, "fsck", "--full", "--strict", "--no-dangling")
+
+
+def test_a_note_at_the_largest_seq_refuses_instead_of_hiding_the_entry(repo):
+    """A pulled line with seq 999999999999999999 leaves no seq for a new line (19 digits are not an
+    entry line): log_all says so and indexes nothing, rather than writing a line readers skip."""
+    torch.manual_seed(0)
+    Net = import_fresh("model").Net
+    first = tv.log_all(Net(), name="grow", result=0.1)
+    git(repo, "notes", "--ref=tvault", "append", "-m", f"model 999999999999999999 {'e' * 40} x result=-", "HEAD")
+    before = git(repo, "rev-parse", "refs/notes/tvault").stdout
+    with pytest.raises(tv.TvaultError, match="largest seq"):
+        tv.log_all(Net(), name="grow", result=0.2)
+    assert git(repo, "rev-parse", "refs/notes/tvault").stdout == before
+    lines = notes.read(pygit2.Repository(str(repo)), git(repo, "rev-parse", "HEAD").stdout.strip())
+    assert [n.entry for n in lines] == [first.id, "e" * 40]
+    entry_refs = [
+        ln
+        for ln in git(repo, "for-each-ref", "--format=%(refname)", "refs/tvault/").stdout.split()
+        if len(ln.rsplit("/", 1)[-1]) == 40
+    ]
+    assert entry_refs == [f"{REF_PREFIX}{first.id}"]  # no entry ref without its line

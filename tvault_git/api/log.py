@@ -25,7 +25,7 @@ import torch
 from tvault_git import __version__
 from tvault_git.api import distributed
 from tvault_git.capture import compiled, live, values
-from tvault_git.errors import CaptureWarning, InvalidInput, StorageError
+from tvault_git.errors import CaptureWarning, InvalidInput, StorageError, TvaultError
 from tvault_git.gitutil.repo import (
     ensure_config,
     head_commit,
@@ -546,7 +546,11 @@ def commit_entry(p: Prepared, weights: Stored, opt_state: Stored | None) -> Entr
                 label = f"{p.name}@{names.next_version(r, p.name, tree) if tree is not None else 1}"
             return notes.display_text(label, res_txt, entry_id)
 
-        index = notes.add(r, p.head, entry_id, p.name, res_txt, created=p.created, display=shown, stamp=True)
+        try:
+            index = notes.add(r, p.head, entry_id, p.name, res_txt, created=p.created, display=shown, stamp=True)
+        except TvaultError:  # refused (the note is full): no entry ref without its line (an orphan)
+            _drop_ref(r, REF_PREFIX + entry_id)
+            raise
     except (OSError, pygit2.GitError) as e:  # disk full or read-only outside the weight write
         raise StorageError(f"could not record the entry: {e}; nothing is indexed (free space and retry)") from None
     # Housekeeping: many small weight packs slow every object lookup down.
@@ -559,6 +563,15 @@ def commit_entry(p: Prepared, weights: Stored, opt_state: Stored | None) -> Entr
     if gaps:
         warnings.warn(f"tvault: entry {entry_id[:10]}: {gaps}", CaptureWarning, stacklevel=4)
     return Entry(entry_id, p.head, index, p.name, res_txt, new_bytes, _repo=r, _manifest=manifest)
+
+
+def _drop_ref(r: pygit2.Repository, name: str) -> None:
+    try:
+        ref = r.references.get(name)
+        if ref is not None:
+            ref.delete()
+    except pygit2.GitError:
+        pass  # left as an orphan: git tvault orphans lists it
 
 
 @writes_shared(repo_keyword)

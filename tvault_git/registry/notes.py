@@ -28,6 +28,7 @@ from tvault_git.spec.values import iso_to_instant
 _ENTRY_RE = re.compile(r"[0-9a-f]{40}")
 _FANOUT_RE = re.compile(r"[0-9a-f]{2}")  # a notes fanout directory
 _SEQ_RE = re.compile(r"[0-9]{1,18}")
+_SEQ_LIMIT = 10**18  # seq = 1*18DIGIT
 # the first three words of an entry line as parse() reads them (LF-separated lines, single SP words)
 # ... and the fourth word, the name ("-": none), when there is one
 _MODEL_LINE_RE = re.compile(
@@ -426,6 +427,11 @@ def add(
         # another clone's seq is kept only where it sorts after every local line: a copied line
         # never takes the index of an entry that is already here
         new_seq = nxt if seq is None or seq < nxt else seq
+        if new_seq >= _SEQ_LIMIT:  # a 19-digit seq is no entry line: the entry would be invisible
+            raise CorruptEntry(
+                f"the note of commit {commit[:10]} already uses the largest seq ({_SEQ_LIMIT - 1}; a pulled "
+                "line?); nothing was indexed: commit your code and log on the new commit"
+            )
         pub = publish_time(repo, parent) if stamp else published
         shown = display(tree) if callable(display) else display
         new = NoteLine(new_seq, entry, name, result, created, display=shown, published=pub)
