@@ -382,3 +382,41 @@ def _note_texts(repo: Path) -> str:
         git(repo, "notes", "--ref=tvault", "show", c).stdout
         for c in (line.split()[1] for line in git(repo, "notes", "--ref=tvault", "list").stdout.splitlines())
     )
+
+
+def test_fetching_one_entry_does_not_list_every_entry(tmp_path: Path) -> None:
+    """``git tvault fetch REMOTE REF`` asks for the index and that one entry ref, not all of them."""
+    bare = tmp_path / "shared.git"
+    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(bare))
+    a, b = project(tmp_path, bare, 2)
+    ids = [log_wide(a, k) for k in range(30)]
+    remotes.push(R(a))
+    remotes.fetch_one(R(b), "origin", ids[3])  # b has one entry of a's: a common one for the edge hint
+    trace = tmp_path / "trace"
+    os.environ["GIT_TRACE_PACKET"] = str(trace)
+    try:
+        got = remotes.fetch_one(R(b), "origin", "wide@20")  # by name: read from the remote's index
+        by_id = remotes.fetch_one(R(b), "origin", ids[25][:12])  # by id prefix, too
+    finally:
+        del os.environ["GIT_TRACE_PACKET"]
+    assert got.id == ids[19] and by_id.id == ids[25]
+    assert _advertised(trace.read_text()) <= 2 * 2, _advertised(trace.read_text())  # was 3 x 30
+    assert visible(b) == {ids[3], ids[19], ids[25]}
+    with pytest.raises(remotes.RefNotFound):
+        remotes.fetch_one(R(b), "origin", "f" * 12)
+    fsck(b)
+
+
+def test_fetching_one_entry_from_a_remote_without_it(tmp_path: Path) -> None:
+    """No registry there, or an index that lists an entry whose ref it lacks: one clear error each."""
+    bare = tmp_path / "shared.git"
+    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(bare))
+    a, b = project(tmp_path, bare, 2)
+    with pytest.raises(remotes.RefNotFound, match="has no tvault registry"):
+        remotes.fetch_one(R(b), "origin", "wide@1")
+    e = log_wide(a, 1)
+    git(a, "push", "-q", "origin", "refs/notes/tvault")  # the index without the entry's ref
+    with pytest.raises(remotes.RefNotFound, match="does not have its objects"):
+        remotes.fetch_one(R(b), "origin", e[:10])
+    assert visible(b) == set()
+    fsck(b)

@@ -395,7 +395,7 @@ def _fetch_entries(
             with edge_hint(repo, near):
                 return run_git(repo, [*fetch_, *tips, remote, *specs], remote, "fetch", progress)
         except RemoteError as e:
-            if attempt or "couldn't find remote ref" not in str(e).lower():
+            if attempt or not _no_remote_ref(e):
                 raise
         # the remote indexes entries whose refs it does not have: take the ones it has
         there = _entry_ids(ls_remote(repo, remote, [REF_PREFIX + "*"]))
@@ -453,6 +453,11 @@ def pull(repo: pygit2.Repository, remote: str | None = None, progress: bool | No
     t = fetch(repo, remote, progress)
     merge_tracking(repo, remote, t)
     return t
+
+
+def _no_remote_ref(err: RemoteError) -> bool:
+    """git fetch found no such ref on the remote (git runs in the C locale: git_env)."""
+    return "couldn't find remote ref" in str(err).lower()
 
 
 def _race_lost(err: RemoteError) -> bool:
@@ -778,8 +783,8 @@ def _remote_url(repo: pygit2.Repository, remote: str) -> str:
 @contextlib.contextmanager
 def _remote_index(
     repo: pygit2.Repository, remote: str, progress: bool | None
-) -> Iterator[tuple[dict[str, str], pygit2.Repository, str, str]]:
-    """The remote's index, cheaply: (its refs, a repository that sees it, notes ref, aliases ref there).
+) -> Iterator[tuple[pygit2.Repository, str, str]]:
+    """The remote's index, cheaply: (a repository that sees it, notes ref, aliases ref there).
 
     Only the tip of the remote's notes is needed to resolve a ref, not their
     history (one commit per logged entry). It is fetched with ``--depth=1``
@@ -789,18 +794,21 @@ def _remote_index(
     Where a shallow fetch is refused, the full notes go to our tracking ref.
     """
 
-    have = ls_remote(repo, remote, [REF_PREFIX + "*", NOTES_REF, ALIASES_REF])
-    if NOTES_REF not in have:
-        raise RefNotFound(f"{remote} has no tvault registry (no {NOTES_REF})")
     t_notes, t_aliases = tracking_refs(repo, remote)
-    if ALIASES_REF in have:
+    # by pattern (no error without aliases) and so, under protocol v2, by ref prefix: the remote
+    # advertises its aliases ref, not every entry ref (git ls-remote lists them all: 300 KiB at 2,000)
+    try:
         run_git(
             repo,
-            ["fetch", "--no-tags", "--no-write-fetch-head", remote, f"+{ALIASES_REF}:{t_aliases}"],
+            ["fetch", "--no-tags", "--no-write-fetch-head", remote, f"+{ALIASES_REF}*:{t_aliases}*"],
             remote,
             "fetch",
             progress,
         )
+    except RemoteError as e:
+        raise _no_such_remote(repo, remote, e) from None
+    for extra in [r for r in repo.references if r.startswith(t_aliases) and r != t_aliases]:
+        repo.references.delete(extra)  # refs/tvault/aliases-other matched the pattern: not ours to mirror
     base = os.path.join(common_dir(repo), "tvault")
     os.makedirs(base, exist_ok=True)
     scratch = tempfile.mkdtemp(prefix="remote-index-", dir=base)
@@ -832,16 +840,21 @@ def _remote_index(
         except (OSError, subprocess.CalledProcessError, pygit2.GitError):
             view = None
         if view is not None:
-            yield have, view, "refs/index/notes", "refs/index/aliases"
+            yield view, "refs/index/notes", "refs/index/aliases"
         else:
-            run_git(
-                repo,
-                ["fetch", "--no-tags", "--no-write-fetch-head", remote, f"+{NOTES_REF}:{t_notes}"],
-                remote,
-                "fetch",
-                progress,
-            )
-            yield have, repo, t_notes, t_aliases
+            try:
+                run_git(
+                    repo,
+                    ["fetch", "--no-tags", "--no-write-fetch-head", remote, f"+{NOTES_REF}:{t_notes}"],
+                    remote,
+                    "fetch",
+                    progress,
+                )
+            except RemoteError as e:
+                if not _no_remote_ref(e):
+                    raise
+                raise RefNotFound(f"{remote} has no tvault registry (no {NOTES_REF})") from None
+            yield repo, t_notes, t_aliases
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
@@ -851,7 +864,6 @@ def _resolve_remote(
     view: pygit2.Repository,
     remote: str,
     ref: str,
-    have: dict[str, str],
     t_notes: str,
     t_aliases: str,
 ) -> tuple[str, str, notes.NoteLine]:
@@ -876,8 +888,8 @@ def _resolve_remote(
         if idx >= len(lines):
             raise RefNotFound(f"on {remote}, commit {commit[:7]} has {len(lines)} entries; there is no model {idx}")
         entry_id = lines[idx].entry
-    elif parsed is not None and parsed.kind == "id":
-        ids = sorted(i for i in _entry_ids(have) if i.startswith(parsed.prefix))
+    elif parsed is not None and parsed.kind == "id":  # among the entries the remote's index lists
+        ids = sorted({n.entry for _, ls in notes.walk(view, t_notes) for n in ls if n.entry.startswith(parsed.prefix)})
         if len(ids) > 1:
             raise RefNotFound(f"entry ref {ref!r} is ambiguous on {remote}: {', '.join(i[:10] for i in ids[:10])}")
         entry_id = ids[0] if ids else None
@@ -898,18 +910,21 @@ def fetch_one(repo: pygit2.Repository, remote: str | None, ref: str, progress: b
     index and aliases. The remote's aliases are merged into ours.
     """
     remote = remote or default_remote(repo)
-    with _remote_index(repo, remote, progress) as (have, view, n_ref, a_ref):
-        entry_id, commit, line = _resolve_remote(repo, view, remote, ref, have, n_ref, a_ref)
+    with _remote_index(repo, remote, progress) as (view, n_ref, a_ref):
+        entry_id, commit, line = _resolve_remote(repo, view, remote, ref, n_ref, a_ref)
+        listed = {n.entry for _, ls in notes.walk(view, n_ref) for n in ls if not n.removed}
     t_aliases = tracking_refs(repo, remote)[1]
-    if REF_PREFIX + entry_id not in have:
-        raise RefNotFound(
-            f"{remote} indexes entry {entry_id[:12]} but does not have its objects (refs/tvault/entries/{entry_id[:12]}...)"
-        )
     if repo.get(entry_id) is None or repo.references.get(REF_PREFIX + entry_id) is None:
-        spec = f"{REF_PREFIX}{entry_id}:{REF_PREFIX}{entry_id}"
-        remote_ids = _entry_ids(have)
-        with edge_hint(repo, remote_ids & _local_entry_ids(repo)):
-            run_git(repo, ["fetch", "--no-tags", "--no-write-fetch-head", remote, spec], remote, "fetch", progress)
+        spec = f"{REF_PREFIX}{entry_id}:{REF_PREFIX}{entry_id}"  # by name: the one ref advertised
+        try:
+            with edge_hint(repo, listed & _local_entry_ids(repo)):  # entries both sides have (by its index)
+                run_git(repo, ["fetch", "--no-tags", "--no-write-fetch-head", remote, spec], remote, "fetch", progress)
+        except RemoteError as e:
+            if not _no_remote_ref(e):
+                raise
+            raise RefNotFound(
+                f"{remote} indexes entry {entry_id[:12]} but does not have its objects (refs/tvault/entries/{entry_id[:12]}...)"
+            ) from None
     if repo.get(entry_id) is None:
         raise RemoteError(f"fetched {entry_id[:12]} from {remote} but its objects did not arrive")
     notes.add(
