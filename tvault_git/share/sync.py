@@ -310,16 +310,20 @@ def _no_such_remote(repo: pygit2.Repository, remote: str, err: RemoteError) -> R
     return err
 
 
-def _fetch_index(repo: pygit2.Repository, remote: str, progress: bool | None) -> str:
+def _fetch_index(repo: pygit2.Repository, remote: str, progress: bool | None, with_notes: bool = True) -> str:
     """The remote's notes and aliases into our tracking refs, asking for those two refs only.
 
     Patterns (``refs/notes/tvault*``) so that a registry without aliases is no error; under
-    protocol v2 they are ref prefixes, so the remote advertises two refs, not one per entry.
+    protocol v2 they are ref prefixes, so the remote advertises two refs, not one per entry
+    (``git ls-remote`` with patterns lists them all: 300 KiB at 2,000 entries).
     Negotiation starts from our copies of those histories only (not from every entry ref).
+    ``with_notes=False``: the aliases alone (a single-entry fetch reads only the notes' tip).
     """
     t_notes, t_aliases = tracking_refs(repo, remote)
-    tips = [f"--negotiation-tip={r}" for r in (t_notes, t_aliases, NOTES_REF, ALIASES_REF) if _commit_ref(repo, r)]
-    specs = [f"+{NOTES_REF}*:{t_notes}*", f"+{ALIASES_REF}*:{t_aliases}*"]
+    ours = (t_notes, t_aliases, NOTES_REF, ALIASES_REF) if with_notes else (t_aliases, ALIASES_REF)
+    tips = [f"--negotiation-tip={r}" for r in ours if _commit_ref(repo, r)]
+    specs = [f"+{NOTES_REF}*:{t_notes}*"] if with_notes else []
+    specs.append(f"+{ALIASES_REF}*:{t_aliases}*")
     try:
         err = run_git(
             repo, ["fetch", "--no-tags", "--no-write-fetch-head", *tips, remote, *specs], remote, "fetch", progress
@@ -795,20 +799,7 @@ def _remote_index(
     """
 
     t_notes, t_aliases = tracking_refs(repo, remote)
-    # by pattern (no error without aliases) and so, under protocol v2, by ref prefix: the remote
-    # advertises its aliases ref, not every entry ref (git ls-remote lists them all: 300 KiB at 2,000)
-    try:
-        run_git(
-            repo,
-            ["fetch", "--no-tags", "--no-write-fetch-head", remote, f"+{ALIASES_REF}*:{t_aliases}*"],
-            remote,
-            "fetch",
-            progress,
-        )
-    except RemoteError as e:
-        raise _no_such_remote(repo, remote, e) from None
-    for extra in [r for r in repo.references if r.startswith(t_aliases) and r != t_aliases]:
-        repo.references.delete(extra)  # refs/tvault/aliases-other matched the pattern: not ours to mirror
+    _fetch_index(repo, remote, progress, with_notes=False)
     base = os.path.join(common_dir(repo), "tvault")
     os.makedirs(base, exist_ok=True)
     scratch = tempfile.mkdtemp(prefix="remote-index-", dir=base)
