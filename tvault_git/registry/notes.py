@@ -264,6 +264,8 @@ def _line_index(repo: pygit2.Repository, blob: pygit2.Oid | str, commit: str) ->
 
 def _remember_index(blob: str, idx: _LineIndex) -> None:
     global _indexed
+    if blob in _indexes:
+        return  # the same bytes, the same index
     while _indexes and _indexed + idx.size() > _INDEXED_MAX:
         _indexed -= _indexes.pop(next(iter(_indexes))).size()  # oldest first
     _indexes[blob] = idx
