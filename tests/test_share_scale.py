@@ -6,9 +6,11 @@ daemon`` with byte counting through GIT_TRACE_PACKET, ``git fsck`` everywhere.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pygit2
@@ -250,23 +252,36 @@ def _advertised(trace: str) -> int:
     return len(re.findall(r"upload-pack> [0-9a-f]{40} refs/tvault/entries/", trace))
 
 
-def test_noop_and_small_pulls_do_not_list_every_entry(tmp_path: Path) -> None:
+def _pushed_30(tmp_path: Path) -> tuple[Path, Path, list[str]]:
+    """Teammates a and b of a shared bare repo; a logged 30 entries and pushed them."""
     bare = tmp_path / "shared.git"
     git(tmp_path, "init", "-q", "--bare", "-b", "main", str(bare))
     a, b = project(tmp_path, bare, 2)
     ids = [log_wide(a, k) for k in range(30)]
     remotes.push(R(a))
+    return a, b, ids
+
+
+@contextlib.contextmanager
+def _packet_trace(trace: Path) -> Iterator[None]:
+    """git's GIT_TRACE_PACKET into ``trace`` (emptied first) for the calls inside."""
+    trace.unlink(missing_ok=True)
+    os.environ["GIT_TRACE_PACKET"] = str(trace)
+    try:
+        yield
+    finally:
+        del os.environ["GIT_TRACE_PACKET"]
+
+
+def test_noop_and_small_pulls_do_not_list_every_entry(tmp_path: Path) -> None:
+    a, b, ids = _pushed_30(tmp_path)
     remotes.pull(R(b))
     assert visible(b) == set(ids)
     trace = tmp_path / "trace"
 
     def traced_pull() -> remotes.Transfer:
-        trace.unlink(missing_ok=True)
-        os.environ["GIT_TRACE_PACKET"] = str(trace)
-        try:
+        with _packet_trace(trace):
             return remotes.pull(R(b))
-        finally:
-            del os.environ["GIT_TRACE_PACKET"]
 
     t = traced_pull()
     assert t.new_entries == [] and _advertised(trace.read_text()) == 0
@@ -386,19 +401,12 @@ def _note_texts(repo: Path) -> str:
 
 def test_fetching_one_entry_does_not_list_every_entry(tmp_path: Path) -> None:
     """``git tvault fetch REMOTE REF`` asks for the index and that one entry ref, not all of them."""
-    bare = tmp_path / "shared.git"
-    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(bare))
-    a, b = project(tmp_path, bare, 2)
-    ids = [log_wide(a, k) for k in range(30)]
-    remotes.push(R(a))
+    _, b, ids = _pushed_30(tmp_path)
     remotes.fetch_one(R(b), "origin", ids[3])  # b has one entry of a's: a common one for the edge hint
     trace = tmp_path / "trace"
-    os.environ["GIT_TRACE_PACKET"] = str(trace)
-    try:
+    with _packet_trace(trace):
         got = remotes.fetch_one(R(b), "origin", "wide@20")  # by name: read from the remote's index
         by_id = remotes.fetch_one(R(b), "origin", ids[25][:12])  # by id prefix, too
-    finally:
-        del os.environ["GIT_TRACE_PACKET"]
     assert got.id == ids[19] and by_id.id == ids[25]
     assert _advertised(trace.read_text()) <= 2 * 2, _advertised(trace.read_text())  # was 3 x 30
     assert visible(b) == {ids[3], ids[19], ids[25]}
